@@ -1,0 +1,108 @@
+//! `arstream.toml`: where the feed and the state live, and how the engine runs.
+//!
+//! Every key has a default, so an empty file (or none) works. Relative paths in the file are
+//! relative to the file's own folder; relative paths on the command line to the current one.
+//! Secrets (cloud credentials, SMTP passwords) never go here: they come from the environment.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Why the configuration could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config '{path}': {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("config '{path}': {message}")]
+    Parse { path: String, message: String },
+}
+
+/// The whole configuration, section by section.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub feed: FeedConfig,
+    pub state: StateConfig,
+}
+
+/// `[feed]`: where change files land.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeedConfig {
+    /// Feed root: a path or an object-store URL. Default `sample-data/feed`.
+    pub url: String,
+    /// Files read and validated at once while catching up. Default 4.
+    pub parallel_reads: usize,
+}
+
+impl Default for FeedConfig {
+    fn default() -> Self {
+        FeedConfig {
+            url: "sample-data/feed".into(),
+            parallel_reads: 4,
+        }
+    }
+}
+
+/// `[state]`: where current state and checkpoints are kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    /// State folder: a path or an object-store URL. Default `.arstream/state`.
+    pub url: String,
+    /// Checkpoint after this many files while catching up. Default 500.
+    pub checkpoint_every_files: usize,
+    /// ... or after this many applied change rows, whichever comes first. Default 4,000,000.
+    pub checkpoint_every_rows: usize,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            url: ".arstream/state".into(),
+            checkpoint_every_files: 500,
+            checkpoint_every_rows: 4_000_000,
+        }
+    }
+}
+
+/// The file name looked for in the current folder when `--config` is not given.
+pub const DEFAULT_FILE: &str = "arstream.toml";
+
+impl Config {
+    /// Read `path`, or `./arstream.toml` when it exists, or use the defaults.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let (path, required) = match path {
+            Some(p) => (p.to_path_buf(), true),
+            None => (PathBuf::from(DEFAULT_FILE), false),
+        };
+        if !required && !path.exists() {
+            return Ok(Config::default());
+        }
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mut config = Config::parse(&text).map_err(|message| ConfigError::Parse {
+            path: path.display().to_string(),
+            message,
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        config.feed.url = resolve(&base, &config.feed.url);
+        config.state.url = resolve(&base, &config.state.url);
+        Ok(config)
+    }
+
+    /// Parse the text of a config file (paths left as written).
+    pub fn parse(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim_end().replace('\n', " "))
+    }
+}
+
+/// Make a relative path in a config file relative to the file's folder; URLs stay as they are.
+fn resolve(base: &Path, location: &str) -> String {
+    if location.contains("://") || Path::new(location).is_absolute() || base.as_os_str().is_empty() {
+        return location.to_string();
+    }
+    base.join(location).display().to_string()
+}

@@ -1,0 +1,65 @@
+//! The DataFusion session analysts query: one table per entity with its current state,
+//! `<entity>_changes` with every change row as it landed, and the views of `queries/`.
+
+pub mod tables;
+
+use std::sync::Arc;
+
+use datafusion::error::DataFusionError;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::state::State;
+
+/// Why the engine could not be set up or a query could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{0}")]
+    DataFusion(#[from] DataFusionError),
+}
+
+/// A DataFusion session over the state.
+pub struct Engine {
+    pub ctx: SessionContext,
+}
+
+impl Engine {
+    /// A session with the information schema on (so `SHOW TABLES` works) and identifiers
+    /// kept as written.
+    pub fn new() -> Self {
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_target_partitions(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+        let state = SessionStateBuilder::new().with_config(config).with_default_features().build();
+        Engine {
+            ctx: SessionContext::new_with_state(state),
+        }
+    }
+
+    /// Register (or replace) every table of the state.
+    pub fn register_state(&self, state: &mut State) -> Result<(), EngineError> {
+        tables::register(&self.ctx, state)
+    }
+
+    /// Run one SQL statement and collect its rows.
+    pub async fn query(&self, sql: &str) -> Result<Vec<arrow::array::RecordBatch>, EngineError> {
+        let df = self.ctx.sql(sql).await?;
+        Ok(df.collect().await?)
+    }
+
+    /// Run one SQL statement and return its schema too (for an empty result).
+    pub async fn query_with_schema(
+        &self,
+        sql: &str,
+    ) -> Result<(arrow::datatypes::SchemaRef, Vec<arrow::array::RecordBatch>), EngineError> {
+        let df = self.ctx.sql(sql).await?;
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        Ok((schema, df.collect().await?))
+    }
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Self::new()
+    }
+}

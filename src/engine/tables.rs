@@ -1,0 +1,63 @@
+//! Registering the state's tables with DataFusion.
+//!
+//! Current state is served from memory (`MemTable` over the state's batches, split into as many
+//! partitions as the session runs in parallel). The `<entity>_changes` tables read the state
+//! folder's change segments from Parquet, so their history costs no memory.
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+
+use super::EngineError;
+use crate::feed::contract::Entity;
+use crate::state::{State, with_file_field};
+
+/// Register every entity's current-state table and change table.
+pub fn register(ctx: &SessionContext, state: &mut State) -> Result<(), EngineError> {
+    let partitions = ctx.copied_config().target_partitions().max(1);
+    ctx.register_object_store(&state.location().root_url(), state.location().store.clone());
+    for entity in Entity::ALL {
+        let table = state.table_mut(entity);
+        let schema = table.table_schema();
+        let batches = table.current_batches();
+        let mem = MemTable::try_new(schema, split(batches, partitions))?;
+        ctx.register_table(entity.name(), Arc::new(mem))?;
+        register_changes(ctx, state, entity)?;
+    }
+    Ok(())
+}
+
+fn register_changes(ctx: &SessionContext, state: &State, entity: Entity) -> Result<(), EngineError> {
+    let name = format!("{}_changes", entity.name());
+    let schema = with_file_field(&state.table(entity).change_schema());
+    let urls = state
+        .checkpoint()
+        .changes
+        .iter()
+        .filter(|s| s.entity == entity.name())
+        .map(|s| ListingTableUrl::parse(state.location().url_of(&s.path)))
+        .collect::<Result<Vec<_>, _>>()?;
+    if urls.is_empty() {
+        ctx.register_table(&name, Arc::new(MemTable::try_new(schema, vec![vec![]])?))?;
+        return Ok(());
+    }
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(options)
+        .with_schema(schema);
+    ctx.register_table(&name, Arc::new(ListingTable::try_new(config)?))?;
+    Ok(())
+}
+
+/// Deal batches round-robin into `n` partitions, so that scans run in parallel.
+fn split(batches: Vec<RecordBatch>, n: usize) -> Vec<Vec<RecordBatch>> {
+    let mut parts: Vec<Vec<RecordBatch>> = vec![Vec::new(); n];
+    for (i, b) in batches.into_iter().enumerate() {
+        parts[i % n].push(b);
+    }
+    parts
+}

@@ -1,0 +1,9 @@
+//! The feed: the change-feed contract, discovery of new files and their validation.
+
+pub mod contract;
+pub mod discover;
+pub mod validate;
+
+pub use contract::Entity;
+pub use discover::{FeedFile, discover};
+pub use validate::{Violation, ViolationCode, validate_file};

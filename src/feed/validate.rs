@@ -1,0 +1,334 @@
+//! Validation: read one feed file and check it against the contract.
+//!
+//! A file either comes out as one batch in its entity's change schema (contract columns cast
+//! to their contract types, unknown extra columns kept as they are), or as a [`Violation`]
+//! that names the file, the row and the column. Nothing of a file with a violation is applied.
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, RecordBatchReader, new_null_array};
+use arrow::compute::kernels::cmp::distinct;
+use arrow::compute::{CastOptions, cast_with_options, concat_batches};
+use arrow::datatypes::{DataType, Decimal128Type, Field, Int64Type, Schema};
+use bytes::Bytes;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde::{Deserialize, Serialize};
+
+use super::contract::{self, Entity, Kind, OP, SEQ, TS};
+
+/// The machine-readable kind of a contract violation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ViolationCode {
+    /// Not a Parquet file at all, or a truncated or corrupt one.
+    NotParquet,
+    /// The file lies in a folder that names no entity of the contract.
+    UnknownEntity,
+    /// A required column is absent.
+    MissingColumn,
+    /// A column has a type that cannot be cast to the contract's without loss.
+    WrongType,
+    /// A key column is null.
+    NullKey,
+    /// `_seq` or `_ts` is null.
+    NullChangeField,
+    /// `_op` is not one of `r`, `c`, `u`, `d`.
+    UnknownOp,
+    /// A currency that is not three capital letters.
+    BadCurrency,
+    /// A negative `amount` on an invoice.
+    NegativeAmount,
+    /// Two rows of one key with the same `_seq` and different images.
+    ConflictingImage,
+}
+
+impl ViolationCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ViolationCode::NotParquet => "not_parquet",
+            ViolationCode::UnknownEntity => "unknown_entity",
+            ViolationCode::MissingColumn => "missing_column",
+            ViolationCode::WrongType => "wrong_type",
+            ViolationCode::NullKey => "null_key",
+            ViolationCode::NullChangeField => "null_change_field",
+            ViolationCode::UnknownOp => "unknown_op",
+            ViolationCode::BadCurrency => "bad_currency",
+            ViolationCode::NegativeAmount => "negative_amount",
+            ViolationCode::ConflictingImage => "conflicting_image",
+        }
+    }
+}
+
+impl fmt::Display for ViolationCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a file was quarantined: a code for machines and a sentence for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Violation {
+    pub code: ViolationCode,
+    /// The file, relative to the feed root.
+    pub file: String,
+    /// 1-based data row, when one row is to blame.
+    pub row: Option<usize>,
+    pub column: Option<String>,
+    /// What is wrong, without the file/row/column prefix.
+    pub detail: String,
+}
+
+impl Violation {
+    pub fn new(code: ViolationCode, file: &str, detail: impl Into<String>) -> Self {
+        Violation {
+            code,
+            file: file.to_string(),
+            row: None,
+            column: None,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn at(mut self, row: Option<usize>, column: &str) -> Self {
+        self.row = row.map(|r| r + 1);
+        self.column = Some(column.to_string());
+        self
+    }
+
+    /// The human sentence: file, row and column first, then what is wrong.
+    pub fn reason(&self) -> String {
+        let mut s = self.file.clone();
+        if let Some(row) = self.row {
+            s.push_str(&format!(", row {row}"));
+        }
+        if let Some(col) = &self.column {
+            s.push_str(&format!(", column '{col}'"));
+        }
+        format!("{s}: {}", self.detail)
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{}] {}", self.code, self.reason())
+    }
+}
+
+impl std::error::Error for Violation {}
+
+/// Decode the Parquet bytes of one file into a single batch.
+pub fn decode_parquet(file: &str, bytes: Bytes) -> Result<RecordBatch, Violation> {
+    let not_parquet = |e: &dyn fmt::Display| {
+        Violation::new(
+            ViolationCode::NotParquet,
+            file,
+            format!("not a readable Parquet file ({e})"),
+        )
+    };
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .map_err(|e| not_parquet(&e))?
+        .with_batch_size(64 * 1024)
+        .build()
+        .map_err(|e| not_parquet(&e))?;
+    let schema = reader.schema();
+    let batches = reader
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| not_parquet(&e))?;
+    concat_batches(&schema, &batches).map_err(|e| not_parquet(&e))
+}
+
+/// Validate a decoded file of `entity` and bring it to the entity's change schema, with the
+/// file's unknown extra columns appended unchanged.
+pub fn validate_batch(
+    entity: Entity,
+    file: &str,
+    batch: &RecordBatch,
+) -> Result<RecordBatch, Violation> {
+    let schema = batch.schema();
+    let get = |name: &str| schema.index_of(name).ok().map(|i| batch.column(i).clone());
+    let missing = |name: &str, why: &str| {
+        Violation::new(
+            ViolationCode::MissingColumn,
+            file,
+            format!("required column '{name}' is missing{why}"),
+        )
+        .at(None, name)
+    };
+
+    // The change columns and the key are needed by every row, deletes included.
+    for name in [OP, SEQ, TS].iter().chain(entity.key()) {
+        if get(name).is_none() {
+            return Err(missing(name, ""));
+        }
+    }
+    let target = entity.change_schema();
+    let Some(op_column) = get(OP) else {
+        return Err(missing(OP, ""));
+    };
+    let ops = cast_column(file, OP, &op_column, &DataType::Utf8)?;
+    let ops = ops.as_string::<i32>();
+    for (row, op) in ops.iter().enumerate() {
+        match op {
+            Some("r" | "c" | "u" | "d") => {}
+            other => {
+                return Err(Violation::new(
+                    ViolationCode::UnknownOp,
+                    file,
+                    format!("_op is {other:?}; expected one of r, c, u, d"),
+                )
+                .at(Some(row), OP));
+            }
+        }
+    }
+    let is_delete: Vec<bool> = ops.iter().map(|op| op == Some("d")).collect();
+    let has_images = is_delete.iter().any(|d| !d);
+
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(target.fields().len());
+    for field in target.fields() {
+        let name = field.name().as_str();
+        let Some(array) = get(name) else {
+            if has_images {
+                return Err(missing(name, " (rows other than deletes carry the full image)"));
+            }
+            columns.push(new_null_array(field.data_type(), batch.num_rows()));
+            continue;
+        };
+        let array = cast_column(file, name, &array, field.data_type())?;
+        if let Some(row) = first_null(&array) {
+            let is_key = entity.key().contains(&name);
+            if name == SEQ || name == TS {
+                return Err(Violation::new(
+                    ViolationCode::NullChangeField,
+                    file,
+                    format!("{name} is null; every change needs it"),
+                )
+                .at(Some(row), name));
+            } else if is_key {
+                return Err(Violation::new(ViolationCode::NullKey, file, "key is null")
+                    .at(Some(row), name));
+            }
+        }
+        columns.push(array);
+    }
+
+    for (i, c) in entity.columns().iter().enumerate() {
+        let array = &columns[3 + i];
+        if c.kind == Kind::Currency {
+            check_currency(file, c.name, array, &is_delete)?;
+        }
+        if c.name == "amount" && entity.forbids_negative_amount() {
+            check_non_negative(file, array, &is_delete)?;
+        }
+    }
+
+    // Unknown extra columns are kept, as they are, after the contract's.
+    let mut fields: Vec<Arc<Field>> = target.fields().iter().cloned().collect();
+    for (i, field) in schema.fields().iter().enumerate() {
+        let name = field.name();
+        if target.index_of(name).is_err() && !contract::is_change_column(name) {
+            fields.push(Arc::new(Field::new(name, field.data_type().clone(), true)));
+            columns.push(batch.column(i).clone());
+        }
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| {
+        Violation::new(ViolationCode::WrongType, file, format!("cannot assemble rows: {e}"))
+    })
+}
+
+/// Read and validate one feed file.
+pub fn validate_file(entity: Option<Entity>, folder: &str, file: &str, bytes: Bytes) -> Result<RecordBatch, Violation> {
+    let Some(entity) = entity else {
+        return Err(Violation::new(
+            ViolationCode::UnknownEntity,
+            file,
+            format!(
+                "folder '{folder}' is not an entity of the contract (expected one of: {})",
+                Entity::ALL.map(|e| e.name()).join(", ")
+            ),
+        ));
+    };
+    let batch = decode_parquet(file, bytes)?;
+    validate_batch(entity, file, &batch)
+}
+
+/// Cast `array` to `to` if that loses nothing: every value must survive the cast and the
+/// cast back unchanged. Otherwise a `wrong_type` violation names the first row that would not.
+pub fn cast_column(file: &str, name: &str, array: &ArrayRef, to: &DataType) -> Result<ArrayRef, Violation> {
+    if array.data_type() == to {
+        return Ok(array.clone());
+    }
+    let wrong = |row: Option<usize>, detail: String| {
+        Violation::new(ViolationCode::WrongType, file, detail).at(row, name)
+    };
+    let safe = CastOptions {
+        safe: true,
+        ..Default::default()
+    };
+    let from = array.data_type();
+    let cast = cast_with_options(array, to, &safe)
+        .map_err(|e| wrong(None, format!("type {from} cannot be cast to {to}: {e}")))?;
+    let back = cast_with_options(&cast, from, &safe)
+        .map_err(|e| wrong(None, format!("type {from} cannot be cast to {to} and back: {e}")))?;
+    let changed = distinct(&back, array).map_err(|e| wrong(None, format!("type {from} is not comparable after a cast to {to}: {e}")))?;
+    if let Some(row) = changed.iter().position(|d| d == Some(true)) {
+        let value = arrow::util::display::array_value_to_string(array, row).unwrap_or_default();
+        return Err(wrong(
+            Some(row),
+            format!("value '{value}' of type {from} cannot be cast to {to} without loss"),
+        ));
+    }
+    Ok(cast)
+}
+
+fn first_null(array: &ArrayRef) -> Option<usize> {
+    if array.null_count() == 0 {
+        return None;
+    }
+    (0..array.len()).find(|&i| array.is_null(i))
+}
+
+fn check_currency(file: &str, name: &str, array: &ArrayRef, is_delete: &[bool]) -> Result<(), Violation> {
+    let values = array.as_string::<i32>();
+    for (row, value) in values.iter().enumerate() {
+        if is_delete[row] {
+            continue;
+        }
+        let ok = value.is_some_and(|v| v.len() == 3 && v.bytes().all(|b| b.is_ascii_uppercase()));
+        if !ok {
+            return Err(Violation::new(
+                ViolationCode::BadCurrency,
+                file,
+                format!("currency {value:?} is not an ISO 4217 code (three capital letters)"),
+            )
+            .at(Some(row), name));
+        }
+    }
+    Ok(())
+}
+
+fn check_non_negative(file: &str, array: &ArrayRef, is_delete: &[bool]) -> Result<(), Violation> {
+    let values = array.as_primitive::<Decimal128Type>();
+    for (row, value) in values.iter().enumerate() {
+        if let Some(v) = value
+            && v < 0
+            && !is_delete[row]
+        {
+            return Err(Violation::new(
+                ViolationCode::NegativeAmount,
+                file,
+                format!(
+                    "invoice amount {} is negative (credits are adjustments, not negative invoices)",
+                    arrow::util::display::array_value_to_string(array, row).unwrap_or_default()
+                ),
+            )
+            .at(Some(row), "amount"));
+        }
+    }
+    Ok(())
+}
+
+/// The `_seq` column of a validated batch.
+pub fn seqs(batch: &RecordBatch) -> &arrow::array::PrimitiveArray<Int64Type> {
+    batch.column(1).as_primitive::<Int64Type>()
+}

@@ -1,0 +1,1 @@
+//! The synthetic ERP (see generate/mod.rs).

@@ -1,0 +1,157 @@
+//! Catching up: apply every feed file the state has not seen, exactly once.
+//!
+//! Files are read and validated two or more at a time (decoding is the expensive part) and
+//! applied one by one in path order. Every few hundred files the state is checkpointed, so
+//! that a crash costs at most that much work and a restart resumes where the last checkpoint
+//! left off. A file that cannot be fetched (a transient store error) is reported and left for
+//! the next round: it is neither applied nor quarantined.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use object_store::ObjectStoreExt;
+
+use crate::feed::validate::Violation;
+use crate::feed::{FeedFile, discover, validate_file};
+use crate::state::{State, StateError};
+use crate::store::Location;
+
+/// How much work goes into one checkpoint, and how many files are read at once.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    pub checkpoint_every_files: usize,
+    pub checkpoint_every_rows: usize,
+    pub parallel_reads: usize,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        IngestOptions {
+            checkpoint_every_files: 500,
+            checkpoint_every_rows: 4_000_000,
+            parallel_reads: 4,
+        }
+    }
+}
+
+/// What one catch-up did.
+#[derive(Debug, Default)]
+pub struct CatchUpReport {
+    pub files_applied: usize,
+    pub rows_applied: usize,
+    /// Rows that changed nothing: older than, or the same as, what the state had.
+    pub rows_ignored: usize,
+    pub quarantined: Vec<Violation>,
+    /// Files that could not be read this time; they are tried again next time.
+    pub unreadable: Vec<String>,
+    pub elapsed: Duration,
+}
+
+/// Why catching up stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Discover(#[from] crate::feed::discover::DiscoverError),
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// Progress callback: files done so far, and files in this catch-up.
+pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
+
+/// Apply every new file of `feed` to `state`, checkpointing as it goes.
+pub async fn catch_up(
+    state: &mut State,
+    feed: &Location,
+    opts: &IngestOptions,
+    progress: Option<Progress<'_>>,
+) -> Result<CatchUpReport, IngestError> {
+    let started = Instant::now();
+    let files = discover(feed).await?;
+    let seen = state.seen_paths();
+    let new: Vec<FeedFile> = files.into_iter().filter(|f| !seen.contains(f.relative.as_str())).collect();
+    drop(seen);
+    let total = new.len();
+    let mut report = CatchUpReport::default();
+    let store = feed.store.clone();
+    let mut results = futures::stream::iter(new)
+        .map(|file| {
+            let store = store.clone();
+            async move {
+                let bytes = match store.get(&file.path).await {
+                    Ok(r) => r.bytes().await,
+                    Err(e) => Err(e),
+                };
+                let bytes = match bytes {
+                    Ok(b) => b,
+                    Err(e) => return (file, Err(e.to_string())),
+                };
+                let (f, b) = (file.clone(), bytes.clone());
+                let checked = tokio::task::spawn_blocking(move || validate_file(f.entity, &f.folder, &f.relative, b))
+                    .await
+                    .map_err(|e| e.to_string());
+                match checked {
+                    Ok(outcome) => (file, Ok((bytes, outcome))),
+                    Err(e) => (file, Err(e)),
+                }
+            }
+        })
+        .buffered(opts.parallel_reads.max(1));
+
+    let mut done = 0;
+    let mut files_in_checkpoint = 0;
+    while let Some((file, outcome)) = results.next().await {
+        done += 1;
+        match outcome {
+            Err(error) => {
+                tracing::warn!(file = %file.relative, %error, "cannot read feed file; will retry next time");
+                report.unreadable.push(format!("{}: {error}", file.relative));
+            }
+            Ok((bytes, validated)) => {
+                files_in_checkpoint += 1;
+                apply_one(state, &file, bytes, validated, &mut report);
+            }
+        }
+        if let Some(p) = progress {
+            p(done, total);
+        }
+        if files_in_checkpoint >= opts.checkpoint_every_files || state.pending_rows() >= opts.checkpoint_every_rows {
+            state.save().await?;
+            files_in_checkpoint = 0;
+        }
+    }
+    state.save().await?;
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+fn apply_one(
+    state: &mut State,
+    file: &FeedFile,
+    bytes: Bytes,
+    validated: Result<arrow::array::RecordBatch, Violation>,
+    report: &mut CatchUpReport,
+) {
+    let applied = match (validated, file.entity) {
+        (Ok(batch), Some(entity)) => state.apply_file(entity, &file.relative, file.size, batch),
+        (Err(violation), _) => Err(violation),
+        (Ok(_), None) => Err(Violation::new(
+            crate::feed::ViolationCode::UnknownEntity,
+            &file.relative,
+            "not in an entity folder",
+        )),
+    };
+    match applied {
+        Ok(stats) => {
+            report.files_applied += 1;
+            report.rows_applied += stats.applied;
+            report.rows_ignored += stats.ignored;
+        }
+        Err(violation) => {
+            tracing::warn!(code = %violation.code, "quarantined {}", violation.reason());
+            state.quarantine(&violation, file.size, bytes);
+            report.quarantined.push(violation);
+        }
+    }
+}

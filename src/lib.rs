@@ -1,0 +1,15 @@
+//! arstream: an SQL-first collections engine for accounts receivable.
+//!
+//! Data flows one way: ERP change feeds ([`feed`]) are validated and applied exactly once to
+//! current-state tables ([`state`], driven by [`ingest`]), which a DataFusion session
+//! ([`engine`]) serves to SQL. The synthetic ERP in [`generate`] writes realistic feeds for
+//! demos, tests and benchmarks.
+
+pub mod config;
+pub mod engine;
+pub mod feed;
+pub mod generate;
+pub mod ingest;
+pub mod parquet_io;
+pub mod state;
+pub mod store;

@@ -1,0 +1,161 @@
+//! The checkpoint: what has been applied, what was quarantined, and where the state's files
+//! are. A checkpoint is one JSON object written once under a new generation number
+//! (`checkpoints/<generation>.json`), after every file it names has been written; a crash
+//! before that write leaves the previous generation in force, so a restart re-applies exactly
+//! the files that the lost generation would have recorded.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use serde::{Deserialize, Serialize};
+
+use super::StateError;
+use crate::feed::validate::ViolationCode;
+use crate::store::Location;
+
+/// Version of the checkpoint format; bumped on incompatible changes.
+pub const FORMAT: u32 = 1;
+
+/// A feed file whose changes were applied.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AppliedFile {
+    pub path: String,
+    pub size: u64,
+    pub entity: String,
+    pub rows: usize,
+    pub generation: u64,
+}
+
+/// A feed file that broke the contract; nothing of it was applied.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct QuarantinedFile {
+    pub path: String,
+    pub size: u64,
+    pub code: ViolationCode,
+    pub reason: String,
+    pub row: Option<usize>,
+    pub column: Option<String>,
+    pub generation: u64,
+}
+
+/// A Parquet file of the state folder holding change rows of one entity.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SegmentFile {
+    pub entity: String,
+    pub path: String,
+    pub rows: usize,
+}
+
+/// One generation of the state.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Checkpoint {
+    pub format: u32,
+    pub generation: u64,
+    pub created_at: DateTime<Utc>,
+    /// Latest row per key of each entity at `snapshot_generation` (tombstones included).
+    pub snapshot: Vec<SegmentFile>,
+    pub snapshot_generation: u64,
+    /// Change segments written after the snapshot, replayed on top of it when loading.
+    pub replay: Vec<SegmentFile>,
+    /// Every change segment ever written: the `<entity>_changes` tables.
+    pub changes: Vec<SegmentFile>,
+    pub applied: Vec<AppliedFile>,
+    pub quarantined: Vec<QuarantinedFile>,
+    /// Latest `_ts` seen per entity.
+    pub last_change: BTreeMap<String, DateTime<Utc>>,
+}
+
+impl Checkpoint {
+    pub fn empty() -> Self {
+        Checkpoint {
+            format: FORMAT,
+            generation: 0,
+            created_at: Utc::now(),
+            snapshot: Vec::new(),
+            snapshot_generation: 0,
+            replay: Vec::new(),
+            changes: Vec::new(),
+            applied: Vec::new(),
+            quarantined: Vec::new(),
+            last_change: BTreeMap::new(),
+        }
+    }
+}
+
+fn checkpoint_path(generation: u64) -> String {
+    format!("checkpoints/{generation:020}.json")
+}
+
+/// Read the newest checkpoint that can be read; `None` for a state folder never written.
+pub async fn read_latest(state: &Location) -> Result<Option<Checkpoint>, StateError> {
+    let dir = state.child("checkpoints");
+    let listed: Vec<_> = state
+        .store
+        .list(Some(&dir))
+        .try_collect()
+        .await
+        .map_err(|source| StateError::Store {
+            what: format!("list checkpoints in '{}'", state.url),
+            source,
+        })?;
+    let mut generations: Vec<(u64, object_store::path::Path)> = listed
+        .into_iter()
+        .filter_map(|m| {
+            let name = m.location.filename()?.strip_suffix(".json")?.parse().ok()?;
+            Some((name, m.location))
+        })
+        .collect();
+    generations.sort_by_key(|(g, _)| std::cmp::Reverse(*g));
+    for (generation, path) in generations {
+        let bytes = state
+            .store
+            .get(&path)
+            .await
+            .map_err(|source| StateError::Store {
+                what: format!("read checkpoint '{path}'"),
+                source,
+            })?
+            .bytes()
+            .await
+            .map_err(|source| StateError::Store {
+                what: format!("read checkpoint '{path}'"),
+                source,
+            })?;
+        match serde_json::from_slice::<Checkpoint>(&bytes) {
+            Ok(cp) if cp.format == FORMAT => return Ok(Some(cp)),
+            Ok(cp) => {
+                return Err(StateError::Format {
+                    path: path.to_string(),
+                    found: cp.format,
+                });
+            }
+            Err(e) => {
+                tracing::warn!(generation, error = %e, "skipping unreadable checkpoint {path}");
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Write a checkpoint under its generation. The write creates a new object (never overwrites),
+/// so two writers racing for one generation cannot both win.
+pub async fn write(state: &Location, checkpoint: &Checkpoint) -> Result<(), StateError> {
+    let path = state.child(&checkpoint_path(checkpoint.generation));
+    let json = serde_json::to_vec_pretty(checkpoint).map_err(|e| StateError::Encode(e.to_string()))?;
+    let opts = PutOptions {
+        mode: PutMode::Create,
+        ..Default::default()
+    };
+    match state.store.put_opts(&path, PutPayload::from(json), opts).await {
+        Ok(_) => Ok(()),
+        Err(object_store::Error::AlreadyExists { .. }) => Err(StateError::Concurrent {
+            generation: checkpoint.generation,
+        }),
+        Err(source) => Err(StateError::Store {
+            what: format!("write checkpoint '{path}'"),
+            source,
+        }),
+    }
+}

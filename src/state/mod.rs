@@ -1,0 +1,337 @@
+//! The state: current-state tables of every entity, and their checkpoint in a state folder.
+//!
+//! `<state>/checkpoints/` holds one JSON per generation (see [`checkpoint`]);
+//! `<state>/changes/<entity>/` the accepted change rows, one Parquet file per entity and
+//! generation; `<state>/snapshots/<generation>/` the latest row per key at that generation, so
+//! that loading does not replay the whole history; `<state>/quarantine/` a copy of each bad
+//! file with its reason.
+
+pub mod checkpoint;
+pub mod table;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, DictionaryArray, RecordBatch};
+use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
+use object_store::{ObjectStoreExt, PutPayload};
+
+pub use checkpoint::{AppliedFile, Checkpoint, QuarantinedFile, SegmentFile};
+pub use table::{ApplyStats, EntityTable};
+
+use crate::feed::contract::{Entity, FILE};
+use crate::feed::validate::{Violation, decode_parquet};
+use crate::parquet_io;
+use crate::store::Location;
+
+/// Why the state could not be loaded or saved.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot {what}: {source}")]
+    Store {
+        what: String,
+        source: object_store::Error,
+    },
+    #[error("checkpoint '{path}' has format {found}; this arstream reads format {}", checkpoint::FORMAT)]
+    Format { path: String, found: u32 },
+    #[error("state file '{path}' is damaged: {detail}")]
+    Damaged { path: String, detail: String },
+    #[error("cannot encode the checkpoint: {0}")]
+    Encode(String),
+    #[error(transparent)]
+    Write(#[from] parquet_io::WriteError),
+    #[error(
+        "another arstream process wrote generation {generation} of this state first; run again to continue from it"
+    )]
+    Concurrent { generation: u64 },
+}
+
+/// Changes accepted since the last checkpoint, waiting to be written.
+#[derive(Default)]
+struct Pending {
+    batches: BTreeMap<Entity, Vec<RecordBatch>>,
+    applied: Vec<AppliedFile>,
+    quarantined: Vec<(QuarantinedFile, bytes::Bytes)>,
+}
+
+/// All current-state tables plus the checkpoint they were loaded from.
+pub struct State {
+    location: Location,
+    tables: BTreeMap<Entity, EntityTable>,
+    checkpoint: Checkpoint,
+    pending: Pending,
+    /// When the replayed rows exceed this share of the snapshot, the next checkpoint writes a
+    /// new snapshot (and loading stays proportional to the current state, not the history).
+    snapshot_ratio: f64,
+}
+
+impl State {
+    /// Load the newest checkpoint of a state folder (an empty state when there is none).
+    pub async fn open(location: Location) -> Result<State, StateError> {
+        let checkpoint = checkpoint::read_latest(&location).await?.unwrap_or_else(Checkpoint::empty);
+        let mut tables: BTreeMap<Entity, EntityTable> =
+            Entity::ALL.iter().map(|e| (*e, EntityTable::new(*e))).collect();
+        for seg in &checkpoint.snapshot {
+            let (entity, batch) = read_segment(&location, seg).await?;
+            if let Some(t) = tables.get_mut(&entity) {
+                t.load_latest(batch);
+            }
+        }
+        for seg in &checkpoint.replay {
+            let (entity, batch) = read_segment(&location, seg).await?;
+            if let Some(t) = tables.get_mut(&entity) {
+                t.apply(&seg.path, batch).map_err(|v| StateError::Damaged {
+                    path: seg.path.clone(),
+                    detail: v.to_string(),
+                })?;
+            }
+        }
+        Ok(State {
+            location,
+            tables,
+            checkpoint,
+            pending: Pending::default(),
+            snapshot_ratio: 0.5,
+        })
+    }
+
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// The last checkpoint written or loaded (pending changes not included).
+    pub fn checkpoint(&self) -> &Checkpoint {
+        &self.checkpoint
+    }
+
+    pub fn table(&self, entity: Entity) -> &EntityTable {
+        &self.tables[&entity]
+    }
+
+    pub fn table_mut(&mut self, entity: Entity) -> &mut EntityTable {
+        self.tables.get_mut(&entity).expect("every entity has a table")
+    }
+
+    /// Whether a feed file was already applied or quarantined (or is waiting to be saved).
+    pub fn has_seen(&self, path: &str) -> bool {
+        self.seen_paths().contains(path)
+    }
+
+    /// Every feed path already applied or quarantined.
+    pub fn seen_paths(&self) -> std::collections::HashSet<&str> {
+        let cp = &self.checkpoint;
+        cp.applied
+            .iter()
+            .map(|a| a.path.as_str())
+            .chain(cp.quarantined.iter().map(|q| q.path.as_str()))
+            .chain(self.pending.applied.iter().map(|a| a.path.as_str()))
+            .chain(self.pending.quarantined.iter().map(|(q, _)| q.path.as_str()))
+            .collect()
+    }
+
+    /// Apply one validated file. A conflict with the state rejects the file whole; it is
+    /// then to be quarantined like any other violation.
+    pub fn apply_file(
+        &mut self,
+        entity: Entity,
+        path: &str,
+        size: u64,
+        batch: RecordBatch,
+    ) -> Result<ApplyStats, Violation> {
+        let generation = self.checkpoint.generation + 1;
+        let (stats, batch) = self.table_mut(entity).apply(path, batch)?;
+        let rows = batch.num_rows();
+        if rows > 0 {
+            let ts = batch.column(2);
+            if let Some(max) = arrow::compute::max(arrow::array::AsArray::as_primitive::<
+                arrow::datatypes::TimestampMicrosecondType,
+            >(ts.as_ref()))
+                && let Some(t) = chrono::DateTime::from_timestamp_micros(max)
+            {
+                let e = self.checkpoint.last_change.entry(entity.name().to_string()).or_insert(t);
+                *e = (*e).max(t);
+            }
+            self.pending.batches.entry(entity).or_default().push(with_file_column(&batch, path));
+        }
+        self.pending.applied.push(AppliedFile {
+            path: path.to_string(),
+            size,
+            entity: entity.name().to_string(),
+            rows,
+            generation,
+        });
+        Ok(stats)
+    }
+
+    /// Record a bad file; its bytes are copied into `quarantine/` at the next checkpoint.
+    pub fn quarantine(&mut self, violation: &Violation, size: u64, bytes: bytes::Bytes) {
+        let file = QuarantinedFile {
+            path: violation.file.clone(),
+            size,
+            code: violation.code,
+            reason: violation.reason(),
+            row: violation.row,
+            column: violation.column.clone(),
+            generation: self.checkpoint.generation + 1,
+        };
+        self.pending.quarantined.push((file, bytes));
+    }
+
+    /// Rows applied since the last checkpoint.
+    pub fn pending_rows(&self) -> usize {
+        self.pending.applied.iter().map(|a| a.rows).sum()
+    }
+
+    pub fn has_pending(&self) -> bool {
+        !self.pending.applied.is_empty() || !self.pending.quarantined.is_empty()
+    }
+
+    /// Write what was applied since the last checkpoint, then the next checkpoint. Until the
+    /// checkpoint object exists nothing is committed: a crash before it loses only work that a
+    /// restart redoes from the same feed files.
+    pub async fn save(&mut self) -> Result<(), StateError> {
+        if !self.has_pending() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let mut next = self.checkpoint.clone();
+        next.generation += 1;
+        next.created_at = chrono::Utc::now();
+        let nonce = unique_suffix();
+        for (q, bytes) in &pending.quarantined {
+            let path = self.location.child(&format!("quarantine/{}", q.path));
+            self.put(&path, PutPayload::from(bytes.clone())).await?;
+            let reason = serde_json::to_vec_pretty(q).map_err(|e| StateError::Encode(e.to_string()))?;
+            let reason_path = self.location.child(&format!("quarantine/{}.reason.json", q.path));
+            self.put(&reason_path, PutPayload::from(reason)).await?;
+        }
+        for (entity, batches) in &pending.batches {
+            // Schemas only grow (new extras), so the table's current one fits every batch.
+            let schema = with_file_field(&self.tables[entity].change_schema());
+            let batches: Vec<RecordBatch> = batches.iter().map(|b| table::widen(b, &schema)).collect();
+            let rows = batches.iter().map(|b| b.num_rows()).sum();
+            let rel = format!("changes/{}/g{:010}-{nonce}.parquet", entity.name(), next.generation);
+            parquet_io::put(self.location.store.as_ref(), &self.location.child(&rel), &schema, &batches).await?;
+            let seg = SegmentFile {
+                entity: entity.name().to_string(),
+                path: rel,
+                rows,
+            };
+            next.replay.push(seg.clone());
+            next.changes.push(seg);
+        }
+        next.applied.extend(pending.applied);
+        next.quarantined.extend(pending.quarantined.into_iter().map(|(q, _)| q));
+
+        let replayed: usize = next.replay.iter().map(|s| s.rows).sum();
+        let snapshot_rows: usize = next.snapshot.iter().map(|s| s.rows).sum();
+        if replayed as f64 > (snapshot_rows as f64 * self.snapshot_ratio).max(100_000.0) {
+            next.snapshot = self.write_snapshot(next.generation, &nonce).await?;
+            next.snapshot_generation = next.generation;
+            next.replay.clear();
+        }
+        checkpoint::write(&self.location, &next).await?;
+        self.checkpoint = next;
+        Ok(())
+    }
+
+    /// Force a snapshot at the next save (used by benchmarks and tests of loading).
+    pub fn set_snapshot_ratio(&mut self, ratio: f64) {
+        self.snapshot_ratio = ratio;
+    }
+
+    async fn write_snapshot(&mut self, generation: u64, nonce: &str) -> Result<Vec<SegmentFile>, StateError> {
+        let mut files = Vec::new();
+        for (entity, table) in &mut self.tables {
+            table.compact();
+            let batches = table.latest_changes();
+            if batches.is_empty() {
+                continue;
+            }
+            let rel = format!("snapshots/g{generation:010}-{nonce}/{}.parquet", entity.name());
+            let schema = table.change_schema();
+            parquet_io::put(self.location.store.as_ref(), &self.location.child(&rel), &schema, &batches).await?;
+            files.push(SegmentFile {
+                entity: entity.name().to_string(),
+                path: rel,
+                rows: batches.iter().map(|b| b.num_rows()).sum(),
+            });
+        }
+        Ok(files)
+    }
+
+    async fn put(&self, path: &object_store::path::Path, payload: PutPayload) -> Result<(), StateError> {
+        self.location
+            .store
+            .put(path, payload)
+            .await
+            .map(|_| ())
+            .map_err(|source| StateError::Store {
+                what: format!("write '{path}'"),
+                source,
+            })
+    }
+}
+
+/// Read one of the state's Parquet files back as a batch of its entity (without `_file`).
+async fn read_segment(location: &Location, seg: &SegmentFile) -> Result<(Entity, RecordBatch), StateError> {
+    let damaged = |detail: String| StateError::Damaged {
+        path: seg.path.clone(),
+        detail,
+    };
+    let entity = Entity::from_name(&seg.entity).ok_or_else(|| damaged(format!("unknown entity '{}'", seg.entity)))?;
+    let path = location.child(&seg.path);
+    let bytes = location
+        .store
+        .get(&path)
+        .await
+        .map_err(|source| StateError::Store {
+            what: format!("read '{path}'"),
+            source,
+        })?
+        .bytes()
+        .await
+        .map_err(|source| StateError::Store {
+            what: format!("read '{path}'"),
+            source,
+        })?;
+    let batch = decode_parquet(&seg.path, bytes).map_err(|v| damaged(v.detail))?;
+    let keep: Vec<usize> = batch
+        .schema()
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.name() != FILE)
+        .map(|(i, _)| i)
+        .collect();
+    let batch = batch.project(&keep).map_err(|e| damaged(e.to_string()))?;
+    Ok((entity, batch))
+}
+
+/// The `_file` column type of stored change segments: a dictionary, so a file name costs
+/// four bytes a row.
+pub fn file_column_type() -> DataType {
+    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+}
+
+/// A change schema with the `_file` column appended.
+pub fn with_file_field(schema: &SchemaRef) -> SchemaRef {
+    let mut fields: Vec<Arc<Field>> = schema.fields().iter().cloned().collect();
+    fields.push(Arc::new(Field::new(FILE, file_column_type(), false)));
+    Arc::new(Schema::new(fields))
+}
+
+fn with_file_column(batch: &RecordBatch, path: &str) -> RecordBatch {
+    let keys = arrow::array::Int32Array::from(vec![0; batch.num_rows()]);
+    let values = Arc::new(arrow::array::StringArray::from(vec![path]));
+    let file: ArrayRef = Arc::new(DictionaryArray::<Int32Type>::try_new(keys, values).expect("valid dictionary"));
+    let mut columns = batch.columns().to_vec();
+    columns.push(file);
+    RecordBatch::try_new(with_file_field(&batch.schema()), columns).expect("file column appended")
+}
+
+/// A suffix that no other process writing the same generation will pick.
+fn unique_suffix() -> String {
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
+    format!("{:x}{:x}", std::process::id(), now & 0xffff_ffff)
+}

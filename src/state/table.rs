@@ -1,0 +1,448 @@
+//! One entity's current state: the latest image per key, kept in Arrow batches.
+//!
+//! Every applied batch of changes becomes a *segment*. An index maps each key to the segment
+//! row that holds its latest change (a delete stays in the index as a tombstone, so that an
+//! older change arriving later cannot bring the key back). A row stops being current when a
+//! higher `_seq` for its key arrives; the current state is each segment filtered by its
+//! current rows, minus the tombstones. Applying a batch costs one hash look-up per row,
+//! whatever the size of the history; dead rows are compacted away once they outnumber the
+//! live ones.
+
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray, make_comparator,
+    new_null_array,
+};
+use arrow::compute::{SortOptions, concat_batches, filter_record_batch};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
+use hashbrown::{DefaultHashBuilder, HashTable};
+
+use crate::feed::contract::Entity;
+use crate::feed::validate::{Violation, ViolationCode, cast_column};
+
+/// Where the latest change of one key lives.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    seq: i64,
+    segment: u32,
+    row: u32,
+}
+
+/// A batch of applied changes and which of its rows are still the latest of their key.
+#[derive(Debug)]
+struct Segment {
+    batch: RecordBatch,
+    /// The key of each row as one string (composite keys joined with `|`).
+    keys: StringArray,
+    is_delete: Vec<bool>,
+    current: Vec<bool>,
+    /// The current, non-deleted rows without change columns, rebuilt when `current` changes.
+    visible: Option<RecordBatch>,
+}
+
+impl Segment {
+    fn new(entity: Entity, batch: RecordBatch) -> Segment {
+        let keys = key_strings(entity, &batch);
+        let is_delete = batch
+            .column(0)
+            .as_string::<i32>()
+            .iter()
+            .map(|op| op == Some("d"))
+            .collect();
+        let rows = batch.num_rows();
+        Segment {
+            batch,
+            keys,
+            is_delete,
+            current: vec![false; rows],
+            visible: None,
+        }
+    }
+
+    fn set_current(&mut self, row: usize, value: bool) {
+        self.current[row] = value;
+        self.visible = None;
+    }
+}
+
+/// What one applied batch did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ApplyStats {
+    /// Rows that became the latest image (or tombstone) of their key.
+    pub applied: usize,
+    /// Rows older than, or identical to, what was already there.
+    pub ignored: usize,
+}
+
+/// One undoable step of an apply, so that a batch with a conflict leaves no trace.
+enum Undo {
+    Inserted { hash: u64, at: (u32, u32) },
+    Replaced { hash: u64, new: Entry, old: Entry },
+}
+
+/// The current state of one entity.
+pub struct EntityTable {
+    entity: Entity,
+    schema: SchemaRef,
+    segments: Vec<Segment>,
+    index: HashTable<Entry>,
+    hasher: DefaultHashBuilder,
+    /// Rows in segments that are no longer the latest of their key.
+    dead_rows: usize,
+}
+
+impl EntityTable {
+    pub fn new(entity: Entity) -> Self {
+        EntityTable {
+            entity,
+            schema: entity.change_schema(),
+            segments: Vec::new(),
+            index: HashTable::new(),
+            hasher: DefaultHashBuilder::default(),
+            dead_rows: 0,
+        }
+    }
+
+    pub fn entity(&self) -> Entity {
+        self.entity
+    }
+
+    /// The schema of stored changes: change columns, contract columns, extras.
+    pub fn change_schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// The schema analysts see: contract columns and extras, no change columns.
+    pub fn table_schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(self.schema.fields()[3..].to_vec()))
+    }
+
+    /// Keys known, deleted ones included.
+    pub fn keys(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Rows of the current state (deleted keys excluded).
+    pub fn live_rows(&self) -> usize {
+        self.segments
+            .iter()
+            .map(|s| {
+                s.current
+                    .iter()
+                    .zip(&s.is_delete)
+                    .filter(|(c, d)| **c && !**d)
+                    .count()
+            })
+            .sum()
+    }
+
+    /// Apply a validated batch of changes: for each key the highest `_seq` wins. A batch with
+    /// two different images of one key at the same `_seq` is rejected whole and changes
+    /// nothing. Returns what it did and the batch as stored (aligned to the table's schema).
+    pub fn apply(
+        &mut self,
+        file: &str,
+        batch: RecordBatch,
+    ) -> Result<(ApplyStats, RecordBatch), Violation> {
+        if batch.num_rows() == 0 {
+            return Ok((ApplyStats::default(), batch));
+        }
+        let old_width = self.schema.fields().len();
+        let batch = self.align(file, batch)?;
+        let seg_id = self.segments.len() as u32;
+        self.segments.push(Segment::new(self.entity, batch.clone()));
+        let mut undo: Vec<Undo> = Vec::new();
+        let mut stats = ApplyStats::default();
+        match self.apply_rows(file, seg_id, &mut undo, &mut stats) {
+            Ok(()) => {
+                self.maybe_compact();
+                Ok((stats, batch))
+            }
+            Err(violation) => {
+                self.rollback(undo, old_width);
+                Err(violation)
+            }
+        }
+    }
+
+    fn apply_rows(
+        &mut self,
+        file: &str,
+        seg_id: u32,
+        undo: &mut Vec<Undo>,
+        stats: &mut ApplyStats,
+    ) -> Result<(), Violation> {
+        let seg = seg_id as usize;
+        let seqs = self.segments[seg]
+            .batch
+            .column(1)
+            .as_primitive::<Int64Type>()
+            .clone();
+        let keys = self.segments[seg].keys.clone();
+        for row in 0..keys.len() {
+            let key = keys.value(row);
+            let seq = seqs.value(row);
+            let hash = self.hasher.hash_one(key);
+            let segments = &self.segments;
+            let hasher = &self.hasher;
+            let key_of = |e: &Entry| segments[e.segment as usize].keys.value(e.row as usize);
+            let new = Entry {
+                seq,
+                segment: seg_id,
+                row: row as u32,
+            };
+            match self.index.find_mut(hash, |e| key_of(e) == key) {
+                None => {
+                    self.index
+                        .insert_unique(hash, new, |e| hasher.hash_one(key_of(e)));
+                    undo.push(Undo::Inserted {
+                        hash,
+                        at: (seg_id, row as u32),
+                    });
+                }
+                Some(entry) if seq < entry.seq => {
+                    stats.ignored += 1;
+                    continue;
+                }
+                Some(entry) if seq == entry.seq => {
+                    let old = &segments[entry.segment as usize];
+                    if !same_image(old, entry.row as usize, &segments[seg], row) {
+                        let detail = format!("key '{key}' has two different images at _seq {seq}");
+                        return Err(Violation::new(ViolationCode::ConflictingImage, file, detail)
+                            .at(Some(row), &self.entity.key().join(",")));
+                    }
+                    stats.ignored += 1;
+                    continue;
+                }
+                Some(entry) => {
+                    let old = *entry;
+                    *entry = new;
+                    undo.push(Undo::Replaced { hash, new, old });
+                    self.segments[old.segment as usize].set_current(old.row as usize, false);
+                    self.dead_rows += 1;
+                }
+            }
+            self.segments[seg].set_current(row, true);
+            stats.applied += 1;
+        }
+        Ok(())
+    }
+
+    fn rollback(&mut self, undo: Vec<Undo>, old_width: usize) {
+        for step in undo.into_iter().rev() {
+            match step {
+                Undo::Inserted { hash, at } => {
+                    if let Ok(entry) = self.index.find_entry(hash, |e| (e.segment, e.row) == at) {
+                        entry.remove();
+                    }
+                }
+                Undo::Replaced { hash, new, old } => {
+                    let at = (new.segment, new.row);
+                    if let Some(entry) = self.index.find_mut(hash, |e| (e.segment, e.row) == at) {
+                        *entry = old;
+                    }
+                    self.segments[old.segment as usize].set_current(old.row as usize, true);
+                    self.dead_rows -= 1;
+                }
+            }
+        }
+        self.segments.pop();
+        if self.schema.fields().len() > old_width {
+            let keep: Vec<usize> = (0..old_width).collect();
+            self.schema = Arc::new(self.schema.project(&keep).expect("projection of own schema"));
+            for s in &mut self.segments {
+                s.batch = s.batch.project(&keep).expect("projection of own batch");
+                s.visible = None;
+            }
+        }
+    }
+
+    /// Bring a validated batch to this table's schema: extras the table has not seen are added
+    /// to it (as nulls in older rows); extras it has are cast to the type first seen.
+    fn align(&mut self, file: &str, batch: RecordBatch) -> Result<RecordBatch, Violation> {
+        let incoming = batch.schema();
+        let mut fields: Vec<Arc<Field>> = self.schema.fields().iter().cloned().collect();
+        for field in incoming.fields() {
+            if self.schema.index_of(field.name()).is_err() {
+                fields.push(Arc::new(Field::new(field.name(), field.data_type().clone(), true)));
+            }
+        }
+        let grown = Arc::new(Schema::new(fields));
+        let mut columns = Vec::with_capacity(grown.fields().len());
+        for field in grown.fields() {
+            columns.push(match incoming.index_of(field.name()) {
+                Ok(i) => cast_column(file, field.name(), batch.column(i), field.data_type())?,
+                Err(_) => new_null_array(field.data_type(), batch.num_rows()),
+            });
+        }
+        let aligned = RecordBatch::try_new(grown.clone(), columns).map_err(|e| {
+            let detail = format!("cannot align with the table: {e}");
+            Violation::new(ViolationCode::WrongType, file, detail)
+        })?;
+        if grown.fields().len() > self.schema.fields().len() {
+            for s in &mut self.segments {
+                s.batch = widen(&s.batch, &grown);
+                s.visible = None;
+            }
+            self.schema = grown;
+        }
+        Ok(aligned)
+    }
+
+    /// The current state as batches without change columns (cached per segment).
+    pub fn current_batches(&mut self) -> Vec<RecordBatch> {
+        let mut out = Vec::with_capacity(self.segments.len());
+        for s in &mut self.segments {
+            if s.visible.is_none() {
+                let mask: BooleanArray = s
+                    .current
+                    .iter()
+                    .zip(&s.is_delete)
+                    .map(|(c, d)| Some(*c && !*d))
+                    .collect();
+                let rows = filter_record_batch(&s.batch, &mask).expect("mask fits the batch");
+                let cols: Vec<usize> = (3..rows.num_columns()).collect();
+                s.visible = Some(rows.project(&cols).expect("projection of own batch"));
+            }
+            if let Some(v) = &s.visible
+                && v.num_rows() > 0
+            {
+                out.push(v.clone());
+            }
+        }
+        out
+    }
+
+    /// Every key's latest change, tombstones included, with change columns: what a snapshot
+    /// stores so that a reload restores deletes too.
+    pub fn latest_changes(&self) -> Vec<RecordBatch> {
+        self.segments
+            .iter()
+            .map(|s| {
+                let mask = BooleanArray::from(s.current.clone());
+                filter_record_batch(&s.batch, &mask).expect("mask fits the batch")
+            })
+            .filter(|b| b.num_rows() > 0)
+            .collect()
+    }
+
+    /// Compact once dead rows outnumber the current ones, so that memory follows the state,
+    /// not the history, and each compaction is paid for by as many applied rows.
+    fn maybe_compact(&mut self) {
+        if self.dead_rows > 100_000 && self.dead_rows > self.index.len() {
+            self.compact();
+        }
+    }
+
+    /// Merge all segments into one holding only the latest row per key.
+    pub fn compact(&mut self) {
+        let batches = self.latest_changes();
+        let merged = concat_batches(&self.schema, &batches).expect("segments share the schema");
+        self.reset_to_latest(merged);
+    }
+
+    /// Replace the whole table by `latest`: one row per key, its latest change (tombstones
+    /// included), as [`EntityTable::latest_changes`] gives it to a snapshot.
+    pub fn load_latest(&mut self, latest: RecordBatch) {
+        self.schema = latest.schema();
+        self.reset_to_latest(latest);
+    }
+
+    fn reset_to_latest(&mut self, latest: RecordBatch) {
+        self.segments.clear();
+        self.index.clear();
+        self.dead_rows = 0;
+        if latest.num_rows() == 0 {
+            return;
+        }
+        let mut seg = Segment::new(self.entity, latest);
+        seg.current = vec![true; seg.batch.num_rows()];
+        let seqs = seg.batch.column(1).as_primitive::<Int64Type>().clone();
+        let keys = &seg.keys;
+        let hasher = &self.hasher;
+        let rehash = |e: &Entry| hasher.hash_one(keys.value(e.row as usize));
+        self.index.reserve(keys.len(), rehash);
+        for row in 0..keys.len() {
+            let hash = hasher.hash_one(keys.value(row));
+            let entry = Entry {
+                seq: seqs.value(row),
+                segment: 0,
+                row: row as u32,
+            };
+            self.index.insert_unique(hash, entry, rehash);
+        }
+        self.segments.push(seg);
+    }
+}
+
+/// Bring a batch of an earlier, narrower schema to `schema`: columns are matched by name and
+/// the ones it lacks are filled with nulls.
+pub(crate) fn widen(batch: &RecordBatch, schema: &SchemaRef) -> RecordBatch {
+    let own = batch.schema();
+    let columns: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|f| match own.index_of(f.name()) {
+            Ok(i) => batch.column(i).clone(),
+            Err(_) => new_null_array(f.data_type(), batch.num_rows()),
+        })
+        .collect();
+    RecordBatch::try_new(schema.clone(), columns).expect("widened batch matches its schema")
+}
+
+/// The key of each row as one string: the key column itself, or composite keys joined by `|`.
+fn key_strings(entity: Entity, batch: &RecordBatch) -> StringArray {
+    let schema = batch.schema();
+    let key_cols: Vec<&ArrayRef> = entity
+        .key()
+        .iter()
+        .map(|k| batch.column(schema.index_of(k).expect("validated batch has its key")))
+        .collect();
+    if let [single] = key_cols.as_slice()
+        && single.data_type() == &DataType::Utf8
+    {
+        return single.as_string::<i32>().clone();
+    }
+    let options = Default::default();
+    let formatters: Vec<_> = key_cols
+        .iter()
+        .map(|c| {
+            arrow::util::display::ArrayFormatter::try_new(c.as_ref(), &options)
+                .expect("key columns are displayable")
+        })
+        .collect();
+    (0..batch.num_rows())
+        .map(|row| {
+            let parts: Vec<String> = formatters.iter().map(|f| f.value(row).to_string()).collect();
+            Some(parts.join("|"))
+        })
+        .collect()
+}
+
+/// Whether two change rows carry the same image: a delete differs from any other change;
+/// other changes are compared on every column but the change columns.
+fn same_image(a: &Segment, a_row: usize, b: &Segment, b_row: usize) -> bool {
+    if a.is_delete[a_row] != b.is_delete[b_row] {
+        return false;
+    }
+    if a.is_delete[a_row] {
+        return true;
+    }
+    let b_schema = b.batch.schema();
+    for (i, field) in a.batch.schema().fields().iter().enumerate().skip(3) {
+        let Ok(j) = b_schema.index_of(field.name()) else {
+            continue;
+        };
+        let (x, y) = (a.batch.column(i), b.batch.column(j));
+        let equal = match make_comparator(x.as_ref(), y.as_ref(), SortOptions::default()) {
+            Ok(cmp) => cmp(a_row, b_row).is_eq(),
+            Err(_) => false,
+        };
+        if !equal {
+            return false;
+        }
+    }
+    true
+}

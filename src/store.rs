@@ -1,0 +1,184 @@
+//! Object-store URLs: a plain path, `file://`, `memory://`, `s3://`, `gs://` or `az://`.
+//!
+//! Feeds, state and outputs are all addressed by such a URL; this module turns one into an
+//! `ObjectStore` plus the prefix inside it. Cloud credentials come from the environment only
+//! (`AWS_*`, `GOOGLE_*`, `AZURE_*`), as the object_store builders read them.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use object_store::ObjectStore;
+use object_store::aws::AmazonS3Builder;
+use object_store::azure::MicrosoftAzureBuilder;
+use object_store::gcp::GoogleCloudStorageBuilder;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use url::Url;
+
+/// Why a location could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("'{0}' is not a valid location: {1}")]
+    BadUrl(String, String),
+    #[error("unsupported scheme '{scheme}' in '{url}' (use a path, file://, memory://, s3://, gs:// or az://)")]
+    Scheme { scheme: String, url: String },
+    #[error("cannot open '{url}': {source}")]
+    Open {
+        url: String,
+        source: object_store::Error,
+    },
+    #[error("cannot create folder '{path}': {source}")]
+    CreateDir {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// An opened location: the store, the prefix inside it and the URL it was opened from.
+#[derive(Clone, Debug)]
+pub struct Location {
+    pub store: Arc<dyn ObjectStore>,
+    pub prefix: Path,
+    /// The normalized URL (`file:///abs/path`, `s3://bucket/prefix`, …).
+    pub url: Url,
+}
+
+impl Location {
+    /// The path of `relative` (slash-separated) under this location's prefix.
+    pub fn child(&self, relative: &str) -> Path {
+        let mut p = self.prefix.clone();
+        for part in relative.split('/').filter(|s| !s.is_empty()) {
+            p = p.clone().join(part);
+        }
+        p
+    }
+
+    /// The part of `path` below this location's prefix.
+    pub fn relative<'a>(&self, path: &'a Path) -> String {
+        match path.prefix_match(&self.prefix) {
+            Some(parts) => parts.map(|p| p.as_ref().to_string()).collect::<Vec<_>>().join("/"),
+            None => path.as_ref().to_string(),
+        }
+    }
+
+    /// The URL of `relative` under this location, for engines that take URLs.
+    pub fn url_of(&self, relative: &str) -> String {
+        format!("{}/{}", self.url.as_str().trim_end_matches('/'), relative.trim_start_matches('/'))
+    }
+
+    /// The URL of the store's root (what DataFusion registers the store under).
+    pub fn root_url(&self) -> Url {
+        let mut u = self.url.clone();
+        u.set_path("/");
+        u
+    }
+
+    /// Whether this is a folder on the local disk.
+    pub fn is_local(&self) -> bool {
+        self.url.scheme() == "file"
+    }
+}
+
+fn memory_stores() -> &'static Mutex<HashMap<String, Arc<InMemory>>> {
+    static STORES: OnceLock<Mutex<HashMap<String, Arc<InMemory>>>> = OnceLock::new();
+    STORES.get_or_init(Default::default)
+}
+
+/// Turn a user-given location into a URL: a plain path becomes an absolute `file://` URL.
+pub fn to_url(location: &str) -> Result<Url, StoreError> {
+    let looks_like_url = location.contains("://");
+    if looks_like_url {
+        return Url::parse(location).map_err(|e| StoreError::BadUrl(location.into(), e.to_string()));
+    }
+    let path = PathBuf::from(location);
+    let abs = if path.is_absolute() {
+        path
+    } else {
+        std::env::current_dir()
+            .map_err(|e| StoreError::BadUrl(location.into(), e.to_string()))?
+            .join(path)
+    };
+    let abs = normalize(&abs);
+    Url::from_directory_path(&abs)
+        .map_err(|_| StoreError::BadUrl(location.into(), "not an absolute path".into()))
+}
+
+/// Remove `.` and `..` parts without touching the disk (the folder may not exist yet).
+fn normalize(path: &std::path::Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Open a location. `create` makes a missing local folder (for state and outputs; a feed
+/// folder is never created, so that a typo in its path is reported rather than hidden).
+pub fn open(location: &str, create: bool) -> Result<Location, StoreError> {
+    let url = to_url(location)?;
+    let open_err = |source| StoreError::Open {
+        url: location.to_string(),
+        source,
+    };
+    let (store, prefix): (Arc<dyn ObjectStore>, Path) = match url.scheme() {
+        "file" => {
+            let dir = url
+                .to_file_path()
+                .map_err(|_| StoreError::BadUrl(location.into(), "not a local path".into()))?;
+            if create {
+                std::fs::create_dir_all(&dir).map_err(|source| StoreError::CreateDir {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+            }
+            let prefix = Path::from_filesystem_path(&dir).map_err(|e| open_err(e.into()))?;
+            (Arc::new(LocalFileSystem::new()), prefix)
+        }
+        "memory" => {
+            let name = url.host_str().unwrap_or("").to_string();
+            let store = memory_stores()
+                .lock()
+                .expect("memory store registry poisoned")
+                .entry(name)
+                .or_default()
+                .clone();
+            (store, Path::from(url.path().trim_matches('/')))
+        }
+        "s3" | "s3a" => {
+            let store = AmazonS3Builder::from_env()
+                .with_url(url.as_str())
+                .build()
+                .map_err(open_err)?;
+            (Arc::new(store), Path::from(url.path().trim_matches('/')))
+        }
+        "gs" => {
+            let store = GoogleCloudStorageBuilder::from_env()
+                .with_url(url.as_str())
+                .build()
+                .map_err(open_err)?;
+            (Arc::new(store), Path::from(url.path().trim_matches('/')))
+        }
+        "az" | "abfs" | "abfss" | "azure" => {
+            let store = MicrosoftAzureBuilder::from_env()
+                .with_url(url.as_str())
+                .build()
+                .map_err(open_err)?;
+            (Arc::new(store), Path::from(url.path().trim_matches('/')))
+        }
+        other => {
+            return Err(StoreError::Scheme {
+                scheme: other.to_string(),
+                url: location.to_string(),
+            });
+        }
+    };
+    Ok(Location { store, prefix, url })
+}
