@@ -5,6 +5,7 @@
 //! ([`engine`]) serves to SQL. The synthetic ERP in [`generate`] writes realistic feeds for
 //! demos, tests and benchmarks.
 
+pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod feed;

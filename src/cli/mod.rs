@@ -1,0 +1,189 @@
+//! The command line: one file per command; shared set-up (config, feed, state) lives here.
+
+mod generate;
+mod output;
+mod run;
+mod sql;
+mod status;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::ingest::{CatchUpReport, IngestOptions, catch_up};
+use crate::state::State;
+use crate::store::{self, Location};
+
+/// arstream: an SQL-first collections engine for accounts receivable.
+///
+/// ERP change feeds (Parquet files under <feed>/<entity>/) are applied exactly once to
+/// current-state tables, which you query with SQL.
+#[derive(Debug, Parser)]
+#[command(name = "arstream", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes; the command line wins over `arstream.toml`.
+#[derive(Debug, clap::Args)]
+pub struct GlobalArgs {
+    /// Config file [default: ./arstream.toml when it exists]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Feed root: a path, file://, s3://, gs://, az:// or memory:// URL [default: from config]
+    #[arg(long, global = true, value_name = "URL")]
+    pub feed: Option<String>,
+    /// State folder: a path or object-store URL [default: from config]
+    #[arg(long, global = true, value_name = "URL")]
+    pub state: Option<String>,
+    /// Do not read the feed; use the state as last checkpointed
+    #[arg(long, global = true)]
+    pub offline: bool,
+    /// More log output (-v info, -vv debug); logs go to stderr
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the main job: catch up with the feed, checkpoint, and report
+    Run(run::RunArgs),
+    /// Run one SQL query, or open an interactive SQL shell when no query is given
+    Sql(sql::SqlArgs),
+    /// Show files applied and quarantined, rows per table and the last change per entity
+    Status(status::StatusArgs),
+    /// Write a synthetic ERP change feed (realistic payers, disputes, promises, FX)
+    Generate(generate::GenerateArgs),
+}
+
+/// Parse the command line, run the command, and turn any error into one line on stderr.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.global.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => run::run(&cli.global, args).await,
+            Command::Sql(args) => sql::run(&cli.global, args).await,
+            Command::Status(args) => status::run(&cli.global, args).await,
+            Command::Generate(args) => generate::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// An error and its causes on one line, without repeating a cause the message already says.
+pub(crate) fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line.replace('\n', " ")
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ARSTREAM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+}
+
+/// The config, the feed and the state, opened and (unless `--offline`) caught up.
+pub(crate) struct Session {
+    pub feed: Location,
+    pub state: State,
+    pub report: Option<CatchUpReport>,
+}
+
+impl Session {
+    pub async fn open(global: &GlobalArgs) -> anyhow::Result<Session> {
+        let mut config = Config::load(global.config.as_deref())?;
+        if let Some(feed) = &global.feed {
+            config.feed.url = feed.clone();
+        }
+        if let Some(state) = &global.state {
+            config.state.url = state.clone();
+        }
+        let feed = store::open(&config.feed.url, false)?;
+        let state_location = store::open(&config.state.url, true)
+            .with_context(|| format!("cannot open state folder '{}'", config.state.url))?;
+        let mut state = State::open(state_location)
+            .await
+            .with_context(|| format!("cannot load state from '{}'", config.state.url))?;
+        let report = if global.offline {
+            None
+        } else {
+            let opts = IngestOptions {
+                checkpoint_every_files: config.state.checkpoint_every_files.max(1),
+                checkpoint_every_rows: config.state.checkpoint_every_rows.max(1),
+                parallel_reads: config.feed.parallel_reads.max(1),
+            };
+            let bar = progress_bar();
+            let progress = |done: usize, total: usize| {
+                if let Some(bar) = &bar {
+                    bar.set_length(total as u64);
+                    bar.set_position(done as u64);
+                }
+            };
+            let report = catch_up(&mut state, &feed, &opts, Some(&progress)).await?;
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            Some(report)
+        };
+        Ok(Session {
+            feed,
+            state,
+            report,
+        })
+    }
+}
+
+/// A progress bar on stderr when it is a terminal.
+pub(crate) fn progress_bar() -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    let style = indicatif::ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} files {elapsed}")
+        .map(|s| s.progress_chars("=> "))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_message("applying");
+    Some(bar)
+}

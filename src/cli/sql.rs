@@ -1,0 +1,116 @@
+//! `arstream sql`: one query, or an interactive shell with history and multi-line input.
+
+use std::process::ExitCode;
+
+use rustyline::error::ReadlineError;
+
+use super::output::{self, Format};
+use super::{GlobalArgs, Session};
+use crate::engine::Engine;
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  arstream sql \"SELECT status, count(*) FROM invoices GROUP BY status\"\n  arstream sql --format csv \"SELECT * FROM customers\" > customers.csv\n  arstream sql            (interactive shell; end statements with ';', \\q to quit)")]
+pub struct SqlArgs {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// The query; without one an interactive shell opens
+    pub query: Option<String>,
+}
+
+pub async fn run(global: &GlobalArgs, args: SqlArgs) -> anyhow::Result<ExitCode> {
+    let mut session = Session::open(global).await?;
+    let engine = Engine::new();
+    engine.register_state(&mut session.state)?;
+    match args.query {
+        Some(query) => {
+            let (schema, batches) = engine.query_with_schema(&query).await?;
+            output::print(args.format, &schema, &batches)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        None => shell(&engine, args.format).await,
+    }
+}
+
+const HELP: &str = "End a statement with ';'. Commands: \\d lists tables, \\d NAME describes one, \\q quits.";
+
+async fn shell(engine: &Engine, format: Format) -> anyhow::Result<ExitCode> {
+    let mut editor = rustyline::DefaultEditor::new()?;
+    let history = std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".arstream_history"));
+    if let Some(h) = &history {
+        let _ = editor.load_history(h);
+    }
+    println!("arstream SQL shell. {HELP}");
+    let mut buffer = String::new();
+    loop {
+        let prompt = if buffer.is_empty() { "arstream> " } else { "      ...> " };
+        match editor.readline(prompt) {
+            Ok(line) => {
+                let trimmed = line.trim();
+                if buffer.is_empty() && trimmed.starts_with('\\') {
+                    let _ = editor.add_history_entry(trimmed);
+                    match backslash(engine, trimmed).await {
+                        Some(sql) => execute(engine, &sql, format).await,
+                        None => break,
+                    }
+                    continue;
+                }
+                if buffer.is_empty() && matches!(trimmed, "exit" | "quit") {
+                    break;
+                }
+                buffer.push_str(&line);
+                buffer.push('\n');
+                if trimmed.ends_with(';') {
+                    let statement = std::mem::take(&mut buffer);
+                    let _ = editor.add_history_entry(statement.trim());
+                    execute(engine, statement.trim().trim_end_matches(';'), format).await;
+                }
+            }
+            Err(ReadlineError::Interrupted) => buffer.clear(),
+            Err(ReadlineError::Eof) => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if let Some(h) = &history {
+        let _ = editor.save_history(h);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The SQL a backslash command stands for, or `None` to quit.
+async fn backslash(_engine: &Engine, command: &str) -> Option<String> {
+    let mut parts = command.split_whitespace();
+    match (parts.next(), parts.next()) {
+        (Some("\\q"), _) => None,
+        (Some("\\d"), None) => Some(
+            "SELECT table_name, table_type FROM information_schema.tables \
+             WHERE table_schema = 'public' ORDER BY table_name"
+                .into(),
+        ),
+        (Some("\\d"), Some(name)) => Some(format!(
+            "SELECT column_name, data_type, is_nullable FROM information_schema.columns \
+             WHERE table_name = '{}' ORDER BY ordinal_position",
+            name.replace('\'', "''")
+        )),
+        _ => {
+            println!("{HELP}");
+            Some(String::new())
+        }
+    }
+}
+
+async fn execute(engine: &Engine, sql: &str, format: Format) {
+    if sql.trim().is_empty() {
+        return;
+    }
+    let started = std::time::Instant::now();
+    match engine.query_with_schema(sql).await {
+        Ok((schema, batches)) => {
+            if let Err(e) = output::print(format, &schema, &batches) {
+                eprintln!("error: {e}");
+            }
+            println!("({:.3} s)", started.elapsed().as_secs_f64());
+        }
+        Err(e) => eprintln!("error: {e}"),
+    }
+}
