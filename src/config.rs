@@ -12,7 +12,10 @@ use serde::Deserialize;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config '{path}': {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("config '{path}': {message}")]
     Parse { path: String, message: String },
 }
@@ -101,7 +104,8 @@ impl Config {
 
 /// Make a relative path in a config file relative to the file's folder; URLs stay as they are.
 fn resolve(base: &Path, location: &str) -> String {
-    if location.contains("://") || Path::new(location).is_absolute() || base.as_os_str().is_empty() {
+    if location.contains("://") || Path::new(location).is_absolute() || base.as_os_str().is_empty()
+    {
         return location.to_string();
     }
     base.join(location).display().to_string()

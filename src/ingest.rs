@@ -70,7 +70,10 @@ pub async fn catch_up(
     let started = Instant::now();
     let files = discover(feed).await?;
     let seen = state.seen_paths();
-    let new: Vec<FeedFile> = files.into_iter().filter(|f| !seen.contains(f.relative.as_str())).collect();
+    let new: Vec<FeedFile> = files
+        .into_iter()
+        .filter(|f| !seen.contains(f.relative.as_str()))
+        .collect();
     drop(seen);
     let total = new.len();
     let mut report = CatchUpReport::default();
@@ -88,9 +91,11 @@ pub async fn catch_up(
                     Err(e) => return (file, Err(e.to_string())),
                 };
                 let (f, b) = (file.clone(), bytes.clone());
-                let checked = tokio::task::spawn_blocking(move || validate_file(f.entity, &f.folder, &f.relative, b))
-                    .await
-                    .map_err(|e| e.to_string());
+                let checked = tokio::task::spawn_blocking(move || {
+                    validate_file(f.entity, &f.folder, &f.relative, b)
+                })
+                .await
+                .map_err(|e| e.to_string());
                 match checked {
                     Ok(outcome) => (file, Ok((bytes, outcome))),
                     Err(e) => (file, Err(e)),
@@ -106,7 +111,9 @@ pub async fn catch_up(
         match outcome {
             Err(error) => {
                 tracing::warn!(file = %file.relative, %error, "cannot read feed file; will retry next time");
-                report.unreadable.push(format!("{}: {error}", file.relative));
+                report
+                    .unreadable
+                    .push(format!("{}: {error}", file.relative));
             }
             Ok((bytes, validated)) => {
                 files_in_checkpoint += 1;
@@ -116,7 +123,9 @@ pub async fn catch_up(
         if let Some(p) = progress {
             p(done, total);
         }
-        if files_in_checkpoint >= opts.checkpoint_every_files || state.pending_rows() >= opts.checkpoint_every_rows {
+        if files_in_checkpoint >= opts.checkpoint_every_files
+            || state.pending_rows() >= opts.checkpoint_every_rows
+        {
             state.save().await?;
             files_in_checkpoint = 0;
         }

@@ -22,13 +22,17 @@ use url::Url;
 pub enum StoreError {
     #[error("'{0}' is not a valid location: {1}")]
     BadUrl(String, String),
-    #[error("unsupported scheme '{scheme}' in '{url}' (use a path, file://, memory://, s3://, gs:// or az://)")]
+    #[error(
+        "unsupported scheme '{scheme}' in '{url}' (use a path, file://, memory://, s3://, gs:// or az://)"
+    )]
     Scheme { scheme: String, url: String },
     #[error("cannot open '{url}': {source}")]
     Open {
         url: String,
         source: object_store::Error,
     },
+    #[error("folder '{0}' does not exist")]
+    Missing(String),
     #[error("cannot create folder '{path}': {source}")]
     CreateDir {
         path: String,
@@ -56,16 +60,23 @@ impl Location {
     }
 
     /// The part of `path` below this location's prefix.
-    pub fn relative<'a>(&self, path: &'a Path) -> String {
+    pub fn relative(&self, path: &Path) -> String {
         match path.prefix_match(&self.prefix) {
-            Some(parts) => parts.map(|p| p.as_ref().to_string()).collect::<Vec<_>>().join("/"),
+            Some(parts) => parts
+                .map(|p| p.as_ref().to_string())
+                .collect::<Vec<_>>()
+                .join("/"),
             None => path.as_ref().to_string(),
         }
     }
 
     /// The URL of `relative` under this location, for engines that take URLs.
     pub fn url_of(&self, relative: &str) -> String {
-        format!("{}/{}", self.url.as_str().trim_end_matches('/'), relative.trim_start_matches('/'))
+        format!(
+            "{}/{}",
+            self.url.as_str().trim_end_matches('/'),
+            relative.trim_start_matches('/')
+        )
     }
 
     /// The URL of the store's root (what DataFusion registers the store under).
@@ -90,7 +101,8 @@ fn memory_stores() -> &'static Mutex<HashMap<String, Arc<InMemory>>> {
 pub fn to_url(location: &str) -> Result<Url, StoreError> {
     let looks_like_url = location.contains("://");
     if looks_like_url {
-        return Url::parse(location).map_err(|e| StoreError::BadUrl(location.into(), e.to_string()));
+        return Url::parse(location)
+            .map_err(|e| StoreError::BadUrl(location.into(), e.to_string()));
     }
     let path = PathBuf::from(location);
     let abs = if path.is_absolute() {
@@ -133,6 +145,9 @@ pub fn open(location: &str, create: bool) -> Result<Location, StoreError> {
             let dir = url
                 .to_file_path()
                 .map_err(|_| StoreError::BadUrl(location.into(), "not a local path".into()))?;
+            if !create && !dir.is_dir() {
+                return Err(StoreError::Missing(dir.display().to_string()));
+            }
             if create {
                 std::fs::create_dir_all(&dir).map_err(|source| StoreError::CreateDir {
                     path: dir.display().to_string(),

@@ -8,7 +8,9 @@ use chrono::NaiveDate;
 use crate::generate::{GenerateOptions, generate};
 
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  arstream generate --out /tmp/feed --customers 500 --months 12\n  arstream generate --out s3://bucket/feed --customers 100000 --months 24 --seed 7")]
+#[command(
+    after_help = "Examples:\n  arstream generate --out /tmp/feed --customers 500 --months 12\n  arstream generate --out s3://bucket/feed --customers 100000 --months 24 --seed 7"
+)]
 pub struct GenerateArgs {
     /// Where to write the feed: a folder or object-store URL
     #[arg(long, value_name = "URL")]

@@ -23,7 +23,12 @@ use crate::store::{self, Location};
 /// ERP change feeds (Parquet files under <feed>/<entity>/) are applied exactly once to
 /// current-state tables, which you query with SQL.
 #[derive(Debug, Parser)]
-#[command(name = "arstream", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "arstream",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -67,7 +72,10 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.global.verbose);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -91,12 +99,19 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// An error and its causes on one line, without repeating a cause the message already says.
+/// An error and its causes on one line, without repeating a cause the line already says.
 pub(crate) fn one_line(e: &anyhow::Error) -> String {
+    let letters = |s: &str| -> String {
+        s.chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
     let mut line = String::new();
     for cause in e.chain() {
         let text = cause.to_string();
-        if line.contains(&text) {
+        let tail = text.split_once(": ").map(|(_, t)| t).unwrap_or(&text);
+        if letters(&line).contains(&letters(tail)) {
             continue;
         }
         if !line.is_empty() {
@@ -139,7 +154,8 @@ impl Session {
         if let Some(state) = &global.state {
             config.state.url = state.clone();
         }
-        let feed = store::open(&config.feed.url, false)?;
+        let feed = store::open(&config.feed.url, false)
+            .with_context(|| format!("cannot open feed '{}'", config.feed.url))?;
         let state_location = store::open(&config.state.url, true)
             .with_context(|| format!("cannot open state folder '{}'", config.state.url))?;
         let mut state = State::open(state_location)
@@ -180,9 +196,10 @@ pub(crate) fn progress_bar() -> Option<indicatif::ProgressBar> {
         return None;
     }
     let bar = indicatif::ProgressBar::new(0);
-    let style = indicatif::ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} files {elapsed}")
-        .map(|s| s.progress_chars("=> "))
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    let style =
+        indicatif::ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} files {elapsed}")
+            .map(|s| s.progress_chars("=> "))
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
     bar.set_style(style);
     bar.set_message("applying");
     Some(bar)

@@ -36,7 +36,9 @@ pub fn print(format: Format, schema: &SchemaRef, batches: &[RecordBatch]) -> any
             }
         }
         Format::Csv => {
-            let mut writer = arrow::csv::WriterBuilder::new().with_header(true).build(&mut out);
+            let mut writer = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut out);
             if batches.is_empty() {
                 writer.write(&RecordBatch::new_empty(schema.clone()))?;
             }
@@ -56,9 +58,12 @@ pub fn print(format: Format, schema: &SchemaRef, batches: &[RecordBatch]) -> any
         }
         Format::Parquet => {
             if stdout.is_terminal() {
-                bail!("--format parquet writes binary data; redirect it to a file (> result.parquet)");
+                bail!(
+                    "--format parquet writes binary data; redirect it to a file (> result.parquet)"
+                );
             }
-            let bytes = crate::parquet_io::encode(schema, batches).context("cannot encode Parquet")?;
+            let bytes =
+                crate::parquet_io::encode(schema, batches).context("cannot encode Parquet")?;
             out.write_all(&bytes)?;
         }
     }

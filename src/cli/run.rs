@@ -7,7 +7,9 @@ use super::status::{print_table, status_of};
 use super::{GlobalArgs, Session};
 
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example, on the bundled sample feed:\n  arstream run\n  arstream sql \"SELECT count(*) FROM invoices\"")]
+#[command(
+    after_help = "Example, on the bundled sample feed:\n  arstream run\n  arstream sql \"SELECT count(*) FROM invoices\""
+)]
 pub struct RunArgs {}
 
 pub async fn run(global: &GlobalArgs, _args: RunArgs) -> anyhow::Result<ExitCode> {

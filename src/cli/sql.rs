@@ -9,7 +9,9 @@ use super::{GlobalArgs, Session};
 use crate::engine::Engine;
 
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  arstream sql \"SELECT status, count(*) FROM invoices GROUP BY status\"\n  arstream sql --format csv \"SELECT * FROM customers\" > customers.csv\n  arstream sql            (interactive shell; end statements with ';', \\q to quit)")]
+#[command(
+    after_help = "Examples:\n  arstream sql \"SELECT status, count(*) FROM invoices GROUP BY status\"\n  arstream sql --format csv \"SELECT * FROM customers\" > customers.csv\n  arstream sql            (interactive shell; end statements with ';', \\q to quit)"
+)]
 pub struct SqlArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -32,18 +34,24 @@ pub async fn run(global: &GlobalArgs, args: SqlArgs) -> anyhow::Result<ExitCode>
     }
 }
 
-const HELP: &str = "End a statement with ';'. Commands: \\d lists tables, \\d NAME describes one, \\q quits.";
+const HELP: &str =
+    "End a statement with ';'. Commands: \\d lists tables, \\d NAME describes one, \\q quits.";
 
 async fn shell(engine: &Engine, format: Format) -> anyhow::Result<ExitCode> {
     let mut editor = rustyline::DefaultEditor::new()?;
-    let history = std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".arstream_history"));
+    let history =
+        std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".arstream_history"));
     if let Some(h) = &history {
         let _ = editor.load_history(h);
     }
     println!("arstream SQL shell. {HELP}");
     let mut buffer = String::new();
     loop {
-        let prompt = if buffer.is_empty() { "arstream> " } else { "      ...> " };
+        let prompt = if buffer.is_empty() {
+            "arstream> "
+        } else {
+            "      ...> "
+        };
         match editor.readline(prompt) {
             Ok(line) => {
                 let trimmed = line.trim();

@@ -67,7 +67,12 @@ pub fn status_of(feed: &str, state: &State) -> Status {
         last_change: cp
             .last_change
             .iter()
-            .map(|(k, v)| (k.clone(), v.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)))
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                )
+            })
             .collect(),
     }
 }
@@ -95,7 +100,11 @@ pub fn print_table(status: &Status) {
     println!();
     println!("{:<14} {:>12}  last change (UTC)", "table", "rows");
     for (name, rows) in &status.tables {
-        let last = status.last_change.get(name).map(String::as_str).unwrap_or("-");
+        let last = status
+            .last_change
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or("-");
         println!("{name:<14} {rows:>12}  {last}");
     }
 }

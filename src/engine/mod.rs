@@ -29,8 +29,15 @@ impl Engine {
     pub fn new() -> Self {
         let config = SessionConfig::new()
             .with_information_schema(true)
-            .with_target_partitions(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
-        let state = SessionStateBuilder::new().with_config(config).with_default_features().build();
+            .with_target_partitions(
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(2),
+            );
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .build();
         Engine {
             ctx: SessionContext::new_with_state(state),
         }

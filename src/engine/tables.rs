@@ -7,9 +7,11 @@
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::prelude::SessionContext;
 
 use super::EngineError;
@@ -31,7 +33,11 @@ pub fn register(ctx: &SessionContext, state: &mut State) -> Result<(), EngineErr
     Ok(())
 }
 
-fn register_changes(ctx: &SessionContext, state: &State, entity: Entity) -> Result<(), EngineError> {
+fn register_changes(
+    ctx: &SessionContext,
+    state: &State,
+    entity: Entity,
+) -> Result<(), EngineError> {
     let name = format!("{}_changes", entity.name());
     let schema = with_file_field(&state.table(entity).change_schema());
     let urls = state
@@ -45,7 +51,8 @@ fn register_changes(ctx: &SessionContext, state: &State, entity: Entity) -> Resu
         ctx.register_table(&name, Arc::new(MemTable::try_new(schema, vec![vec![]])?))?;
         return Ok(());
     }
-    let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
     let config = ListingTableConfig::new_with_multi_paths(urls)
         .with_listing_options(options)
         .with_schema(schema);

@@ -189,7 +189,10 @@ pub fn validate_batch(
         let name = field.name().as_str();
         let Some(array) = get(name) else {
             if has_images {
-                return Err(missing(name, " (rows other than deletes carry the full image)"));
+                return Err(missing(
+                    name,
+                    " (rows other than deletes carry the full image)",
+                ));
             }
             columns.push(new_null_array(field.data_type(), batch.num_rows()));
             continue;
@@ -205,8 +208,9 @@ pub fn validate_batch(
                 )
                 .at(Some(row), name));
             } else if is_key {
-                return Err(Violation::new(ViolationCode::NullKey, file, "key is null")
-                    .at(Some(row), name));
+                return Err(
+                    Violation::new(ViolationCode::NullKey, file, "key is null").at(Some(row), name)
+                );
             }
         }
         columns.push(array);
@@ -232,12 +236,21 @@ pub fn validate_batch(
         }
     }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| {
-        Violation::new(ViolationCode::WrongType, file, format!("cannot assemble rows: {e}"))
+        Violation::new(
+            ViolationCode::WrongType,
+            file,
+            format!("cannot assemble rows: {e}"),
+        )
     })
 }
 
 /// Read and validate one feed file.
-pub fn validate_file(entity: Option<Entity>, folder: &str, file: &str, bytes: Bytes) -> Result<RecordBatch, Violation> {
+pub fn validate_file(
+    entity: Option<Entity>,
+    folder: &str,
+    file: &str,
+    bytes: Bytes,
+) -> Result<RecordBatch, Violation> {
     let Some(entity) = entity else {
         return Err(Violation::new(
             ViolationCode::UnknownEntity,
@@ -254,7 +267,12 @@ pub fn validate_file(entity: Option<Entity>, folder: &str, file: &str, bytes: By
 
 /// Cast `array` to `to` if that loses nothing: every value must survive the cast and the
 /// cast back unchanged. Otherwise a `wrong_type` violation names the first row that would not.
-pub fn cast_column(file: &str, name: &str, array: &ArrayRef, to: &DataType) -> Result<ArrayRef, Violation> {
+pub fn cast_column(
+    file: &str,
+    name: &str,
+    array: &ArrayRef,
+    to: &DataType,
+) -> Result<ArrayRef, Violation> {
     if array.data_type() == to {
         return Ok(array.clone());
     }
@@ -268,9 +286,18 @@ pub fn cast_column(file: &str, name: &str, array: &ArrayRef, to: &DataType) -> R
     let from = array.data_type();
     let cast = cast_with_options(array, to, &safe)
         .map_err(|e| wrong(None, format!("type {from} cannot be cast to {to}: {e}")))?;
-    let back = cast_with_options(&cast, from, &safe)
-        .map_err(|e| wrong(None, format!("type {from} cannot be cast to {to} and back: {e}")))?;
-    let changed = distinct(&back, array).map_err(|e| wrong(None, format!("type {from} is not comparable after a cast to {to}: {e}")))?;
+    let back = cast_with_options(&cast, from, &safe).map_err(|e| {
+        wrong(
+            None,
+            format!("type {from} cannot be cast to {to} and back: {e}"),
+        )
+    })?;
+    let changed = distinct(&back, array).map_err(|e| {
+        wrong(
+            None,
+            format!("type {from} is not comparable after a cast to {to}: {e}"),
+        )
+    })?;
     if let Some(row) = changed.iter().position(|d| d == Some(true)) {
         let value = arrow::util::display::array_value_to_string(array, row).unwrap_or_default();
         return Err(wrong(
@@ -288,7 +315,12 @@ fn first_null(array: &ArrayRef) -> Option<usize> {
     (0..array.len()).find(|&i| array.is_null(i))
 }
 
-fn check_currency(file: &str, name: &str, array: &ArrayRef, is_delete: &[bool]) -> Result<(), Violation> {
+fn check_currency(
+    file: &str,
+    name: &str,
+    array: &ArrayRef,
+    is_delete: &[bool],
+) -> Result<(), Violation> {
     let values = array.as_string::<i32>();
     for (row, value) in values.iter().enumerate() {
         if is_delete[row] {

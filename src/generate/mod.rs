@@ -74,7 +74,8 @@ pub enum GenerateError {
 /// A well-mixed seed for one customer and month, so that each draws the same numbers
 /// whatever else is generated (splitmix64).
 fn mix(seed: u64, a: u64, b: u64) -> u64 {
-    let mut z = seed ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    let mut z =
+        seed ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -84,9 +85,14 @@ fn mix(seed: u64, a: u64, b: u64) -> u64 {
 pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
 
 /// Write a feed. Runs on the calling thread, with encoding and writing on a second one.
-pub fn generate(opts: &GenerateOptions, progress: Option<Progress<'_>>) -> Result<GenerateReport, GenerateError> {
+pub fn generate(
+    opts: &GenerateOptions,
+    progress: Option<Progress<'_>>,
+) -> Result<GenerateReport, GenerateError> {
     if opts.customers == 0 || opts.months == 0 || opts.months > 240 {
-        return Err(GenerateError::Options("--customers must be at least 1 and --months from 1 to 240".into()));
+        return Err(GenerateError::Options(
+            "--customers must be at least 1 and --months from 1 to 240".into(),
+        ));
     }
     let out = store::open(&opts.out, true)?;
     let start = opts.start.with_day(1).unwrap_or(opts.start);
@@ -96,7 +102,9 @@ pub fn generate(opts: &GenerateOptions, progress: Option<Progress<'_>>) -> Resul
     let end_day = month_starts[opts.months] - 1;
     let collectors_n = (opts.customers / 800).clamp(3, 500);
     let mut rng = ChaCha8Rng::seed_from_u64(mix(opts.seed, u64::MAX, 0));
-    let collectors: Vec<Collector> = (0..collectors_n).map(|i| Collector::draw(&mut rng, i)).collect();
+    let collectors: Vec<Collector> = (0..collectors_n)
+        .map(|i| Collector::draw(&mut rng, i))
+        .collect();
     let customers: Vec<Customer> = (0..opts.customers)
         .map(|i| {
             let mut r = ChaCha8Rng::seed_from_u64(mix(opts.seed, i as u64, u64::MAX));
@@ -117,9 +125,20 @@ pub fn generate(opts: &GenerateOptions, progress: Option<Progress<'_>>) -> Resul
     let (tx, rx) = std::sync::mpsc::sync_channel::<(String, RecordBatch)>(4);
     std::thread::scope(|scope| -> Result<(), GenerateError> {
         let writer = scope.spawn(|| write_files(&out, rx, runtime));
-        let sent = simulate_months(opts, &month_starts, end_day, &customers, &collectors, &dir, &tx, progress);
+        let sent = simulate_months(
+            opts,
+            &month_starts,
+            end_day,
+            &customers,
+            &collectors,
+            &dir,
+            &tx,
+            progress,
+        );
         drop(tx);
-        let written = writer.join().map_err(|_| GenerateError::Options("the writer thread panicked".into()))??;
+        let written = writer
+            .join()
+            .map_err(|_| GenerateError::Options("the writer thread panicked".into()))??;
         for (entity, rows) in sent {
             *report.rows.entry(entity).or_default() += rows;
         }
@@ -143,12 +162,18 @@ fn simulate_months(
 ) -> BTreeMap<String, usize> {
     let mut rows: BTreeMap<String, usize> = BTreeMap::new();
     let mut send = |path: String, batch: RecordBatch| {
-        *rows.entry(path.split('/').next().unwrap_or_default().to_string()).or_default() += batch.num_rows();
+        *rows
+            .entry(path.split('/').next().unwrap_or_default().to_string())
+            .or_default() += batch.num_rows();
         // A closed channel means the writer failed; its error is reported by the caller.
         let _ = tx.send((path, batch));
     };
     let start_day = month_starts[0];
-    let month_of = |day: i32| month_starts.partition_point(|&s| s <= day).saturating_sub(1);
+    let month_of = |day: i32| {
+        month_starts
+            .partition_point(|&s| s <= day)
+            .saturating_sub(1)
+    };
     let label = |m: usize| model::date(month_starts[m]).format("%Y-%m").to_string();
     let start_ts = |day: i32| (day as i64 * 86_400 + 6 * 3600) * 1_000_000;
 
@@ -166,7 +191,10 @@ fn simulate_months(
             ts: start_ts(start_day),
             op: Op::Read,
             route: Route::Month,
-            row: Row::Customer { customer: c.index, version: 0 },
+            row: Row::Customer {
+                customer: c.index,
+                version: 0,
+            },
         });
     }
     let mut fx_rng = ChaCha8Rng::seed_from_u64(mix(opts.seed, u64::MAX - 1, 0));
@@ -192,7 +220,10 @@ fn simulate_months(
                     ts: start_ts(day),
                     op: Op::Update,
                     route: Route::Month,
-                    row: Row::Customer { customer: c.index, version: 1 },
+                    row: Row::Customer {
+                        customer: c.index,
+                        version: 1,
+                    },
                 });
             }
             for e in sim.events {
@@ -214,7 +245,10 @@ fn simulate_months(
                     .decimal((rates[i] * 1e8).round() as i128);
             }
         }
-        send(format!("fx_rates/month={}/part-00000.parquet", label(m)), fx.finish());
+        send(
+            format!("fx_rates/month={}/part-00000.parquet", label(m)),
+            fx.finish(),
+        );
 
         let events = std::mem::take(&mut pending[m]);
         let mut groups: BTreeMap<(Entity, Route), Vec<&Event>> = BTreeMap::new();
@@ -232,7 +266,11 @@ fn simulate_months(
                 if entity == Entity::Customers {
                     batch = with_extra_column(batch, "erp_source", "sap-ecc");
                 }
-                let path = format!("{}/{folder}month={}/part-{part:05}.parquet", entity.name(), label(m));
+                let path = format!(
+                    "{}/{folder}month={}/part-{part:05}.parquet",
+                    entity.name(),
+                    label(m)
+                );
                 send(path, batch);
             }
         }
@@ -274,7 +312,12 @@ fn write_files(
     for (path, batch) in rx {
         let schema = batch.schema();
         let target = out.child(&path);
-        bytes += handle.block_on(crate::parquet_io::put(out.store.as_ref(), &target, &schema, &[batch]))?;
+        bytes += handle.block_on(crate::parquet_io::put(
+            out.store.as_ref(),
+            &target,
+            &schema,
+            &[batch],
+        ))?;
         files += 1;
     }
     Ok((files, bytes))

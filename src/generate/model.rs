@@ -35,7 +35,13 @@ impl Archetype {
 
     /// Days after the due date this payer pays an invoice due in `month` (of `months`);
     /// negative is early.
-    pub fn days_late(self, rng: &mut ChaCha8Rng, due_month: u32, month: usize, months: usize) -> i32 {
+    pub fn days_late(
+        self,
+        rng: &mut ChaCha8Rng,
+        due_month: u32,
+        month: usize,
+        months: usize,
+    ) -> i32 {
         let noise = normal(rng);
         let days = match self {
             Archetype::Prompt => -2.0 + 3.0 * noise,
@@ -43,7 +49,11 @@ impl Archetype {
             Archetype::ChronicallyLate => 38.0 + 15.0 * noise,
             Archetype::Seasonal => {
                 let busy = matches!(due_month, 12 | 1 | 7 | 8);
-                if busy { 32.0 + 10.0 * noise } else { 1.0 + 4.0 * noise }
+                if busy {
+                    32.0 + 10.0 * noise
+                } else {
+                    1.0 + 4.0 * noise
+                }
             }
             Archetype::Deteriorating => {
                 let progress = month as f64 / months.max(1) as f64;
@@ -118,11 +128,24 @@ const SYLLABLES: &[&str] = &[
     "ar", "bel", "cor", "dan", "el", "fin", "gal", "hol", "is", "jon", "kel", "lum", "mar", "nor",
     "or", "pel", "quin", "ros", "sol", "tor", "ul", "ver", "wes", "xan", "yor", "zen",
 ];
-const SUFFIXES: &[&str] = &["Industries", "Logistics", "Foods", "Retail", "Systems", "GmbH", "Ltd", "SA", "Holdings", "Supply"];
+const SUFFIXES: &[&str] = &[
+    "Industries",
+    "Logistics",
+    "Foods",
+    "Retail",
+    "Systems",
+    "GmbH",
+    "Ltd",
+    "SA",
+    "Holdings",
+    "Supply",
+];
 
 fn company_name(rng: &mut ChaCha8Rng) -> String {
     let n = rng.random_range(2..4);
-    let mut word: String = (0..n).map(|_| SYLLABLES[rng.random_range(0..SYLLABLES.len())]).collect();
+    let mut word: String = (0..n)
+        .map(|_| SYLLABLES[rng.random_range(0..SYLLABLES.len())])
+        .collect();
     if let Some(first) = word.get_mut(0..1) {
         first.make_ascii_uppercase();
     }
@@ -149,7 +172,11 @@ impl Customer {
             10..40 => ("mid-market", 6_000.0, 5.0),
             _ => ("smb", 900.0, 2.8),
         };
-        let rate = FX.iter().find(|f| f.0 == currency).map(|f| f.1).unwrap_or(1.0);
+        let rate = FX
+            .iter()
+            .find(|f| f.0 == currency)
+            .map(|f| f.1)
+            .unwrap_or(1.0);
         let terms_days = [15, 30, 30, 30, 45, 60][rng.random_range(0..6)];
         let archetype = Archetype::draw(rng);
         let limit = (amount_usd / rate * per_month * 2.0 / 1000.0).round() * 1000.0;
@@ -168,7 +195,9 @@ impl Customer {
             invoices_per_month: per_month * rng.random_range(0.6..1.4),
             amount_log_mean: (amount_usd / rate).ln(),
             default_month: rng.random_range(months / 3..months.max(2)),
-            update_month: rng.random_bool(0.2).then(|| rng.random_range(0..months.max(1))),
+            update_month: rng
+                .random_bool(0.2)
+                .then(|| rng.random_range(0..months.max(1))),
         }
     }
 
@@ -195,9 +224,16 @@ pub struct Collector {
     pub capacity: i32,
 }
 
-const FIRST: &[&str] = &["Ana", "Ben", "Chloe", "Dev", "Elif", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kara", "Luis"];
-const LAST: &[&str] = &["Schmidt", "Okafor", "Martin", "Tanaka", "Rossi", "Nguyen", "Smith", "Dubois", "Jansen", "Garcia"];
-const LANGS: &[&str] = &["en", "en,fr", "en,de", "en,es", "en,ja", "en,nl", "de,en,fr"];
+const FIRST: &[&str] = &[
+    "Ana", "Ben", "Chloe", "Dev", "Elif", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kara", "Luis",
+];
+const LAST: &[&str] = &[
+    "Schmidt", "Okafor", "Martin", "Tanaka", "Rossi", "Nguyen", "Smith", "Dubois", "Jansen",
+    "Garcia",
+];
+const LANGS: &[&str] = &[
+    "en", "en,fr", "en,de", "en,es", "en,ja", "en,nl", "de,en,fr",
+];
 
 impl Collector {
     pub fn draw(rng: &mut ChaCha8Rng, index: u32) -> Collector {
@@ -206,7 +242,11 @@ impl Collector {
         Collector {
             id: format!("COL{index:03}"),
             name: format!("{first} {last}"),
-            email: format!("{}.{}{index}@arstream.example", first.to_lowercase(), last.to_lowercase()),
+            email: format!(
+                "{}.{}{index}@arstream.example",
+                first.to_lowercase(),
+                last.to_lowercase()
+            ),
             languages: LANGS[rng.random_range(0..LANGS.len())],
             capacity: rng.random_range(40..90),
         }

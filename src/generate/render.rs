@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayBuilder, ArrayRef, Date32Builder, Decimal128Builder, Int32Builder, Int64Builder, RecordBatch,
-    StringBuilder, TimestampMicrosecondBuilder,
+    ArrayBuilder, ArrayRef, Date32Builder, Decimal128Builder, Int32Builder, Int64Builder,
+    RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
 
 use super::model::{Collector, Customer};
@@ -25,9 +25,19 @@ impl Column {
             Kind::Text | Kind::Currency => Column::Text(StringBuilder::new()),
             Kind::Int32 => Column::Int32(Int32Builder::new()),
             Kind::Date => Column::Date(Date32Builder::new()),
-            Kind::Timestamp => Column::Timestamp(TimestampMicrosecondBuilder::new().with_timezone("UTC")),
-            Kind::Money => Column::Decimal(Decimal128Builder::new().with_precision_and_scale(18, 2).expect("valid decimal")),
-            Kind::Rate => Column::Decimal(Decimal128Builder::new().with_precision_and_scale(18, 8).expect("valid decimal")),
+            Kind::Timestamp => {
+                Column::Timestamp(TimestampMicrosecondBuilder::new().with_timezone("UTC"))
+            }
+            Kind::Money => Column::Decimal(
+                Decimal128Builder::new()
+                    .with_precision_and_scale(18, 2)
+                    .expect("valid decimal"),
+            ),
+            Kind::Rate => Column::Decimal(
+                Decimal128Builder::new()
+                    .with_precision_and_scale(18, 8)
+                    .expect("valid decimal"),
+            ),
         }
     }
 
@@ -69,7 +79,11 @@ impl BatchBuilder {
             ops: StringBuilder::new(),
             seqs: Int64Builder::new(),
             ts: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
-            columns: entity.columns().iter().map(|c| Column::for_kind(c.kind)).collect(),
+            columns: entity
+                .columns()
+                .iter()
+                .map(|c| Column::for_kind(c.kind))
+                .collect(),
             next: 0,
         }
     }
@@ -154,7 +168,8 @@ impl BatchBuilder {
             Arc::new(self.ts.finish()),
         ];
         arrays.extend(self.columns.iter_mut().map(Column::finish));
-        RecordBatch::try_new(self.entity.change_schema(), arrays).expect("builder follows the contract")
+        RecordBatch::try_new(self.entity.change_schema(), arrays)
+            .expect("builder follows the contract")
     }
 }
 
@@ -178,9 +193,16 @@ fn render_row(b: &mut BatchBuilder, row: &Row, dir: &Directory) {
     let customer = |i: u32| &dir.customers[i as usize];
     let money = |cents: i64| cents as i128;
     match row {
-        Row::Customer { customer: i, version } => {
+        Row::Customer {
+            customer: i,
+            version,
+        } => {
             let c = customer(*i);
-            let limit = if *version == 0 { c.credit_limit_cents } else { c.credit_limit_cents / 2 };
+            let limit = if *version == 0 {
+                c.credit_limit_cents
+            } else {
+                c.credit_limit_cents / 2
+            };
             b.text(Some(&c.id))
                 .text(Some(&c.name))
                 .text(Some(c.country))
@@ -193,7 +215,14 @@ fn render_row(b: &mut BatchBuilder, row: &Row, dir: &Directory) {
                 .text(Some(&c.phone()))
                 .text(Some(&dir.collectors[c.collector as usize].id));
         }
-        Row::Invoice { id, customer: i, invoice_date, due_date, amount, void } => {
+        Row::Invoice {
+            id,
+            customer: i,
+            invoice_date,
+            due_date,
+            amount,
+            void,
+        } => {
             let c = customer(*i);
             b.text(Some(&id.to_string()))
                 .text(Some(&c.id))
@@ -203,7 +232,13 @@ fn render_row(b: &mut BatchBuilder, row: &Row, dir: &Directory) {
                 .text(Some(c.currency))
                 .text(Some(if *void { "void" } else { "posted" }));
         }
-        Row::Payment { id, customer: i, invoice, date, amount } => {
+        Row::Payment {
+            id,
+            customer: i,
+            invoice,
+            date,
+            amount,
+        } => {
             let c = customer(*i);
             b.text(Some(&id.to_string()))
                 .text(Some(&c.id))
@@ -212,7 +247,14 @@ fn render_row(b: &mut BatchBuilder, row: &Row, dir: &Directory) {
                 .decimal(money(*amount))
                 .text(Some(c.currency));
         }
-        Row::Adjustment { id, invoice, customer: i, date, amount, kind } => {
+        Row::Adjustment {
+            id,
+            invoice,
+            customer: i,
+            date,
+            amount,
+            kind,
+        } => {
             let c = customer(*i);
             b.text(Some(&id.to_string()))
                 .text(Some(&invoice.to_string()))
@@ -222,7 +264,16 @@ fn render_row(b: &mut BatchBuilder, row: &Row, dir: &Directory) {
                 .text(Some(c.currency))
                 .text(Some(kind));
         }
-        Row::Dispute { id, invoice, customer: i, opened, amount, reason, status, resolved } => {
+        Row::Dispute {
+            id,
+            invoice,
+            customer: i,
+            opened,
+            amount,
+            reason,
+            status,
+            resolved,
+        } => {
             let c = customer(*i);
             b.text(Some(&id.to_string()))
                 .text(Some(&invoice.to_string()))
@@ -234,7 +285,15 @@ fn render_row(b: &mut BatchBuilder, row: &Row, dir: &Directory) {
                 .text(Some(status))
                 .date(*resolved);
         }
-        Row::Promise { id, customer: i, invoice, created, promised, amount, collector } => {
+        Row::Promise {
+            id,
+            customer: i,
+            invoice,
+            created,
+            promised,
+            amount,
+            collector,
+        } => {
             let c = customer(*i);
             b.text(Some(&id.to_string()))
                 .text(Some(&c.id))
@@ -245,7 +304,14 @@ fn render_row(b: &mut BatchBuilder, row: &Row, dir: &Directory) {
                 .text(Some(c.currency))
                 .text(Some(&dir.collectors[*collector as usize].id));
         }
-        Row::Activity { id, customer: i, collector, ts, channel, outcome } => {
+        Row::Activity {
+            id,
+            customer: i,
+            collector,
+            ts,
+            channel,
+            outcome,
+        } => {
             b.text(Some(&id.to_string()))
                 .text(Some(&customer(*i).id))
                 .text(Some(&dir.collectors[*collector as usize].id))
@@ -260,7 +326,11 @@ fn render_row(b: &mut BatchBuilder, row: &Row, dir: &Directory) {
 }
 
 /// The collectors as a batch of `r` (snapshot) changes.
-pub fn collectors_batch(collectors: &[Collector], seq: impl Fn(usize) -> i64, ts: i64) -> RecordBatch {
+pub fn collectors_batch(
+    collectors: &[Collector],
+    seq: impl Fn(usize) -> i64,
+    ts: i64,
+) -> RecordBatch {
     let mut b = BatchBuilder::new(Entity::Collectors);
     for (i, c) in collectors.iter().enumerate() {
         b.row(Op::Read, seq(i), ts)

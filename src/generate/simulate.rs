@@ -48,22 +48,76 @@ pub struct Id {
 
 impl std::fmt::Display for Id {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}{:06}{:02}{:03}", self.prefix, self.customer, self.month, self.n)
+        write!(
+            f,
+            "{}{:06}{:02}{:03}",
+            self.prefix, self.customer, self.month, self.n
+        )
     }
 }
 
 /// The image a change carries.
 #[derive(Debug, Clone)]
 pub enum Row {
-    Customer { customer: u32, version: u8 },
-    Invoice { id: Id, customer: u32, invoice_date: i32, due_date: i32, amount: i64, void: bool },
-    Payment { id: Id, customer: u32, invoice: Option<Id>, date: i32, amount: i64 },
-    Adjustment { id: Id, invoice: Id, customer: u32, date: i32, amount: i64, kind: &'static str },
-    Dispute { id: Id, invoice: Id, customer: u32, opened: i32, amount: i64, reason: &'static str, status: &'static str, resolved: Option<i32> },
-    Promise { id: Id, customer: u32, invoice: Option<Id>, created: i32, promised: i32, amount: i64, collector: u32 },
-    Activity { id: Id, customer: u32, collector: u32, ts: i64, channel: &'static str, outcome: &'static str },
+    Customer {
+        customer: u32,
+        version: u8,
+    },
+    Invoice {
+        id: Id,
+        customer: u32,
+        invoice_date: i32,
+        due_date: i32,
+        amount: i64,
+        void: bool,
+    },
+    Payment {
+        id: Id,
+        customer: u32,
+        invoice: Option<Id>,
+        date: i32,
+        amount: i64,
+    },
+    Adjustment {
+        id: Id,
+        invoice: Id,
+        customer: u32,
+        date: i32,
+        amount: i64,
+        kind: &'static str,
+    },
+    Dispute {
+        id: Id,
+        invoice: Id,
+        customer: u32,
+        opened: i32,
+        amount: i64,
+        reason: &'static str,
+        status: &'static str,
+        resolved: Option<i32>,
+    },
+    Promise {
+        id: Id,
+        customer: u32,
+        invoice: Option<Id>,
+        created: i32,
+        promised: i32,
+        amount: i64,
+        collector: u32,
+    },
+    Activity {
+        id: Id,
+        customer: u32,
+        collector: u32,
+        ts: i64,
+        channel: &'static str,
+        outcome: &'static str,
+    },
     /// A delete: only the key is carried.
-    Delete { entity: Entity, id: Id },
+    Delete {
+        entity: Entity,
+        id: Id,
+    },
 }
 
 impl Row {
@@ -95,7 +149,10 @@ pub struct Event {
 
 /// A source commit sequence that grows with the day and is unique per customer and origin.
 pub fn seq(day: i32, customer: u32, month: u16, n: u16) -> i64 {
-    ((day as i64) << 44) | ((customer as i64 & 0xf_ffff) << 24) | ((month as i64 & 0xff) << 16) | n as i64
+    ((day as i64) << 44)
+        | ((customer as i64 & 0xf_ffff) << 24)
+        | ((month as i64 & 0xff) << 16)
+        | n as i64
 }
 
 /// Draws the events of one customer's invoices of one month.
@@ -110,16 +167,41 @@ pub struct MonthSim<'a> {
     counter: u16,
 }
 
-const DISPUTE_REASONS: &[&str] = &["pricing", "quantity", "damaged_goods", "not_received", "duplicate_billing"];
+const DISPUTE_REASONS: &[&str] = &[
+    "pricing",
+    "quantity",
+    "damaged_goods",
+    "not_received",
+    "duplicate_billing",
+];
 
 impl<'a> MonthSim<'a> {
-    pub fn new(customer: &'a Customer, rng: ChaCha8Rng, month: usize, months: usize, end_day: i32) -> Self {
-        MonthSim { customer, rng, month, months, end_day, events: Vec::new(), counter: 0 }
+    pub fn new(
+        customer: &'a Customer,
+        rng: ChaCha8Rng,
+        month: usize,
+        months: usize,
+        end_day: i32,
+    ) -> Self {
+        MonthSim {
+            customer,
+            rng,
+            month,
+            months,
+            end_day,
+            events: Vec::new(),
+            counter: 0,
+        }
     }
 
     fn id(&mut self, prefix: &'static str) -> Id {
         self.counter = self.counter.wrapping_add(1);
-        Id { prefix, customer: self.customer.index, month: self.month as u16, n: self.counter }
+        Id {
+            prefix,
+            customer: self.customer.index,
+            month: self.month as u16,
+            n: self.counter,
+        }
     }
 
     /// Emit a change on `day` (dropped when past the end of the simulation).
@@ -131,7 +213,14 @@ impl<'a> MonthSim<'a> {
         let s = seq(day, self.customer.index, self.month as u16, self.counter);
         let second_of_day = self.rng.random_range(7 * 3600..19 * 3600) as i64;
         let ts = (day as i64 * 86_400 + second_of_day) * 1_000_000;
-        self.events.push(Event { day, seq: s, ts, op, route, row });
+        self.events.push(Event {
+            day,
+            seq: s,
+            ts,
+            op,
+            route,
+            row,
+        });
     }
 
     fn activity(&mut self, day: i32, channel: &'static str, outcome: &'static str) {
@@ -139,8 +228,16 @@ impl<'a> MonthSim<'a> {
             return;
         }
         let id = self.id("ACT");
-        let ts = (day as i64 * 86_400 + self.rng.random_range(8 * 3600..18 * 3600) as i64) * 1_000_000;
-        let row = Row::Activity { id, customer: self.customer.index, collector: self.customer.collector, ts, channel, outcome };
+        let ts =
+            (day as i64 * 86_400 + self.rng.random_range(8 * 3600..18 * 3600) as i64) * 1_000_000;
+        let row = Row::Activity {
+            id,
+            customer: self.customer.index,
+            collector: self.customer.collector,
+            ts,
+            channel,
+            outcome,
+        };
         self.emit(day, Op::Create, Route::Month, row);
     }
 
@@ -149,8 +246,17 @@ impl<'a> MonthSim<'a> {
         let c = self.customer;
         let id = self.id("INV");
         let due = invoice_day + c.terms_days;
-        let mut amount = ((c.amount_log_mean + 0.7 * normal(&mut self.rng)).exp() * 100.0).round().max(1000.0) as i64;
-        let image = |amount: i64, void: bool| Row::Invoice { id, customer: c.index, invoice_date: invoice_day, due_date: due, amount, void };
+        let mut amount = ((c.amount_log_mean + 0.7 * normal(&mut self.rng)).exp() * 100.0)
+            .round()
+            .max(1000.0) as i64;
+        let image = |amount: i64, void: bool| Row::Invoice {
+            id,
+            customer: c.index,
+            invoice_date: invoice_day,
+            due_date: due,
+            amount,
+            void,
+        };
         self.emit(invoice_day, Op::Create, Route::Month, image(amount, false));
         if self.rng.random_bool(0.01) {
             // The same change delivered twice by the connector.
@@ -161,10 +267,24 @@ impl<'a> MonthSim<'a> {
             }
         }
         let fate: f64 = self.rng.random();
-        let late_route = |rng: &mut ChaCha8Rng| if rng.random_bool(0.4) { Route::Backfill } else { Route::Month };
+        let late_route = |rng: &mut ChaCha8Rng| {
+            if rng.random_bool(0.4) {
+                Route::Backfill
+            } else {
+                Route::Month
+            }
+        };
         if fate < 0.003 {
             let day = invoice_day + self.rng.random_range(1..4);
-            self.emit(day, Op::Delete, Route::Month, Row::Delete { entity: crate::feed::contract::Entity::Invoices, id });
+            self.emit(
+                day,
+                Op::Delete,
+                Route::Month,
+                Row::Delete {
+                    entity: crate::feed::contract::Entity::Invoices,
+                    id,
+                },
+            );
             return;
         }
         if fate < 0.011 {
@@ -188,28 +308,53 @@ impl<'a> MonthSim<'a> {
         }
 
         let month_progress = self.month;
-        let mut days_late = c.archetype.days_late(&mut self.rng, due_month, month_progress, self.months);
+        let mut days_late =
+            c.archetype
+                .days_late(&mut self.rng, due_month, month_progress, self.months);
         let defaulted = c.archetype == Archetype::Defaulting && self.month + 1 >= c.default_month;
         let mut pay_day = (due + days_late).max(invoice_day + 1);
 
         if self.rng.random_bool(0.03) {
             let opened = invoice_day + self.rng.random_range(5..26);
-            let disputed = if self.rng.random_bool(0.5) { open } else { (open as f64 * self.rng.random_range(0.1..0.6)).round() as i64 };
+            let disputed = if self.rng.random_bool(0.5) {
+                open
+            } else {
+                (open as f64 * self.rng.random_range(0.1..0.6)).round() as i64
+            };
             let dispute_id = self.id("DSP");
             let reason = DISPUTE_REASONS[self.rng.random_range(0..DISPUTE_REASONS.len())];
-            let dispute = |status, resolved| Row::Dispute { id: dispute_id, invoice: id, customer: c.index, opened, amount: disputed, reason, status, resolved };
+            let dispute = |status, resolved| Row::Dispute {
+                id: dispute_id,
+                invoice: id,
+                customer: c.index,
+                opened,
+                amount: disputed,
+                reason,
+                status,
+                resolved,
+            };
             self.emit(opened, Op::Create, Route::Month, dispute("open", None));
             self.activity(opened, "portal", "dispute_raised");
             let outcome: f64 = self.rng.random();
             if outcome < 0.6 {
                 let resolved = opened + self.rng.random_range(3..41);
-                self.emit(resolved, Op::Update, Route::Month, dispute("resolved", Some(resolved)));
+                self.emit(
+                    resolved,
+                    Op::Update,
+                    Route::Month,
+                    dispute("resolved", Some(resolved)),
+                );
                 self.adjustment(id, resolved, disputed, "credit_note");
                 open -= disputed;
                 pay_day = pay_day.max(resolved + self.rng.random_range(0..11));
             } else if outcome < 0.9 {
                 let resolved = opened + self.rng.random_range(5..31);
-                self.emit(resolved, Op::Update, Route::Month, dispute("rejected", Some(resolved)));
+                self.emit(
+                    resolved,
+                    Op::Update,
+                    Route::Month,
+                    dispute("rejected", Some(resolved)),
+                );
                 pay_day = pay_day.max(resolved + self.rng.random_range(0..11));
             } else {
                 // Still open: the disputed part stays unpaid.
@@ -254,7 +399,14 @@ impl<'a> MonthSim<'a> {
 
     fn adjustment(&mut self, invoice: Id, day: i32, amount: i64, kind: &'static str) {
         let id = self.id("ADJ");
-        let row = Row::Adjustment { id, invoice, customer: self.customer.index, date: day, amount, kind };
+        let row = Row::Adjustment {
+            id,
+            invoice,
+            customer: self.customer.index,
+            date: day,
+            amount,
+            kind,
+        };
         self.emit(day, Op::Create, Route::Month, row);
     }
 
@@ -264,11 +416,44 @@ impl<'a> MonthSim<'a> {
         let id = self.id("PAY");
         let c = self.customer.index;
         if self.rng.random_bool(0.04) {
-            self.emit(day, Op::Create, Route::Month, Row::Payment { id, customer: c, invoice: None, date: day, amount });
+            self.emit(
+                day,
+                Op::Create,
+                Route::Month,
+                Row::Payment {
+                    id,
+                    customer: c,
+                    invoice: None,
+                    date: day,
+                    amount,
+                },
+            );
             let applied = day + self.rng.random_range(2..11);
-            self.emit(applied, Op::Update, Route::Month, Row::Payment { id, customer: c, invoice: Some(invoice), date: day, amount });
+            self.emit(
+                applied,
+                Op::Update,
+                Route::Month,
+                Row::Payment {
+                    id,
+                    customer: c,
+                    invoice: Some(invoice),
+                    date: day,
+                    amount,
+                },
+            );
         } else {
-            self.emit(day, Op::Create, Route::Month, Row::Payment { id, customer: c, invoice: Some(invoice), date: day, amount });
+            self.emit(
+                day,
+                Op::Create,
+                Route::Month,
+                Row::Payment {
+                    id,
+                    customer: c,
+                    invoice: Some(invoice),
+                    date: day,
+                    amount,
+                },
+            );
         }
     }
 
@@ -294,7 +479,11 @@ impl<'a> MonthSim<'a> {
         if (pay_day - due > 10 || defaulted) && self.rng.random_bool(0.5) {
             let created = due + self.rng.random_range(8..16);
             let keeps = !defaulted && self.rng.random_bool(0.6);
-            let promised = if keeps { (pay_day - self.rng.random_range(0..4)).max(created + 1) } else { created + self.rng.random_range(3..11) };
+            let promised = if keeps {
+                (pay_day - self.rng.random_range(0..4)).max(created + 1)
+            } else {
+                created + self.rng.random_range(3..11)
+            };
             let id = self.id("PTP");
             let on_account = self.rng.random_bool(0.1);
             let row = Row::Promise {

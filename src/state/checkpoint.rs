@@ -143,12 +143,17 @@ pub async fn read_latest(state: &Location) -> Result<Option<Checkpoint>, StateEr
 /// so two writers racing for one generation cannot both win.
 pub async fn write(state: &Location, checkpoint: &Checkpoint) -> Result<(), StateError> {
     let path = state.child(&checkpoint_path(checkpoint.generation));
-    let json = serde_json::to_vec_pretty(checkpoint).map_err(|e| StateError::Encode(e.to_string()))?;
+    let json =
+        serde_json::to_vec_pretty(checkpoint).map_err(|e| StateError::Encode(e.to_string()))?;
     let opts = PutOptions {
         mode: PutMode::Create,
         ..Default::default()
     };
-    match state.store.put_opts(&path, PutPayload::from(json), opts).await {
+    match state
+        .store
+        .put_opts(&path, PutPayload::from(json), opts)
+        .await
+    {
         Ok(_) => Ok(()),
         Err(object_store::Error::AlreadyExists { .. }) => Err(StateError::Concurrent {
             generation: checkpoint.generation,

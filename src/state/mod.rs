@@ -32,7 +32,10 @@ pub enum StateError {
         what: String,
         source: object_store::Error,
     },
-    #[error("checkpoint '{path}' has format {found}; this arstream reads format {}", checkpoint::FORMAT)]
+    #[error(
+        "checkpoint '{path}' has format {found}; this arstream reads format {}",
+        checkpoint::FORMAT
+    )]
     Format { path: String, found: u32 },
     #[error("state file '{path}' is damaged: {detail}")]
     Damaged { path: String, detail: String },
@@ -68,9 +71,13 @@ pub struct State {
 impl State {
     /// Load the newest checkpoint of a state folder (an empty state when there is none).
     pub async fn open(location: Location) -> Result<State, StateError> {
-        let checkpoint = checkpoint::read_latest(&location).await?.unwrap_or_else(Checkpoint::empty);
-        let mut tables: BTreeMap<Entity, EntityTable> =
-            Entity::ALL.iter().map(|e| (*e, EntityTable::new(*e))).collect();
+        let checkpoint = checkpoint::read_latest(&location)
+            .await?
+            .unwrap_or_else(Checkpoint::empty);
+        let mut tables: BTreeMap<Entity, EntityTable> = Entity::ALL
+            .iter()
+            .map(|e| (*e, EntityTable::new(*e)))
+            .collect();
         for seg in &checkpoint.snapshot {
             let (entity, batch) = read_segment(&location, seg).await?;
             if let Some(t) = tables.get_mut(&entity) {
@@ -109,7 +116,9 @@ impl State {
     }
 
     pub fn table_mut(&mut self, entity: Entity) -> &mut EntityTable {
-        self.tables.get_mut(&entity).expect("every entity has a table")
+        self.tables
+            .get_mut(&entity)
+            .expect("every entity has a table")
     }
 
     /// Whether a feed file was already applied or quarantined (or is waiting to be saved).
@@ -125,7 +134,12 @@ impl State {
             .map(|a| a.path.as_str())
             .chain(cp.quarantined.iter().map(|q| q.path.as_str()))
             .chain(self.pending.applied.iter().map(|a| a.path.as_str()))
-            .chain(self.pending.quarantined.iter().map(|(q, _)| q.path.as_str()))
+            .chain(
+                self.pending
+                    .quarantined
+                    .iter()
+                    .map(|(q, _)| q.path.as_str()),
+            )
             .collect()
     }
 
@@ -148,10 +162,18 @@ impl State {
             >(ts.as_ref()))
                 && let Some(t) = chrono::DateTime::from_timestamp_micros(max)
             {
-                let e = self.checkpoint.last_change.entry(entity.name().to_string()).or_insert(t);
+                let e = self
+                    .checkpoint
+                    .last_change
+                    .entry(entity.name().to_string())
+                    .or_insert(t);
                 *e = (*e).max(t);
             }
-            self.pending.batches.entry(entity).or_default().push(with_file_column(&batch, path));
+            self.pending
+                .batches
+                .entry(entity)
+                .or_default()
+                .push(with_file_column(&batch, path));
         }
         self.pending.applied.push(AppliedFile {
             path: path.to_string(),
@@ -201,17 +223,31 @@ impl State {
         for (q, bytes) in &pending.quarantined {
             let path = self.location.child(&format!("quarantine/{}", q.path));
             self.put(&path, PutPayload::from(bytes.clone())).await?;
-            let reason = serde_json::to_vec_pretty(q).map_err(|e| StateError::Encode(e.to_string()))?;
-            let reason_path = self.location.child(&format!("quarantine/{}.reason.json", q.path));
+            let reason =
+                serde_json::to_vec_pretty(q).map_err(|e| StateError::Encode(e.to_string()))?;
+            let reason_path = self
+                .location
+                .child(&format!("quarantine/{}.reason.json", q.path));
             self.put(&reason_path, PutPayload::from(reason)).await?;
         }
         for (entity, batches) in &pending.batches {
             // Schemas only grow (new extras), so the table's current one fits every batch.
             let schema = with_file_field(&self.tables[entity].change_schema());
-            let batches: Vec<RecordBatch> = batches.iter().map(|b| table::widen(b, &schema)).collect();
+            let batches: Vec<RecordBatch> =
+                batches.iter().map(|b| table::widen(b, &schema)).collect();
             let rows = batches.iter().map(|b| b.num_rows()).sum();
-            let rel = format!("changes/{}/g{:010}-{nonce}.parquet", entity.name(), next.generation);
-            parquet_io::put(self.location.store.as_ref(), &self.location.child(&rel), &schema, &batches).await?;
+            let rel = format!(
+                "changes/{}/g{:010}-{nonce}.parquet",
+                entity.name(),
+                next.generation
+            );
+            parquet_io::put(
+                self.location.store.as_ref(),
+                &self.location.child(&rel),
+                &schema,
+                &batches,
+            )
+            .await?;
             let seg = SegmentFile {
                 entity: entity.name().to_string(),
                 path: rel,
@@ -221,7 +257,8 @@ impl State {
             next.changes.push(seg);
         }
         next.applied.extend(pending.applied);
-        next.quarantined.extend(pending.quarantined.into_iter().map(|(q, _)| q));
+        next.quarantined
+            .extend(pending.quarantined.into_iter().map(|(q, _)| q));
 
         let replayed: usize = next.replay.iter().map(|s| s.rows).sum();
         let snapshot_rows: usize = next.snapshot.iter().map(|s| s.rows).sum();
@@ -240,7 +277,11 @@ impl State {
         self.snapshot_ratio = ratio;
     }
 
-    async fn write_snapshot(&mut self, generation: u64, nonce: &str) -> Result<Vec<SegmentFile>, StateError> {
+    async fn write_snapshot(
+        &mut self,
+        generation: u64,
+        nonce: &str,
+    ) -> Result<Vec<SegmentFile>, StateError> {
         let mut files = Vec::new();
         for (entity, table) in &mut self.tables {
             table.compact();
@@ -248,9 +289,18 @@ impl State {
             if batches.is_empty() {
                 continue;
             }
-            let rel = format!("snapshots/g{generation:010}-{nonce}/{}.parquet", entity.name());
+            let rel = format!(
+                "snapshots/g{generation:010}-{nonce}/{}.parquet",
+                entity.name()
+            );
             let schema = table.change_schema();
-            parquet_io::put(self.location.store.as_ref(), &self.location.child(&rel), &schema, &batches).await?;
+            parquet_io::put(
+                self.location.store.as_ref(),
+                &self.location.child(&rel),
+                &schema,
+                &batches,
+            )
+            .await?;
             files.push(SegmentFile {
                 entity: entity.name().to_string(),
                 path: rel,
@@ -260,7 +310,11 @@ impl State {
         Ok(files)
     }
 
-    async fn put(&self, path: &object_store::path::Path, payload: PutPayload) -> Result<(), StateError> {
+    async fn put(
+        &self,
+        path: &object_store::path::Path,
+        payload: PutPayload,
+    ) -> Result<(), StateError> {
         self.location
             .store
             .put(path, payload)
@@ -274,12 +328,16 @@ impl State {
 }
 
 /// Read one of the state's Parquet files back as a batch of its entity (without `_file`).
-async fn read_segment(location: &Location, seg: &SegmentFile) -> Result<(Entity, RecordBatch), StateError> {
+async fn read_segment(
+    location: &Location,
+    seg: &SegmentFile,
+) -> Result<(Entity, RecordBatch), StateError> {
     let damaged = |detail: String| StateError::Damaged {
         path: seg.path.clone(),
         detail,
     };
-    let entity = Entity::from_name(&seg.entity).ok_or_else(|| damaged(format!("unknown entity '{}'", seg.entity)))?;
+    let entity = Entity::from_name(&seg.entity)
+        .ok_or_else(|| damaged(format!("unknown entity '{}'", seg.entity)))?;
     let path = location.child(&seg.path);
     let bytes = location
         .store
@@ -324,7 +382,8 @@ pub fn with_file_field(schema: &SchemaRef) -> SchemaRef {
 fn with_file_column(batch: &RecordBatch, path: &str) -> RecordBatch {
     let keys = arrow::array::Int32Array::from(vec![0; batch.num_rows()]);
     let values = Arc::new(arrow::array::StringArray::from(vec![path]));
-    let file: ArrayRef = Arc::new(DictionaryArray::<Int32Type>::try_new(keys, values).expect("valid dictionary"));
+    let file: ArrayRef =
+        Arc::new(DictionaryArray::<Int32Type>::try_new(keys, values).expect("valid dictionary"));
     let mut columns = batch.columns().to_vec();
     columns.push(file);
     RecordBatch::try_new(with_file_field(&batch.schema()), columns).expect("file column appended")

@@ -210,8 +210,10 @@ impl EntityTable {
                     let old = &segments[entry.segment as usize];
                     if !same_image(old, entry.row as usize, &segments[seg], row) {
                         let detail = format!("key '{key}' has two different images at _seq {seq}");
-                        return Err(Violation::new(ViolationCode::ConflictingImage, file, detail)
-                            .at(Some(row), &self.entity.key().join(",")));
+                        return Err(
+                            Violation::new(ViolationCode::ConflictingImage, file, detail)
+                                .at(Some(row), &self.entity.key().join(",")),
+                        );
                     }
                     stats.ignored += 1;
                     continue;
@@ -251,7 +253,11 @@ impl EntityTable {
         self.segments.pop();
         if self.schema.fields().len() > old_width {
             let keep: Vec<usize> = (0..old_width).collect();
-            self.schema = Arc::new(self.schema.project(&keep).expect("projection of own schema"));
+            self.schema = Arc::new(
+                self.schema
+                    .project(&keep)
+                    .expect("projection of own schema"),
+            );
             for s in &mut self.segments {
                 s.batch = s.batch.project(&keep).expect("projection of own batch");
                 s.visible = None;
@@ -266,7 +272,11 @@ impl EntityTable {
         let mut fields: Vec<Arc<Field>> = self.schema.fields().iter().cloned().collect();
         for field in incoming.fields() {
             if self.schema.index_of(field.name()).is_err() {
-                fields.push(Arc::new(Field::new(field.name(), field.data_type().clone(), true)));
+                fields.push(Arc::new(Field::new(
+                    field.name(),
+                    field.data_type().clone(),
+                    true,
+                )));
             }
         }
         let grown = Arc::new(Schema::new(fields));
@@ -415,7 +425,10 @@ fn key_strings(entity: Entity, batch: &RecordBatch) -> StringArray {
         .collect();
     (0..batch.num_rows())
         .map(|row| {
-            let parts: Vec<String> = formatters.iter().map(|f| f.value(row).to_string()).collect();
+            let parts: Vec<String> = formatters
+                .iter()
+                .map(|f| f.value(row).to_string())
+                .collect();
             Some(parts.join("|"))
         })
         .collect()

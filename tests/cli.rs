@@ -1,0 +1,175 @@
+//! The command line as a new user meets it: help for every command, and one clear line (never
+//! a panic) for a missing feed, an SQL typo or a state folder that cannot be used.
+
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_arstream");
+
+fn run(args: &[&str], cwd: &std::path::Path) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Failed, with exactly one line on stderr that starts with `error:` and no panic.
+fn assert_one_line_error(o: &Output, must_contain: &str) {
+    let err = stderr(o);
+    assert!(!o.status.success(), "should fail: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(
+        err.contains(must_contain),
+        "{err} should mention {must_contain}"
+    );
+}
+
+#[test]
+fn every_command_has_help() {
+    let dir = tempfile::tempdir().unwrap();
+    for cmd in [
+        &["--help"][..],
+        &["run", "--help"],
+        &["sql", "--help"],
+        &["status", "--help"],
+        &["generate", "--help"],
+    ] {
+        let o = run(cmd, dir.path());
+        assert!(o.status.success(), "{cmd:?}");
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(text.contains("Usage: arstream"), "{cmd:?}: {text}");
+    }
+}
+
+#[test]
+fn user_errors_are_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let feed = p.join("feed");
+    let o = run(
+        &[
+            "generate",
+            "--out",
+            feed.to_str().unwrap(),
+            "--customers",
+            "5",
+            "--months",
+            "2",
+        ],
+        p,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let state = p.join("state");
+    let base = [
+        "--feed",
+        feed.to_str().unwrap(),
+        "--state",
+        state.to_str().unwrap(),
+    ];
+
+    let sql = |q: &str| {
+        let mut a = base.to_vec();
+        a.extend(["sql", q]);
+        run(&a, p)
+    };
+    let ok = sql("SELECT count(*) AS n FROM invoices");
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert_one_line_error(&sql("SELECT * FROM invoicez"), "invoicez");
+    assert_one_line_error(&sql("SELECT amountt FROM invoices"), "amountt");
+    assert_one_line_error(&sql("SELEC 1"), "SELEC");
+
+    let missing = p.join("no-such-feed");
+    assert_one_line_error(
+        &run(
+            &[
+                "--feed",
+                missing.to_str().unwrap(),
+                "--state",
+                state.to_str().unwrap(),
+                "status",
+            ],
+            p,
+        ),
+        "no-such-feed",
+    );
+
+    // A state "folder" that is a file cannot be used.
+    let file = p.join("not-a-folder");
+    std::fs::write(&file, "x").unwrap();
+    assert_one_line_error(
+        &run(
+            &[
+                "--feed",
+                feed.to_str().unwrap(),
+                "--state",
+                file.to_str().unwrap(),
+                "status",
+            ],
+            p,
+        ),
+        "not-a-folder",
+    );
+
+    let bad_config = p.join("bad.toml");
+    std::fs::write(&bad_config, "[feed]\nurl = 3\n").unwrap();
+    assert_one_line_error(
+        &run(&["--config", bad_config.to_str().unwrap(), "status"], p),
+        "bad.toml",
+    );
+}
+
+#[test]
+fn status_json_has_the_documented_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let feed = p.join("feed");
+    assert!(
+        run(
+            &[
+                "generate",
+                "--out",
+                feed.to_str().unwrap(),
+                "--customers",
+                "5",
+                "--months",
+                "2"
+            ],
+            p
+        )
+        .status
+        .success()
+    );
+    std::fs::write(feed.join("invoices/broken.parquet"), b"PAR1 nope").unwrap();
+    let o = run(
+        &[
+            "--feed",
+            feed.to_str().unwrap(),
+            "--state",
+            p.join("s").to_str().unwrap(),
+            "status",
+            "--format",
+            "json",
+        ],
+        p,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["files_applied"].as_u64().unwrap() >= 5);
+    let q = &v["files_quarantined"][0];
+    assert_eq!(q["path"], "invoices/broken.parquet");
+    assert_eq!(q["code"], "not_parquet");
+    assert!(
+        q["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("invoices/broken.parquet")
+    );
+    assert!(v["tables"]["invoices"].as_u64().unwrap() > 0);
+    assert!(v["tables"]["customers"].as_u64().unwrap() == 5);
+}

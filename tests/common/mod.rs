@@ -1,0 +1,107 @@
+//! Helpers shared by the integration tests: building change batches and feeds.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::datatypes::{Decimal128Type, Field, Schema};
+use arstream::feed::contract::Entity;
+use arstream::generate::render::BatchBuilder;
+use arstream::generate::simulate::Op;
+use arstream::ingest::{CatchUpReport, IngestOptions, catch_up};
+use arstream::state::State;
+
+/// One invoice change: op, seq, id, amount in cents.
+pub type InvoiceChange = (&'static str, i64, String, i64);
+
+pub fn op(code: &str) -> Op {
+    match code {
+        "r" => Op::Read,
+        "c" => Op::Create,
+        "u" => Op::Update,
+        _ => Op::Delete,
+    }
+}
+
+/// A batch of invoice changes in the contract schema.
+pub fn invoices(rows: &[InvoiceChange]) -> RecordBatch {
+    let mut b = BatchBuilder::new(Entity::Invoices);
+    for (code, seq, id, cents) in rows {
+        let row = b.row(op(code), *seq, 1_767_225_600_000_000 + seq);
+        if *code == "d" {
+            row.text(Some(id));
+            continue;
+        }
+        row.text(Some(id))
+            .text(Some("C1"))
+            .date(Some(20_500))
+            .date(Some(20_530))
+            .decimal(*cents as i128)
+            .text(Some("USD"))
+            .text(Some("posted"));
+    }
+    b.finish()
+}
+
+/// Replace (or add) a column, changing its type as needed.
+pub fn with_column(batch: &RecordBatch, name: &str, array: ArrayRef) -> RecordBatch {
+    let schema = batch.schema();
+    let mut fields: Vec<Arc<Field>> = schema.fields().iter().cloned().collect();
+    let mut columns = batch.columns().to_vec();
+    let field = Arc::new(Field::new(name, array.data_type().clone(), true));
+    match schema.index_of(name) {
+        Ok(i) => {
+            fields[i] = field;
+            columns[i] = array;
+        }
+        Err(_) => {
+            fields.push(field);
+            columns.push(array);
+        }
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
+}
+
+/// Drop a column.
+pub fn without_column(batch: &RecordBatch, name: &str) -> RecordBatch {
+    let i = batch.schema().index_of(name).unwrap();
+    let keep: Vec<usize> = (0..batch.num_columns()).filter(|&j| j != i).collect();
+    batch.project(&keep).unwrap()
+}
+
+/// Write a batch as a Parquet file at `dir/rel`.
+pub fn write(dir: &Path, rel: &str, batch: &RecordBatch) {
+    let path = dir.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let bytes = arstream::parquet_io::encode(&batch.schema(), std::slice::from_ref(batch)).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Open the state at `state` and catch up with `feed` (both locations or URLs).
+pub async fn ingest(feed: &str, state: &str, opts: &IngestOptions) -> (State, CatchUpReport) {
+    let feed = arstream::store::open(feed, false).unwrap();
+    let state_location = arstream::store::open(state, true).unwrap();
+    let mut state = State::open(state_location).await.unwrap();
+    let report = catch_up(&mut state, &feed, opts, None).await.unwrap();
+    (state, report)
+}
+
+/// The current invoices as sorted (id, amount in cents) pairs.
+pub fn invoice_rows(state: &mut State) -> Vec<(String, i128)> {
+    let mut rows = Vec::new();
+    for b in state.table_mut(Entity::Invoices).current_batches() {
+        let ids = b.column(0).as_string::<i32>();
+        let amounts = b.column(4).as_primitive::<Decimal128Type>();
+        for i in 0..b.num_rows() {
+            rows.push((ids.value(i).to_string(), amounts.value(i)));
+        }
+    }
+    rows.sort();
+    rows
+}
+
+/// Whether an array has any null.
+pub fn has_nulls(a: &dyn Array) -> bool {
+    a.null_count() > 0
+}
