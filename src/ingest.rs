@@ -46,6 +46,11 @@ pub struct CatchUpReport {
     /// Files that could not be read this time; they are tried again next time.
     pub unreadable: Vec<String>,
     pub elapsed: Duration,
+    /// Where the time went: waiting for files to be read and validated, applying them to
+    /// the state, and writing checkpoints.
+    pub read_wait: Duration,
+    pub apply_time: Duration,
+    pub save_time: Duration,
 }
 
 /// Why catching up stopped.
@@ -106,7 +111,12 @@ pub async fn catch_up(
 
     let mut done = 0;
     let mut files_in_checkpoint = 0;
-    while let Some((file, outcome)) = results.next().await {
+    loop {
+        let waiting = Instant::now();
+        let Some((file, outcome)) = results.next().await else {
+            break;
+        };
+        report.read_wait += waiting.elapsed();
         done += 1;
         match outcome {
             Err(error) => {
@@ -117,7 +127,9 @@ pub async fn catch_up(
             }
             Ok((bytes, validated)) => {
                 files_in_checkpoint += 1;
+                let applying = Instant::now();
                 apply_one(state, &file, bytes, validated, &mut report);
+                report.apply_time += applying.elapsed();
             }
         }
         if let Some(p) = progress {
@@ -126,11 +138,11 @@ pub async fn catch_up(
         if files_in_checkpoint >= opts.checkpoint_every_files
             || state.pending_rows() >= opts.checkpoint_every_rows
         {
-            state.save().await?;
+            state.save(false).await?;
             files_in_checkpoint = 0;
         }
     }
-    state.save().await?;
+    state.save(true).await?;
     report.elapsed = started.elapsed();
     Ok(report)
 }

@@ -38,13 +38,21 @@ pub enum WriteError {
 }
 
 /// Write batches as one Parquet object (a single PUT: readers see all of it or nothing).
+/// Encoding runs on a blocking thread, so several puts can encode in parallel.
 pub async fn put(
     store: &dyn ObjectStore,
     path: &Path,
     schema: &SchemaRef,
     batches: &[RecordBatch],
 ) -> Result<u64, WriteError> {
-    let bytes = encode(schema, batches).map_err(|source| WriteError::Encode {
+    let (schema, owned) = (schema.clone(), batches.to_vec());
+    let encoded = match tokio::runtime::Handle::try_current() {
+        Ok(_) => tokio::task::spawn_blocking(move || encode(&schema, &owned))
+            .await
+            .unwrap_or_else(|e| Err(ParquetError::General(format!("encoder stopped: {e}")))),
+        Err(_) => encode(&schema, &owned),
+    };
+    let bytes = encoded.map_err(|source| WriteError::Encode {
         path: path.to_string(),
         source,
     })?;

@@ -26,6 +26,13 @@ pub async fn run(global: &GlobalArgs, _args: RunArgs) -> anyhow::Result<ExitCode
             r.quarantined.len(),
             r.unreadable.len()
         );
+        println!(
+            "  time: {:.2} s waiting for reads, {:.2} s applying, {:.2} s checkpointing; peak memory {}",
+            r.read_wait.as_secs_f64(),
+            r.apply_time.as_secs_f64(),
+            r.save_time.as_secs_f64(),
+            peak_memory().unwrap_or_else(|| "unknown".into())
+        );
         for v in &r.quarantined {
             println!("  quarantined [{}] {}", v.code, v.reason());
         }
@@ -33,4 +40,12 @@ pub async fn run(global: &GlobalArgs, _args: RunArgs) -> anyhow::Result<ExitCode
     }
     print_table(&status_of(session.feed.url.as_str(), &session.state));
     Ok(ExitCode::SUCCESS)
+}
+
+/// The process's peak resident memory, from /proc (Linux only).
+fn peak_memory() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(format!("{:.0} MiB", kib / 1024.0))
 }

@@ -98,7 +98,7 @@ impl State {
             tables,
             checkpoint,
             pending: Pending::default(),
-            snapshot_ratio: 0.5,
+            snapshot_ratio: 1.0,
         })
     }
 
@@ -211,7 +211,11 @@ impl State {
     /// Write what was applied since the last checkpoint, then the next checkpoint. Until the
     /// checkpoint object exists nothing is committed: a crash before it loses only work that a
     /// restart redoes from the same feed files.
-    pub async fn save(&mut self) -> Result<(), StateError> {
+    ///
+    /// `settle` marks the end of a catch-up: then, if the changes replayed on load have grown
+    /// past the size of the snapshot, a new snapshot is written, so that loading costs at
+    /// most about twice the current state whatever the length of the history.
+    pub async fn save(&mut self, settle: bool) -> Result<(), StateError> {
         if !self.has_pending() {
             return Ok(());
         }
@@ -230,31 +234,32 @@ impl State {
                 .child(&format!("quarantine/{}.reason.json", q.path));
             self.put(&reason_path, PutPayload::from(reason)).await?;
         }
-        for (entity, batches) in &pending.batches {
+        // One segment per entity, encoded in parallel.
+        let writes = pending.batches.iter().map(|(entity, batches)| {
             // Schemas only grow (new extras), so the table's current one fits every batch.
             let schema = with_file_field(&self.tables[entity].change_schema());
             let batches: Vec<RecordBatch> =
                 batches.iter().map(|b| table::widen(b, &schema)).collect();
-            let rows = batches.iter().map(|b| b.num_rows()).sum();
             let rel = format!(
                 "changes/{}/g{:010}-{nonce}.parquet",
                 entity.name(),
                 next.generation
             );
-            parquet_io::put(
-                self.location.store.as_ref(),
-                &self.location.child(&rel),
-                &schema,
-                &batches,
-            )
-            .await?;
-            let seg = SegmentFile {
+            let segment = SegmentFile {
                 entity: entity.name().to_string(),
-                path: rel,
-                rows,
+                path: rel.clone(),
+                rows: batches.iter().map(|b| b.num_rows()).sum(),
             };
-            next.replay.push(seg.clone());
-            next.changes.push(seg);
+            let location = &self.location;
+            async move {
+                let path = location.child(&rel);
+                parquet_io::put(location.store.as_ref(), &path, &schema, &batches).await?;
+                Ok::<_, StateError>(segment)
+            }
+        });
+        for segment in futures::future::try_join_all(writes).await? {
+            next.replay.push(segment.clone());
+            next.changes.push(segment);
         }
         next.applied.extend(pending.applied);
         next.quarantined
@@ -262,7 +267,7 @@ impl State {
 
         let replayed: usize = next.replay.iter().map(|s| s.rows).sum();
         let snapshot_rows: usize = next.snapshot.iter().map(|s| s.rows).sum();
-        if replayed as f64 > (snapshot_rows as f64 * self.snapshot_ratio).max(100_000.0) {
+        if settle && replayed as f64 > (snapshot_rows as f64 * self.snapshot_ratio).max(100_000.0) {
             next.snapshot = self.write_snapshot(next.generation, &nonce).await?;
             next.snapshot_generation = next.generation;
             next.replay.clear();
@@ -278,36 +283,33 @@ impl State {
     }
 
     async fn write_snapshot(
-        &mut self,
+        &self,
         generation: u64,
         nonce: &str,
     ) -> Result<Vec<SegmentFile>, StateError> {
-        let mut files = Vec::new();
-        for (entity, table) in &mut self.tables {
-            table.compact();
+        let writes = self.tables.iter().filter_map(|(entity, table)| {
             let batches = table.latest_changes();
             if batches.is_empty() {
-                continue;
+                return None;
             }
             let rel = format!(
                 "snapshots/g{generation:010}-{nonce}/{}.parquet",
                 entity.name()
             );
-            let schema = table.change_schema();
-            parquet_io::put(
-                self.location.store.as_ref(),
-                &self.location.child(&rel),
-                &schema,
-                &batches,
-            )
-            .await?;
-            files.push(SegmentFile {
+            let file = SegmentFile {
                 entity: entity.name().to_string(),
-                path: rel,
+                path: rel.clone(),
                 rows: batches.iter().map(|b| b.num_rows()).sum(),
-            });
-        }
-        Ok(files)
+            };
+            let schema = table.change_schema();
+            let location = &self.location;
+            Some(async move {
+                let path = location.child(&rel);
+                parquet_io::put(location.store.as_ref(), &path, &schema, &batches).await?;
+                Ok::<_, StateError>(file)
+            })
+        });
+        futures::future::try_join_all(writes).await
     }
 
     async fn put(
