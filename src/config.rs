@@ -26,6 +26,53 @@ pub enum ConfigError {
 pub struct Config {
     pub feed: FeedConfig,
     pub state: StateConfig,
+    pub kpi: KpiConfig,
+    pub engine: EngineConfig,
+}
+
+/// `[kpi]`: the parameters of every KPI view (see `queries/README.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KpiConfig {
+    /// The as-of date: `today`, `feed` (the day of the latest change applied) or `YYYY-MM-DD`.
+    /// Default `today`.
+    pub as_of: String,
+    /// The trailing window in days. Default 90.
+    pub window_days: i32,
+    /// The reporting currency; FX rates in the feed must be in its units. Default `USD`.
+    pub currency: String,
+    /// Days after a promised date that a payment still keeps the promise. Default 3.
+    pub grace_days: i32,
+    /// Upper edges of the past-due aging buckets, in days. Default [30, 60, 90, 120].
+    pub bucket_edges: Vec<i32>,
+}
+
+impl Default for KpiConfig {
+    fn default() -> Self {
+        KpiConfig {
+            as_of: "today".into(),
+            window_days: 90,
+            currency: "USD".into(),
+            grace_days: 3,
+            bucket_edges: vec![30, 60, 90, 120],
+        }
+    }
+}
+
+/// `[engine]`: the query engine.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// Folder of `.sql` views that replace or add to the built-in ones. Default `queries`.
+    pub queries: String,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            queries: "queries".into(),
+        }
+    }
 }
 
 /// `[feed]`: where change files land.
@@ -93,6 +140,7 @@ impl Config {
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         config.feed.url = resolve(&base, &config.feed.url);
         config.state.url = resolve(&base, &config.state.url);
+        config.engine.queries = resolve(&base, &config.engine.queries);
         Ok(config)
     }
 

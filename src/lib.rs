@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod dates;
 pub mod engine;
 pub mod feed;
 pub mod generate;

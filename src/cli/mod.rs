@@ -1,6 +1,7 @@
 //! The command line: one file per command; shared set-up (config, feed, state) lives here.
 
 mod generate;
+mod kpi;
 mod output;
 mod run;
 mod sql;
@@ -14,6 +15,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::config::Config;
+use crate::engine::Engine;
+use crate::engine::params::KpiParams;
 use crate::ingest::{CatchUpReport, IngestOptions, catch_up};
 use crate::state::State;
 use crate::store::{self, Location};
@@ -51,6 +54,15 @@ pub struct GlobalArgs {
     /// Do not read the feed; use the state as last checkpointed
     #[arg(long, global = true)]
     pub offline: bool,
+    /// As-of date of the KPI views: YYYY-MM-DD, `today`, or `feed` (day of the latest change)
+    #[arg(long, global = true, value_name = "DATE")]
+    pub as_of: Option<String>,
+    /// KPI window in days [default: from config, 90]
+    #[arg(long, global = true, value_name = "DAYS")]
+    pub window: Option<i32>,
+    /// Reporting currency [default: from config, USD]
+    #[arg(long, global = true, value_name = "CCY")]
+    pub currency: Option<String>,
     /// More log output (-v info, -vv debug); logs go to stderr
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -62,6 +74,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Run one SQL query, or open an interactive SQL shell when no query is given
     Sql(sql::SqlArgs),
+    /// Print the KPI summary (DSO, CEI, ADD, aging, …) as of a date, or its history
+    Kpi(kpi::KpiArgs),
     /// Show files applied and quarantined, rows per table and the last change per entity
     Status(status::StatusArgs),
     /// Write a synthetic ERP change feed (realistic payers, disputes, promises, FX)
@@ -87,6 +101,7 @@ pub fn main() -> ExitCode {
             Command::Run(args) => run::run(&cli.global, args).await,
             Command::Sql(args) => sql::run(&cli.global, args).await,
             Command::Status(args) => status::run(&cli.global, args).await,
+            Command::Kpi(args) => kpi::run(&cli.global, args).await,
             Command::Generate(args) => generate::run(args).await,
         }
     });
@@ -140,6 +155,7 @@ fn init_logging(verbose: u8) {
 
 /// The config, the feed and the state, opened and (unless `--offline`) caught up.
 pub(crate) struct Session {
+    pub config: Config,
     pub feed: Location,
     pub state: State,
     pub report: Option<CatchUpReport>,
@@ -182,11 +198,58 @@ impl Session {
             }
             Some(report)
         };
+        if let Some(as_of) = &global.as_of {
+            config.kpi.as_of = as_of.clone();
+        }
+        if let Some(window) = global.window {
+            config.kpi.window_days = window;
+        }
+        if let Some(currency) = &global.currency {
+            config.kpi.currency = currency.clone();
+        }
         Ok(Session {
+            config,
             feed,
             state,
             report,
         })
+    }
+}
+
+impl Session {
+    /// The KPI parameters from the config and command line, with `as_of` resolved.
+    pub fn kpi_params(&self) -> anyhow::Result<KpiParams> {
+        let k = &self.config.kpi;
+        let as_of = match k.as_of.as_str() {
+            "today" => chrono::Utc::now().date_naive(),
+            "feed" => self
+                .state
+                .checkpoint()
+                .last_change
+                .values()
+                .max()
+                .map(|t| t.date_naive())
+                .unwrap_or_else(|| chrono::Utc::now().date_naive()),
+            date => chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").with_context(|| {
+                format!("--as-of '{date}' is not a date (YYYY-MM-DD, today or feed)")
+            })?,
+        };
+        Ok(KpiParams {
+            as_of,
+            window_days: k.window_days,
+            currency: k.currency.clone(),
+            grace_days: k.grace_days,
+            bucket_edges: k.bucket_edges.clone(),
+        })
+    }
+
+    /// A query engine over the state, with the views made for the current parameters.
+    pub async fn engine(&mut self) -> anyhow::Result<(Engine, KpiParams)> {
+        let params = self.kpi_params()?;
+        let engine =
+            Engine::new().with_queries(Some(std::path::Path::new(&self.config.engine.queries)))?;
+        engine.refresh(&mut self.state, &params).await?;
+        Ok((engine, params))
     }
 }
 

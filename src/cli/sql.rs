@@ -22,8 +22,7 @@ pub struct SqlArgs {
 
 pub async fn run(global: &GlobalArgs, args: SqlArgs) -> anyhow::Result<ExitCode> {
     let mut session = Session::open(global).await?;
-    let engine = Engine::new();
-    engine.register_state(&mut session.state)?;
+    let (engine, _) = session.engine().await?;
     match args.query {
         Some(query) => {
             let (schema, batches) = engine.query_with_schema(&query).await?;

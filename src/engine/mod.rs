@@ -1,7 +1,9 @@
 //! The DataFusion session analysts query: one table per entity with its current state,
 //! `<entity>_changes` with every change row as it landed, and the views of `queries/`.
 
+pub mod params;
 pub mod tables;
+pub mod views;
 
 use std::sync::Arc;
 
@@ -16,11 +18,18 @@ use crate::state::State;
 pub enum EngineError {
     #[error("{0}")]
     DataFusion(#[from] DataFusionError),
+    #[error("{0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    #[error("queries: {0}")]
+    Queries(String),
+    #[error("{0}")]
+    Params(String),
 }
 
-/// A DataFusion session over the state.
+/// A DataFusion session over the state, with the views of `queries/`.
 pub struct Engine {
     pub ctx: SessionContext,
+    views: Vec<views::ViewFile>,
 }
 
 impl Engine {
@@ -40,12 +49,32 @@ impl Engine {
             .build();
         Engine {
             ctx: SessionContext::new_with_state(state),
+            views: Vec::new(),
         }
     }
 
-    /// Register (or replace) every table of the state.
-    pub fn register_state(&self, state: &mut State) -> Result<(), EngineError> {
-        tables::register(&self.ctx, state)
+    /// Use the built-in views, replaced or extended by the `.sql` files of `folder`.
+    pub fn with_queries(mut self, folder: Option<&std::path::Path>) -> Result<Self, EngineError> {
+        self.views = views::load(folder)?;
+        Ok(self)
+    }
+
+    /// Register (or replace) every table of the state, the parameters, and the views on them
+    /// (views capture the tables they read, so they are made again after each registration).
+    pub async fn refresh(
+        &self,
+        state: &mut State,
+        params: &params::KpiParams,
+    ) -> Result<(), EngineError> {
+        tables::register(&self.ctx, state)?;
+        self.set_params(params).await
+    }
+
+    /// Change the parameters (as-of date, window, …) and make the views again.
+    pub async fn set_params(&self, params: &params::KpiParams) -> Result<(), EngineError> {
+        params.validate().map_err(EngineError::Params)?;
+        params::register(&self.ctx, params)?;
+        views::create_all(&self.ctx, &self.views).await
     }
 
     /// Run one SQL statement and collect its rows.

@@ -1,6 +1,5 @@
 //! Who the synthetic ERP's customers and collectors are, and how each kind of payer pays.
 
-use chrono::NaiveDate;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -253,12 +252,4 @@ impl Collector {
     }
 }
 
-/// Days since 1970-01-01, the Arrow Date32 value of a date.
-pub fn days(date: NaiveDate) -> i32 {
-    (date - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid epoch")).num_days() as i32
-}
-
-/// The date of a Date32 value.
-pub fn date(days: i32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid epoch") + chrono::Days::new(days as u64)
-}
+pub use crate::dates::{date, days};

@@ -1,0 +1,20 @@
+-- Disputes per reason: open at the as-of date (count and reporting-currency amount), opened,
+-- resolved and rejected in the window, and days to resolution of those closed in the window.
+CREATE OR REPLACE VIEW dispute_stats AS
+SELECT d.reason,
+       count(*) FILTER (WHERE d.opened_date <= p.as_of
+                        AND (d.resolved_date IS NULL OR d.resolved_date > p.as_of)) AS open_disputes,
+       CAST(coalesce(sum(d.amount * fx.rate) FILTER (WHERE d.opened_date <= p.as_of
+                        AND (d.resolved_date IS NULL OR d.resolved_date > p.as_of)), 0) AS DECIMAL(18, 2)) AS open_amount_rc,
+       count(*) FILTER (WHERE d.opened_date > p.window_start AND d.opened_date <= p.as_of) AS opened_in_window,
+       count(*) FILTER (WHERE d.status = 'resolved' AND d.resolved_date > p.window_start AND d.resolved_date <= p.as_of) AS resolved_in_window,
+       count(*) FILTER (WHERE d.status = 'rejected' AND d.resolved_date > p.window_start AND d.resolved_date <= p.as_of) AS rejected_in_window,
+       avg(CAST(d.resolved_date - d.opened_date AS DOUBLE)) FILTER (WHERE d.status IN ('resolved', 'rejected')
+                        AND d.resolved_date > p.window_start AND d.resolved_date <= p.as_of) AS resolution_days_mean,
+       median(CAST(d.resolved_date - d.opened_date AS DOUBLE)) FILTER (WHERE d.status IN ('resolved', 'rejected')
+                        AND d.resolved_date > p.window_start AND d.resolved_date <= p.as_of) AS resolution_days_median
+FROM disputes d
+CROSS JOIN params p
+LEFT JOIN fx_closing fx ON fx.currency = d.currency
+GROUP BY d.reason
+ORDER BY d.reason;

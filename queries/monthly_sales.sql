@@ -1,0 +1,27 @@
+-- Credit sales (existing invoices, reporting currency) per calendar month, from the first
+-- invoice's month to the as-of date's month, months without sales included. `month_days` is
+-- the month's length, except the as-of month, counted from its day 1 to the as-of date.
+CREATE OR REPLACE VIEW monthly_sales AS
+WITH months AS (
+    SELECT CAST(m AS DATE) AS month_start
+    FROM (
+        SELECT unnest(generate_series(
+            CAST(date_trunc('month', min(i.invoice_date)) AS DATE),
+            CAST(date_trunc('month', max(p.as_of)) AS DATE),
+            INTERVAL '1 month')) AS m
+        FROM invoice_balances i
+        CROSS JOIN params p
+    ) series
+)
+SELECT m.month_start,
+       CASE WHEN m.month_start = CAST(date_trunc('month', p.as_of) AS DATE)
+            THEN CAST(p.as_of - m.month_start + 1 AS BIGINT)
+            ELSE CAST(CAST(m.month_start + INTERVAL '1 month' AS DATE) - m.month_start AS BIGINT)
+       END AS month_days,
+       coalesce(sum(b.amount * b.rate), 0) AS sales
+FROM months m
+CROSS JOIN params p
+LEFT JOIN invoice_balances b
+  ON b.invoice_date >= m.month_start
+ AND b.invoice_date < CAST(m.month_start + INTERVAL '1 month' AS DATE)
+GROUP BY m.month_start, p.as_of;

@@ -1,0 +1,320 @@
+//! `arstream kpi`: the KPI summary as of a date, or its history over a range of dates.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use arrow::array::RecordBatch;
+use chrono::{Datelike, Months, NaiveDate};
+
+use super::output::{self, Format};
+use super::{GlobalArgs, Session};
+use crate::engine::Engine;
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  arstream kpi --as-of 2025-12-31\n  arstream kpi --window 31 --format json\n  arstream kpi --from 2025-01-31 --to 2025-12-31 --every month\n  arstream kpi --from 2025-01-01 --to 2025-12-31 --every week --out history.parquet"
+)]
+pub struct KpiArgs {
+    /// Output format (table: for people, with units)
+    #[arg(long, value_enum, default_value_t = KpiFormat::Table)]
+    pub format: KpiFormat,
+    /// First as-of date of a history (with --to)
+    #[arg(long, value_name = "DATE", requires = "to")]
+    pub from: Option<NaiveDate>,
+    /// Last as-of date of a history (with --from)
+    #[arg(long, value_name = "DATE", requires = "from")]
+    pub to: Option<NaiveDate>,
+    /// Step of a history
+    #[arg(long, value_enum, default_value_t = Every::Month)]
+    pub every: Every,
+    /// Write the history as Parquet to this file or object-store URL instead of printing it
+    #[arg(long, value_name = "URL", requires = "from")]
+    pub out: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KpiFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Every {
+    Day,
+    Week,
+    Month,
+}
+
+pub async fn run(global: &GlobalArgs, args: KpiArgs) -> anyhow::Result<ExitCode> {
+    let mut session = Session::open(global).await?;
+    let (engine, params) = session.engine().await?;
+    warn_missing_rates(&engine).await?;
+    if let (Some(from), Some(to)) = (args.from, args.to) {
+        return history(&engine, params, from, to, args).await;
+    }
+    let (schema, summary) = engine
+        .query_with_schema("SELECT * FROM kpi_summary")
+        .await?;
+    let aging = aging_totals(&engine).await?;
+    match args.format {
+        KpiFormat::Json => {
+            let mut object = first_row_json(&summary)?;
+            object.insert("aging".into(), serde_json::to_value(&aging)?);
+            println!("{}", serde_json::to_string_pretty(&object)?);
+        }
+        KpiFormat::Csv => output::print(Format::Csv, &schema, &summary)?,
+        KpiFormat::Table => print_summary(&first_row_json(&summary)?, &aging, &params.currency),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Warn (on stderr) about open invoices whose currency has no rate.
+async fn warn_missing_rates(engine: &Engine) -> anyhow::Result<()> {
+    let rows = engine
+        .query("SELECT currency, invoices FROM missing_fx_rates")
+        .await?;
+    for row in rows_json(&rows)? {
+        tracing::warn!(
+            "no FX rate for {} at the as-of date: {} invoice(s) left out of the reporting-currency totals",
+            row["currency"].as_str().unwrap_or("?"),
+            row["invoices"]
+        );
+    }
+    Ok(())
+}
+
+/// Bucket → open amount in the reporting currency, every bucket present (0 when empty).
+async fn aging_totals(engine: &Engine) -> anyhow::Result<indexmap_like::Ordered> {
+    let rows = engine
+        .query(
+            "SELECT k.bucket, round(CAST(coalesce(sum(o.open_amount_rc), 0) AS DOUBLE), 2) AS amount \
+             FROM aging_buckets k LEFT JOIN open_items o ON o.bucket = k.bucket \
+             GROUP BY k.bucket, k.ord ORDER BY k.ord",
+        )
+        .await?;
+    let mut out = indexmap_like::Ordered::default();
+    for row in rows_json(&rows)? {
+        out.push(
+            row["bucket"].as_str().unwrap_or_default().to_string(),
+            row["amount"].clone(),
+        );
+    }
+    Ok(out)
+}
+
+/// A JSON object that keeps its keys in insertion order (bucket order matters to people).
+mod indexmap_like {
+    use serde::ser::{Serialize, SerializeMap, Serializer};
+
+    #[derive(Default, Debug)]
+    pub struct Ordered(pub Vec<(String, serde_json::Value)>);
+
+    impl Ordered {
+        pub fn push(&mut self, k: String, v: serde_json::Value) {
+            self.0.push((k, v));
+        }
+    }
+
+    impl Serialize for Ordered {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut map = s.serialize_map(Some(self.0.len()))?;
+            for (k, v) in &self.0 {
+                map.serialize_entry(k, v)?;
+            }
+            map.end()
+        }
+    }
+}
+
+/// Rows as JSON objects, nulls kept.
+fn rows_json(
+    batches: &[RecordBatch],
+) -> anyhow::Result<Vec<serde_json::Map<String, serde_json::Value>>> {
+    let mut buf = Vec::new();
+    {
+        let mut writer = arrow::json::WriterBuilder::new()
+            .with_explicit_nulls(true)
+            .build::<_, arrow::json::writer::JsonArray>(&mut buf);
+        for b in batches {
+            writer.write(b)?;
+        }
+        writer.finish()?;
+    }
+    if buf.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(serde_json::from_slice(&buf)?)
+}
+
+fn first_row_json(
+    batches: &[RecordBatch],
+) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+    rows_json(batches)?
+        .into_iter()
+        .next()
+        .context("kpi_summary returned no row")
+}
+
+/// The summary for people: every figure with its unit.
+fn print_summary(
+    k: &serde_json::Map<String, serde_json::Value>,
+    aging: &indexmap_like::Ordered,
+    ccy: &str,
+) {
+    let num = |key: &str| k.get(key).and_then(|v| v.as_f64());
+    let money = |key: &str| {
+        num(key)
+            .map(|v| format!("{} {ccy}", thousands(v)))
+            .unwrap_or_else(|| "n/a".into())
+    };
+    let days = |key: &str| {
+        num(key)
+            .map(|v| format!("{v:.1} days"))
+            .unwrap_or_else(|| "n/a".into())
+    };
+    let pct = |key: &str, scale: f64| {
+        num(key)
+            .map(|v| format!("{:.2} %", v * scale))
+            .unwrap_or_else(|| "n/a".into())
+    };
+    let text = |key: &str| {
+        k.get(key)
+            .map(|v| v.to_string().trim_matches('"').to_string())
+            .unwrap_or_default()
+    };
+    println!(
+        "KPI summary as of {}, window {} days, in {ccy}",
+        text("as_of"),
+        text("window_days")
+    );
+    println!();
+    let lines: Vec<(&str, String)> = vec![
+        ("Total AR", money("total_ar")),
+        ("Current AR", money("current_ar")),
+        ("Past-due AR", money("past_due_ar")),
+        ("Unapplied cash", money("unapplied_cash")),
+        ("Credit sales in window", money("credit_sales")),
+        ("DSO", days("dso")),
+        ("Best-possible DSO", days("best_possible_dso")),
+        ("ADD (average days delinquent)", days("add")),
+        ("ADD, amount-weighted", days("add_weighted")),
+        ("Countback DSO", days("countback_dso")),
+        ("CEI", pct("cei", 1.0)),
+        ("Bad-debt ratio", pct("bad_debt_ratio", 100.0)),
+        ("Recovery rate", pct("recovery_rate", 100.0)),
+        ("Promises kept", pct("ptp_kept_rate", 100.0)),
+        ("Dispute resolution (mean)", days("dispute_resolution_days")),
+        (
+            "Dispute resolution (median)",
+            days("dispute_resolution_days_median"),
+        ),
+        ("Cash forecast WAPE", pct("cash_forecast_wape", 100.0)),
+    ];
+    for (label, value) in lines {
+        println!("  {label:<32} {value:>24}");
+    }
+    if num("unconverted_invoices").unwrap_or(0.0) > 0.0 {
+        println!(
+            "  ! {} invoice(s) have no FX rate and are not in the totals",
+            text("unconverted_invoices")
+        );
+    }
+    println!();
+    println!("Aging ({ccy})");
+    for (bucket, amount) in &aging.0 {
+        println!(
+            "  {bucket:<32} {:>24}",
+            amount.as_f64().map(thousands).unwrap_or_default()
+        );
+    }
+}
+
+/// 1234567.891 → "1,234,567.89".
+fn thousands(v: f64) -> String {
+    let s = format!("{:.2}", v.abs());
+    let (int, frac) = s.split_once('.').unwrap_or((&s, "00"));
+    let mut out = String::new();
+    for (i, ch) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    format!("{}{out}.{frac}", if v < 0.0 { "-" } else { "" })
+}
+
+/// The as-of dates of a history: every day, every 7 days, or the same day of every month
+/// (clamped to the month's end: from the 31st, the last day of each month).
+pub fn dates(from: NaiveDate, to: NaiveDate, every: Every) -> Vec<NaiveDate> {
+    let mut out = Vec::new();
+    let mut n = 0u32;
+    loop {
+        let d = match every {
+            Every::Day => from + chrono::Days::new(n as u64),
+            Every::Week => from + chrono::Days::new(7 * n as u64),
+            Every::Month => {
+                let month = from.with_day(1).unwrap_or(from) + Months::new(n);
+                let last = (month + Months::new(1)).pred_opt().unwrap_or(month).day();
+                month.with_day(from.day().min(last)).unwrap_or(month)
+            }
+        };
+        if d > to {
+            break;
+        }
+        out.push(d);
+        n += 1;
+    }
+    out
+}
+
+async fn history(
+    engine: &Engine,
+    mut params: crate::engine::params::KpiParams,
+    from: NaiveDate,
+    to: NaiveDate,
+    args: KpiArgs,
+) -> anyhow::Result<ExitCode> {
+    if from > to {
+        bail!("--from {from} is after --to {to}");
+    }
+    let mut batches = Vec::new();
+    let mut schema = None;
+    for day in dates(from, to, args.every) {
+        params.as_of = day;
+        engine.set_params(&params).await?;
+        let (s, rows) = engine
+            .query_with_schema("SELECT * FROM kpi_summary")
+            .await?;
+        schema.get_or_insert(s);
+        batches.extend(rows);
+    }
+    let schema = schema.context("no as-of date between --from and --to")?;
+    if let Some(out) = args.out {
+        let (folder, file) = match out.rsplit_once('/') {
+            Some((f, name)) if name.ends_with(".parquet") => (f.to_string(), name.to_string()),
+            _ => (out.clone(), "kpi_history.parquet".to_string()),
+        };
+        let folder = if folder.is_empty() {
+            ".".to_string()
+        } else {
+            folder
+        };
+        let location = crate::store::open(&folder, true)?;
+        let path = location.child(&file);
+        crate::parquet_io::put(location.store.as_ref(), &path, &schema, &batches).await?;
+        println!(
+            "wrote {} as-of dates to {}",
+            batches.iter().map(|b| b.num_rows()).sum::<usize>(),
+            location.url_of(&file)
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let format = match args.format {
+        KpiFormat::Table => Format::Table,
+        KpiFormat::Json => Format::Json,
+        KpiFormat::Csv => Format::Csv,
+    };
+    output::print(format, &schema, &batches)?;
+    Ok(ExitCode::SUCCESS)
+}
