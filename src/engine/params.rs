@@ -13,6 +13,7 @@ use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 
 use super::EngineError;
+use super::tables::replace_table;
 use crate::dates::days;
 
 /// The parameters every KPI view depends on.
@@ -97,7 +98,8 @@ pub fn register(ctx: &SessionContext, p: &KpiParams) -> Result<(), EngineError> 
         Arc::new(Int32Array::from(vec![p.grace_days])),
     ];
     let batch = RecordBatch::try_new(schema.clone(), columns)?;
-    ctx.register_table(
+    replace_table(
+        ctx,
         "params",
         Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
     )?;
@@ -118,7 +120,8 @@ pub fn register(ctx: &SessionContext, p: &KpiParams) -> Result<(), EngineError> 
         Arc::new(Int32Array::from_iter_values(0..buckets.len() as i32)),
     ];
     let batch = RecordBatch::try_new(schema.clone(), columns)?;
-    ctx.register_table(
+    replace_table(
+        ctx,
         "aging_buckets",
         Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
     )?;

@@ -27,7 +27,7 @@ pub fn register(ctx: &SessionContext, state: &mut State) -> Result<(), EngineErr
         let schema = table.table_schema();
         let batches = table.current_batches();
         let mem = MemTable::try_new(schema, split(batches, partitions))?;
-        ctx.register_table(entity.name(), Arc::new(mem))?;
+        replace_table(ctx, entity.name(), Arc::new(mem))?;
         register_changes(ctx, state, entity)?;
     }
     Ok(())
@@ -48,7 +48,11 @@ fn register_changes(
         .map(|s| ListingTableUrl::parse(state.location().url_of(&s.path)))
         .collect::<Result<Vec<_>, _>>()?;
     if urls.is_empty() {
-        ctx.register_table(&name, Arc::new(MemTable::try_new(schema, vec![vec![]])?))?;
+        replace_table(
+            ctx,
+            &name,
+            Arc::new(MemTable::try_new(schema, vec![vec![]])?),
+        )?;
         return Ok(());
     }
     let options =
@@ -56,7 +60,18 @@ fn register_changes(
     let config = ListingTableConfig::new_with_multi_paths(urls)
         .with_listing_options(options)
         .with_schema(schema);
-    ctx.register_table(&name, Arc::new(ListingTable::try_new(config)?))?;
+    replace_table(ctx, &name, Arc::new(ListingTable::try_new(config)?))?;
+    Ok(())
+}
+
+/// Register a table under `name`, replacing any table of that name.
+pub fn replace_table(
+    ctx: &SessionContext,
+    name: &str,
+    table: Arc<dyn datafusion::catalog::TableProvider>,
+) -> Result<(), EngineError> {
+    ctx.deregister_table(name)?;
+    ctx.register_table(name, table)?;
     Ok(())
 }
 
