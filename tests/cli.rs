@@ -84,37 +84,16 @@ fn user_errors_are_one_clear_line() {
     assert_one_line_error(&sql("SELECT amountt FROM invoices"), "amountt");
     assert_one_line_error(&sql("SELEC 1"), "SELEC");
 
-    let missing = p.join("no-such-feed");
-    assert_one_line_error(
-        &run(
-            &[
-                "--feed",
-                missing.to_str().unwrap(),
-                "--state",
-                state.to_str().unwrap(),
-                "status",
-            ],
-            p,
-        ),
-        "no-such-feed",
-    );
+    let status_of = |feed: &std::path::Path, state: &std::path::Path| {
+        let (feed, state) = (feed.to_str().unwrap(), state.to_str().unwrap());
+        run(&["--feed", feed, "--state", state, "status"], p)
+    };
+    assert_one_line_error(&status_of(&p.join("no-such-feed"), &state), "no-such-feed");
 
     // A state "folder" that is a file cannot be used.
     let file = p.join("not-a-folder");
     std::fs::write(&file, "x").unwrap();
-    assert_one_line_error(
-        &run(
-            &[
-                "--feed",
-                feed.to_str().unwrap(),
-                "--state",
-                file.to_str().unwrap(),
-                "status",
-            ],
-            p,
-        ),
-        "not-a-folder",
-    );
+    assert_one_line_error(&status_of(&feed, &file), "not-a-folder");
 
     let bad_config = p.join("bad.toml");
     std::fs::write(&bad_config, "[feed]\nurl = 3\n").unwrap();

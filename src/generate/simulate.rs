@@ -414,46 +414,20 @@ impl<'a> MonthSim<'a> {
     /// applied to its invoice a few days later (an update of the same payment).
     fn payment(&mut self, invoice: Id, day: i32, amount: i64) {
         let id = self.id("PAY");
-        let c = self.customer.index;
+        let customer = self.customer.index;
+        let image = |invoice| Row::Payment {
+            id,
+            customer,
+            invoice,
+            date: day,
+            amount,
+        };
         if self.rng.random_bool(0.04) {
-            self.emit(
-                day,
-                Op::Create,
-                Route::Month,
-                Row::Payment {
-                    id,
-                    customer: c,
-                    invoice: None,
-                    date: day,
-                    amount,
-                },
-            );
+            self.emit(day, Op::Create, Route::Month, image(None));
             let applied = day + self.rng.random_range(2..11);
-            self.emit(
-                applied,
-                Op::Update,
-                Route::Month,
-                Row::Payment {
-                    id,
-                    customer: c,
-                    invoice: Some(invoice),
-                    date: day,
-                    amount,
-                },
-            );
+            self.emit(applied, Op::Update, Route::Month, image(Some(invoice)));
         } else {
-            self.emit(
-                day,
-                Op::Create,
-                Route::Month,
-                Row::Payment {
-                    id,
-                    customer: c,
-                    invoice: Some(invoice),
-                    date: day,
-                    amount,
-                },
-            );
+            self.emit(day, Op::Create, Route::Month, image(Some(invoice)));
         }
     }
 

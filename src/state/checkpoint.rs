@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
-use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use super::StateError;
@@ -109,20 +109,7 @@ pub async fn read_latest(state: &Location) -> Result<Option<Checkpoint>, StateEr
         .collect();
     generations.sort_by_key(|(g, _)| std::cmp::Reverse(*g));
     for (generation, path) in generations {
-        let bytes = state
-            .store
-            .get(&path)
-            .await
-            .map_err(|source| StateError::Store {
-                what: format!("read checkpoint '{path}'"),
-                source,
-            })?
-            .bytes()
-            .await
-            .map_err(|source| StateError::Store {
-                what: format!("read checkpoint '{path}'"),
-                source,
-            })?;
+        let bytes = super::read_bytes(state, &path).await?;
         match serde_json::from_slice::<Checkpoint>(&bytes) {
             Ok(cp) if cp.format == FORMAT => return Ok(Some(cp)),
             Ok(cp) => {

@@ -121,11 +121,6 @@ impl State {
             .expect("every entity has a table")
     }
 
-    /// Whether a feed file was already applied or quarantined (or is waiting to be saved).
-    pub fn has_seen(&self, path: &str) -> bool {
-        self.seen_paths().contains(path)
-    }
-
     /// Every feed path already applied or quarantined.
     pub fn seen_paths(&self) -> std::collections::HashSet<&str> {
         let cp = &self.checkpoint;
@@ -329,6 +324,19 @@ impl State {
     }
 }
 
+/// Read a whole object of the state folder.
+pub(crate) async fn read_bytes(
+    location: &Location,
+    path: &object_store::path::Path,
+) -> Result<bytes::Bytes, StateError> {
+    let read_error = |source| StateError::Store {
+        what: format!("read '{path}'"),
+        source,
+    };
+    let result = location.store.get(path).await.map_err(read_error)?;
+    result.bytes().await.map_err(read_error)
+}
+
 /// Read one of the state's Parquet files back as a batch of its entity (without `_file`).
 async fn read_segment(
     location: &Location,
@@ -341,20 +349,7 @@ async fn read_segment(
     let entity = Entity::from_name(&seg.entity)
         .ok_or_else(|| damaged(format!("unknown entity '{}'", seg.entity)))?;
     let path = location.child(&seg.path);
-    let bytes = location
-        .store
-        .get(&path)
-        .await
-        .map_err(|source| StateError::Store {
-            what: format!("read '{path}'"),
-            source,
-        })?
-        .bytes()
-        .await
-        .map_err(|source| StateError::Store {
-            what: format!("read '{path}'"),
-            source,
-        })?;
+    let bytes = read_bytes(location, &path).await?;
     let batch = decode_parquet(&seg.path, bytes).map_err(|v| damaged(v.detail))?;
     let keep: Vec<usize> = batch
         .schema()
