@@ -138,11 +138,15 @@ pub async fn catch_up(
         if files_in_checkpoint >= opts.checkpoint_every_files
             || state.pending_rows() >= opts.checkpoint_every_rows
         {
+            let saving = Instant::now();
             state.save(false).await?;
+            report.save_time += saving.elapsed();
             files_in_checkpoint = 0;
         }
     }
+    let saving = Instant::now();
     state.save(true).await?;
+    report.save_time += saving.elapsed();
     report.elapsed = started.elapsed();
     Ok(report)
 }

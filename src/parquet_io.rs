@@ -12,6 +12,15 @@ use parquet::file::properties::WriterProperties;
 
 /// Encode batches as one Parquet file (zstd, 128k-row groups), kept in memory.
 pub fn encode(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Bytes, ParquetError> {
+    encode_iter(schema, batches.iter().cloned())
+}
+
+/// Encode batches as they come, so that only one of them (and the encoded output) is in
+/// memory at a time.
+pub fn encode_iter(
+    schema: &SchemaRef,
+    batches: impl Iterator<Item = RecordBatch>,
+) -> Result<Bytes, ParquetError> {
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
         .set_max_row_group_row_count(Some(128 * 1024))
@@ -19,7 +28,7 @@ pub fn encode(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Bytes, Parq
     let mut buf = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut buf, schema.clone(), Some(props))?;
     for b in batches {
-        writer.write(b)?;
+        writer.write(&b)?;
     }
     writer.close()?;
     Ok(Bytes::from(buf))

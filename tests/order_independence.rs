@@ -7,7 +7,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use arstream::ingest::IngestOptions;
+use arrow::array::RecordBatch;
+use arstream::ingest::{IngestOptions, catch_up};
+use arstream::state::State;
 use common::{InvoiceChange, ingest, invoice_rows, invoices};
 use object_store::ObjectStoreExt;
 use proptest::prelude::*;
@@ -61,46 +63,56 @@ fn apply_split(changes: &[InvoiceChange], cuts: &[usize], redeliver: usize) -> V
         .build()
         .unwrap();
     rt.block_on(async {
-        let feed = arstream::store::open(&format!("memory://feed-{case}/"), false).unwrap();
-        for (n, w) in bounds.windows(2).enumerate() {
-            let part = invoices(&changes[w[0]..w[1]]);
-            let bytes = arstream::parquet_io::encode(&part.schema(), &[part]).unwrap();
-            feed.store
-                .put(
-                    &feed.child(&format!("invoices/part-{n:03}.parquet")),
-                    bytes.into(),
-                )
-                .await
-                .unwrap();
-        }
-        // An at-least-once connector delivering one change again, in a later file.
-        if !changes.is_empty() {
-            let again = invoices(&changes[redeliver % changes.len()..][..1]);
-            let bytes = arstream::parquet_io::encode(&again.schema(), &[again]).unwrap();
-            feed.store
-                .put(&feed.child("invoices/zz-redelivered.parquet"), bytes.into())
-                .await
-                .unwrap();
-        }
+        let feed_url = format!("memory://feed-{case}/");
+        let state_url = format!("memory://state-{case}/");
+        let feed = arstream::store::open(&feed_url, false).unwrap();
+        let land = |name: String, part: RecordBatch| {
+            let feed = feed.clone();
+            async move {
+                let bytes = arstream::parquet_io::encode(&part.schema(), &[part]).unwrap();
+                feed.store
+                    .put(&feed.child(&name), bytes.into())
+                    .await
+                    .unwrap();
+            }
+        };
+        let windows: Vec<&[usize]> = bounds.windows(2).collect();
+        let (first_wave, second_wave) = windows.split_at(windows.len() / 2);
         let opts = IngestOptions {
             checkpoint_every_files: 2,
             ..Default::default()
         };
-        let (mut state, report) = ingest(
-            &format!("memory://feed-{case}/"),
-            &format!("memory://state-{case}/"),
-            &opts,
-        )
-        .await;
+        // First wave, settled into a snapshot.
+        for (n, w) in first_wave.iter().enumerate() {
+            land(
+                format!("invoices/a-{n:03}.parquet"),
+                invoices(&changes[w[0]..w[1]]),
+            )
+            .await;
+        }
+        let mut state = State::open(arstream::store::open(&state_url, true).unwrap())
+            .await
+            .unwrap();
+        state.set_snapshot_policy(0.0, 0);
+        let report = catch_up(&mut state, &feed, &opts, None).await.unwrap();
+        assert!(report.quarantined.is_empty(), "{:?}", report.quarantined);
+        // Second wave lands later, plus an at-least-once connector delivering one change again.
+        for (n, w) in second_wave.iter().enumerate() {
+            land(
+                format!("invoices/b-{n:03}.parquet"),
+                invoices(&changes[w[0]..w[1]]),
+            )
+            .await;
+        }
+        if !changes.is_empty() {
+            let again = invoices(&changes[redeliver % changes.len()..][..1]);
+            land("invoices/zz-redelivered.parquet".into(), again).await;
+        }
+        let (mut state, report) = ingest(&feed_url, &state_url, &opts).await;
         assert!(report.quarantined.is_empty(), "{:?}", report.quarantined);
         let rows = invoice_rows(&mut state);
-        // Reloading from the checkpoint gives the same tables.
-        let (mut reloaded, again) = ingest(
-            &format!("memory://feed-{case}/"),
-            &format!("memory://state-{case}/"),
-            &opts,
-        )
-        .await;
+        // Reloading (snapshot plus what was applied after it) gives the same tables.
+        let (mut reloaded, again) = ingest(&feed_url, &state_url, &opts).await;
         assert_eq!(again.files_applied, 0, "a second catch-up applies nothing");
         assert_eq!(invoice_rows(&mut reloaded), rows);
         rows

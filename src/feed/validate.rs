@@ -119,23 +119,33 @@ impl std::error::Error for Violation {}
 
 /// Decode the Parquet bytes of one file into a single batch.
 pub fn decode_parquet(file: &str, bytes: Bytes) -> Result<RecordBatch, Violation> {
-    let not_parquet = |e: &dyn fmt::Display| {
-        Violation::new(
-            ViolationCode::NotParquet,
-            file,
-            format!("not a readable Parquet file ({e})"),
-        )
-    };
+    let (schema, batches) = decode_parquet_batches(file, bytes)?;
+    concat_batches(&schema, &batches).map_err(|e| not_parquet(file, &e))
+}
+
+fn not_parquet(file: &str, e: &dyn fmt::Display) -> Violation {
+    Violation::new(
+        ViolationCode::NotParquet,
+        file,
+        format!("not a readable Parquet file ({e})"),
+    )
+}
+
+/// Decode the Parquet bytes of one file as the batches it is stored in (no copy into one).
+pub fn decode_parquet_batches(
+    file: &str,
+    bytes: Bytes,
+) -> Result<(arrow::datatypes::SchemaRef, Vec<RecordBatch>), Violation> {
     let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .map_err(|e| not_parquet(&e))?
+        .map_err(|e| not_parquet(file, &e))?
         .with_batch_size(64 * 1024)
         .build()
-        .map_err(|e| not_parquet(&e))?;
+        .map_err(|e| not_parquet(file, &e))?;
     let schema = reader.schema();
     let batches = reader
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| not_parquet(&e))?;
-    concat_batches(&schema, &batches).map_err(|e| not_parquet(&e))
+        .map_err(|e| not_parquet(file, &e))?;
+    Ok((schema, batches))
 }
 
 /// Validate a decoded file of `entity` and bring it to the entity's change schema, with the

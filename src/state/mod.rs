@@ -20,7 +20,7 @@ pub use checkpoint::{AppliedFile, Checkpoint, QuarantinedFile, SegmentFile};
 pub use table::{ApplyStats, EntityTable};
 
 use crate::feed::contract::{Entity, FILE};
-use crate::feed::validate::{Violation, decode_parquet};
+use crate::feed::validate::{Violation, decode_parquet_batches};
 use crate::parquet_io;
 use crate::store::Location;
 
@@ -66,6 +66,7 @@ pub struct State {
     /// When the replayed rows exceed this share of the snapshot, the next checkpoint writes a
     /// new snapshot (and loading stays proportional to the current state, not the history).
     snapshot_ratio: f64,
+    snapshot_min_rows: usize,
 }
 
 impl State {
@@ -79,18 +80,20 @@ impl State {
             .map(|e| (*e, EntityTable::new(*e)))
             .collect();
         for seg in &checkpoint.snapshot {
-            let (entity, batch) = read_segment(&location, seg).await?;
+            let (entity, batches) = read_segment(&location, seg).await?;
             if let Some(t) = tables.get_mut(&entity) {
-                t.load_latest(batch);
+                t.load_latest(batches);
             }
         }
         for seg in &checkpoint.replay {
-            let (entity, batch) = read_segment(&location, seg).await?;
+            let (entity, batches) = read_segment(&location, seg).await?;
             if let Some(t) = tables.get_mut(&entity) {
-                t.apply(&seg.path, batch).map_err(|v| StateError::Damaged {
-                    path: seg.path.clone(),
-                    detail: v.to_string(),
-                })?;
+                for batch in batches {
+                    t.apply(&seg.path, batch).map_err(|v| StateError::Damaged {
+                        path: seg.path.clone(),
+                        detail: v.to_string(),
+                    })?;
+                }
             }
         }
         Ok(State {
@@ -99,6 +102,7 @@ impl State {
             checkpoint,
             pending: Pending::default(),
             snapshot_ratio: 1.0,
+            snapshot_min_rows: 100_000,
         })
     }
 
@@ -262,7 +266,10 @@ impl State {
 
         let replayed: usize = next.replay.iter().map(|s| s.rows).sum();
         let snapshot_rows: usize = next.snapshot.iter().map(|s| s.rows).sum();
-        if settle && replayed as f64 > (snapshot_rows as f64 * self.snapshot_ratio).max(100_000.0) {
+        if settle
+            && replayed as f64
+                > (snapshot_rows as f64 * self.snapshot_ratio).max(self.snapshot_min_rows as f64)
+        {
             next.snapshot = self.write_snapshot(next.generation, &nonce).await?;
             next.snapshot_generation = next.generation;
             next.replay.clear();
@@ -272,39 +279,58 @@ impl State {
         Ok(())
     }
 
-    /// Force a snapshot at the next save (used by benchmarks and tests of loading).
-    pub fn set_snapshot_ratio(&mut self, ratio: f64) {
+    /// When a settling save writes a snapshot: once the rows to replay exceed `ratio` times
+    /// the snapshot's rows and at least `min_rows` (defaults 1.0 and 100,000; tests use 0, 0
+    /// to snapshot at every settle).
+    pub fn set_snapshot_policy(&mut self, ratio: f64, min_rows: usize) {
         self.snapshot_ratio = ratio;
+        self.snapshot_min_rows = min_rows;
     }
 
+    /// Write the latest change of every key, entity by entity: each encodes on its own thread
+    /// straight from the table's segments, so the snapshot costs no copy of the state.
     async fn write_snapshot(
         &self,
         generation: u64,
         nonce: &str,
     ) -> Result<Vec<SegmentFile>, StateError> {
-        let writes = self.tables.iter().filter_map(|(entity, table)| {
-            let batches = table.latest_changes();
-            if batches.is_empty() {
-                return None;
-            }
+        let encoded = std::thread::scope(|scope| {
+            let handles: Vec<_> = self
+                .tables
+                .iter()
+                .filter(|(_, table)| table.latest_rows() > 0)
+                .map(|(entity, table)| {
+                    scope.spawn(move || {
+                        let schema = table.change_schema();
+                        let bytes = parquet_io::encode_iter(&schema, table.latest_changes_iter());
+                        (*entity, table.latest_rows(), bytes)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("snapshot encoder panicked"))
+                .collect::<Vec<_>>()
+        });
+        let mut files = Vec::new();
+        for (entity, rows, bytes) in encoded {
             let rel = format!(
                 "snapshots/g{generation:010}-{nonce}/{}.parquet",
                 entity.name()
             );
-            let file = SegmentFile {
-                entity: entity.name().to_string(),
+            let bytes = bytes.map_err(|source| parquet_io::WriteError::Encode {
                 path: rel.clone(),
-                rows: batches.iter().map(|b| b.num_rows()).sum(),
-            };
-            let schema = table.change_schema();
-            let location = &self.location;
-            Some(async move {
-                let path = location.child(&rel);
-                parquet_io::put(location.store.as_ref(), &path, &schema, &batches).await?;
-                Ok::<_, StateError>(file)
-            })
-        });
-        futures::future::try_join_all(writes).await
+                source,
+            })?;
+            self.put(&self.location.child(&rel), PutPayload::from(bytes))
+                .await?;
+            files.push(SegmentFile {
+                entity: entity.name().to_string(),
+                path: rel,
+                rows,
+            });
+        }
+        Ok(files)
     }
 
     async fn put(
@@ -341,7 +367,7 @@ pub(crate) async fn read_bytes(
 async fn read_segment(
     location: &Location,
     seg: &SegmentFile,
-) -> Result<(Entity, RecordBatch), StateError> {
+) -> Result<(Entity, Vec<RecordBatch>), StateError> {
     let damaged = |detail: String| StateError::Damaged {
         path: seg.path.clone(),
         detail,
@@ -350,17 +376,21 @@ async fn read_segment(
         .ok_or_else(|| damaged(format!("unknown entity '{}'", seg.entity)))?;
     let path = location.child(&seg.path);
     let bytes = read_bytes(location, &path).await?;
-    let batch = decode_parquet(&seg.path, bytes).map_err(|v| damaged(v.detail))?;
-    let keep: Vec<usize> = batch
-        .schema()
+    let (schema, batches) =
+        decode_parquet_batches(&seg.path, bytes).map_err(|v| damaged(v.detail))?;
+    let keep: Vec<usize> = schema
         .fields()
         .iter()
         .enumerate()
         .filter(|(_, f)| f.name() != FILE)
         .map(|(i, _)| i)
         .collect();
-    let batch = batch.project(&keep).map_err(|e| damaged(e.to_string()))?;
-    Ok((entity, batch))
+    let batches = batches
+        .iter()
+        .map(|b| b.project(&keep))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| damaged(e.to_string()))?;
+    Ok((entity, batches))
 }
 
 /// The `_file` column type of stored change segments: a dictionary, so a file name costs

@@ -181,6 +181,11 @@ impl EntityTable {
             .as_primitive::<Int64Type>()
             .clone();
         let keys = self.segments[seg].keys.clone();
+        let segments = &self.segments;
+        let hasher = &self.hasher;
+        self.index.reserve(keys.len(), |e| {
+            hasher.hash_one(segments[e.segment as usize].keys.value(e.row as usize))
+        });
         for row in 0..keys.len() {
             let key = keys.value(row);
             let seq = seqs.value(row);
@@ -328,6 +333,11 @@ impl EntityTable {
     /// Every key's latest change, tombstones included, with change columns: what a snapshot
     /// stores so that a reload restores deletes too.
     pub fn latest_changes(&self) -> Vec<RecordBatch> {
+        self.latest_changes_iter().collect()
+    }
+
+    /// The same, one segment at a time (a snapshot is written without a copy of the state).
+    pub fn latest_changes_iter(&self) -> impl Iterator<Item = RecordBatch> + '_ {
         self.segments
             .iter()
             .map(|s| {
@@ -335,7 +345,11 @@ impl EntityTable {
                 filter_record_batch(&s.batch, &mask).expect("mask fits the batch")
             })
             .filter(|b| b.num_rows() > 0)
-            .collect()
+    }
+
+    /// Rows of the latest changes (current rows and tombstones).
+    pub fn latest_rows(&self) -> usize {
+        self.index.len()
     }
 
     /// Compact once dead rows outnumber the current ones, so that memory follows the state,
@@ -355,35 +369,52 @@ impl EntityTable {
 
     /// Replace the whole table by `latest`: one row per key, its latest change (tombstones
     /// included), as [`EntityTable::latest_changes`] gives it to a snapshot.
-    pub fn load_latest(&mut self, latest: RecordBatch) {
-        self.schema = latest.schema();
-        self.reset_to_latest(latest);
+    pub fn load_latest(&mut self, latest: Vec<RecordBatch>) {
+        self.segments.clear();
+        self.index.clear();
+        self.dead_rows = 0;
+        let Some(first) = latest.first() else {
+            return;
+        };
+        self.schema = first.schema();
+        let total = latest.iter().map(|b| b.num_rows()).sum();
+        self.index.reserve(total, |_| 0);
+        for batch in latest {
+            self.push_latest(batch);
+        }
     }
 
     fn reset_to_latest(&mut self, latest: RecordBatch) {
         self.segments.clear();
         self.index.clear();
         self.dead_rows = 0;
-        if latest.num_rows() == 0 {
-            return;
+        if latest.num_rows() > 0 {
+            self.push_latest(latest);
         }
+    }
+
+    /// Add a segment whose rows are each the latest change of a key not yet in the index.
+    fn push_latest(&mut self, latest: RecordBatch) {
+        let segment = self.segments.len() as u32;
         let mut seg = Segment::new(self.entity, latest);
         seg.current = vec![true; seg.batch.num_rows()];
         let seqs = seg.batch.column(1).as_primitive::<Int64Type>().clone();
-        let keys = &seg.keys;
+        self.segments.push(seg);
+        let segments = &self.segments;
+        let keys = &segments[segment as usize].keys;
         let hasher = &self.hasher;
-        let rehash = |e: &Entry| hasher.hash_one(keys.value(e.row as usize));
+        let rehash =
+            |e: &Entry| hasher.hash_one(segments[e.segment as usize].keys.value(e.row as usize));
         self.index.reserve(keys.len(), rehash);
         for row in 0..keys.len() {
             let hash = hasher.hash_one(keys.value(row));
             let entry = Entry {
                 seq: seqs.value(row),
-                segment: 0,
+                segment,
                 row: row as u32,
             };
             self.index.insert_unique(hash, entry, rehash);
         }
-        self.segments.push(seg);
     }
 }
 
