@@ -1,5 +1,6 @@
 //! The command line: one file per command; shared set-up (config, feed, state) lives here.
 
+mod bench;
 mod generate;
 mod kpi;
 mod output;
@@ -80,6 +81,8 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Write a synthetic ERP change feed (realistic payers, disputes, promises, FX)
     Generate(generate::GenerateArgs),
+    /// Run a benchmark and write its figures to docs/benchmarks.md (use a release build)
+    Bench(bench::BenchArgs),
 }
 
 /// Parse the command line, run the command, and turn any error into one line on stderr.
@@ -104,6 +107,7 @@ pub fn main() -> ExitCode {
             Command::Status(args) => status::run(&cli.global, args).await,
             Command::Kpi(args) => kpi::run(&cli.global, args).await,
             Command::Generate(args) => generate::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
         }
     });
     match result {

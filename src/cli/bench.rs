@@ -1,17 +1,57 @@
-//! Ingest benchmark: `arstream generate` at scale, then a full catch-up of what it wrote, and
-//! a reload of the checkpointed state. Reports time, change rows per second and peak memory
-//! of each step (each runs as its own process) and writes them to `docs/benchmarks.md`.
+//! `arstream bench ingest`: `arstream generate` at scale, then a full catch-up of what it
+//! wrote, and a reload of the checkpointed state. Reports time, change rows per second and
+//! peak memory of each step (each runs as its own process, this same binary) and writes them
+//! to `docs/benchmarks.md`.
 //!
-//!     cargo bench --bench ingest                      # 100,000 customers, 24 months
-//!     ARSTREAM_BENCH_CUSTOMERS=2000 cargo bench --bench ingest   # a quick run
+//!     cargo run --release -- bench ingest                       # 100,000 customers, 24 months
+//!     cargo run --release -- bench ingest --customers 2000      # a quick run
 //!
 //! The feed is kept in `target/bench-data/` and reused when it was made with the same sizes.
+//! A command rather than a `cargo bench` target: it needs only the release build of the
+//! binary, not a second optimized build of DataFusion with the test dependencies.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-const BIN: &str = env!("CARGO_BIN_EXE_arstream");
+use std::process::ExitCode;
+
+/// Which benchmark to run.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub which: Which,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Which {
+    /// Generate a feed, ingest it into a new state, reload the state; write docs/benchmarks.md
+    Ingest {
+        /// Customers of the generated feed
+        #[arg(long, default_value_t = 100_000)]
+        customers: u64,
+        /// Months of the generated feed
+        #[arg(long, default_value_t = 24)]
+        months: u64,
+        /// Where feeds and states are kept between runs
+        #[arg(long, default_value = "target/bench-data")]
+        data: PathBuf,
+        /// The report to update
+        #[arg(long, default_value = "docs/benchmarks.md")]
+        report: PathBuf,
+    },
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let Which::Ingest {
+        customers,
+        months,
+        data,
+        report,
+    } = args.which;
+    tokio::task::spawn_blocking(move || ingest(customers, months, &data, &report)).await??;
+    Ok(ExitCode::SUCCESS)
+}
 
 /// Wall time and peak resident memory of one child process.
 struct Measured {
@@ -20,13 +60,15 @@ struct Measured {
     stdout: String,
 }
 
+// The child is reaped by wait4, which also gives its own peak memory.
+#[allow(clippy::zombie_processes)]
 fn measure(args: &[&str]) -> Measured {
+    println!("running arstream {}", args.join(" "));
     let out_path = std::env::temp_dir().join(format!("arstream-bench-{}.out", std::process::id()));
     let out_file = std::fs::File::create(&out_path).expect("create output file");
     let started = Instant::now();
-    // Reaped by wait4 below, which also gives the child's own peak memory.
-    #[allow(clippy::zombie_processes)]
-    let child = Command::new(BIN)
+    let bin = std::env::current_exe().expect("own executable");
+    let child = Command::new(bin)
         .args(args)
         .stdout(out_file)
         .spawn()
@@ -52,20 +94,7 @@ fn measure(args: &[&str]) -> Measured {
     }
 }
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn main() {
-    let customers = env_or("ARSTREAM_BENCH_CUSTOMERS", 100_000);
-    let months = env_or("ARSTREAM_BENCH_MONTHS", 24);
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let data = std::env::var("ARSTREAM_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root.join("target/bench-data"));
+fn ingest(customers: u64, months: u64, data: &Path, report_path: &Path) -> anyhow::Result<()> {
     let feed = data.join(format!("feed-{customers}x{months}"));
     let state = data.join(format!("state-{customers}x{months}"));
     let (c, m) = (customers.to_string(), months.to_string());
@@ -86,7 +115,7 @@ fn main() {
             "--seed",
             "1",
         ]);
-        std::fs::write(feed.join("DONE"), &g.stdout).unwrap();
+        std::fs::write(feed.join("DONE"), &g.stdout)?;
         println!("{}", g.stdout);
         Some(g)
     };
@@ -153,8 +182,9 @@ fn main() {
         "Where the ingest time went:\n\n    {}\n",
         detail.join("\n    ")
     ));
-    write_section(&root.join("docs/benchmarks.md"), "ingest", &report);
+    write_section(report_path, "ingest", &report)?;
     println!("{report}");
+    Ok(())
 }
 
 fn du(path: &Path) -> f64 {
@@ -173,7 +203,7 @@ fn du(path: &Path) -> f64 {
 }
 
 /// Replace the text between `<!-- NAME:start -->` and `<!-- NAME:end -->` (appended when absent).
-fn write_section(path: &Path, name: &str, body: &str) {
+fn write_section(path: &Path, name: &str, body: &str) -> anyhow::Result<()> {
     let machine = format!(
         "Measured {} on {} cores ({}), release build.\n\n",
         chrono::Utc::now().format("%Y-%m-%d"),
@@ -192,5 +222,6 @@ fn write_section(path: &Path, name: &str, body: &str) {
         (Some(a), Some(b)) => format!("{}{block}{}", &text[..a], &text[b + end.len()..]),
         _ => format!("{}\n{block}\n", text.trim_end()),
     };
-    std::fs::write(path, text).unwrap();
+    std::fs::write(path, text)?;
+    Ok(())
 }
