@@ -34,6 +34,16 @@ pub struct Status {
     pub tables: BTreeMap<String, usize>,
     /// Entity → latest `_ts` applied (RFC 3339).
     pub last_change: BTreeMap<String, String>,
+    /// Currencies of open invoices with no FX rate at the KPI as-of date: their amounts are
+    /// left out of reporting-currency totals.
+    pub missing_fx_rates: Vec<MissingRate>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MissingRate {
+    pub currency: String,
+    pub invoices: i64,
+    pub as_of: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -74,12 +84,37 @@ pub fn status_of(feed: &str, state: &State) -> Status {
                 )
             })
             .collect(),
+        missing_fx_rates: Vec::new(),
     }
 }
 
+/// The currencies without a rate at the as-of date, from the `missing_fx_rates` view.
+async fn missing_rates(session: &mut Session) -> anyhow::Result<Vec<MissingRate>> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::Int64Type;
+    let (engine, params) = session.engine().await?;
+    let batches = engine
+        .query("SELECT currency, CAST(invoices AS BIGINT) AS invoices FROM missing_fx_rates")
+        .await?;
+    let mut out = Vec::new();
+    for b in batches {
+        let currencies = b.column(0).as_string::<i32>();
+        let counts = b.column(1).as_primitive::<Int64Type>();
+        for i in 0..b.num_rows() {
+            out.push(MissingRate {
+                currency: currencies.value(i).to_string(),
+                invoices: counts.value(i),
+                as_of: params.as_of.to_string(),
+            });
+        }
+    }
+    Ok(out)
+}
+
 pub async fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let session = Session::open(global).await?;
-    let status = status_of(session.feed.url.as_str(), &session.state);
+    let mut session = Session::open(global).await?;
+    let mut status = status_of(session.feed.url.as_str(), &session.state);
+    status.missing_fx_rates = missing_rates(&mut session).await?;
     match args.format {
         StatusFormat::Json => println!("{}", serde_json::to_string_pretty(&status)?),
         StatusFormat::Table => print_table(&status),
@@ -96,6 +131,12 @@ pub fn print_table(status: &Status) {
     println!("files quarantined  {}", status.files_quarantined.len());
     for q in &status.files_quarantined {
         println!("  [{}] {}", q.code, q.reason);
+    }
+    for m in &status.missing_fx_rates {
+        println!(
+            "  ! no FX rate for {} at {}: {} open invoice(s) left out of reporting-currency totals",
+            m.currency, m.as_of, m.invoices
+        );
     }
     println!();
     println!("{:<14} {:>12}  last change (UTC)", "table", "rows");
