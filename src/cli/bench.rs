@@ -3,8 +3,10 @@
 //! peak memory of each step (each runs as its own process, this same binary) and writes them
 //! to `docs/benchmarks.md`.
 //!
-//!     cargo run --release -- bench ingest                       # 100,000 customers, 24 months
-//!     cargo run --release -- bench ingest --customers 2000      # a quick run
+//! ```text
+//! cargo run --release -- bench ingest                       # 100,000 customers, 24 months
+//! cargo run --release -- bench ingest --customers 2000      # a quick run
+//! ```
 //!
 //! The feed is kept in `target/bench-data/` and reused when it was made with the same sizes.
 //! A command rather than a `cargo bench` target: it needs only the release build of the
