@@ -12,8 +12,8 @@ use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray, make_comparator,
-    new_null_array,
+    Array, ArrayRef, AsArray, BooleanArray, PrimitiveArray, RecordBatch, StringArray,
+    make_comparator, new_null_array,
 };
 use arrow::compute::{SortOptions, concat_batches, filter_record_batch};
 use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
@@ -22,10 +22,10 @@ use hashbrown::{DefaultHashBuilder, HashTable};
 use crate::feed::contract::Entity;
 use crate::feed::validate::{Violation, ViolationCode, cast_column};
 
-/// Where the latest change of one key lives.
+/// Where the latest change of one key lives (its `_seq` is read from there: eight bytes a
+/// key keep the index of ten million keys small).
 #[derive(Debug, Clone, Copy)]
 struct Entry {
-    seq: i64,
     segment: u32,
     row: u32,
 }
@@ -36,6 +36,7 @@ struct Segment {
     batch: RecordBatch,
     /// The key of each row as one string (composite keys joined with `|`).
     keys: StringArray,
+    seqs: PrimitiveArray<Int64Type>,
     is_delete: Vec<bool>,
     current: Vec<bool>,
     /// The current, non-deleted rows without change columns, rebuilt when `current` changes.
@@ -52,9 +53,11 @@ impl Segment {
             .map(|op| op == Some("d"))
             .collect();
         let rows = batch.num_rows();
+        let seqs = batch.column(1).as_primitive::<Int64Type>().clone();
         Segment {
             batch,
             keys,
+            seqs,
             is_delete,
             current: vec![false; rows],
             visible: None,
@@ -175,11 +178,7 @@ impl EntityTable {
         stats: &mut ApplyStats,
     ) -> Result<(), Violation> {
         let seg = seg_id as usize;
-        let seqs = self.segments[seg]
-            .batch
-            .column(1)
-            .as_primitive::<Int64Type>()
-            .clone();
+        let seqs = self.segments[seg].seqs.clone();
         let keys = self.segments[seg].keys.clone();
         let segments = &self.segments;
         let hasher = &self.hasher;
@@ -194,10 +193,10 @@ impl EntityTable {
             let hasher = &self.hasher;
             let key_of = |e: &Entry| segments[e.segment as usize].keys.value(e.row as usize);
             let new = Entry {
-                seq,
                 segment: seg_id,
                 row: row as u32,
             };
+            let seq_of = |e: &Entry| segments[e.segment as usize].seqs.value(e.row as usize);
             match self.index.find_mut(hash, |e| key_of(e) == key) {
                 None => {
                     self.index
@@ -207,11 +206,11 @@ impl EntityTable {
                         at: (seg_id, row as u32),
                     });
                 }
-                Some(entry) if seq < entry.seq => {
+                Some(entry) if seq < seq_of(entry) => {
                     stats.ignored += 1;
                     continue;
                 }
-                Some(entry) if seq == entry.seq => {
+                Some(entry) if seq == seq_of(entry) => {
                     let old = &segments[entry.segment as usize];
                     if !same_image(old, entry.row as usize, &segments[seg], row) {
                         let detail = format!("key '{key}' has two different images at _seq {seq}");
@@ -398,7 +397,6 @@ impl EntityTable {
         let segment = self.segments.len() as u32;
         let mut seg = Segment::new(self.entity, latest);
         seg.current = vec![true; seg.batch.num_rows()];
-        let seqs = seg.batch.column(1).as_primitive::<Int64Type>().clone();
         self.segments.push(seg);
         let segments = &self.segments;
         let keys = &segments[segment as usize].keys;
@@ -409,7 +407,6 @@ impl EntityTable {
         for row in 0..keys.len() {
             let hash = hasher.hash_one(keys.value(row));
             let entry = Entry {
-                seq: seqs.value(row),
                 segment,
                 row: row as u32,
             };
