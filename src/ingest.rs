@@ -12,6 +12,9 @@ use bytes::Bytes;
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
 
+use arrow::array::RecordBatch;
+
+use crate::feed::contract::Entity;
 use crate::feed::validate::Violation;
 use crate::feed::{FeedFile, discover, validate_file};
 use crate::state::{State, StateError};
@@ -60,31 +63,25 @@ pub enum IngestError {
     Discover(#[from] crate::feed::discover::DiscoverError),
     #[error(transparent)]
     State(#[from] StateError),
+    #[error(
+        "cannot replay feed file '{path}', applied after the last snapshot: {detail} (the feed must keep the files a snapshot does not cover)"
+    )]
+    Replay { path: String, detail: String },
 }
 
-/// Progress callback: files done so far, and files in this catch-up.
-pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
+/// A file read from the feed: its bytes and its validated batch (or its violation), or why it
+/// could not be read.
+type ReadOutcome = Result<(Bytes, Result<RecordBatch, Violation>), String>;
 
-/// Apply every new file of `feed` to `state`, checkpointing as it goes.
-pub async fn catch_up(
-    state: &mut State,
+/// Read and validate `files`, several at once, yielding them in the order given.
+fn read_files(
     feed: &Location,
-    opts: &IngestOptions,
-    progress: Option<Progress<'_>>,
-) -> Result<CatchUpReport, IngestError> {
-    let started = Instant::now();
-    let files = discover(feed).await?;
-    let seen = state.seen_paths();
-    let new: Vec<FeedFile> = files
-        .into_iter()
-        .filter(|f| !seen.contains(f.relative.as_str()))
-        .collect();
-    drop(seen);
-    let total = new.len();
-    let mut report = CatchUpReport::default();
+    files: Vec<FeedFile>,
+    parallel: usize,
+) -> impl futures::Stream<Item = (FeedFile, ReadOutcome)> + use<> {
     let store = feed.store.clone();
-    let mut results = futures::stream::iter(new)
-        .map(|file| {
+    futures::stream::iter(files)
+        .map(move |file| {
             let store = store.clone();
             async move {
                 let bytes = match store.get(&file.path).await {
@@ -107,7 +104,65 @@ pub async fn catch_up(
                 }
             }
         })
-        .buffered(opts.parallel_reads.max(1));
+        .buffered(parallel.max(1))
+}
+
+/// Open a state and bring it back to its last checkpoint: load the snapshot, then replay from
+/// the feed the files applied after it.
+pub async fn open_state(
+    location: Location,
+    feed: &Location,
+    opts: &IngestOptions,
+) -> Result<State, IngestError> {
+    let mut state = State::open(location).await?;
+    state.set_feed(feed.clone());
+    let files: Vec<FeedFile> = state
+        .to_replay()
+        .into_iter()
+        .map(|a| FeedFile {
+            path: feed.child(&a.path),
+            size: a.size,
+            entity: Entity::from_name(&a.entity),
+            folder: a.entity,
+            relative: a.path,
+        })
+        .collect();
+    let mut results = read_files(feed, files, opts.parallel_reads);
+    while let Some((file, outcome)) = results.next().await {
+        let gone = |detail: String| IngestError::Replay {
+            path: file.relative.clone(),
+            detail,
+        };
+        let (_, validated) = outcome.map_err(gone)?;
+        let batch = validated.map_err(|v| gone(v.to_string()))?;
+        let entity = file.entity.ok_or_else(|| gone("not an entity".into()))?;
+        state.replay_file(entity, &file.relative, batch)?;
+    }
+    Ok(state)
+}
+
+/// Progress callback: files done so far, and files in this catch-up.
+pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
+
+/// Apply every new file of `feed` to `state`, checkpointing as it goes.
+pub async fn catch_up(
+    state: &mut State,
+    feed: &Location,
+    opts: &IngestOptions,
+    progress: Option<Progress<'_>>,
+) -> Result<CatchUpReport, IngestError> {
+    let started = Instant::now();
+    state.set_feed(feed.clone());
+    let files = discover(feed).await?;
+    let seen = state.seen_paths();
+    let new: Vec<FeedFile> = files
+        .into_iter()
+        .filter(|f| !seen.contains(f.relative.as_str()))
+        .collect();
+    drop(seen);
+    let total = new.len();
+    let mut report = CatchUpReport::default();
+    let mut results = read_files(feed, new, opts.parallel_reads);
 
     let mut done = 0;
     let mut files_in_checkpoint = 0;
@@ -155,7 +210,7 @@ fn apply_one(
     state: &mut State,
     file: &FeedFile,
     bytes: Bytes,
-    validated: Result<arrow::array::RecordBatch, Violation>,
+    validated: Result<RecordBatch, Violation>,
     report: &mut CatchUpReport,
 ) {
     let applied = match (validated, file.entity) {

@@ -51,8 +51,7 @@ fn snapshot(config: &Path, state: &Path) -> Vec<String> {
             state,
             &["--offline", "sql", "--format", "csv", &q],
         ));
-        let q =
-            format!("SELECT count(*) AS n, count(DISTINCT _file) AS files FROM {table}_changes");
+        let q = format!("SELECT count(*) AS n, max(_seq) AS last_seq FROM {table}_changes");
         all.push(format!(
             "{table}_changes: {}",
             output(config, state, &["--offline", "sql", "--format", "csv", &q])

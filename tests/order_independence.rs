@@ -8,8 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arrow::array::RecordBatch;
-use arstream::ingest::{IngestOptions, catch_up};
-use arstream::state::State;
+use arstream::ingest::{IngestOptions, catch_up, open_state};
 use common::{InvoiceChange, ingest, invoice_rows, invoices};
 use object_store::ObjectStoreExt;
 use proptest::prelude::*;
@@ -90,9 +89,8 @@ fn apply_split(changes: &[InvoiceChange], cuts: &[usize], redeliver: usize) -> V
             )
             .await;
         }
-        let mut state = State::open(arstream::store::open(&state_url, true).unwrap())
-            .await
-            .unwrap();
+        let location = arstream::store::open(&state_url, true).unwrap();
+        let mut state = open_state(location, &feed, &opts).await.unwrap();
         state.set_snapshot_policy(0.0, 0);
         let report = catch_up(&mut state, &feed, &opts, None).await.unwrap();
         assert!(report.quarantined.is_empty(), "{:?}", report.quarantined);

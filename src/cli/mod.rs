@@ -18,7 +18,7 @@ use clap::{Parser, Subcommand};
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::engine::params::KpiParams;
-use crate::ingest::{CatchUpReport, IngestOptions, catch_up};
+use crate::ingest::{CatchUpReport, IngestOptions, catch_up, open_state};
 use crate::state::State;
 use crate::store::{self, Location};
 
@@ -189,17 +189,17 @@ impl Session {
             .with_context(|| format!("cannot open feed '{}'", config.feed.url))?;
         let state_location = store::open(&config.state.url, true)
             .with_context(|| format!("cannot open state folder '{}'", config.state.url))?;
-        let mut state = State::open(state_location)
+        let opts = IngestOptions {
+            checkpoint_every_files: config.state.checkpoint_every_files.max(1),
+            checkpoint_every_rows: config.state.checkpoint_every_rows.max(1),
+            parallel_reads: config.feed.parallel_reads.max(1),
+        };
+        let mut state = open_state(state_location, &feed, &opts)
             .await
             .with_context(|| format!("cannot load state from '{}'", config.state.url))?;
         let report = if global.offline {
             None
         } else {
-            let opts = IngestOptions {
-                checkpoint_every_files: config.state.checkpoint_every_files.max(1),
-                checkpoint_every_rows: config.state.checkpoint_every_rows.max(1),
-                parallel_reads: config.feed.parallel_reads.max(1),
-            };
             let bar = progress_bar();
             let progress = |done: usize, total: usize| {
                 if let Some(bar) = &bar {

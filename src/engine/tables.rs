@@ -1,8 +1,8 @@
 //! Registering the state's tables with DataFusion.
 //!
 //! Current state is served from memory (`MemTable` over the state's batches, split into as many
-//! partitions as the session runs in parallel). The `<entity>_changes` tables read the state
-//! folder's change segments from Parquet, so their history costs no memory.
+//! partitions as the session runs in parallel). The `<entity>_changes` tables read the applied
+//! feed files themselves (the feed is the log), so their history costs no memory.
 
 use std::sync::Arc;
 
@@ -16,12 +16,11 @@ use datafusion::prelude::SessionContext;
 
 use super::EngineError;
 use crate::feed::contract::Entity;
-use crate::state::{State, with_file_field};
+use crate::state::State;
 
 /// Register every entity's current-state table and change table.
 pub fn register(ctx: &SessionContext, state: &mut State) -> Result<(), EngineError> {
     let partitions = ctx.copied_config().target_partitions().max(1);
-    ctx.register_object_store(&state.location().root_url(), state.location().store.clone());
     for entity in Entity::ALL {
         let table = state.table_mut(entity);
         let schema = table.table_schema();
@@ -39,29 +38,30 @@ fn register_changes(
     entity: Entity,
 ) -> Result<(), EngineError> {
     let name = format!("{}_changes", entity.name());
-    let schema = with_file_field(&state.table(entity).change_schema());
-    let urls = state
-        .checkpoint()
-        .changes
-        .iter()
-        .filter(|s| s.entity == entity.name())
-        .map(|s| ListingTableUrl::parse(state.location().url_of(&s.path)))
-        .collect::<Result<Vec<_>, _>>()?;
+    let schema = state.table(entity).change_schema();
+    let urls = match state.feed() {
+        Some(feed) => {
+            ctx.register_object_store(&feed.root_url(), feed.store.clone());
+            state
+                .checkpoint()
+                .applied
+                .iter()
+                .filter(|a| a.entity == entity.name())
+                .map(|a| ListingTableUrl::parse(feed.url_of(&a.path)))
+                .collect::<Result<Vec<_>, _>>()?
+        }
+        None => Vec::new(),
+    };
     if urls.is_empty() {
-        replace_table(
-            ctx,
-            &name,
-            Arc::new(MemTable::try_new(schema, vec![vec![]])?),
-        )?;
-        return Ok(());
+        let empty = MemTable::try_new(schema, vec![vec![]])?;
+        return replace_table(ctx, &name, Arc::new(empty));
     }
     let options =
         ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
     let config = ListingTableConfig::new_with_multi_paths(urls)
         .with_listing_options(options)
         .with_schema(schema);
-    replace_table(ctx, &name, Arc::new(ListingTable::try_new(config)?))?;
-    Ok(())
+    replace_table(ctx, &name, Arc::new(ListingTable::try_new(config)?))
 }
 
 /// Register a table under `name`, replacing any table of that name.

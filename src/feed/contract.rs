@@ -13,8 +13,6 @@ pub const OP: &str = "_op";
 pub const SEQ: &str = "_seq";
 /// Column holding the source commit time.
 pub const TS: &str = "_ts";
-/// Column added to stored change segments: the feed file a change row came from.
-pub const FILE: &str = "_file";
 
 /// Money columns are Decimal128(18,2) in the row's own currency.
 pub const MONEY: DataType = DataType::Decimal128(18, 2);
@@ -248,7 +246,7 @@ pub fn change_fields() -> Vec<Field> {
     ]
 }
 
-/// Whether a column name is one of the change columns (`_op`, `_seq`, `_ts`, `_file`).
+/// Whether a column name is one of the change columns (`_op`, `_seq`, `_ts`).
 pub fn is_change_column(name: &str) -> bool {
-    matches!(name, OP | SEQ | TS | FILE)
+    matches!(name, OP | SEQ | TS)
 }

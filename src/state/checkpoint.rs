@@ -1,8 +1,11 @@
-//! The checkpoint: what has been applied, what was quarantined, and where the state's files
-//! are. A checkpoint is one JSON object written once under a new generation number
+//! The checkpoint: what has been applied, what was quarantined, and where the snapshot is. A
+//! checkpoint is one JSON object written once under a new generation number
 //! (`checkpoints/<generation>.json`), after every file it names has been written; a crash
 //! before that write leaves the previous generation in force, so a restart re-applies exactly
 //! the files that the lost generation would have recorded.
+//!
+//! The feed files themselves are the log of changes (the contract makes them immutable): the
+//! state is the snapshot plus the applied files of later generations, replayed from the feed.
 
 use std::collections::BTreeMap;
 
@@ -16,7 +19,7 @@ use crate::feed::validate::ViolationCode;
 use crate::store::Location;
 
 /// Version of the checkpoint format; bumped on incompatible changes.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 
 /// A feed file whose changes were applied.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -40,7 +43,7 @@ pub struct QuarantinedFile {
     pub generation: u64,
 }
 
-/// A Parquet file of the state folder holding change rows of one entity.
+/// A Parquet file of the state folder holding the latest change per key of one entity.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SegmentFile {
     pub entity: String,
@@ -57,10 +60,8 @@ pub struct Checkpoint {
     /// Latest row per key of each entity at `snapshot_generation` (tombstones included).
     pub snapshot: Vec<SegmentFile>,
     pub snapshot_generation: u64,
-    /// Change segments written after the snapshot, replayed on top of it when loading.
-    pub replay: Vec<SegmentFile>,
-    /// Every change segment ever written: the `<entity>_changes` tables.
-    pub changes: Vec<SegmentFile>,
+    /// Every feed file applied, in the order applied; those of generations after
+    /// `snapshot_generation` are replayed on top of the snapshot when loading.
     pub applied: Vec<AppliedFile>,
     pub quarantined: Vec<QuarantinedFile>,
     /// Latest `_ts` seen per entity.
@@ -75,8 +76,6 @@ impl Checkpoint {
             created_at: Utc::now(),
             snapshot: Vec::new(),
             snapshot_generation: 0,
-            replay: Vec::new(),
-            changes: Vec::new(),
             applied: Vec::new(),
             quarantined: Vec::new(),
             last_change: BTreeMap::new(),

@@ -1,25 +1,24 @@
 //! The state: current-state tables of every entity, and their checkpoint in a state folder.
 //!
 //! `<state>/checkpoints/` holds one JSON per generation (see [`checkpoint`]);
-//! `<state>/changes/<entity>/` the accepted change rows, one Parquet file per entity and
-//! generation; `<state>/snapshots/<generation>/` the latest row per key at that generation, so
-//! that loading does not replay the whole history; `<state>/quarantine/` a copy of each bad
-//! file with its reason.
+//! `<state>/snapshots/<generation>/` the latest row per key at that generation, so that loading
+//! does not replay the whole history; `<state>/quarantine/` a copy of each bad file with its
+//! reason. The changes themselves are not copied: the feed's files, immutable by contract, are
+//! the log. Loading is [`State::open`] (snapshot) and then the replay of
+//! [`State::to_replay`] from the feed (done by `ingest::open_state`).
 
 pub mod checkpoint;
 pub mod table;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use arrow::array::{ArrayRef, DictionaryArray, RecordBatch};
-use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
+use arrow::array::RecordBatch;
 use object_store::{ObjectStoreExt, PutPayload};
 
 pub use checkpoint::{AppliedFile, Checkpoint, QuarantinedFile, SegmentFile};
 pub use table::{ApplyStats, EntityTable};
 
-use crate::feed::contract::{Entity, FILE};
+use crate::feed::contract::Entity;
 use crate::feed::validate::{Violation, decode_parquet_batches};
 use crate::parquet_io;
 use crate::store::Location;
@@ -49,10 +48,9 @@ pub enum StateError {
     Concurrent { generation: u64 },
 }
 
-/// Changes accepted since the last checkpoint, waiting to be written.
+/// Files accepted since the last checkpoint, waiting to be recorded.
 #[derive(Default)]
 struct Pending {
-    batches: BTreeMap<Entity, Vec<RecordBatch>>,
     applied: Vec<AppliedFile>,
     quarantined: Vec<(QuarantinedFile, bytes::Bytes)>,
 }
@@ -60,17 +58,22 @@ struct Pending {
 /// All current-state tables plus the checkpoint they were loaded from.
 pub struct State {
     location: Location,
+    /// The feed this state was built from, once known: the log that `<entity>_changes` reads.
+    feed: Option<Location>,
     tables: BTreeMap<Entity, EntityTable>,
     checkpoint: Checkpoint,
     pending: Pending,
-    /// When the replayed rows exceed this share of the snapshot, the next checkpoint writes a
-    /// new snapshot (and loading stays proportional to the current state, not the history).
+    /// When the rows to replay on load exceed this many times the current rows, the next
+    /// settling save writes a snapshot (so loading stays proportional to the current state,
+    /// not to the history of changes).
     snapshot_ratio: f64,
     snapshot_min_rows: usize,
 }
 
 impl State {
-    /// Load the newest checkpoint of a state folder (an empty state when there is none).
+    /// Load the newest checkpoint of a state folder and its snapshot (an empty state when
+    /// there is none). The files applied after the snapshot ([`State::to_replay`]) are still
+    /// to be replayed from the feed with [`State::replay_file`].
     pub async fn open(location: Location) -> Result<State, StateError> {
         let checkpoint = checkpoint::read_latest(&location)
             .await?
@@ -85,29 +88,55 @@ impl State {
                 t.load_latest(batches);
             }
         }
-        for seg in &checkpoint.replay {
-            let (entity, batches) = read_segment(&location, seg).await?;
-            if let Some(t) = tables.get_mut(&entity) {
-                for batch in batches {
-                    t.apply(&seg.path, batch).map_err(|v| StateError::Damaged {
-                        path: seg.path.clone(),
-                        detail: v.to_string(),
-                    })?;
-                }
-            }
-        }
         Ok(State {
             location,
+            feed: None,
             tables,
             checkpoint,
             pending: Pending::default(),
-            snapshot_ratio: 1.0,
+            snapshot_ratio: 1.5,
             snapshot_min_rows: 100_000,
         })
     }
 
+    /// The applied files that the snapshot does not hold, in the order they were applied.
+    pub fn to_replay(&self) -> Vec<AppliedFile> {
+        let after = self.checkpoint.snapshot_generation;
+        self.checkpoint
+            .applied
+            .iter()
+            .filter(|a| a.generation > after && a.rows > 0)
+            .cloned()
+            .collect()
+    }
+
+    /// Apply again a file the checkpoint already records (when loading).
+    pub fn replay_file(
+        &mut self,
+        entity: Entity,
+        path: &str,
+        batch: RecordBatch,
+    ) -> Result<(), StateError> {
+        self.table_mut(entity)
+            .apply(path, batch)
+            .map(|_| ())
+            .map_err(|v| StateError::Damaged {
+                path: path.to_string(),
+                detail: format!("replaying it conflicts with the state: {v}"),
+            })
+    }
+
     pub fn location(&self) -> &Location {
         &self.location
+    }
+
+    /// The feed the applied files are read from.
+    pub fn feed(&self) -> Option<&Location> {
+        self.feed.as_ref()
+    }
+
+    pub fn set_feed(&mut self, feed: Location) {
+        self.feed = Some(feed);
     }
 
     /// The last checkpoint written or loaded (pending changes not included).
@@ -168,11 +197,6 @@ impl State {
                     .or_insert(t);
                 *e = (*e).max(t);
             }
-            self.pending
-                .batches
-                .entry(entity)
-                .or_default()
-                .push(with_file_column(&batch, path));
         }
         self.pending.applied.push(AppliedFile {
             path: path.to_string(),
@@ -233,46 +257,21 @@ impl State {
                 .child(&format!("quarantine/{}.reason.json", q.path));
             self.put(&reason_path, PutPayload::from(reason)).await?;
         }
-        // One segment per entity, encoded in parallel.
-        let writes = pending.batches.iter().map(|(entity, batches)| {
-            // Schemas only grow (new extras), so the table's current one fits every batch.
-            let schema = with_file_field(&self.tables[entity].change_schema());
-            let batches: Vec<RecordBatch> =
-                batches.iter().map(|b| table::widen(b, &schema)).collect();
-            let rel = format!(
-                "changes/{}/g{:010}-{nonce}.parquet",
-                entity.name(),
-                next.generation
-            );
-            let segment = SegmentFile {
-                entity: entity.name().to_string(),
-                path: rel.clone(),
-                rows: batches.iter().map(|b| b.num_rows()).sum(),
-            };
-            let location = &self.location;
-            async move {
-                let path = location.child(&rel);
-                parquet_io::put(location.store.as_ref(), &path, &schema, &batches).await?;
-                Ok::<_, StateError>(segment)
-            }
-        });
-        for segment in futures::future::try_join_all(writes).await? {
-            next.replay.push(segment.clone());
-            next.changes.push(segment);
-        }
         next.applied.extend(pending.applied);
         next.quarantined
             .extend(pending.quarantined.into_iter().map(|(q, _)| q));
 
-        let replayed: usize = next.replay.iter().map(|s| s.rows).sum();
-        let snapshot_rows: usize = next.snapshot.iter().map(|s| s.rows).sum();
-        if settle
-            && replayed as f64
-                > (snapshot_rows as f64 * self.snapshot_ratio).max(self.snapshot_min_rows as f64)
-        {
+        let replayed: usize = next
+            .applied
+            .iter()
+            .filter(|a| a.generation > next.snapshot_generation)
+            .map(|a| a.rows)
+            .sum();
+        let current: usize = self.tables.values().map(|t| t.latest_rows()).sum();
+        let threshold = (current as f64 * self.snapshot_ratio).max(self.snapshot_min_rows as f64);
+        if settle && replayed as f64 > threshold {
             next.snapshot = self.write_snapshot(next.generation, &nonce).await?;
             next.snapshot_generation = next.generation;
-            next.replay.clear();
         }
         checkpoint::write(&self.location, &next).await?;
         self.checkpoint = next;
@@ -280,8 +279,8 @@ impl State {
     }
 
     /// When a settling save writes a snapshot: once the rows to replay exceed `ratio` times
-    /// the snapshot's rows and at least `min_rows` (defaults 1.0 and 100,000; tests use 0, 0
-    /// to snapshot at every settle).
+    /// the current rows and at least `min_rows` (defaults 1.5 and 100,000; tests use 0, 0 to
+    /// snapshot at every settle).
     pub fn set_snapshot_policy(&mut self, ratio: f64, min_rows: usize) {
         self.snapshot_ratio = ratio;
         self.snapshot_min_rows = min_rows;
@@ -374,46 +373,9 @@ async fn read_segment(
     };
     let entity = Entity::from_name(&seg.entity)
         .ok_or_else(|| damaged(format!("unknown entity '{}'", seg.entity)))?;
-    let path = location.child(&seg.path);
-    let bytes = read_bytes(location, &path).await?;
-    let (schema, batches) =
-        decode_parquet_batches(&seg.path, bytes).map_err(|v| damaged(v.detail))?;
-    let keep: Vec<usize> = schema
-        .fields()
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| f.name() != FILE)
-        .map(|(i, _)| i)
-        .collect();
-    let batches = batches
-        .iter()
-        .map(|b| b.project(&keep))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| damaged(e.to_string()))?;
+    let bytes = read_bytes(location, &location.child(&seg.path)).await?;
+    let (_, batches) = decode_parquet_batches(&seg.path, bytes).map_err(|v| damaged(v.detail))?;
     Ok((entity, batches))
-}
-
-/// The `_file` column type of stored change segments: a dictionary, so a file name costs
-/// four bytes a row.
-pub fn file_column_type() -> DataType {
-    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
-}
-
-/// A change schema with the `_file` column appended.
-pub fn with_file_field(schema: &SchemaRef) -> SchemaRef {
-    let mut fields: Vec<Arc<Field>> = schema.fields().iter().cloned().collect();
-    fields.push(Arc::new(Field::new(FILE, file_column_type(), false)));
-    Arc::new(Schema::new(fields))
-}
-
-fn with_file_column(batch: &RecordBatch, path: &str) -> RecordBatch {
-    let keys = arrow::array::Int32Array::from(vec![0; batch.num_rows()]);
-    let values = Arc::new(arrow::array::StringArray::from(vec![path]));
-    let file: ArrayRef =
-        Arc::new(DictionaryArray::<Int32Type>::try_new(keys, values).expect("valid dictionary"));
-    let mut columns = batch.columns().to_vec();
-    columns.push(file);
-    RecordBatch::try_new(with_file_field(&batch.schema()), columns).expect("file column appended")
 }
 
 /// A suffix that no other process writing the same generation will pick.

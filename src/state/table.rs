@@ -310,13 +310,19 @@ impl EntityTable {
         let mut out = Vec::with_capacity(self.segments.len());
         for s in &mut self.segments {
             if s.visible.is_none() {
-                let mask: BooleanArray = s
-                    .current
-                    .iter()
-                    .zip(&s.is_delete)
-                    .map(|(c, d)| Some(*c && !*d))
-                    .collect();
-                let rows = filter_record_batch(&s.batch, &mask).expect("mask fits the batch");
+                let all_visible = s.current.iter().zip(&s.is_delete).all(|(c, d)| *c && !*d);
+                let rows = if all_visible {
+                    // Nothing to drop: share the segment's arrays instead of copying them.
+                    s.batch.clone()
+                } else {
+                    let mask: BooleanArray = s
+                        .current
+                        .iter()
+                        .zip(&s.is_delete)
+                        .map(|(c, d)| Some(*c && !*d))
+                        .collect();
+                    filter_record_batch(&s.batch, &mask).expect("mask fits the batch")
+                };
                 let cols: Vec<usize> = (3..rows.num_columns()).collect();
                 s.visible = Some(rows.project(&cols).expect("projection of own batch"));
             }

@@ -9,7 +9,7 @@ use arrow::datatypes::{Decimal128Type, Field, Schema};
 use arstream::feed::contract::Entity;
 use arstream::generate::render::BatchBuilder;
 use arstream::generate::simulate::Op;
-use arstream::ingest::{CatchUpReport, IngestOptions, catch_up};
+use arstream::ingest::{CatchUpReport, IngestOptions, catch_up, open_state};
 use arstream::state::State;
 
 /// One invoice change: op, seq, id, amount in cents.
@@ -82,7 +82,7 @@ pub fn write(dir: &Path, rel: &str, batch: &RecordBatch) {
 pub async fn ingest(feed: &str, state: &str, opts: &IngestOptions) -> (State, CatchUpReport) {
     let feed = arstream::store::open(feed, false).unwrap();
     let state_location = arstream::store::open(state, true).unwrap();
-    let mut state = State::open(state_location).await.unwrap();
+    let mut state = open_state(state_location, &feed, opts).await.unwrap();
     let report = catch_up(&mut state, &feed, opts, None).await.unwrap();
     (state, report)
 }
