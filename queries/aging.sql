@@ -3,7 +3,7 @@
 CREATE OR REPLACE VIEW aging AS
 SELECT o.customer_id,
        o.bucket,
-       sum(o.open_amount_rc) AS open_amount_rc,
+       CAST(sum(o.open_amount_rc) AS DECIMAL(18, 2)) AS open_amount_rc,
        count(*) AS invoices
 FROM open_items o
 JOIN aging_buckets k ON k.bucket = o.bucket

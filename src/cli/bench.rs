@@ -42,17 +42,181 @@ pub enum Which {
         #[arg(long, default_value = "docs/benchmarks.md")]
         report: PathBuf,
     },
+    /// The KPI summary from the raw feed and from a loaded state, against DuckDB running the
+    /// same views on the same feed (Python package `duckdb`, installed when missing)
+    Kpi {
+        /// Customers of the generated feed (made by `bench ingest` when missing)
+        #[arg(long, default_value_t = 100_000)]
+        customers: u64,
+        /// Months of the generated feed
+        #[arg(long, default_value_t = 24)]
+        months: u64,
+        /// As-of date of the summary (the generated feed of 24 months from 2025 ends 2026-12-31)
+        #[arg(long, default_value = "2026-12-31")]
+        as_of: String,
+        #[arg(long, default_value = "target/bench-data")]
+        data: PathBuf,
+        #[arg(long, default_value = "docs/benchmarks.md")]
+        report: PathBuf,
+    },
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    let Which::Ingest {
-        customers,
-        months,
-        data,
-        report,
-    } = args.which;
-    tokio::task::spawn_blocking(move || ingest(customers, months, &data, &report)).await??;
+    tokio::task::spawn_blocking(move || match args.which {
+        Which::Ingest {
+            customers,
+            months,
+            data,
+            report,
+        } => ingest(customers, months, &data, &report),
+        Which::Kpi {
+            customers,
+            months,
+            as_of,
+            data,
+            report,
+        } => kpi(customers, months, &as_of, &data, &report),
+    })
+    .await??;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The generated feed of these sizes, made when missing; returns its folder.
+fn bench_feed(
+    customers: u64,
+    months: u64,
+    data: &Path,
+) -> anyhow::Result<(PathBuf, Option<Measured>)> {
+    let feed = data.join(format!("feed-{customers}x{months}"));
+    if feed.join("DONE").exists() {
+        println!("reusing {}", feed.display());
+        return Ok((feed, None));
+    }
+    let _ = std::fs::remove_dir_all(&feed);
+    let (c, m) = (customers.to_string(), months.to_string());
+    let g = measure(&[
+        "generate",
+        "--out",
+        &feed.to_string_lossy(),
+        "--customers",
+        &c,
+        "--months",
+        &m,
+        "--seed",
+        "1",
+    ]);
+    std::fs::write(feed.join("DONE"), &g.stdout)?;
+    println!("{}", g.stdout);
+    Ok((feed, Some(g)))
+}
+
+fn kpi(
+    customers: u64,
+    months: u64,
+    as_of: &str,
+    data: &Path,
+    report_path: &Path,
+) -> anyhow::Result<()> {
+    let (feed, _) = bench_feed(customers, months, data)?;
+    let feed_s = feed.to_string_lossy().to_string();
+    let state = data.join(format!("kpi-state-{customers}x{months}"));
+    let _ = std::fs::remove_dir_all(&state);
+    let state_s = state.to_string_lossy().to_string();
+    let base = [
+        "--feed", &feed_s, "--state", &state_s, "--as-of", as_of, "--window", "90",
+    ];
+
+    let mut args = base.to_vec();
+    args.extend(["kpi", "--format", "json", "--timing"]);
+    let raw = measure(&args);
+    let mut args = base.to_vec();
+    args.extend(["--offline", "kpi", "--format", "json", "--timing"]);
+    let loaded = measure(&args);
+
+    let python = "python3";
+    let has_duckdb = Command::new(python)
+        .args(["-c", "import duckdb"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_duckdb {
+        println!("installing the duckdb Python package");
+        let ok = Command::new(python)
+            .args(["-m", "pip", "install", "--quiet", "duckdb==2.0.0"])
+            .status()
+            .is_ok_and(|s| s.success());
+        anyhow::ensure!(
+            ok,
+            "could not install the duckdb Python package (pip install duckdb)"
+        );
+    }
+    let script = Path::new("benches/duckdb_kpi.py");
+    anyhow::ensure!(
+        script.exists(),
+        "run from the repository root: benches/duckdb_kpi.py not found"
+    );
+    let duck = measure_program(
+        python,
+        &[&script.to_string_lossy(), &feed_s, as_of, "90", "queries"],
+    );
+
+    let ours: serde_json::Value = serde_json::from_str(&raw.stdout)?;
+    let theirs: serde_json::Value = serde_json::from_str(&duck.stdout)?;
+    let mut differences = Vec::new();
+    for (key, value) in theirs["summary"].as_object().into_iter().flatten() {
+        let (a, b) = (ours[key].as_f64(), value.as_f64());
+        let same = match (a, b) {
+            (Some(a), Some(b)) => (a - b).abs() <= 1e-6 * a.abs().max(1.0),
+            _ => ours[key] == *value,
+        };
+        if !same {
+            differences.push(format!("{key}: arstream {} duckdb {}", ours[key], value));
+        }
+    }
+    let timing = |m: &Measured| {
+        m.stderr
+            .lines()
+            .find(|l| l.starts_with("timing:"))
+            .unwrap_or("timing: n/a")
+            .to_string()
+    };
+    let ratio = raw.seconds / duck.seconds;
+    let mut text = format!(
+        "Feed: the ingest benchmark's ({customers} customers, {months} months); as of {as_of}, window 90 days.\n\n"
+    );
+    text.push_str("| what | time | peak memory |\n|---|---|---|\n");
+    text.push_str(&format!(
+        "| arstream, from the raw feed (new state, `kpi --format json`) | {:.1} s | {:.0} MiB |\n",
+        raw.seconds, raw.peak_mib
+    ));
+    text.push_str(&format!(
+        "| DuckDB {}, 2 threads, from the raw feed (dedup by window function, then the same views) | {:.1} s | {:.0} MiB |\n",
+        "2.0", duck.seconds, duck.peak_mib
+    ));
+    text.push_str(&format!(
+        "| arstream, state already checkpointed (`--offline kpi`) | {:.1} s | {:.0} MiB |\n\n",
+        loaded.seconds, loaded.peak_mib
+    ));
+    text.push_str(&format!(
+        "Ratio arstream / DuckDB from the raw feed: **{ratio:.2}** (target at most 1.0).\n\n"
+    ));
+    text.push_str(&format!(
+        "Stages, from the raw feed: `{}`\n\nStages, state loaded: `{}`\n\nDuckDB: load and dedup {:.1} s, views and summary {:.1} s.\n\n",
+        timing(&raw),
+        timing(&loaded),
+        theirs["load_seconds"].as_f64().unwrap_or(0.0),
+        theirs["summary_seconds"].as_f64().unwrap_or(0.0)
+    ));
+    if differences.is_empty() {
+        text.push_str("Both summaries agree on every column (to 1e-6).\n");
+    } else {
+        text.push_str(&format!(
+            "The summaries differ: {}\n",
+            differences.join("; ")
+        ));
+    }
+    write_section(report_path, "kpi", &text)?;
+    println!("{text}");
+    Ok(())
 }
 
 /// Wall time and peak resident memory of one child process.
@@ -60,21 +224,30 @@ struct Measured {
     seconds: f64,
     peak_mib: f64,
     stdout: String,
+    stderr: String,
+}
+
+fn measure(args: &[&str]) -> Measured {
+    let bin = std::env::current_exe().expect("own executable");
+    measure_program(&bin.to_string_lossy(), args)
 }
 
 // The child is reaped by wait4, which also gives its own peak memory.
 #[allow(clippy::zombie_processes)]
-fn measure(args: &[&str]) -> Measured {
-    println!("running arstream {}", args.join(" "));
-    let out_path = std::env::temp_dir().join(format!("arstream-bench-{}.out", std::process::id()));
+fn measure_program(program: &str, args: &[&str]) -> Measured {
+    println!("running {program} {}", args.join(" "));
+    let tmp = std::env::temp_dir();
+    let out_path = tmp.join(format!("arstream-bench-{}.out", std::process::id()));
+    let err_path = tmp.join(format!("arstream-bench-{}.err", std::process::id()));
     let out_file = std::fs::File::create(&out_path).expect("create output file");
+    let err_file = std::fs::File::create(&err_path).expect("create output file");
     let started = Instant::now();
-    let bin = std::env::current_exe().expect("own executable");
-    let child = Command::new(bin)
+    let child = Command::new(program)
         .args(args)
         .stdout(out_file)
+        .stderr(err_file)
         .spawn()
-        .expect("start arstream");
+        .expect("start the benchmarked program");
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
     // SAFETY: rusage is plain data; zeroed is a valid value for it.
@@ -84,43 +257,24 @@ fn measure(args: &[&str]) -> Measured {
     let seconds = started.elapsed().as_secs_f64();
     assert_eq!(waited, pid, "wait4 failed");
     let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
     let _ = std::fs::remove_file(&out_path);
+    let _ = std::fs::remove_file(&err_path);
     assert!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "arstream {args:?} failed:\n{stdout}"
+        "{program} {args:?} failed:\n{stdout}\n{stderr}"
     );
     Measured {
         seconds,
         peak_mib: usage.ru_maxrss as f64 / 1024.0,
         stdout,
+        stderr,
     }
 }
 
 fn ingest(customers: u64, months: u64, data: &Path, report_path: &Path) -> anyhow::Result<()> {
-    let feed = data.join(format!("feed-{customers}x{months}"));
+    let (feed, generated) = bench_feed(customers, months, data)?;
     let state = data.join(format!("state-{customers}x{months}"));
-    let (c, m) = (customers.to_string(), months.to_string());
-
-    let generated = if feed.join("DONE").exists() {
-        println!("reusing {}", feed.display());
-        None
-    } else {
-        let _ = std::fs::remove_dir_all(&feed);
-        let g = measure(&[
-            "generate",
-            "--out",
-            feed.to_str().unwrap(),
-            "--customers",
-            &c,
-            "--months",
-            &m,
-            "--seed",
-            "1",
-        ]);
-        std::fs::write(feed.join("DONE"), &g.stdout)?;
-        println!("{}", g.stdout);
-        Some(g)
-    };
     let summary = std::fs::read_to_string(feed.join("DONE")).unwrap_or_default();
     let rows: u64 = summary
         .split("files (")

@@ -30,6 +30,9 @@ pub struct KpiArgs {
     /// Write the history as Parquet to this file or object-store URL instead of printing it
     #[arg(long, value_name = "URL", requires = "from")]
     pub out: Option<String>,
+    /// Print on stderr how long loading, making the views and computing the summary took
+    #[arg(long)]
+    pub timing: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -47,16 +50,30 @@ pub enum Every {
 }
 
 pub async fn run(global: &GlobalArgs, args: KpiArgs) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
     let mut session = Session::open(global).await?;
+    let opened = started.elapsed();
     let (engine, params) = session.engine().await?;
+    let made = started.elapsed();
     warn_missing_rates(&engine).await?;
     if let (Some(from), Some(to)) = (args.from, args.to) {
         return history(&engine, params, from, to, args).await;
     }
+    let checked = started.elapsed();
     let (schema, summary) = engine
         .query_with_schema("SELECT * FROM kpi_summary")
         .await?;
+    let summarized = started.elapsed();
     let aging = aging_totals(&engine).await?;
+    if args.timing {
+        eprintln!(
+            "timing: load and catch up {:.3} s, tables and views {:.3} s, kpi_summary {:.3} s, aging {:.3} s",
+            opened.as_secs_f64(),
+            (made - opened).as_secs_f64(),
+            (summarized - checked).as_secs_f64(),
+            (started.elapsed() - summarized).as_secs_f64()
+        );
+    }
     match args.format {
         KpiFormat::Json => {
             let mut object = first_row_json(&summary)?;

@@ -1,0 +1,96 @@
+"""DuckDB computes arstream's KPI summary from the raw change feed, with plain SQL.
+
+The comparison point of `arstream bench kpi`: each entity's current state is deduplicated from
+the feed with a window function (latest `_seq` per key, deletes dropped), then the very same
+views as arstream's (`queries/*.sql`) run on top, with the same `params` table.
+
+    python3 benches/duckdb_kpi.py FEED AS_OF WINDOW_DAYS QUERIES_DIR
+
+Prints one JSON object: seconds, peak memory and the kpi_summary row.
+"""
+
+import datetime
+import decimal
+import glob
+import json
+import os
+import resource
+import sys
+import time
+
+import duckdb
+
+ENTITIES = {
+    "customers": "customer_id",
+    "invoices": "invoice_id",
+    "payments": "payment_id",
+    "adjustments": "adjustment_id",
+    "disputes": "dispute_id",
+    "promises": "promise_id",
+    "activities": "activity_id",
+    "collectors": "collector_id",
+    "fx_rates": "currency, rate_date",
+}
+
+
+def plain(value):
+    """A JSON-friendly value: decimals as floats, dates as ISO text."""
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    return value
+
+
+def main():
+    feed, as_of, window, queries = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    started = time.time()
+    con = duckdb.connect()
+    con.execute("SET threads = 2")
+    for entity, key in ENTITIES.items():
+        files = os.path.join(feed, entity, "**", "*.parquet")
+        con.execute(
+            f"""CREATE TABLE {entity} AS
+            SELECT * EXCLUDE (_op, _seq, _ts, latest) FROM (
+                SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY _seq DESC) AS latest
+                FROM read_parquet('{files}', union_by_name = true)
+            ) WHERE latest = 1 AND _op <> 'd'"""
+        )
+    loaded = time.time()
+    con.execute(
+        f"""CREATE TABLE params AS SELECT DATE '{as_of}' AS as_of, {window} AS window_days,
+        DATE '{as_of}' - {window} AS window_start, 'USD' AS currency, 3 AS grace_days"""
+    )
+    con.execute(
+        """CREATE TABLE aging_buckets AS SELECT * FROM (VALUES
+        ('current', -9223372036854775807 // 2, 0, 0), ('1-30', 1, 30, 1), ('31-60', 31, 60, 2),
+        ('61-90', 61, 90, 3), ('91-120', 91, 120, 4), ('121+', 121, NULL, 5))
+        AS t(bucket, min_days, max_days, ord)"""
+    )
+    pending = sorted(glob.glob(os.path.join(queries, "*.sql")))
+    while pending:
+        failed = []
+        for path in pending:
+            try:
+                con.execute(open(path).read())
+            except duckdb.Error:
+                failed.append(path)
+        if len(failed) == len(pending):
+            raise SystemExit(f"views that do not resolve in DuckDB: {failed}")
+        pending = failed
+    cursor = con.execute("SELECT * FROM kpi_summary")
+    names = [d[0] for d in cursor.description]
+    row = cursor.fetchone()
+    finished = time.time()
+    summary = {n: plain(v) for n, v in zip(names, row)}
+    print(json.dumps({
+        "seconds": finished - started,
+        "load_seconds": loaded - started,
+        "summary_seconds": finished - loaded,
+        "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "summary": summary,
+    }))
+
+
+if __name__ == "__main__":
+    main()
