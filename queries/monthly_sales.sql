@@ -2,15 +2,23 @@
 -- invoice's month to the as-of date's month, months without sales included. `month_days` is
 -- the month's length, except the as-of month, counted from its day 1 to the as-of date.
 CREATE OR REPLACE VIEW monthly_sales AS
-WITH months AS (
+WITH sales AS (
+    SELECT CAST(date_trunc('month', b.invoice_date) AS DATE) AS month_start,
+           sum(b.amount * b.rate) AS sales
+    FROM invoice_balances b
+    GROUP BY CAST(date_trunc('month', b.invoice_date) AS DATE)
+),
+months AS (
     SELECT CAST(m AS DATE) AS month_start
     FROM (
         SELECT unnest(generate_series(
             CAST(date_trunc('month', min(i.invoice_date)) AS DATE),
             CAST(date_trunc('month', max(p.as_of)) AS DATE),
             INTERVAL '1 month')) AS m
-        FROM invoice_balances i
+        FROM invoices i
         CROSS JOIN params p
+        WHERE i.invoice_date <= p.as_of
+          AND i.status <> 'void'
     ) series
 )
 SELECT m.month_start,
@@ -18,10 +26,7 @@ SELECT m.month_start,
             THEN CAST(p.as_of - m.month_start + 1 AS BIGINT)
             ELSE CAST(CAST(m.month_start + INTERVAL '1 month' AS DATE) - m.month_start AS BIGINT)
        END AS month_days,
-       coalesce(sum(b.amount * b.rate), 0) AS sales
+       coalesce(s.sales, 0) AS sales
 FROM months m
 CROSS JOIN params p
-LEFT JOIN invoice_balances b
-  ON b.invoice_date >= m.month_start
- AND b.invoice_date < CAST(m.month_start + INTERVAL '1 month' AS DATE)
-GROUP BY m.month_start, p.as_of;
+LEFT JOIN sales s ON s.month_start = m.month_start;
