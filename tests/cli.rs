@@ -30,6 +30,24 @@ fn assert_one_line_error(o: &Output, must_contain: &str) {
     );
 }
 
+/// Generate a feed of 5 customers over 2 months into `feed`.
+fn small_feed(cwd: &std::path::Path, feed: &std::path::Path) {
+    let out = feed.to_str().unwrap();
+    let o = run(
+        &[
+            "generate",
+            "--out",
+            out,
+            "--customers",
+            "5",
+            "--months",
+            "2",
+        ],
+        cwd,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
 #[test]
 fn every_command_has_help() {
     let dir = tempfile::tempdir().unwrap();
@@ -39,6 +57,8 @@ fn every_command_has_help() {
         &["sql", "--help"],
         &["status", "--help"],
         &["generate", "--help"],
+        &["kpi", "--help"],
+        &["bench", "--help"],
     ] {
         let o = run(cmd, dir.path());
         assert!(o.status.success(), "{cmd:?}");
@@ -52,19 +72,7 @@ fn user_errors_are_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path();
     let feed = p.join("feed");
-    let o = run(
-        &[
-            "generate",
-            "--out",
-            feed.to_str().unwrap(),
-            "--customers",
-            "5",
-            "--months",
-            "2",
-        ],
-        p,
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
+    small_feed(p, &feed);
     let state = p.join("state");
     let base = [
         "--feed",
@@ -108,22 +116,7 @@ fn status_json_has_the_documented_keys() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path();
     let feed = p.join("feed");
-    assert!(
-        run(
-            &[
-                "generate",
-                "--out",
-                feed.to_str().unwrap(),
-                "--customers",
-                "5",
-                "--months",
-                "2"
-            ],
-            p
-        )
-        .status
-        .success()
-    );
+    small_feed(p, &feed);
     std::fs::write(feed.join("invoices/broken.parquet"), b"PAR1 nope").unwrap();
     let o = run(
         &[
