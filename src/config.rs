@@ -81,7 +81,8 @@ impl Default for EngineConfig {
 pub struct FeedConfig {
     /// Feed root: a path or an object-store URL. Default `sample-data/feed`.
     pub url: String,
-    /// Files read and validated at once while catching up. Default 4.
+    /// Files read and validated at once while catching up. Default: the number of cores (more
+    /// only makes decoding compete with applying, and holds more decoded files in memory).
     pub parallel_reads: usize,
 }
 
@@ -89,7 +90,7 @@ impl Default for FeedConfig {
     fn default() -> Self {
         FeedConfig {
             url: "sample-data/feed".into(),
-            parallel_reads: 4,
+            parallel_reads: std::thread::available_parallelism().map_or(2, |n| n.get()),
         }
     }
 }

@@ -33,7 +33,7 @@ impl Default for IngestOptions {
         IngestOptions {
             checkpoint_every_files: 500,
             checkpoint_every_rows: 4_000_000,
-            parallel_reads: 4,
+            parallel_reads: std::thread::available_parallelism().map_or(2, |n| n.get()),
         }
     }
 }
