@@ -165,6 +165,7 @@ impl EntityTable {
             }
             Err(violation) => {
                 self.rollback(undo, old_width);
+                self.dead_rows = self.dead_rows.saturating_sub(stats.ignored);
                 Err(violation)
             }
         }
@@ -208,6 +209,7 @@ impl EntityTable {
                 }
                 Some(entry) if seq < seq_of(entry) => {
                     stats.ignored += 1;
+                    self.dead_rows += 1;
                     continue;
                 }
                 Some(entry) if seq == seq_of(entry) => {
@@ -220,6 +222,7 @@ impl EntityTable {
                         );
                     }
                     stats.ignored += 1;
+                    self.dead_rows += 1;
                     continue;
                 }
                 Some(entry) => {
@@ -305,34 +308,71 @@ impl EntityTable {
         Ok(aligned)
     }
 
-    /// The current state as batches without change columns (cached per segment).
+    /// The current state as batches without change columns (cached per segment). Each batch
+    /// shares the segment's arrays: a segment with dead or deleted rows is first tidied (see
+    /// [`EntityTable::tidy`]), so that its visible rows are a zero-copy slice of it and the
+    /// state is not held twice while DataFusion serves it.
     pub fn current_batches(&mut self) -> Vec<RecordBatch> {
         let mut out = Vec::with_capacity(self.segments.len());
-        for s in &mut self.segments {
-            if s.visible.is_none() {
-                let all_visible = s.current.iter().zip(&s.is_delete).all(|(c, d)| *c && !*d);
-                let rows = if all_visible {
-                    // Nothing to drop: share the segment's arrays instead of copying them.
-                    s.batch.clone()
-                } else {
-                    let mask: BooleanArray = s
-                        .current
-                        .iter()
-                        .zip(&s.is_delete)
-                        .map(|(c, d)| Some(*c && !*d))
-                        .collect();
-                    filter_record_batch(&s.batch, &mask).expect("mask fits the batch")
-                };
-                let cols: Vec<usize> = (3..rows.num_columns()).collect();
+        for i in 0..self.segments.len() {
+            if self.segments[i].visible.is_none() {
+                let visible = self.tidy(i);
+                let s = &mut self.segments[i];
+                let cols: Vec<usize> = (3..s.batch.num_columns()).collect();
+                let rows = s.batch.slice(0, visible);
                 s.visible = Some(rows.project(&cols).expect("projection of own batch"));
             }
-            if let Some(v) = &s.visible
+            if let Some(v) = &self.segments[i].visible
                 && v.num_rows() > 0
             {
                 out.push(v.clone());
             }
         }
         out
+    }
+
+    /// Rewrite segment `i` as its visible rows followed by its tombstones, dropping rows that
+    /// are no longer the latest of their key, and point the index at the new positions.
+    /// Returns how many rows are visible. A segment already in that shape is left as it is.
+    fn tidy(&mut self, i: usize) -> usize {
+        let s = &self.segments[i];
+        let visible: Vec<u32> = (0..s.current.len())
+            .filter(|&r| s.current[r] && !s.is_delete[r])
+            .map(|r| r as u32)
+            .collect();
+        let tombstones = (0..s.current.len()).filter(|&r| s.current[r] && s.is_delete[r]);
+        let order: Vec<u32> = visible
+            .iter()
+            .copied()
+            .chain(tombstones.map(|r| r as u32))
+            .collect();
+        let in_shape =
+            order.len() == s.current.len() && order.iter().enumerate().all(|(n, &r)| n as u32 == r);
+        if in_shape {
+            return visible.len();
+        }
+        let dropped = s.current.len() - order.len();
+        let indices = arrow::array::UInt32Array::from(order.clone());
+        let batch =
+            arrow::compute::take_record_batch(&s.batch, &indices).expect("indices fit the batch");
+        let mut tidy = Segment::new(self.entity, batch);
+        tidy.current = vec![true; order.len()];
+        let segment = i as u32;
+        for (new_row, &old_row) in order.iter().enumerate() {
+            if new_row as u32 == old_row {
+                continue;
+            }
+            let hash = self.hasher.hash_one(tidy.keys.value(new_row));
+            if let Some(entry) = self
+                .index
+                .find_mut(hash, |e| e.segment == segment && e.row == old_row)
+            {
+                entry.row = new_row as u32;
+            }
+        }
+        self.segments[i] = tidy;
+        self.dead_rows = self.dead_rows.saturating_sub(dropped);
+        visible.len()
     }
 
     /// Every key's latest change, tombstones included, with change columns: what a snapshot
