@@ -88,6 +88,7 @@ pub enum Command {
 /// Parse the command line, run the command, and turn any error into one line on stderr.
 pub fn main() -> ExitCode {
     restore_sigpipe();
+    return_large_frees_to_the_system();
     let cli = Cli::parse();
     init_logging(cli.global.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -126,6 +127,17 @@ fn restore_sigpipe() {
     // SAFETY: setting a signal's disposition to its default before any thread starts.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// Serve allocations of 1 MiB and more (Arrow buffers) straight from the system and give
+/// them back when freed. glibc otherwise raises that threshold as the state grows and keeps
+/// freed buffers, so the resident size of a large state drifts well above what it holds.
+fn return_large_frees_to_the_system() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only tunes the allocator; called before any other thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
 }
 
