@@ -3,25 +3,25 @@
 CREATE OR REPLACE VIEW collector_productivity AS
 WITH acts AS (
     SELECT a.collector_id, count(*) AS activities, count(DISTINCT a.customer_id) AS accounts_touched
-    FROM activities a
-    CROSS JOIN params p
+    FROM params p
+    CROSS JOIN activities a
     WHERE CAST(a.activity_ts AS DATE) > p.window_start
       AND CAST(a.activity_ts AS DATE) <= p.as_of
     GROUP BY a.collector_id
 ),
 taken AS (
     SELECT pr.collector_id, count(*) AS promises_taken
-    FROM promises pr
-    CROSS JOIN params p
+    FROM params p
+    CROSS JOIN promises pr
     WHERE pr.created_date > p.window_start
       AND pr.created_date <= p.as_of
     GROUP BY pr.collector_id
 ),
 collected AS (
     SELECT c.collector_id, sum(pay.amount * fx.rate) AS cash_collected_rc
-    FROM payments pay
+    FROM params p
+    CROSS JOIN payments pay
     JOIN customers c ON c.customer_id = pay.customer_id
-    CROSS JOIN params p
     LEFT JOIN fx_closing fx ON fx.currency = pay.currency
     WHERE pay.payment_date > p.window_start
       AND pay.payment_date <= p.as_of

@@ -13,8 +13,8 @@ SELECT d.reason,
                         AND d.resolved_date > p.window_start AND d.resolved_date <= p.as_of) AS resolution_days_mean,
        median(CAST(d.resolved_date - d.opened_date AS DOUBLE)) FILTER (WHERE d.status IN ('resolved', 'rejected')
                         AND d.resolved_date > p.window_start AND d.resolved_date <= p.as_of) AS resolution_days_median
-FROM disputes d
-CROSS JOIN params p
+FROM params p
+CROSS JOIN disputes d
 LEFT JOIN fx_closing fx ON fx.currency = d.currency
 GROUP BY d.reason
 ORDER BY d.reason;

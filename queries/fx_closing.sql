@@ -6,8 +6,8 @@ FROM (
     SELECT f.currency,
            f.rate,
            row_number() OVER (PARTITION BY f.currency ORDER BY f.rate_date DESC) AS latest
-    FROM fx_rates f
-    CROSS JOIN params p
+    FROM params p
+    CROSS JOIN fx_rates f
     WHERE f.rate_date <= p.as_of
       AND f.currency <> p.currency
 ) ranked

@@ -2,22 +2,25 @@
 -- open on it at the as-of date and at the start of the window:
 --   open = amount - payments dated up to that day - adjustments dated up to that day.
 -- Payments and adjustments both settle an invoice, so they are summed together, once per
--- invoice. Amounts are in the invoice's currency; `rate` is the closing rate (null when none).
+-- invoice; `paid_in_window` is the cash (payments only) dated in the window. Amounts are in the
+-- invoice's currency; `rate` is the closing rate (null when none).
 CREATE OR REPLACE VIEW invoice_balances AS
 WITH settlements AS (
-    SELECT invoice_id, payment_date AS settled_on, amount
+    SELECT invoice_id, payment_date AS settled_on, amount, true AS is_cash
     FROM payments
     WHERE invoice_id IS NOT NULL
     UNION ALL
-    SELECT invoice_id, adjustment_date AS settled_on, amount
+    SELECT invoice_id, adjustment_date AS settled_on, amount, false AS is_cash
     FROM adjustments
 ),
 settled AS (
     SELECT s.invoice_id,
            sum(CASE WHEN s.settled_on <= p.as_of THEN s.amount ELSE 0 END) AS settled,
-           sum(CASE WHEN s.settled_on <= p.window_start THEN s.amount ELSE 0 END) AS settled_at_start
-    FROM settlements s
-    CROSS JOIN params p
+           sum(CASE WHEN s.settled_on <= p.window_start THEN s.amount ELSE 0 END) AS settled_at_start,
+           sum(CASE WHEN s.is_cash AND s.settled_on > p.window_start AND s.settled_on <= p.as_of
+                    THEN s.amount ELSE 0 END) AS paid_in_window
+    FROM params p
+    CROSS JOIN settlements s
     GROUP BY s.invoice_id
 )
 SELECT i.invoice_id,
@@ -32,9 +35,10 @@ SELECT i.invoice_id,
        END AS open_amount_at_start,
        p.as_of - i.due_date AS days_past_due,
        p.window_start - i.due_date AS days_past_due_at_start,
+       coalesce(s.paid_in_window, 0) AS paid_in_window,
        fx.rate
-FROM invoices i
-CROSS JOIN params p
+FROM params p
+CROSS JOIN invoices i
 LEFT JOIN settled s ON s.invoice_id = i.invoice_id
 LEFT JOIN fx_closing fx ON fx.currency = i.currency
 WHERE i.invoice_date <= p.as_of

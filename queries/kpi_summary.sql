@@ -10,32 +10,24 @@ WITH balances AS (
            coalesce(sum(b.open_amount_at_start * b.rate), 0) AS ar_at_start,
            coalesce(sum(CASE WHEN b.days_past_due_at_start > 0 THEN b.open_amount_at_start * b.rate END), 0) AS past_due_ar_at_start,
            coalesce(sum(CASE WHEN b.invoice_date > p.window_start THEN b.amount * b.rate END), 0) AS credit_sales,
-           count(*) FILTER (WHERE b.rate IS NULL) AS unconverted_invoices
-    FROM invoice_balances b
-    CROSS JOIN params p
+           count(*) FILTER (WHERE b.rate IS NULL) AS unconverted_invoices,
+           -- Cash dated in the window on invoices that were past due at the window's start.
+           coalesce(sum(CASE WHEN b.days_past_due_at_start > 0 AND b.open_amount_at_start IS NOT NULL
+                             THEN b.paid_in_window * b.rate END), 0) AS recovered_cash
+    FROM params p
+    CROSS JOIN invoice_balances b
 ),
 cash AS (
     SELECT coalesce(sum(CASE WHEN pay.invoice_id IS NULL THEN pay.amount * fx.rate END), 0) AS unapplied_cash
-    FROM payments pay
-    CROSS JOIN params p
+    FROM params p
+    CROSS JOIN payments pay
     LEFT JOIN fx_closing fx ON fx.currency = pay.currency
     WHERE pay.payment_date <= p.as_of
 ),
-recovered AS (
-    -- Cash dated in the window on invoices that were past due at the window's start.
-    SELECT coalesce(sum(pay.amount * b.rate), 0) AS recovered_cash
-    FROM payments pay
-    JOIN invoice_balances b ON b.invoice_id = pay.invoice_id
-    CROSS JOIN params p
-    WHERE b.days_past_due_at_start > 0
-      AND b.open_amount_at_start IS NOT NULL
-      AND pay.payment_date > p.window_start
-      AND pay.payment_date <= p.as_of
-),
 written_off AS (
     SELECT coalesce(sum(a.amount * fx.rate), 0) AS write_offs
-    FROM adjustments a
-    CROSS JOIN params p
+    FROM params p
+    CROSS JOIN adjustments a
     LEFT JOIN fx_closing fx ON fx.currency = a.currency
     WHERE a.kind = 'write_off'
       AND a.adjustment_date > p.window_start
@@ -48,8 +40,8 @@ promises_due AS (
 resolutions AS (
     SELECT avg(CAST(d.resolved_date - d.opened_date AS DOUBLE)) AS mean_days,
            median(CAST(d.resolved_date - d.opened_date AS DOUBLE)) AS median_days
-    FROM disputes d
-    CROSS JOIN params p
+    FROM params p
+    CROSS JOIN disputes d
     WHERE d.status IN ('resolved', 'rejected')
       AND d.resolved_date > p.window_start
       AND d.resolved_date <= p.as_of
@@ -89,7 +81,7 @@ SELECT p.as_of,
        CAST(bl.ar_at_start + bl.credit_sales - bl.total_ar AS DOUBLE)
            / CAST(nullif(bl.ar_at_start + bl.credit_sales - bl.current_ar, 0) AS DOUBLE) * 100 AS cei,
        CAST(w.write_offs AS DOUBLE) / CAST(nullif(bl.credit_sales, 0) AS DOUBLE) AS bad_debt_ratio,
-       CAST(r.recovered_cash AS DOUBLE) / CAST(nullif(bl.past_due_ar_at_start, 0) AS DOUBLE) AS recovery_rate,
+       CAST(bl.recovered_cash AS DOUBLE) / CAST(nullif(bl.past_due_ar_at_start, 0) AS DOUBLE) AS recovery_rate,
        CAST(pd.kept AS DOUBLE) / CAST(nullif(pd.promises, 0) AS DOUBLE) AS ptp_kept_rate,
        rs.mean_days AS dispute_resolution_days,
        rs.median_days AS dispute_resolution_days_median,
@@ -98,7 +90,6 @@ SELECT p.as_of,
 FROM params p
 CROSS JOIN balances bl
 CROSS JOIN cash c
-CROSS JOIN recovered r
 CROSS JOIN written_off w
 CROSS JOIN promises_due pd
 CROSS JOIN resolutions rs;

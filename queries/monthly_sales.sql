@@ -3,10 +3,14 @@
 -- the month's length, except the as-of month, counted from its day 1 to the as-of date.
 CREATE OR REPLACE VIEW monthly_sales AS
 WITH sales AS (
-    SELECT CAST(date_trunc('month', b.invoice_date) AS DATE) AS month_start,
-           sum(b.amount * b.rate) AS sales
-    FROM invoice_balances b
-    GROUP BY CAST(date_trunc('month', b.invoice_date) AS DATE)
+    SELECT CAST(date_trunc('month', i.invoice_date) AS DATE) AS month_start,
+           sum(i.amount * fx.rate) AS sales
+    FROM params p
+    CROSS JOIN invoices i
+    LEFT JOIN fx_closing fx ON fx.currency = i.currency
+    WHERE i.invoice_date <= p.as_of
+      AND i.status <> 'void'
+    GROUP BY CAST(date_trunc('month', i.invoice_date) AS DATE)
 ),
 months AS (
     SELECT CAST(m AS DATE) AS month_start
@@ -15,8 +19,8 @@ months AS (
             CAST(date_trunc('month', min(i.invoice_date)) AS DATE),
             CAST(date_trunc('month', max(p.as_of)) AS DATE),
             INTERVAL '1 month')) AS m
-        FROM invoices i
-        CROSS JOIN params p
+        FROM params p
+        CROSS JOIN invoices i
         WHERE i.invoice_date <= p.as_of
           AND i.status <> 'void'
     ) series
@@ -27,6 +31,6 @@ SELECT m.month_start,
             ELSE CAST(CAST(m.month_start + INTERVAL '1 month' AS DATE) - m.month_start AS BIGINT)
        END AS month_days,
        coalesce(s.sales, 0) AS sales
-FROM months m
-CROSS JOIN params p
+FROM params p
+CROSS JOIN months m
 LEFT JOIN sales s ON s.month_start = m.month_start;

@@ -6,16 +6,16 @@ CREATE OR REPLACE VIEW open_items AS
 WITH disputed AS (
     -- Open at the as-of date: opened by then and not resolved or rejected by then.
     SELECT DISTINCT d.invoice_id
-    FROM disputes d
-    CROSS JOIN params p
+    FROM params p
+    CROSS JOIN disputes d
     WHERE d.opened_date <= p.as_of
       AND (d.status = 'open' OR d.resolved_date IS NULL OR d.resolved_date > p.as_of)
 ),
 promised AS (
     -- Active: made by the as-of date and not yet past its date plus the grace days.
     SELECT pr.invoice_id, max(pr.promised_date) AS promised_date
-    FROM promises pr
-    CROSS JOIN params p
+    FROM params p
+    CROSS JOIN promises pr
     WHERE pr.invoice_id IS NOT NULL
       AND pr.created_date <= p.as_of
       AND pr.promised_date + p.grace_days >= p.as_of

@@ -5,8 +5,8 @@
 CREATE OR REPLACE VIEW promise_outcomes AS
 WITH due AS (
     SELECT pr.*, pr.promised_date + p.grace_days AS deadline
-    FROM promises pr
-    CROSS JOIN params p
+    FROM params p
+    CROSS JOIN promises pr
     WHERE pr.promised_date > p.window_start
       AND pr.promised_date + p.grace_days <= p.as_of
 ),
