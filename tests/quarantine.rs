@@ -11,6 +11,15 @@ use arstream::feed::ViolationCode;
 use arstream::ingest::IngestOptions;
 use common::{ingest, invoice_rows, invoices, with_column, without_column, write};
 
+/// Catch up the state folder `state` with the feed folder `feed`, default options.
+async fn ingest_dir(
+    feed: &std::path::Path,
+    state: &std::path::Path,
+) -> (arstream::state::State, arstream::ingest::CatchUpReport) {
+    let (feed, state) = (feed.to_str().unwrap(), state.to_str().unwrap());
+    ingest(feed, state, &IngestOptions::default()).await
+}
+
 fn good(id: &str, seq: i64) -> arrow::array::RecordBatch {
     invoices(&[("c", seq, id.to_string(), 10_000)])
 }
@@ -205,12 +214,7 @@ async fn each_violation_is_quarantined_and_the_rest_applied() {
     ));
 
     let state = dir.path().join("state");
-    let (mut st, report) = ingest(
-        feed.to_str().unwrap(),
-        state.to_str().unwrap(),
-        &IngestOptions::default(),
-    )
-    .await;
+    let (mut st, report) = ingest_dir(&feed, &state).await;
 
     assert_eq!(
         report.files_applied, 2,
@@ -257,12 +261,7 @@ async fn each_violation_is_quarantined_and_the_rest_applied() {
         "invoices/negative-fixed.parquet",
         &invoices(&[("c", 1, "X1".into(), 100), ("c", 2, "X2".into(), 500)]),
     );
-    let (mut st, again) = ingest(
-        feed.to_str().unwrap(),
-        state.to_str().unwrap(),
-        &IngestOptions::default(),
-    )
-    .await;
+    let (mut st, again) = ingest_dir(&feed, &state).await;
     assert_eq!((again.files_applied, again.quarantined.len()), (1, 0));
     assert_eq!(invoice_rows(&mut st).len(), 4);
 }
@@ -285,12 +284,7 @@ async fn deletes_need_only_the_key_and_extra_columns_stay() {
         &delete_only.project(&keep).unwrap(),
     );
     let state = dir.path().join("state");
-    let (mut st, report) = ingest(
-        feed.to_str().unwrap(),
-        state.to_str().unwrap(),
-        &IngestOptions::default(),
-    )
-    .await;
+    let (mut st, report) = ingest_dir(&feed, &state).await;
     assert!(report.quarantined.is_empty(), "{:?}", report.quarantined);
     assert_eq!(invoice_rows(&mut st), vec![("E1".into(), 10_000)]);
     let schema = st.table(arstream::feed::Entity::Invoices).table_schema();
