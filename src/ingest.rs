@@ -141,6 +141,34 @@ pub async fn open_state(
     Ok(state)
 }
 
+/// Open a state and catch up with the feed, while other processes may be doing the same on
+/// the same state (a service and an analyst's `arstream sql`, say): when another process wrote
+/// the next generation first, reload from it and catch up again (at most `attempts` times).
+pub async fn open_and_catch_up(
+    location: &Location,
+    feed: &Location,
+    opts: &IngestOptions,
+    progress: Option<Progress<'_>>,
+    attempts: usize,
+) -> Result<(State, CatchUpReport), IngestError> {
+    let mut attempt = 1;
+    loop {
+        let mut state = open_state(location.clone(), feed, opts).await?;
+        match catch_up(&mut state, feed, opts, progress).await {
+            Err(IngestError::State(StateError::Concurrent { generation }))
+                if attempt < attempts =>
+            {
+                tracing::info!(
+                    generation,
+                    "another process advanced the state; reloading it"
+                );
+                attempt += 1;
+            }
+            result => return result.map(|report| (state, report)),
+        }
+    }
+}
+
 /// Progress callback: files done so far, and files in this catch-up.
 pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
 

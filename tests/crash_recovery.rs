@@ -148,3 +148,52 @@ fn killed_runs_end_like_an_uninterrupted_one() {
         assert_eq!(g, w);
     }
 }
+
+#[test]
+fn two_processes_catching_up_the_same_state_both_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("feed");
+    let opts = GenerateOptions {
+        customers: 60,
+        months: 4,
+        seed: 11,
+        start: chrono::NaiveDate::from_ymd_opt(2025, 1, 1).unwrap(),
+        out: feed.display().to_string(),
+        rows_per_file: 300,
+    };
+    generate(&opts, None).unwrap();
+    let config = dir.path().join("arstream.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[feed]\nurl = \"{}\"\n[state]\ncheckpoint_every_files = 2\n",
+            feed.display()
+        ),
+    )
+    .unwrap();
+    let reference = dir.path().join("reference");
+    output(&config, &reference, &["run"]);
+    let want = snapshot(&config, &reference);
+
+    // A service and an analyst's query race on one state: each writes checkpoints every two
+    // files, and the one that loses a generation reloads and goes on.
+    let shared = dir.path().join("shared");
+    let racers: Vec<_> = (0..3)
+        .map(|_| {
+            arstream(&config, &shared, &["run"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for racer in racers {
+        let out = racer.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "a racing run failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(snapshot(&config, &shared), want);
+}

@@ -18,7 +18,7 @@ use clap::{Parser, Subcommand};
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::engine::params::KpiParams;
-use crate::ingest::{CatchUpReport, IngestOptions, catch_up, open_state};
+use crate::ingest::{CatchUpReport, IngestOptions, open_and_catch_up, open_state};
 use crate::state::State;
 use crate::store::{self, Location};
 
@@ -206,11 +206,12 @@ impl Session {
             checkpoint_every_rows: config.state.checkpoint_every_rows.max(1),
             parallel_reads: config.feed.parallel_reads.max(1),
         };
-        let mut state = open_state(state_location, &feed, &opts)
-            .await
-            .with_context(|| format!("cannot load state from '{}'", config.state.url))?;
-        let report = if global.offline {
-            None
+        let context = || format!("state '{}'", config.state.url);
+        let (state, report) = if global.offline {
+            let state = open_state(state_location, &feed, &opts)
+                .await
+                .with_context(context)?;
+            (state, None)
         } else {
             let bar = progress_bar();
             let progress = |done: usize, total: usize| {
@@ -219,11 +220,14 @@ impl Session {
                     bar.set_position(done as u64);
                 }
             };
-            let report = catch_up(&mut state, &feed, &opts, Some(&progress)).await?;
+            let (state, report) =
+                open_and_catch_up(&state_location, &feed, &opts, Some(&progress), 20)
+                    .await
+                    .with_context(context)?;
             if let Some(bar) = bar {
                 bar.finish_and_clear();
             }
-            Some(report)
+            (state, Some(report))
         };
         if let Some(as_of) = &global.as_of {
             config.kpi.as_of = as_of.clone();
