@@ -1,18 +1,32 @@
 //! `arstream run`: the main job. Catches up with the feed (applying each new file once,
-//! quarantining bad ones), checkpoints the state and reports what it did.
+//! quarantining bad ones), checkpoints the state and reports what it did; with `--watch` it
+//! keeps polling the feed and logs one line per refresh until Ctrl-C or SIGTERM.
 
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use super::status::{print_table, status_of};
 use super::{GlobalArgs, Session};
+use crate::ingest::{IngestError, IngestOptions, catch_up, open_and_catch_up};
+use crate::state::StateError;
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Example, on the bundled sample feed:\n  arstream run\n  arstream sql \"SELECT count(*) FROM invoices\""
+    after_help = "Examples, on the bundled sample feed:\n  arstream run\n  arstream run --watch --interval 2     (Ctrl-C stops it after the refresh in flight)\n  arstream sql \"SELECT count(*) FROM invoices\""
 )]
-pub struct RunArgs {}
+pub struct RunArgs {
+    /// Keep running: poll the feed and refresh after new files, until Ctrl-C or SIGTERM
+    #[arg(long)]
+    pub watch: bool,
+    /// Seconds between two polls of the feed (object stores have no reliable notifications)
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+    pub interval: f64,
+}
 
-pub async fn run(global: &GlobalArgs, _args: RunArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
+    if args.watch {
+        return watch(global, &args).await;
+    }
     let session = Session::open(global).await?;
     if let Some(r) = &session.report {
         let secs = r.elapsed.as_secs_f64();
@@ -48,4 +62,113 @@ fn peak_memory() -> Option<String> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(format!("{:.0} MiB", kib / 1024.0))
+}
+
+/// Poll the feed until asked to stop, logging one line per refresh.
+async fn watch(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let mut session = Session::open(global).await?;
+    let interval = Duration::from_secs_f64(args.interval.max(0.05));
+    let opts = IngestOptions {
+        checkpoint_every_files: session.config.state.checkpoint_every_files.max(1),
+        checkpoint_every_rows: session.config.state.checkpoint_every_rows.max(1),
+        parallel_reads: session.config.feed.parallel_reads.max(1),
+    };
+    let first = session.report.take().unwrap_or_default();
+    refresh_line(
+        &mut session,
+        first.files_applied,
+        first.rows_applied,
+        first.quarantined.len(),
+        started,
+    )
+    .await?;
+    let mut stop = Box::pin(shutdown_signal());
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        let began = Instant::now();
+        let report = match catch_up(&mut session.state, &session.feed, &opts, None).await {
+            Err(IngestError::State(StateError::Concurrent { .. })) => {
+                let location = session.state.location().clone();
+                let (state, report) =
+                    open_and_catch_up(&location, &session.feed, &opts, None, 20).await?;
+                session.state = state;
+                report
+            }
+            other => other?,
+        };
+        for v in &report.quarantined {
+            println!("quarantined code={} reason={:?}", v.code, v.reason());
+        }
+        if report.files_applied > 0 || !report.quarantined.is_empty() {
+            refresh_line(
+                &mut session,
+                report.files_applied,
+                report.rows_applied,
+                report.quarantined.len(),
+                began,
+            )
+            .await?;
+        }
+    }
+    println!("stopped after {:.1} s", started.elapsed().as_secs_f64());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One structured line: what the refresh applied, how long it took, and the KPI headline.
+async fn refresh_line(
+    session: &mut Session,
+    files: usize,
+    rows: usize,
+    quarantined: usize,
+    began: Instant,
+) -> anyhow::Result<()> {
+    let (engine, params) = session.engine().await?;
+    let rows_json = engine
+        .query("SELECT CAST(total_ar AS DOUBLE) AS ar, dso FROM kpi_summary")
+        .await?;
+    let (mut ar, mut dso) = (None, None);
+    if let Some(b) = rows_json.first().filter(|b| b.num_rows() > 0) {
+        use arrow::array::{Array, AsArray};
+        use arrow::datatypes::Float64Type;
+        let (a, d) = (
+            b.column(0).as_primitive::<Float64Type>(),
+            b.column(1).as_primitive::<Float64Type>(),
+        );
+        ar = a.is_valid(0).then(|| a.value(0));
+        dso = d.is_valid(0).then(|| d.value(0));
+    }
+    let fmt =
+        |v: Option<f64>, digits: usize| v.map_or("null".to_string(), |v| format!("{v:.digits$}"));
+    println!(
+        "refresh files_applied={files} rows_changed={rows} quarantined={quarantined} took_ms={} as_of={} total_ar={} dso={}",
+        began.elapsed().as_millis(),
+        params.as_of,
+        fmt(ar, 2),
+        fmt(dso, 1)
+    );
+    Ok(())
+}
+
+/// Resolves on Ctrl-C, or on SIGTERM where there is one.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
