@@ -13,5 +13,6 @@ pub mod feed;
 pub mod generate;
 pub mod ingest;
 pub mod parquet_io;
+pub mod pipeline;
 pub mod state;
 pub mod store;

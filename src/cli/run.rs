@@ -21,13 +21,20 @@ pub struct RunArgs {
     /// Seconds between two polls of the feed (object stores have no reliable notifications)
     #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
     pub interval: f64,
+    /// Write the outputs after each refresh under this folder or URL: kpi_summary per as-of
+    /// date (as_of=YYYY-MM-DD/), the latest aging and open_items, as Parquet
+    #[arg(long, value_name = "URL")]
+    pub out: Option<String>,
 }
 
 pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
     if args.watch {
         return watch(global, &args).await;
     }
-    let session = Session::open(global).await?;
+    let mut session = Session::open(global).await?;
+    if let Some(out) = &args.out {
+        write_outputs(&mut session, out).await?;
+    }
     if let Some(r) = &session.report {
         let secs = r.elapsed.as_secs_f64();
         println!(
@@ -75,6 +82,9 @@ async fn watch(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> 
         parallel_reads: session.config.feed.parallel_reads.max(1),
     };
     let first = session.report.take().unwrap_or_default();
+    if let Some(out) = &args.out {
+        write_outputs(&mut session, out).await?;
+    }
     refresh_line(
         &mut session,
         first.files_applied,
@@ -104,6 +114,9 @@ async fn watch(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> 
             println!("quarantined code={} reason={:?}", v.code, v.reason());
         }
         if report.files_applied > 0 || !report.quarantined.is_empty() {
+            if let Some(out) = &args.out {
+                write_outputs(&mut session, out).await?;
+            }
             refresh_line(
                 &mut session,
                 report.files_applied,
@@ -116,6 +129,16 @@ async fn watch(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> 
     }
     println!("stopped after {:.1} s", started.elapsed().as_secs_f64());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Write the standard outputs of the current state under `out`.
+async fn write_outputs(session: &mut Session, out: &str) -> anyhow::Result<()> {
+    let location = crate::store::open(out, true)?;
+    let (engine, params) = session.engine().await?;
+    let written =
+        crate::pipeline::outputs::write_standard(&engine, &location, params.as_of).await?;
+    tracing::info!(outputs = ?written, "outputs written to {}", location.url);
+    Ok(())
 }
 
 /// One structured line: what the refresh applied, how long it took, and the KPI headline.

@@ -1,0 +1,84 @@
+//! Outputs other tools read: plain Parquet under an output URL, with stable column names.
+//!
+//! A dated output is partitioned by as-of date, `<out>/<name>/as_of=YYYY-MM-DD/part-0.parquet`,
+//! so `<out>/kpi_summary/**/*.parquet` is the KPI history, one row per as-of date. A refresh
+//! replaces the partition of its date with one object written by one PUT (on a local folder
+//! object_store writes a temporary file and renames it), so a reader sees the old result or
+//! the new one, never a mix or a half-written file; partitions of other dates are not touched.
+//! A latest-only output (`<out>/<name>/latest.parquet`) is replaced the same way.
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use chrono::NaiveDate;
+
+use crate::engine::{Engine, EngineError};
+use crate::parquet_io::{self, WriteError};
+use crate::store::Location;
+
+/// Why an output could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("output '{name}': {source}")]
+    Query { name: String, source: EngineError },
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+/// How an output is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// One partition per as-of date.
+    PerAsOf,
+    /// Only the latest result.
+    Latest,
+}
+
+/// The standard outputs of a refresh: the KPI summary per as-of date, and the latest aging
+/// and open items.
+pub const STANDARD: &[(&str, Keep)] = &[
+    ("kpi_summary", Keep::PerAsOf),
+    ("aging", Keep::Latest),
+    ("open_items", Keep::Latest),
+];
+
+/// The object an output of `as_of` is written to, relative to the output URL.
+pub fn object_path(name: &str, keep: Keep, as_of: NaiveDate) -> String {
+    match keep {
+        Keep::PerAsOf => format!("{name}/as_of={as_of}/part-0.parquet"),
+        Keep::Latest => format!("{name}/latest.parquet"),
+    }
+}
+
+/// Replace one output with `batches`; returns the path written.
+pub async fn write(
+    out: &Location,
+    name: &str,
+    keep: Keep,
+    as_of: NaiveDate,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<String, OutputError> {
+    let relative = object_path(name, keep, as_of);
+    parquet_io::put(out.store.as_ref(), &out.child(&relative), schema, batches).await?;
+    Ok(relative)
+}
+
+/// Query and write every standard output (views of the engine, as of `as_of`).
+pub async fn write_standard(
+    engine: &Engine,
+    out: &Location,
+    as_of: NaiveDate,
+) -> Result<Vec<String>, OutputError> {
+    let mut written = Vec::new();
+    for (name, keep) in STANDARD {
+        let (schema, batches) = engine
+            .query_with_schema(&format!("SELECT * FROM {name}"))
+            .await
+            .map_err(|source| OutputError::Query {
+                name: name.to_string(),
+                source,
+            })?;
+        written.push(write(out, name, *keep, as_of, &schema, &batches).await?);
+    }
+    Ok(written)
+}
