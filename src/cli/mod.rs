@@ -64,6 +64,9 @@ pub struct GlobalArgs {
     /// Reporting currency [default: from config, USD]
     #[arg(long, global = true, value_name = "CCY")]
     pub currency: Option<String>,
+    /// Log format: text, or json (one object per line, for services and log collectors)
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// More log output (-v info, -vv debug); logs go to stderr
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -90,7 +93,7 @@ pub fn main() -> ExitCode {
     restore_sigpipe();
     return_large_frees_to_the_system();
     let cli = Cli::parse();
-    init_logging(cli.global.verbose);
+    init_logging(cli.global.verbose, cli.global.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -164,7 +167,7 @@ pub(crate) fn one_line(e: &anyhow::Error) -> String {
     line.replace('\n', " ")
 }
 
-fn init_logging(verbose: u8) {
+fn init_logging(verbose: u8, format: LogFormat) {
     let default = match verbose {
         0 => "warn",
         1 => "info",
@@ -172,12 +175,24 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("ARSTREAM_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
+        .with_target(false);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// How logs (and `run --watch`'s refresh lines) are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Lines for people
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors
+    Json,
 }
 
 /// The config, the feed and the state, opened and (unless `--offline`) caught up.

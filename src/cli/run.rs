@@ -76,6 +76,7 @@ async fn watch(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> 
     let started = Instant::now();
     let mut session = Session::open(global).await?;
     let interval = Duration::from_secs_f64(args.interval.max(0.05));
+    let json = global.log_format == super::LogFormat::Json;
     let opts = IngestOptions {
         checkpoint_every_files: session.config.state.checkpoint_every_files.max(1),
         checkpoint_every_rows: session.config.state.checkpoint_every_rows.max(1),
@@ -91,6 +92,7 @@ async fn watch(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> 
         first.rows_applied,
         first.quarantined.len(),
         started,
+        json,
     )
     .await?;
     let mut stop = Box::pin(shutdown_signal());
@@ -111,7 +113,12 @@ async fn watch(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> 
             other => other?,
         };
         for v in &report.quarantined {
-            println!("quarantined code={} reason={:?}", v.code, v.reason());
+            if json {
+                let line = serde_json::json!({"event": "quarantined", "code": v.code, "reason": v.reason()});
+                println!("{line}");
+            } else {
+                println!("quarantined code={} reason={:?}", v.code, v.reason());
+            }
         }
         if report.files_applied > 0 || !report.quarantined.is_empty() {
             if let Some(out) = &args.out {
@@ -123,11 +130,20 @@ async fn watch(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> 
                 report.rows_applied,
                 report.quarantined.len(),
                 began,
+                json,
             )
             .await?;
         }
     }
-    println!("stopped after {:.1} s", started.elapsed().as_secs_f64());
+    let ran = started.elapsed().as_secs_f64();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"event": "stopped", "after_s": ran})
+        );
+    } else {
+        println!("stopped after {ran:.1} s");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -148,6 +164,7 @@ async fn refresh_line(
     rows: usize,
     quarantined: usize,
     began: Instant,
+    json: bool,
 ) -> anyhow::Result<()> {
     let (engine, params) = session.engine().await?;
     let rows_json = engine
@@ -164,11 +181,25 @@ async fn refresh_line(
         ar = a.is_valid(0).then(|| a.value(0));
         dso = d.is_valid(0).then(|| d.value(0));
     }
+    let took_ms = began.elapsed().as_millis();
+    if json {
+        let line = serde_json::json!({
+            "event": "refresh",
+            "files_applied": files,
+            "rows_changed": rows,
+            "quarantined": quarantined,
+            "took_ms": took_ms,
+            "as_of": params.as_of.to_string(),
+            "total_ar": ar,
+            "dso": dso,
+        });
+        println!("{line}");
+        return Ok(());
+    }
     let fmt =
         |v: Option<f64>, digits: usize| v.map_or("null".to_string(), |v| format!("{v:.digits$}"));
     println!(
-        "refresh files_applied={files} rows_changed={rows} quarantined={quarantined} took_ms={} as_of={} total_ar={} dso={}",
-        began.elapsed().as_millis(),
+        "refresh files_applied={files} rows_changed={rows} quarantined={quarantined} took_ms={took_ms} as_of={} total_ar={} dso={}",
         params.as_of,
         fmt(ar, 2),
         fmt(dso, 1)
