@@ -97,3 +97,44 @@ fn watch_applies_files_landed_while_running_and_stops_on_sigterm() {
     assert!(last.starts_with("stopped after"), "{last}");
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn watch_logs_json_lines_for_services() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("feed");
+    let opts = GenerateOptions {
+        customers: 10,
+        months: 1,
+        seed: 9,
+        start: chrono::NaiveDate::from_ymd_opt(2025, 1, 1).unwrap(),
+        out: feed.display().to_string(),
+        rows_per_file: 100_000,
+    };
+    generate(&opts, None).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_arstream"))
+        .args([
+            "--log-format",
+            "json",
+            "--feed",
+            feed.to_str().unwrap(),
+            "--state",
+        ])
+        .arg(dir.path().join("state"))
+        .args(["run", "--watch", "--interval", "0.2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(first["event"], "refresh");
+    assert!(first["files_applied"].as_u64().unwrap() > 0, "{first}");
+    assert!(first["total_ar"].is_number(), "{first}");
+    // SAFETY: sending a signal to our own child process.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let last: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(last["event"], "stopped");
+    assert!(child.wait().unwrap().success());
+}
