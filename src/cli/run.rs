@@ -73,6 +73,8 @@ fn peak_memory() -> Option<String> {
 
 /// Poll the feed until asked to stop, logging one line per refresh.
 async fn watch(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> {
+    // Installed first, so that a signal during the first catch-up also stops cleanly.
+    let mut stop = Box::pin(shutdown_signal());
     let started = Instant::now();
     let mut session = Session::open(global).await?;
     let interval = Duration::from_secs_f64(args.interval.max(0.05));
@@ -95,7 +97,6 @@ async fn watch(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> 
         json,
     )
     .await?;
-    let mut stop = Box::pin(shutdown_signal());
     loop {
         tokio::select! {
             _ = &mut stop => break,
@@ -207,22 +208,33 @@ async fn refresh_line(
     Ok(())
 }
 
-/// Resolves on Ctrl-C, or on SIGTERM where there is one.
-async fn shutdown_signal() {
+/// Resolves on Ctrl-C, or on SIGTERM where there is one. The handlers are installed when this
+/// is called, not when the future is first polled, so a signal that arrives during the first
+/// refresh is not lost (and does not kill the process mid-write).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return std::future::pending().await,
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
+                }
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
