@@ -138,3 +138,117 @@ fn watch_logs_json_lines_for_services() {
     assert_eq!(last["event"], "stopped");
     assert!(child.wait().unwrap().success());
 }
+
+fn decode(path: &Path) -> arrow::array::RecordBatch {
+    let bytes = bytes::Bytes::from(std::fs::read(path).unwrap());
+    arstream::feed::validate::decode_parquet(&path.display().to_string(), bytes).unwrap()
+}
+
+#[test]
+fn watch_killed_at_random_moments_ends_with_the_outputs_of_an_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let staging = dir.path().join("staging");
+    let opts = GenerateOptions {
+        customers: 40,
+        months: 3,
+        seed: 21,
+        start: chrono::NaiveDate::from_ymd_opt(2025, 1, 1).unwrap(),
+        out: staging.display().to_string(),
+        rows_per_file: 200,
+    };
+    generate(&opts, None).unwrap();
+    let config = dir.path().join("arstream.toml");
+    std::fs::write(&config, "[state]\ncheckpoint_every_files = 2\n").unwrap();
+    let arstream = |feed: &Path, state: &Path, args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_arstream"));
+        cmd.arg("--config")
+            .arg(&config)
+            .arg("--feed")
+            .arg(feed)
+            .arg("--state")
+            .arg(state);
+        cmd.args(["--as-of", "2025-03-31"]).args(args);
+        cmd
+    };
+
+    let reference = dir.path().join("reference");
+    let out = arstream(
+        &staging,
+        &reference.join("state"),
+        &["run", "--out", reference.join("out").to_str().unwrap()],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let feed = dir.path().join("feed");
+    let (state, outputs) = (dir.path().join("state"), dir.path().join("out"));
+    let mut rng: u64 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    println!("kill schedule seed {rng}");
+    for round in 0..9 {
+        // The months land one after the other while the service is being killed and restarted.
+        let month = format!("month=2025-0{}", 1 + round / 3);
+        copy_tree(&staging, &feed, &|p| p.contains(&month));
+        let mut child = arstream(
+            &feed,
+            &state,
+            &[
+                "run",
+                "--watch",
+                "--interval",
+                "0.05",
+                "--out",
+                outputs.to_str().unwrap(),
+            ],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        std::thread::sleep(Duration::from_millis(50 + rng % 700));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    }
+    let out = arstream(&feed, &state, &["run", "--out", outputs.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let partitions: Vec<_> = std::fs::read_dir(outputs.join("kpi_summary"))
+        .unwrap()
+        .collect();
+    assert_eq!(
+        partitions.len(),
+        1,
+        "exactly one kpi_summary partition for the one as-of date"
+    );
+    let want = decode(&reference.join("out/kpi_summary/as_of=2025-03-31/part-0.parquet"));
+    let got = decode(&outputs.join("kpi_summary/as_of=2025-03-31/part-0.parquet"));
+    assert_eq!(got.num_rows(), 1);
+    assert_eq!(
+        got, want,
+        "the KPI summary of the killed runs equals the uninterrupted one"
+    );
+    for latest in ["aging/latest.parquet", "open_items/latest.parquet"] {
+        let (w, g) = (
+            decode(&reference.join("out").join(latest)),
+            decode(&outputs.join(latest)),
+        );
+        assert_eq!(g.num_rows(), w.num_rows(), "{latest}");
+    }
+}
