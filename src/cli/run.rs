@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use super::status::{print_table, status_of};
 use super::{GlobalArgs, Session};
+use crate::engine::Engine;
+use crate::engine::params::KpiParams;
 use crate::ingest::{IngestError, IngestOptions, catch_up, open_and_catch_up};
 use crate::state::StateError;
 
@@ -33,7 +35,8 @@ pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode>
     }
     let mut session = Session::open(global).await?;
     if let Some(out) = &args.out {
-        write_outputs(&mut session, out).await?;
+        let (engine, params) = session.engine().await?;
+        write_outputs(&engine, &params, out).await?;
     }
     if let Some(r) = &session.report {
         let secs = r.elapsed.as_secs_f64();
@@ -85,18 +88,13 @@ async fn watch(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> 
         parallel_reads: session.config.feed.parallel_reads.max(1),
     };
     let first = session.report.take().unwrap_or_default();
-    if let Some(out) = &args.out {
-        write_outputs(&mut session, out).await?;
-    }
-    refresh_line(
-        &mut session,
-        first.files_applied,
-        first.rows_applied,
-        first.quarantined.len(),
-        started,
-        json,
-    )
-    .await?;
+    let done = Refreshed {
+        files: first.files_applied,
+        rows: first.rows_applied,
+        quarantined: first.quarantined.len(),
+        began: started,
+    };
+    refresh(&mut session, args.out.as_deref(), done, json).await?;
     loop {
         tokio::select! {
             _ = &mut stop => break,
@@ -122,18 +120,13 @@ async fn watch(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> 
             }
         }
         if report.files_applied > 0 || !report.quarantined.is_empty() {
-            if let Some(out) = &args.out {
-                write_outputs(&mut session, out).await?;
-            }
-            refresh_line(
-                &mut session,
-                report.files_applied,
-                report.rows_applied,
-                report.quarantined.len(),
+            let done = Refreshed {
+                files: report.files_applied,
+                rows: report.rows_applied,
+                quarantined: report.quarantined.len(),
                 began,
-                json,
-            )
-            .await?;
+            };
+            refresh(&mut session, args.out.as_deref(), done, json).await?;
         }
     }
     let ran = started.elapsed().as_secs_f64();
@@ -149,25 +142,39 @@ async fn watch(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> 
 }
 
 /// Write the standard outputs of the current state under `out`.
-async fn write_outputs(session: &mut Session, out: &str) -> anyhow::Result<()> {
+async fn write_outputs(engine: &Engine, params: &KpiParams, out: &str) -> anyhow::Result<()> {
     let location = crate::store::open(out, true)?;
-    let (engine, params) = session.engine().await?;
-    let written =
-        crate::pipeline::outputs::write_standard(&engine, &location, params.as_of).await?;
+    let written = crate::pipeline::outputs::write_standard(engine, &location, params.as_of).await?;
     tracing::info!(outputs = ?written, "outputs written to {}", location.url);
     Ok(())
 }
 
-/// One structured line: what the refresh applied, how long it took, and the KPI headline.
-async fn refresh_line(
-    session: &mut Session,
+/// What one refresh applied, and when it began.
+struct Refreshed {
     files: usize,
     rows: usize,
     quarantined: usize,
     began: Instant,
+}
+
+/// After new files: make the tables and views again (once), write the outputs when asked, and
+/// log one structured line: what the refresh applied, how long it took, the KPI headline.
+async fn refresh(
+    session: &mut Session,
+    out: Option<&str>,
+    done: Refreshed,
     json: bool,
 ) -> anyhow::Result<()> {
+    let Refreshed {
+        files,
+        rows,
+        quarantined,
+        began,
+    } = done;
     let (engine, params) = session.engine().await?;
+    if let Some(out) = out {
+        write_outputs(&engine, &params, out).await?;
+    }
     let rows_json = engine
         .query("SELECT CAST(total_ar AS DOUBLE) AS ar, dso FROM kpi_summary")
         .await?;
