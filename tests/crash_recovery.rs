@@ -2,11 +2,11 @@
 //! restarted, ends with the same tables as a run never interrupted: no change lost, none
 //! applied twice (the `_changes` tables count every change row exactly once).
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-use arstream::generate::{GenerateOptions, generate};
 
 const BIN: &str = env!("CARGO_BIN_EXE_arstream");
 
@@ -74,15 +74,7 @@ fn snapshot(config: &Path, state: &Path) -> Vec<String> {
 fn killed_runs_end_like_an_uninterrupted_one() {
     let dir = tempfile::tempdir().unwrap();
     let feed = dir.path().join("feed");
-    let opts = GenerateOptions {
-        customers: 80,
-        months: 6,
-        seed: 7,
-        start: chrono::NaiveDate::from_ymd_opt(2025, 1, 1).unwrap(),
-        out: feed.display().to_string(),
-        rows_per_file: 400,
-    };
-    generate(&opts, None).unwrap();
+    common::generated_feed(&feed, 80, 6, 7, 400);
     std::fs::write(feed.join("payments/garbage.parquet"), b"not parquet").unwrap();
     let config = dir.path().join("arstream.toml");
     std::fs::write(
@@ -153,15 +145,7 @@ fn killed_runs_end_like_an_uninterrupted_one() {
 fn two_processes_catching_up_the_same_state_both_succeed() {
     let dir = tempfile::tempdir().unwrap();
     let feed = dir.path().join("feed");
-    let opts = GenerateOptions {
-        customers: 60,
-        months: 4,
-        seed: 11,
-        start: chrono::NaiveDate::from_ymd_opt(2025, 1, 1).unwrap(),
-        out: feed.display().to_string(),
-        rows_per_file: 300,
-    };
-    generate(&opts, None).unwrap();
+    common::generated_feed(&feed, 60, 4, 11, 300);
     let config = dir.path().join("arstream.toml");
     std::fs::write(
         &config,

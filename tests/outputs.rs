@@ -2,11 +2,12 @@
 //! partition per as-of date (rerunning a date replaces its partition, other dates stay), and
 //! the latest `aging` and `open_items`.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
 use arrow::array::AsArray;
-use arstream::generate::{GenerateOptions, generate};
 
 fn run(feed: &Path, state: &Path, out: &Path, as_of: &str) {
     let o = Command::new(env!("CARGO_BIN_EXE_arstream"))
@@ -22,24 +23,11 @@ fn run(feed: &Path, state: &Path, out: &Path, as_of: &str) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
-fn read(path: &Path) -> arrow::array::RecordBatch {
-    let bytes = bytes::Bytes::from(std::fs::read(path).unwrap());
-    arstream::feed::validate::decode_parquet(&path.display().to_string(), bytes).unwrap()
-}
-
 #[test]
 fn outputs_are_partitioned_by_as_of_and_replaced_whole() {
     let dir = tempfile::tempdir().unwrap();
     let feed = dir.path().join("feed");
-    let opts = GenerateOptions {
-        customers: 20,
-        months: 3,
-        seed: 3,
-        start: chrono::NaiveDate::from_ymd_opt(2025, 1, 1).unwrap(),
-        out: feed.display().to_string(),
-        rows_per_file: 100_000,
-    };
-    generate(&opts, None).unwrap();
+    common::generated_feed(&feed, 20, 3, 3, 100_000);
     let (state, out) = (dir.path().join("state"), dir.path().join("out"));
     run(&feed, &state, &out, "2025-01-31");
     run(&feed, &state, &out, "2025-02-28");
@@ -62,15 +50,15 @@ fn outputs_are_partitioned_by_as_of_and_replaced_whole() {
             ["part-0.parquet"],
             "one object per partition, no leftovers"
         );
-        let batch = read(&kpi.join(p).join("part-0.parquet"));
+        let batch = common::read_parquet(&kpi.join(p).join("part-0.parquet"));
         assert_eq!(batch.num_rows(), 1, "one kpi_summary row per as-of date");
         let as_of = batch.column(batch.schema().index_of("as_of").unwrap());
         let shown = arrow::util::display::array_value_to_string(as_of, 0).unwrap();
         assert_eq!(format!("as_of={shown}"), *p);
     }
-    let aging = read(&out.join("aging/latest.parquet"));
+    let aging = common::read_parquet(&out.join("aging/latest.parquet"));
     assert!(aging.num_rows() > 0);
-    let open_items = read(&out.join("open_items/latest.parquet"));
+    let open_items = common::read_parquet(&out.join("open_items/latest.parquet"));
     let ids = open_items.column(0).as_string::<i32>();
     assert!(
         ids.value(0).starts_with("INV"),

@@ -1,13 +1,13 @@
 //! `arstream run --watch`: files landed while it runs show up in the next refresh line, a bad
 //! file is quarantined while it keeps going, and SIGTERM stops it cleanly.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
-
-use arstream::generate::{GenerateOptions, generate};
 
 fn copy_tree(from: &Path, to: &Path, keep: &dyn Fn(&str) -> bool) {
     for entry in std::fs::read_dir(from).unwrap() {
@@ -26,15 +26,7 @@ fn copy_tree(from: &Path, to: &Path, keep: &dyn Fn(&str) -> bool) {
 fn watch_applies_files_landed_while_running_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let staging = dir.path().join("staging");
-    let opts = GenerateOptions {
-        customers: 30,
-        months: 2,
-        seed: 5,
-        start: chrono::NaiveDate::from_ymd_opt(2025, 1, 1).unwrap(),
-        out: staging.display().to_string(),
-        rows_per_file: 100_000,
-    };
-    generate(&opts, None).unwrap();
+    common::generated_feed(&staging, 30, 2, 5, 100_000);
     let feed = dir.path().join("feed");
     copy_tree(&staging, &feed, &|p| p.contains("month=2025-01"));
 
@@ -102,15 +94,7 @@ fn watch_applies_files_landed_while_running_and_stops_on_sigterm() {
 fn watch_logs_json_lines_for_services() {
     let dir = tempfile::tempdir().unwrap();
     let feed = dir.path().join("feed");
-    let opts = GenerateOptions {
-        customers: 10,
-        months: 1,
-        seed: 9,
-        start: chrono::NaiveDate::from_ymd_opt(2025, 1, 1).unwrap(),
-        out: feed.display().to_string(),
-        rows_per_file: 100_000,
-    };
-    generate(&opts, None).unwrap();
+    common::generated_feed(&feed, 10, 1, 9, 100_000);
     let mut child = Command::new(env!("CARGO_BIN_EXE_arstream"))
         .args([
             "--log-format",
@@ -139,24 +123,11 @@ fn watch_logs_json_lines_for_services() {
     assert!(child.wait().unwrap().success());
 }
 
-fn decode(path: &Path) -> arrow::array::RecordBatch {
-    let bytes = bytes::Bytes::from(std::fs::read(path).unwrap());
-    arstream::feed::validate::decode_parquet(&path.display().to_string(), bytes).unwrap()
-}
-
 #[test]
 fn watch_killed_at_random_moments_ends_with_the_outputs_of_an_uninterrupted_run() {
     let dir = tempfile::tempdir().unwrap();
     let staging = dir.path().join("staging");
-    let opts = GenerateOptions {
-        customers: 40,
-        months: 3,
-        seed: 21,
-        start: chrono::NaiveDate::from_ymd_opt(2025, 1, 1).unwrap(),
-        out: staging.display().to_string(),
-        rows_per_file: 200,
-    };
-    generate(&opts, None).unwrap();
+    common::generated_feed(&staging, 40, 3, 21, 200);
     let config = dir.path().join("arstream.toml");
     std::fs::write(&config, "[state]\ncheckpoint_every_files = 2\n").unwrap();
     let arstream = |feed: &Path, state: &Path, args: &[&str]| {
@@ -237,8 +208,9 @@ fn watch_killed_at_random_moments_ends_with_the_outputs_of_an_uninterrupted_run(
         1,
         "exactly one kpi_summary partition for the one as-of date"
     );
-    let want = decode(&reference.join("out/kpi_summary/as_of=2025-03-31/part-0.parquet"));
-    let got = decode(&outputs.join("kpi_summary/as_of=2025-03-31/part-0.parquet"));
+    let want =
+        common::read_parquet(&reference.join("out/kpi_summary/as_of=2025-03-31/part-0.parquet"));
+    let got = common::read_parquet(&outputs.join("kpi_summary/as_of=2025-03-31/part-0.parquet"));
     assert_eq!(got.num_rows(), 1);
     assert_eq!(
         got, want,
@@ -246,8 +218,8 @@ fn watch_killed_at_random_moments_ends_with_the_outputs_of_an_uninterrupted_run(
     );
     for latest in ["aging/latest.parquet", "open_items/latest.parquet"] {
         let (w, g) = (
-            decode(&reference.join("out").join(latest)),
-            decode(&outputs.join(latest)),
+            common::read_parquet(&reference.join("out").join(latest)),
+            common::read_parquet(&outputs.join(latest)),
         );
         assert_eq!(g.num_rows(), w.num_rows(), "{latest}");
     }

@@ -105,3 +105,22 @@ pub fn invoice_rows(state: &mut State) -> Vec<(String, i128)> {
 pub fn has_nulls(a: &dyn Array) -> bool {
     a.null_count() > 0
 }
+
+/// Write a generated feed (from 2025-01-01) into `out`.
+pub fn generated_feed(out: &Path, customers: u32, months: usize, seed: u64, rows_per_file: usize) {
+    let opts = arstream::generate::GenerateOptions {
+        customers,
+        months,
+        seed,
+        start: chrono::NaiveDate::from_ymd_opt(2025, 1, 1).unwrap(),
+        out: out.display().to_string(),
+        rows_per_file,
+    };
+    arstream::generate::generate(&opts, None).unwrap();
+}
+
+/// Read a Parquet file as one batch.
+pub fn read_parquet(path: &Path) -> RecordBatch {
+    let bytes = bytes::Bytes::from(std::fs::read(path).unwrap());
+    arstream::feed::validate::decode_parquet(&path.display().to_string(), bytes).unwrap()
+}
