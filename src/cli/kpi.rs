@@ -77,7 +77,10 @@ pub async fn run(global: &GlobalArgs, args: KpiArgs) -> anyhow::Result<ExitCode>
     match args.format {
         KpiFormat::Json => {
             let mut object = first_row_json(&summary)?;
-            object.insert("aging".into(), serde_json::to_value(&aging)?);
+            object.insert(
+                "aging".into(),
+                serde_json::Value::Object(aging.into_iter().collect()),
+            );
             println!("{}", serde_json::to_string_pretty(&object)?);
         }
         KpiFormat::Csv => output::print(Format::Csv, &schema, &summary)?,
@@ -102,7 +105,8 @@ async fn warn_missing_rates(engine: &Engine) -> anyhow::Result<()> {
 }
 
 /// Bucket → open amount in the reporting currency, every bucket present (0 when empty).
-async fn aging_totals(engine: &Engine) -> anyhow::Result<indexmap_like::Ordered> {
+/// Bucket → open amount in the reporting currency, in bucket order, every bucket present.
+async fn aging_totals(engine: &Engine) -> anyhow::Result<Vec<(String, serde_json::Value)>> {
     let rows = engine
         .query(
             "SELECT k.bucket, round(CAST(coalesce(sum(o.open_amount_rc), 0) AS DOUBLE), 2) AS amount \
@@ -110,38 +114,12 @@ async fn aging_totals(engine: &Engine) -> anyhow::Result<indexmap_like::Ordered>
              GROUP BY k.bucket, k.ord ORDER BY k.ord",
         )
         .await?;
-    let mut out = indexmap_like::Ordered::default();
+    let mut out = Vec::new();
     for row in rows_json(&rows)? {
-        out.push(
-            row["bucket"].as_str().unwrap_or_default().to_string(),
-            row["amount"].clone(),
-        );
+        let bucket = row["bucket"].as_str().unwrap_or_default().to_string();
+        out.push((bucket, row["amount"].clone()));
     }
     Ok(out)
-}
-
-/// A JSON object that keeps its keys in insertion order (bucket order matters to people).
-mod indexmap_like {
-    use serde::ser::{Serialize, SerializeMap, Serializer};
-
-    #[derive(Default, Debug)]
-    pub struct Ordered(pub Vec<(String, serde_json::Value)>);
-
-    impl Ordered {
-        pub fn push(&mut self, k: String, v: serde_json::Value) {
-            self.0.push((k, v));
-        }
-    }
-
-    impl Serialize for Ordered {
-        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            let mut map = s.serialize_map(Some(self.0.len()))?;
-            for (k, v) in &self.0 {
-                map.serialize_entry(k, v)?;
-            }
-            map.end()
-        }
-    }
 }
 
 /// Rows as JSON objects, nulls kept.
@@ -176,7 +154,7 @@ fn first_row_json(
 /// The summary for people: every figure with its unit.
 fn print_summary(
     k: &serde_json::Map<String, serde_json::Value>,
-    aging: &indexmap_like::Ordered,
+    aging: &[(String, serde_json::Value)],
     ccy: &str,
 ) {
     let num = |key: &str| k.get(key).and_then(|v| v.as_f64());
@@ -239,7 +217,7 @@ fn print_summary(
     }
     println!();
     println!("Aging ({ccy})");
-    for (bucket, amount) in &aging.0 {
+    for (bucket, amount) in aging {
         println!(
             "  {bucket:<32} {:>24}",
             amount.as_f64().map(thousands).unwrap_or_default()

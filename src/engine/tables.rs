@@ -21,6 +21,10 @@ use crate::state::State;
 /// Register every entity's current-state table and change table.
 pub fn register(ctx: &SessionContext, state: &mut State) -> Result<(), EngineError> {
     let partitions = ctx.copied_config().target_partitions().max(1);
+    // The change tables read the feed's files through this store.
+    if let Some(feed) = state.feed() {
+        ctx.register_object_store(&feed.root_url(), feed.store.clone());
+    }
     for entity in Entity::ALL {
         let table = state.table_mut(entity);
         let schema = table.table_schema();
@@ -40,16 +44,13 @@ fn register_changes(
     let name = format!("{}_changes", entity.name());
     let schema = state.table(entity).change_schema();
     let urls = match state.feed() {
-        Some(feed) => {
-            ctx.register_object_store(&feed.root_url(), feed.store.clone());
-            state
-                .checkpoint()
-                .applied
-                .iter()
-                .filter(|a| a.entity == entity.name())
-                .map(|a| ListingTableUrl::parse(feed.url_of(&a.path)))
-                .collect::<Result<Vec<_>, _>>()?
-        }
+        Some(feed) => state
+            .checkpoint()
+            .applied
+            .iter()
+            .filter(|a| a.entity == entity.name())
+            .map(|a| ListingTableUrl::parse(feed.url_of(&a.path)))
+            .collect::<Result<Vec<_>, _>>()?,
         None => Vec::new(),
     };
     if urls.is_empty() {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, RecordBatchReader, new_null_array};
 use arrow::compute::kernels::cmp::distinct;
 use arrow::compute::{CastOptions, cast_with_options, concat_batches};
-use arrow::datatypes::{DataType, Decimal128Type, Field, Int64Type, Schema};
+use arrow::datatypes::{DataType, Decimal128Type, Field, Schema};
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
@@ -368,9 +368,4 @@ fn check_non_negative(file: &str, array: &ArrayRef, is_delete: &[bool]) -> Resul
         }
     }
     Ok(())
-}
-
-/// The `_seq` column of a validated batch.
-pub fn seqs(batch: &RecordBatch) -> &arrow::array::PrimitiveArray<Int64Type> {
-    batch.column(1).as_primitive::<Int64Type>()
 }

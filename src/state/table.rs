@@ -122,11 +122,6 @@ impl EntityTable {
         Arc::new(Schema::new(self.schema.fields()[3..].to_vec()))
     }
 
-    /// Keys known, deleted ones included.
-    pub fn keys(&self) -> usize {
-        self.index.len()
-    }
-
     /// Rows of the current state (deleted keys excluded).
     pub fn live_rows(&self) -> usize {
         self.segments
