@@ -3,26 +3,24 @@
 -- the month's length, except the as-of month, counted from its day 1 to the as-of date.
 CREATE OR REPLACE VIEW monthly_sales AS
 WITH sales AS (
-    SELECT CAST(date_trunc('month', i.invoice_date) AS DATE) AS month_start,
-           sum(i.amount * fx.rate) AS sales
+    SELECT CAST(date_trunc('month', s.invoice_date) AS DATE) AS month_start,
+           sum(s.amount * fx.rate) AS sales
     FROM params p
-    CROSS JOIN invoices i
-    LEFT JOIN fx_closing fx ON fx.currency = i.currency
-    WHERE i.invoice_date <= p.as_of
-      AND i.status <> 'void'
-    GROUP BY CAST(date_trunc('month', i.invoice_date) AS DATE)
+    CROSS JOIN daily_sales s
+    LEFT JOIN fx_closing fx ON fx.currency = s.currency
+    WHERE s.invoice_date <= p.as_of
+    GROUP BY CAST(date_trunc('month', s.invoice_date) AS DATE)
 ),
 months AS (
     SELECT CAST(m AS DATE) AS month_start
     FROM (
         SELECT unnest(generate_series(
-            CAST(date_trunc('month', min(i.invoice_date)) AS DATE),
+            CAST(date_trunc('month', min(s.invoice_date)) AS DATE),
             CAST(date_trunc('month', max(p.as_of)) AS DATE),
             INTERVAL '1 month')) AS m
         FROM params p
-        CROSS JOIN invoices i
-        WHERE i.invoice_date <= p.as_of
-          AND i.status <> 'void'
+        CROSS JOIN daily_sales s
+        WHERE s.invoice_date <= p.as_of
     ) series
 )
 SELECT m.month_start,

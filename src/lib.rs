@@ -12,6 +12,7 @@ pub mod engine;
 pub mod feed;
 pub mod generate;
 pub mod ingest;
+pub mod ledger;
 pub mod parquet_io;
 pub mod pipeline;
 pub mod state;

@@ -1,5 +1,6 @@
 //! The worked example of `kpis.md`, written as a change feed, reproduced number by number
-//! through `arstream kpi --format json` for both windows.
+//! through `arstream kpi --format json` for both windows, from the ledger and from the plain
+//! views (`--plain`).
 
 mod common;
 
@@ -131,8 +132,9 @@ pub fn write_worked_example(feed: &Path) {
     common::write(feed, "promises/part-0.parquet", &b.finish());
 }
 
-fn kpi(feed: &Path, state: &Path, window: &str) -> Value {
+fn kpi(feed: &Path, state: &Path, window: &str, plain: bool) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_arstream"))
+        .args(plain.then_some("--plain"))
         .args([
             "--feed",
             feed.to_str().unwrap(),
@@ -191,8 +193,14 @@ fn worked_example_of_kpis_md() {
         ("ptp_kept_rate", Some(0.5), Some(1.0)),
         ("dispute_resolution_days", Some(5.0), Some(5.0)),
     ];
-    for (window, column) in [("90", 1), ("31", 2)] {
-        let k = kpi(&feed, &state, window);
+    // From the ledger (the default) and from the plain views.
+    for (window, column, plain) in [
+        ("90", 1, false),
+        ("31", 2, false),
+        ("90", 1, true),
+        ("31", 2, true),
+    ] {
+        let k = kpi(&feed, &state, window, plain);
         for row in &table {
             let want = if column == 1 { row.1 } else { row.2 };
             // The table gives 6 decimals; compare at that precision.

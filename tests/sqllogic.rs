@@ -4,6 +4,10 @@
 //! Besides SQL the files may use one statement of ours:
 //! `ARSTREAM PARAMS as_of=YYYY-MM-DD [window_days=N] [currency=CCY] [grace_days=N]`, which sets
 //! `params` and makes the views again (as `--as-of`, `--window`, `--currency` do).
+//!
+//! The rows are inserted into the tables directly, not applied as changes, so these files run
+//! the plain views (the definitions); the ledger's views are held to them by
+//! `tests/ledger_equivalence.rs`.
 
 use std::path::PathBuf;
 
@@ -12,6 +16,7 @@ use arrow::datatypes::DataType;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use arstream::engine::Engine;
 use arstream::engine::params::KpiParams;
+use arstream::engine::views::ViewSet;
 use arstream::state::State;
 use sqllogictest::{DBOutput, DefaultColumnType};
 
@@ -37,7 +42,9 @@ impl Db {
         let mut state = State::open(location).await.unwrap();
         let params = KpiParams::new(chrono::NaiveDate::from_ymd_opt(2026, 3, 31).unwrap());
         let queries = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("queries");
-        let engine = Engine::new().with_queries(Some(&queries)).unwrap();
+        let engine = Engine::new()
+            .with_queries(Some(&queries), ViewSet::Plain)
+            .unwrap();
         engine.refresh(&mut state, &params).await.unwrap();
         Db { engine, params }
     }

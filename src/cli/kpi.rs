@@ -104,14 +104,12 @@ async fn warn_missing_rates(engine: &Engine) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Bucket → open amount in the reporting currency, every bucket present (0 when empty).
 /// Bucket → open amount in the reporting currency, in bucket order, every bucket present.
 async fn aging_totals(engine: &Engine) -> anyhow::Result<Vec<(String, serde_json::Value)>> {
     let rows = engine
         .query(
-            "SELECT k.bucket, round(CAST(coalesce(sum(o.open_amount_rc), 0) AS DOUBLE), 2) AS amount \
-             FROM aging_buckets k LEFT JOIN open_items o ON o.bucket = k.bucket \
-             GROUP BY k.bucket, k.ord ORDER BY k.ord",
+            "SELECT bucket, round(CAST(open_amount_rc AS DOUBLE), 2) AS amount \
+             FROM aging_totals ORDER BY ord",
         )
         .await?;
     let mut out = Vec::new();

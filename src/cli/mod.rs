@@ -18,6 +18,7 @@ use clap::{Parser, Subcommand};
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::engine::params::KpiParams;
+use crate::engine::views::ViewSet;
 use crate::ingest::{CatchUpReport, IngestOptions, open_and_catch_up, open_state};
 use crate::state::State;
 use crate::store::{self, Location};
@@ -64,6 +65,10 @@ pub struct GlobalArgs {
     /// Reporting currency [default: from config, USD]
     #[arg(long, global = true, value_name = "CCY")]
     pub currency: Option<String>,
+    /// Compute the KPIs with the plain views over the state tables instead of the ledger:
+    /// the reference definition, slower on a big state
+    #[arg(long, global = true)]
+    pub plain: bool,
     /// Log format: text, or json (one object per line, for services and log collectors)
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -201,6 +206,8 @@ pub(crate) struct Session {
     pub feed: Location,
     pub state: State,
     pub report: Option<CatchUpReport>,
+    /// `--plain`: the reference views instead of the ledger.
+    pub plain: bool,
 }
 
 impl Session {
@@ -258,6 +265,7 @@ impl Session {
             feed,
             state,
             report,
+            plain: global.plain,
         })
     }
 }
@@ -292,8 +300,13 @@ impl Session {
     /// A query engine over the state, with the views made for the current parameters.
     pub async fn engine(&mut self) -> anyhow::Result<(Engine, KpiParams)> {
         let params = self.kpi_params()?;
-        let engine =
-            Engine::new().with_queries(Some(std::path::Path::new(&self.config.engine.queries)))?;
+        let views = if self.plain {
+            ViewSet::Plain
+        } else {
+            ViewSet::Incremental
+        };
+        let folder = std::path::Path::new(&self.config.engine.queries);
+        let engine = Engine::new().with_queries(Some(folder), views)?;
         engine.refresh(&mut self.state, &params).await?;
         Ok((engine, params))
     }

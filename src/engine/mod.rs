@@ -30,6 +30,7 @@ pub enum EngineError {
 pub struct Engine {
     pub ctx: SessionContext,
     views: Vec<views::ViewFile>,
+    view_set: views::ViewSet,
 }
 
 impl Engine {
@@ -50,12 +51,18 @@ impl Engine {
         Engine {
             ctx: SessionContext::new_with_state(state),
             views: Vec::new(),
+            view_set: views::ViewSet::default(),
         }
     }
 
-    /// Use the built-in views, replaced or extended by the `.sql` files of `folder`.
-    pub fn with_queries(mut self, folder: Option<&std::path::Path>) -> Result<Self, EngineError> {
-        self.views = views::load(folder)?;
+    /// Use the built-in views of `set`, replaced or extended by the `.sql` files of `folder`.
+    pub fn with_queries(
+        mut self,
+        folder: Option<&std::path::Path>,
+        set: views::ViewSet,
+    ) -> Result<Self, EngineError> {
+        self.views = views::load(folder, set)?;
+        self.view_set = set;
         Ok(self)
     }
 
@@ -67,6 +74,9 @@ impl Engine {
         params: &params::KpiParams,
     ) -> Result<(), EngineError> {
         tables::register(&self.ctx, state)?;
+        if self.view_set == views::ViewSet::Incremental {
+            tables::register_ledger(&self.ctx, state.ledger(params.grace_days))?;
+        }
         self.set_params(params).await
     }
 

@@ -16,6 +16,7 @@ use datafusion::prelude::SessionContext;
 
 use super::EngineError;
 use crate::feed::contract::Entity;
+use crate::ledger::Ledger;
 use crate::state::State;
 
 /// Register every entity's current-state table and change table.
@@ -32,6 +33,16 @@ pub fn register(ctx: &SessionContext, state: &mut State) -> Result<(), EngineErr
         let mem = MemTable::try_new(schema, split(batches, partitions))?;
         replace_table(ctx, entity.name(), Arc::new(mem))?;
         register_changes(ctx, state, entity)?;
+    }
+    Ok(())
+}
+
+/// Register the ledger's tables (`ledger_open`, `ledger_sales`, …), each one partition: they
+/// are small.
+pub fn register_ledger(ctx: &SessionContext, ledger: &Ledger) -> Result<(), EngineError> {
+    for (name, batch) in ledger.tables() {
+        let mem = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
+        replace_table(ctx, name, Arc::new(mem))?;
     }
     Ok(())
 }

@@ -4,6 +4,10 @@
 //! `queries/` folder next to the config (or named by `[engine] queries`) replaces a built-in
 //! view of the same file name and adds its own. Views may use each other in any order of file
 //! names: they are created in passes until every one resolves.
+//!
+//! The building blocks of the KPI summary have two definitions: the plain views over the
+//! state tables (the reference) and the views of `queries/incremental/` over the ledger
+//! (the default, fast whatever the size of the state). Tests hold both to the same numbers.
 
 use std::path::Path;
 
@@ -19,19 +23,25 @@ pub struct ViewFile {
 }
 
 macro_rules! builtin {
-    ($($name:literal),* $(,)?) => {
-        &[$(($name, include_str!(concat!("../../queries/", $name, ".sql")))),*]
+    ($dir:literal: $($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!("../../queries/", $dir, $name, ".sql")))),*]
     };
 }
 
-/// The views shipped with arstream.
-const BUILTIN: &[(&str, &str)] = builtin!(
+/// The views shipped with arstream: the plain definitions, over the state tables.
+const BUILTIN: &[(&str, &str)] = builtin!("":
+    // In the order they read each other, so that one pass creates them all.
     "fx_closing",
+    "daily_sales",
     "invoice_balances",
     "open_items",
     "aging",
+    "aging_totals",
     "monthly_sales",
     "promise_outcomes",
+    "promise_counts",
+    "kpi_balances",
+    "kpi_flows",
     "kpi_summary",
     "collector_productivity",
     "dispute_stats",
@@ -39,18 +49,56 @@ const BUILTIN: &[(&str, &str)] = builtin!(
     "missing_fx_rates",
 );
 
-/// The built-in views, replaced or extended by the `.sql` files of `folder` when it exists.
-pub fn load(folder: Option<&Path>) -> Result<Vec<ViewFile>, EngineError> {
-    let mut views: Vec<ViewFile> = BUILTIN
-        .iter()
-        .map(|(name, sql)| ViewFile {
-            name: name.to_string(),
-            sql: sql.to_string(),
-        })
-        .collect();
-    let Some(folder) = folder.filter(|f| f.is_dir()) else {
-        return Ok(views);
-    };
+/// The same building blocks of the KPI summary computed from the ledger (`ledger_*`
+/// tables), so that the summary costs what the ledger holds, not what the state holds.
+const INCREMENTAL: &[(&str, &str)] = builtin!("incremental/":
+    "daily_sales",
+    "kpi_balances",
+    "aging_totals",
+    "kpi_flows",
+    "promise_counts",
+);
+
+/// Which definitions of the KPI building blocks to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ViewSet {
+    /// From the ledger, maintained as changes apply (the default).
+    #[default]
+    Incremental,
+    /// The plain views over the state tables: the reference definition.
+    Plain,
+}
+
+/// The built-in views of `set`, replaced or extended by the `.sql` files of `folder` when it
+/// exists (and, for the incremental set, of its `incremental/` folder after them).
+pub fn load(folder: Option<&Path>, set: ViewSet) -> Result<Vec<ViewFile>, EngineError> {
+    let mut views: Vec<ViewFile> = Vec::new();
+    let mut builtin = BUILTIN.to_vec();
+    if set == ViewSet::Incremental {
+        builtin.extend_from_slice(INCREMENTAL);
+    }
+    for (name, sql) in builtin {
+        replace(&mut views, name.to_string(), sql.to_string());
+    }
+    if let Some(folder) = folder.filter(|f| f.is_dir()) {
+        read_folder(&mut views, folder)?;
+        let incremental = folder.join("incremental");
+        if set == ViewSet::Incremental && incremental.is_dir() {
+            read_folder(&mut views, &incremental)?;
+        }
+    }
+    Ok(views)
+}
+
+fn replace(views: &mut Vec<ViewFile>, name: String, sql: String) {
+    match views.iter_mut().find(|v| v.name == name) {
+        Some(v) => v.sql = sql,
+        None => views.push(ViewFile { name, sql }),
+    }
+}
+
+/// Every `.sql` file of `folder`, in file-name order, over the views of the same name.
+fn read_folder(views: &mut Vec<ViewFile>, folder: &Path) -> Result<(), EngineError> {
     let entries = std::fs::read_dir(folder)
         .map_err(|e| EngineError::Queries(format!("{}: {e}", folder.display())))?;
     let mut paths: Vec<_> = entries
@@ -65,17 +113,19 @@ pub fn load(folder: Option<&Path>) -> Result<Vec<ViewFile>, EngineError> {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        match views.iter_mut().find(|v| v.name == name) {
-            Some(v) => v.sql = sql,
-            None => views.push(ViewFile { name, sql }),
-        }
+        replace(views, name, sql);
     }
-    Ok(views)
+    Ok(())
 }
 
 /// Create every view, in as many passes as their dependencies need. A view that still fails
 /// when no pass makes progress is reported with its file name and DataFusion's message.
 pub async fn create_all(ctx: &SessionContext, views: &[ViewFile]) -> Result<(), EngineError> {
+    // A view captures the plans of the views it reads when it is created: drop them all first,
+    // so that none is made on a stale version of another (one made for earlier parameters).
+    for view in views {
+        ctx.deregister_table(view.name.as_str())?;
+    }
     let mut pending: Vec<&ViewFile> = views.iter().collect();
     while !pending.is_empty() {
         let mut failed = Vec::new();

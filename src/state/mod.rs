@@ -20,6 +20,7 @@ pub use table::{ApplyStats, EntityTable};
 
 use crate::feed::contract::Entity;
 use crate::feed::validate::{Violation, decode_parquet_batches};
+use crate::ledger::Ledger;
 use crate::parquet_io;
 use crate::store::Location;
 
@@ -68,6 +69,8 @@ pub struct State {
     /// not to the history of changes).
     snapshot_ratio: f64,
     snapshot_min_rows: usize,
+    /// The KPI ledger, once asked for; from then on kept up to date as files apply.
+    ledger: Option<Ledger>,
 }
 
 impl State {
@@ -96,6 +99,7 @@ impl State {
             pending: Pending::default(),
             snapshot_ratio: 1.5,
             snapshot_min_rows: 100_000,
+            ledger: None,
         })
     }
 
@@ -117,6 +121,7 @@ impl State {
         path: &str,
         batch: RecordBatch,
     ) -> Result<(), StateError> {
+        self.ledger = None;
         self.table_mut(entity)
             .apply(path, batch)
             .map(|_| ())
@@ -181,7 +186,15 @@ impl State {
         batch: RecordBatch,
     ) -> Result<ApplyStats, Violation> {
         let generation = self.checkpoint.generation + 1;
-        let (stats, batch) = self.table_mut(entity).apply(path, batch)?;
+        let want_delta = self.ledger.is_some();
+        let (stats, batch, delta) = self
+            .table_mut(entity)
+            .apply_with_delta(path, batch, want_delta)?;
+        if let (Some(ledger), Some(delta)) = (&mut self.ledger, delta) {
+            let invoices = &self.tables[&Entity::Invoices];
+            let payments = &self.tables[&Entity::Payments];
+            ledger.apply(entity, &delta, invoices, payments);
+        }
         let rows = batch.num_rows();
         if rows > 0 {
             let ts = batch.column(2);
@@ -206,6 +219,20 @@ impl State {
             generation,
         });
         Ok(stats)
+    }
+
+    /// The KPI ledger of the current state, built on first use (one pass over the state)
+    /// and kept up to date by [`State::apply_file`] from then on. A different promise grace
+    /// builds it again, since promise outcomes depend on it.
+    pub fn ledger(&mut self, grace_days: i32) -> &Ledger {
+        if self
+            .ledger
+            .as_ref()
+            .is_none_or(|l| l.grace_days() != grace_days)
+        {
+            self.ledger = Some(Ledger::build(&self.tables, grace_days));
+        }
+        self.ledger.as_ref().expect("just built")
     }
 
     /// Record a bad file; its bytes are copied into `quarantine/` at the next checkpoint.

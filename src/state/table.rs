@@ -79,6 +79,16 @@ pub struct ApplyStats {
     pub ignored: usize,
 }
 
+/// What one applied batch changed in the current state, as a collection of images with
+/// weights: `retracted` (weight −1) are images that stopped being current, `inserted`
+/// (weight +1) the images that became current. An update is one of each; both batches have
+/// the table's change schema.
+#[derive(Debug, Clone)]
+pub struct Delta {
+    pub retracted: RecordBatch,
+    pub inserted: RecordBatch,
+}
+
 /// One undoable step of an apply, so that a batch with a conflict leaves no trace.
 enum Undo {
     Inserted { hash: u64, at: (u32, u32) },
@@ -144,8 +154,24 @@ impl EntityTable {
         file: &str,
         batch: RecordBatch,
     ) -> Result<(ApplyStats, RecordBatch), Violation> {
+        self.apply_with_delta(file, batch, false)
+            .map(|(stats, batch, _)| (stats, batch))
+    }
+
+    /// [`EntityTable::apply`], also returning (when `want_delta`) what the batch changed in
+    /// the current state as a [`Delta`], for whatever is maintained incrementally on top.
+    pub fn apply_with_delta(
+        &mut self,
+        file: &str,
+        batch: RecordBatch,
+        want_delta: bool,
+    ) -> Result<(ApplyStats, RecordBatch, Option<Delta>), Violation> {
         if batch.num_rows() == 0 {
-            return Ok((ApplyStats::default(), batch));
+            let delta = want_delta.then(|| Delta {
+                retracted: RecordBatch::new_empty(self.schema.clone()),
+                inserted: RecordBatch::new_empty(self.schema.clone()),
+            });
+            return Ok((ApplyStats::default(), batch, delta));
         }
         let old_width = self.schema.fields().len();
         let batch = self.align(file, batch)?;
@@ -155,8 +181,9 @@ impl EntityTable {
         let mut stats = ApplyStats::default();
         match self.apply_rows(file, seg_id, &mut undo, &mut stats) {
             Ok(()) => {
+                let delta = want_delta.then(|| self.delta(seg_id, &undo));
                 self.maybe_compact();
-                Ok((stats, batch))
+                Ok((stats, batch, delta))
             }
             Err(violation) => {
                 self.rollback(undo, old_width);
@@ -232,6 +259,40 @@ impl EntityTable {
             stats.applied += 1;
         }
         Ok(())
+    }
+
+    /// What the just-applied segment `seg_id` changed: the images it replaced that were
+    /// there before it (deletes and keys first seen retract nothing) and its rows that are
+    /// now current (a delete inserts nothing).
+    fn delta(&self, seg_id: u32, undo: &[Undo]) -> Delta {
+        let seg = seg_id as usize;
+        let retracted: Vec<(usize, usize)> = undo
+            .iter()
+            .filter_map(|step| match step {
+                Undo::Replaced { old, .. } if old.segment != seg_id => {
+                    let (s, r) = (old.segment as usize, old.row as usize);
+                    (!self.segments[s].is_delete[r]).then_some((s, r))
+                }
+                _ => None,
+            })
+            .collect();
+        let segment = &self.segments[seg];
+        let inserted: Vec<u32> = (0..segment.current.len())
+            .filter(|&r| segment.current[r] && !segment.is_delete[r])
+            .map(|r| r as u32)
+            .collect();
+        let batches: Vec<&RecordBatch> = self.segments.iter().map(|s| &s.batch).collect();
+        let retracted = arrow::compute::interleave_record_batch(&batches, &retracted)
+            .expect("segments share the schema");
+        let inserted = arrow::compute::take_record_batch(
+            &segment.batch,
+            &arrow::array::UInt32Array::from(inserted),
+        )
+        .expect("indices fit the batch");
+        Delta {
+            retracted,
+            inserted,
+        }
     }
 
     fn rollback(&mut self, undo: Vec<Undo>, old_width: usize) {
@@ -385,6 +446,28 @@ impl EntityTable {
                 filter_record_batch(&s.batch, &mask).expect("mask fits the batch")
             })
             .filter(|b| b.num_rows() > 0)
+    }
+
+    /// Each segment (change schema) with the indices of its current, non-deleted rows: the
+    /// current state read in place, without tidying or copying anything.
+    pub fn current_rows(&self) -> impl Iterator<Item = (&RecordBatch, Vec<usize>)> + '_ {
+        self.segments.iter().filter_map(|s| {
+            let rows: Vec<usize> = (0..s.current.len())
+                .filter(|&r| s.current[r] && !s.is_delete[r])
+                .collect();
+            (!rows.is_empty()).then_some((&s.batch, rows))
+        })
+    }
+
+    /// The current image of `key` (change schema) and its row, unless absent or deleted.
+    pub fn get(&self, key: &str) -> Option<(&RecordBatch, usize)> {
+        let hash = self.hasher.hash_one(key);
+        let entry = self.index.find(hash, |e| {
+            self.segments[e.segment as usize].keys.value(e.row as usize) == key
+        })?;
+        let s = &self.segments[entry.segment as usize];
+        let row = entry.row as usize;
+        (!s.is_delete[row]).then_some((&s.batch, row))
     }
 
     /// Rows of the latest changes (current rows and tombstones).

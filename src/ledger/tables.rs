@@ -1,0 +1,155 @@
+//! The ledger as Arrow tables, one per kind of sum, for the views of `queries/incremental/`.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanArray, Date32Array, Decimal128Array, Int64Array, RecordBatch, StringArray,
+};
+use arrow::datatypes::{DataType, Field, Schema};
+
+use super::{Ledger, Sums};
+
+/// Sums are Decimal128(38,2): the money type of the feed, widened so that sums cannot
+/// overflow.
+const SUM: DataType = DataType::Decimal128(38, 2);
+
+/// The columns of one table, built row by row.
+#[derive(Default)]
+struct Columns {
+    fields: Vec<Field>,
+    arrays: Vec<ArrayRef>,
+}
+
+impl Columns {
+    fn text(mut self, name: &str, values: impl Iterator<Item = String>) -> Self {
+        self.fields.push(Field::new(name, DataType::Utf8, false));
+        self.arrays
+            .push(Arc::new(StringArray::from_iter_values(values)) as ArrayRef);
+        self
+    }
+
+    fn day(mut self, name: &str, values: impl Iterator<Item = Option<i32>>) -> Self {
+        self.fields.push(Field::new(name, DataType::Date32, true));
+        self.arrays
+            .push(Arc::new(Date32Array::from_iter(values)) as ArrayRef);
+        self
+    }
+
+    fn flag(mut self, name: &str, values: impl Iterator<Item = bool>) -> Self {
+        self.fields.push(Field::new(name, DataType::Boolean, false));
+        self.arrays
+            .push(Arc::new(values.map(Some).collect::<BooleanArray>()) as ArrayRef);
+        self
+    }
+
+    fn amount(mut self, name: &str, values: impl Iterator<Item = i128>) -> Self {
+        self.fields.push(Field::new(name, SUM, false));
+        let array = Decimal128Array::from_iter_values(values).with_data_type(SUM);
+        self.arrays.push(Arc::new(array) as ArrayRef);
+        self
+    }
+
+    fn count(mut self, name: &str, values: impl Iterator<Item = i64>) -> Self {
+        self.fields.push(Field::new(name, DataType::Int64, false));
+        self.arrays
+            .push(Arc::new(Int64Array::from_iter_values(values)) as ArrayRef);
+        self
+    }
+
+    fn batch(self) -> RecordBatch {
+        RecordBatch::try_new(Arc::new(Schema::new(self.fields)), self.arrays)
+            .expect("columns of one length")
+    }
+}
+
+/// `(currency, day)` sums as a table with the given names for the day and the count.
+fn daily(ledger: &Ledger, sums: &Sums<(u16, i32)>, day: &str, count: &str) -> RecordBatch {
+    let rows: Vec<_> = sums.iter().collect();
+    Columns::default()
+        .text(
+            "currency",
+            rows.iter()
+                .map(|((c, _), _)| ledger.currency(*c).to_string()),
+        )
+        .day(day, rows.iter().map(|((_, d), _)| Some(*d)))
+        .amount("amount", rows.iter().map(|(_, s)| s.amount))
+        .count(count, rows.iter().map(|(_, s)| s.count))
+        .batch()
+}
+
+pub fn to_batches(ledger: &Ledger) -> Vec<(&'static str, RecordBatch)> {
+    let currency = |c: &u16| ledger.currency(*c).to_string();
+
+    let open: Vec<_> = ledger.open.iter().collect();
+    let open = Columns::default()
+        .text("currency", open.iter().map(|((c, ..), _)| currency(c)))
+        .day(
+            "open_from",
+            open.iter().map(|((_, from, ..), _)| Some(*from)),
+        )
+        .day("due_date", open.iter().map(|((_, _, due, _), _)| *due))
+        .flag("never_overpaid", open.iter().map(|((.., never), _)| *never))
+        .amount("amount", open.iter().map(|(_, s)| s.amount))
+        .count("invoices", open.iter().map(|(_, s)| s.count))
+        .batch();
+
+    let recovery: Vec<_> = ledger.recovery.iter().collect();
+    let recovery = Columns::default()
+        .text("currency", recovery.iter().map(|((c, ..), _)| currency(c)))
+        .day(
+            "past_due_from",
+            recovery.iter().map(|((_, from, _), _)| Some(*from)),
+        )
+        .day(
+            "payment_date",
+            recovery.iter().map(|((.., paid), _)| Some(*paid)),
+        )
+        .amount("amount", recovery.iter().map(|(_, s)| s.amount))
+        .count("payments", recovery.iter().map(|(_, s)| s.count))
+        .batch();
+
+    let overpaid: Vec<_> = ledger
+        .overpaid
+        .values()
+        .flat_map(|o| o.rows.iter().map(move |(from, amount)| (o, *from, *amount)))
+        .collect();
+    let overpaid = Columns::default()
+        .text(
+            "invoice_id",
+            overpaid.iter().map(|(o, ..)| o.invoice_id.clone()),
+        )
+        .text(
+            "currency",
+            overpaid.iter().map(|(o, ..)| currency(&o.currency)),
+        )
+        .day("due_date", overpaid.iter().map(|(o, ..)| o.due))
+        .day("open_from", overpaid.iter().map(|(_, from, _)| Some(*from)))
+        .amount("amount", overpaid.iter().map(|(.., a)| *a as i128))
+        .batch();
+
+    let promises: Vec<_> = ledger.promises.iter().collect();
+    let promises = Columns::default()
+        .day("promised_date", promises.iter().map(|((d, _), _)| Some(*d)))
+        .flag("kept", promises.iter().map(|((_, kept), _)| *kept))
+        .count("promises", promises.iter().map(|(_, s)| s.count))
+        .batch();
+
+    vec![
+        ("ledger_open", open),
+        (
+            "ledger_sales",
+            daily(ledger, &ledger.sales, "invoice_date", "invoices"),
+        ),
+        ("ledger_recovery", recovery),
+        ("ledger_overpaid", overpaid),
+        (
+            "ledger_unapplied",
+            daily(ledger, &ledger.unapplied, "payment_date", "payments"),
+        ),
+        (
+            "ledger_write_offs",
+            daily(ledger, &ledger.write_offs, "adjustment_date", "adjustments"),
+        ),
+        ("ledger_promises", promises),
+    ]
+}
