@@ -1,7 +1,7 @@
 //! The KPI ledger gives exactly what the plain views give: on random feeds (several
 //! currencies, one without rates, voids, deletes, updates, overpaid invoices, negative
 //! payments, payments before their invoice, promises on accounts) and random as-of dates and
-//! windows, `kpi_summary` and `aging_totals` computed from the ledger equal the plain
+//! windows, `kpi_summary`, `aging_totals` and `missing_fx_rates` computed from the ledger equal the plain
 //! definitions. The ledger is built after the first wave of files and maintained change by
 //! change through the second, so both its build and its incremental upkeep are checked.
 
@@ -207,6 +207,7 @@ async fn compare(state: &mut State, rng: &mut Rng, label: &str) {
         for sql in [
             "SELECT * FROM kpi_summary",
             "SELECT * FROM aging_totals ORDER BY ord",
+            "SELECT * FROM missing_fx_rates",
         ] {
             let p = plain.query(sql).await.unwrap();
             let l = ledger.query(sql).await.unwrap();

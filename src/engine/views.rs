@@ -57,6 +57,7 @@ const INCREMENTAL: &[(&str, &str)] = builtin!("incremental/":
     "aging_totals",
     "kpi_flows",
     "promise_counts",
+    "missing_fx_rates",
 );
 
 /// Which definitions of the KPI building blocks to use.
