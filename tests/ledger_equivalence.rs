@@ -207,7 +207,7 @@ async fn compare(state: &mut State, rng: &mut Rng, label: &str) {
         for sql in [
             "SELECT * FROM kpi_summary",
             "SELECT * FROM aging_totals ORDER BY ord",
-            "SELECT * FROM missing_fx_rates",
+            "SELECT * FROM missing_fx_rates ORDER BY currency",
         ] {
             let p = plain.query(sql).await.unwrap();
             let l = ledger.query(sql).await.unwrap();

@@ -14,10 +14,15 @@ use std::path::PathBuf;
 use arrow::array::RecordBatch;
 use arrow::datatypes::DataType;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
+use std::sync::Arc;
+
 use arstream::engine::Engine;
 use arstream::engine::params::KpiParams;
+use arstream::engine::tables::replace_table;
 use arstream::engine::views::ViewSet;
+use arstream::feed::contract::Entity;
 use arstream::state::State;
+use datafusion::datasource::MemTable;
 use sqllogictest::{DBOutput, DefaultColumnType};
 
 struct Db {
@@ -46,6 +51,14 @@ impl Db {
             .with_queries(Some(&queries), ViewSet::Plain)
             .unwrap();
         engine.refresh(&mut state, &params).await.unwrap();
+        // The entity tables are views over the state's segments; here they are plain empty
+        // tables the files fill with INSERT.
+        for entity in Entity::ALL {
+            let schema = state.table(entity).table_schema();
+            let table = MemTable::try_new(schema, vec![vec![]]).unwrap();
+            replace_table(&engine.ctx, entity.name(), Arc::new(table)).unwrap();
+        }
+        engine.set_params(&params).await.unwrap();
         Db { engine, params }
     }
 

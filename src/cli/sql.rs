@@ -91,7 +91,8 @@ async fn backslash(_engine: &Engine, command: &str) -> Option<String> {
         (Some("\\q"), _) => None,
         (Some("\\d"), None) => Some(
             "SELECT table_name, table_type FROM information_schema.tables \
-             WHERE table_schema = 'public' ORDER BY table_name"
+             WHERE table_schema = 'public' AND table_name NOT LIKE '\\_\\_%' ESCAPE '\\' \
+             ORDER BY table_name"
                 .into(),
         ),
         (Some("\\d"), Some(name)) => Some(format!(

@@ -73,11 +73,21 @@ impl Engine {
         state: &mut State,
         params: &params::KpiParams,
     ) -> Result<(), EngineError> {
-        tables::register(&self.ctx, state)?;
+        let started = std::time::Instant::now();
+        tables::register(&self.ctx, state).await?;
+        let registered = started.elapsed();
         if self.view_set == views::ViewSet::Incremental {
             tables::register_ledger(&self.ctx, state.ledger(params.grace_days))?;
         }
-        self.set_params(params).await
+        let ledger = started.elapsed();
+        self.set_params(params).await?;
+        tracing::debug!(
+            tables_s = registered.as_secs_f64(),
+            ledger_s = (ledger - registered).as_secs_f64(),
+            views_s = (started.elapsed() - ledger).as_secs_f64(),
+            "engine refreshed"
+        );
+        Ok(())
     }
 
     /// Change the parameters (as-of date, window, …) and make the views again.

@@ -1,7 +1,7 @@
 //! Registering the state's tables with DataFusion.
 //!
-//! Current state is served from memory (`MemTable` over the state's batches, split into as many
-//! partitions as the session runs in parallel). The `<entity>_changes` tables read the applied
+//! Current state is served from memory (`MemTable` over the state's segments, split into as
+//! many partitions as the session runs in parallel, filtered by their `_live` mask). The `<entity>_changes` tables read the applied
 //! feed files themselves (the feed is the log), so their history costs no memory.
 
 use std::sync::Arc;
@@ -18,20 +18,38 @@ use super::EngineError;
 use crate::feed::contract::Entity;
 use crate::ledger::Ledger;
 use crate::state::State;
+use crate::state::table::LIVE;
 
 /// Register every entity's current-state table and change table.
-pub fn register(ctx: &SessionContext, state: &mut State) -> Result<(), EngineError> {
+///
+/// The state's segments are served as they are, with a `_live` mask, under
+/// `__<entity>_rows`; the entity's table is a view keeping the live rows. So a refresh costs
+/// a bit per row whatever changed, and a query pays for filtering only the tables it reads.
+pub async fn register(ctx: &SessionContext, state: &State) -> Result<(), EngineError> {
     let partitions = ctx.copied_config().target_partitions().max(1);
     // The change tables read the feed's files through this store.
     if let Some(feed) = state.feed() {
         ctx.register_object_store(&feed.root_url(), feed.store.clone());
     }
     for entity in Entity::ALL {
-        let table = state.table_mut(entity);
-        let schema = table.table_schema();
-        let batches = table.current_batches();
-        let mem = MemTable::try_new(schema, split(batches, partitions))?;
-        replace_table(ctx, entity.name(), Arc::new(mem))?;
+        let table = state.table(entity);
+        let rows = format!("__{}_rows", entity.name());
+        let batches = split(table.segments_with_live(), partitions);
+        let mem = MemTable::try_new(table.live_schema(), batches)?;
+        replace_table(ctx, &rows, Arc::new(mem))?;
+        let columns: Vec<String> = table
+            .table_schema()
+            .fields()
+            .iter()
+            .map(|f| format!("\"{}\"", f.name()))
+            .collect();
+        ctx.deregister_table(entity.name())?;
+        let view = format!(
+            "CREATE VIEW {} AS SELECT {} FROM {rows} WHERE {LIVE}",
+            entity.name(),
+            columns.join(", ")
+        );
+        ctx.sql(&view).await?.collect().await?;
         register_changes(ctx, state, entity)?;
     }
     Ok(())

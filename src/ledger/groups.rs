@@ -6,13 +6,18 @@ use super::rows::PromiseImage;
 use super::{Day, Money};
 use crate::state::table::EntityTable;
 
-/// A payment (cash) or adjustment on an invoice.
+/// A payment (cash) or adjustment on an invoice. A missing amount counts as 0, as SQL's
+/// `sum` skips it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settlement {
     pub day: Day,
-    pub amount: Option<Money>,
     pub is_cash: bool,
+    pub amount: Money,
 }
+
+/// The settlements filed under one invoice id (whether or not the invoice exists yet: a
+/// payment may arrive before its invoice); most invoices have one or two, kept inline.
+pub type Settlements = smallvec::SmallVec<[Settlement; 2]>;
 
 /// A promise to pay, as far as its outcome goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,8 +47,7 @@ impl Promise {
         let paid: i128 = cash
             .iter()
             .filter(|c| c.is_cash && c.day >= created && c.day <= deadline)
-            .filter_map(|c| c.amount)
-            .map(|a| a as i128)
+            .map(|c| c.amount as i128)
             .sum();
         paid >= amount as i128
     }
@@ -51,23 +55,22 @@ impl Promise {
 
 /// What an existing invoice's balance depends on.
 #[derive(Debug, Clone)]
-pub struct Facts {
-    pub invoice_id: String,
+pub struct Facts<'a> {
+    pub invoice_id: &'a str,
     pub currency: u16,
     pub invoice_date: Day,
     pub due_date: Option<Day>,
     pub amount: Option<Money>,
 }
 
-/// The settlements and promises filed under one invoice id (whether or not the invoice
-/// exists yet: a payment may arrive before its invoice).
-#[derive(Debug, Default, Clone)]
-pub struct InvoiceGroup {
-    pub settlements: Vec<Settlement>,
-    pub promises: Vec<Promise>,
-}
+/// The promises filed under one invoice id or customer.
+pub type Promises = smallvec::SmallVec<[Promise; 1]>;
 
-fn change<T: PartialEq>(items: &mut Vec<T>, item: T, sign: i64) {
+/// Add an item to a list, or (`sign` −1) take one equal to it out.
+pub fn change<A: smallvec::Array>(items: &mut smallvec::SmallVec<A>, item: A::Item, sign: i64)
+where
+    A::Item: PartialEq,
+{
     if sign > 0 {
         items.push(item);
     } else if let Some(at) = items.iter().position(|x| *x == item) {
@@ -75,34 +78,11 @@ fn change<T: PartialEq>(items: &mut Vec<T>, item: T, sign: i64) {
     }
 }
 
-impl InvoiceGroup {
-    pub fn change_settlement(&mut self, settlement: Settlement, sign: i64) {
-        change(&mut self.settlements, settlement, sign);
-    }
-
-    pub fn change_promise(&mut self, promise: Promise, sign: i64) {
-        change(&mut self.promises, promise, sign);
-    }
-
-    /// The payments on the invoice (what its promises are judged on).
-    pub fn cash(&self) -> Vec<Settlement> {
-        self.settlements
-            .iter()
-            .copied()
-            .filter(|s| s.is_cash)
-            .collect()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.settlements.is_empty() && self.promises.is_empty()
-    }
-}
-
 /// A customer with promises made on the account: its payments (on any invoice or none).
 #[derive(Debug, Default, Clone)]
 pub struct CustomerGroup {
-    pub payments: Vec<Settlement>,
-    pub promises: Vec<Promise>,
+    pub payments: Settlements,
+    pub promises: Promises,
 }
 
 impl CustomerGroup {
@@ -114,58 +94,52 @@ impl CustomerGroup {
             let settlements = super::rows::Settlements::new(batch, true);
             for r in rows {
                 let image = settlements.row(r);
-                if let (Some(day), Some(_)) = (image.day, image.customer_id)
-                    && image.customer_id == Some(customer_id)
+                if let (Some(day), Some(id)) = (image.day, image.customer_id)
+                    && id == customer_id
                 {
                     group.payments.push(Settlement {
                         day,
-                        amount: image.amount,
                         is_cash: true,
+                        amount: image.amount.unwrap_or(0),
                     });
                 }
             }
         }
         group
     }
-
-    pub fn change_payment(&mut self, payment: Settlement, sign: i64) {
-        change(&mut self.payments, payment, sign);
-    }
-
-    pub fn change_promise(&mut self, promise: Promise, sign: i64) {
-        change(&mut self.promises, promise, sign);
-    }
 }
 
 /// The open amount of an invoice as dated rows: `+amount` from the invoice date, then
 /// `-settlement` from each settlement's date (or the invoice date, when earlier). The open
-/// amount at D is the sum of the rows dated up to D. An invoice without an amount has an
-/// unknown open amount, and no rows.
-pub fn open_rows(facts: &Facts, group: &InvoiceGroup) -> Vec<(Day, Option<Money>)> {
-    let Some(amount) = facts.amount else {
-        return Vec::new();
-    };
-    std::iter::once((facts.invoice_date, Some(amount)))
-        .chain(group.settlements.iter().map(|s| {
-            (
-                s.day.max(facts.invoice_date),
-                s.amount.map(|a| a.saturating_neg()),
-            )
-        }))
+/// amount at D is the sum of the rows dated up to D.
+pub fn open_rows(
+    amount: Money,
+    invoice_date: Day,
+    settlements: &[Settlement],
+) -> Vec<(Day, Money)> {
+    std::iter::once((invoice_date, amount))
+        .chain(
+            settlements
+                .iter()
+                .map(|s| (s.day.max(invoice_date), s.amount.saturating_neg())),
+        )
         .collect()
 }
 
-/// Whether the running sum of dated rows stays at or above zero on every day.
-pub fn never_negative(rows: &[(Day, Option<Money>)]) -> bool {
-    let mut sorted: Vec<(Day, i128)> = rows
-        .iter()
-        .map(|(d, a)| (*d, a.unwrap_or(0) as i128))
-        .collect();
-    sorted.sort_unstable();
+/// Whether the open amount stays at or above zero on every day. The common case (payments
+/// and adjustments that are all positive and do not add up to more than the amount) is
+/// answered without sorting.
+pub fn never_overpaid(amount: Money, invoice_date: Day, settlements: &[Settlement]) -> bool {
+    let amounts = settlements.iter().map(|s| s.amount as i128);
+    if amounts.clone().all(|a| a >= 0) {
+        return amounts.sum::<i128>() <= amount as i128;
+    }
+    let mut rows = open_rows(amount, invoice_date, settlements);
+    rows.sort_unstable();
     let mut open = 0i128;
-    for (n, (day, amount)) in sorted.iter().enumerate() {
-        open += amount;
-        let last_of_day = sorted.get(n + 1).is_none_or(|(next, _)| next != day);
+    for (n, (day, amount)) in rows.iter().enumerate() {
+        open += *amount as i128;
+        let last_of_day = rows.get(n + 1).is_none_or(|(next, _)| next != day);
         if last_of_day && open < 0 {
             return false;
         }

@@ -17,6 +17,7 @@ mod groups;
 mod rows;
 mod tables;
 
+use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 
 use arrow::array::RecordBatch;
@@ -24,8 +25,8 @@ use hashbrown::HashMap;
 
 use crate::feed::contract::Entity;
 use crate::state::table::{Delta, EntityTable};
-use groups::{CustomerGroup, Facts, InvoiceGroup, Promise, Settlement};
-use rows::{Invoices, Promises, Settlements};
+use groups::{CustomerGroup, Facts, Promise, Promises, Settlement, Settlements};
+use rows::Invoices;
 
 /// Arrow's Date32: days since 1970-01-01.
 pub type Day = i32;
@@ -87,17 +88,9 @@ pub struct Overpaid {
     pub rows: Vec<(Day, Money)>,
 }
 
-/// The KPI ledger of one state. See the module documentation.
+/// The sums of the ledger: what its tables show.
 #[derive(Debug, Default)]
-pub struct Ledger {
-    /// The promise grace days the outcomes were decided with.
-    grace_days: i32,
-    currencies: Vec<String>,
-    currency_ids: HashMap<String, u16>,
-    /// Per invoice id (hashed, see [`group_key`]): its settlements and promises.
-    invoices: HashMap<u128, InvoiceGroup>,
-    /// Per customer with promises made on the account: its payments and those promises.
-    customers: HashMap<u128, CustomerGroup>,
+pub struct Totals {
     pub open: Sums<OpenKey>,
     /// Credit sales: `(currency, invoice date)`, with the number of invoices.
     pub sales: Sums<(u16, Day)>,
@@ -112,6 +105,54 @@ pub struct Ledger {
     pub promises: Sums<(Day, bool)>,
 }
 
+/// Currency codes as small numbers, so that sums are keyed by two bytes.
+#[derive(Debug, Default)]
+struct Currencies {
+    codes: Vec<String>,
+    ids: HashMap<String, u16>,
+}
+
+impl Currencies {
+    fn id(&mut self, code: &str) -> u16 {
+        if let Some(id) = self.ids.get(code) {
+            return *id;
+        }
+        let id = self.codes.len() as u16;
+        self.codes.push(code.to_string());
+        self.ids.insert(code.to_string(), id);
+        id
+    }
+
+    /// What of an invoice image the balances depend on, if it exists (dated, not void).
+    fn facts<'a>(&mut self, image: &rows::InvoiceImage<'a>) -> Option<Facts<'a>> {
+        let (Some(invoice_date), Some(true)) = (image.invoice_date, image.not_void) else {
+            return None;
+        };
+        Some(Facts {
+            invoice_id: image.invoice_id,
+            currency: self.id(image.currency),
+            invoice_date,
+            due_date: image.due_date,
+            amount: image.amount,
+        })
+    }
+}
+
+/// The KPI ledger of one state. See the module documentation.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    /// The promise grace days the outcomes were decided with.
+    grace_days: i32,
+    currencies: Currencies,
+    /// Per invoice id (hashed, see [`group_key`]): its payments and adjustments.
+    settlements: HashMap<u128, Settlements>,
+    /// Per invoice id: the promises made on it.
+    promises: HashMap<u128, Promises>,
+    /// Per customer with promises made on the account: its payments and those promises.
+    customers: HashMap<u128, CustomerGroup>,
+    pub totals: Totals,
+}
+
 /// Two seeded 64-bit hashes of an id. Keying groups by this instead of the id string keeps
 /// ten million invoices in a few hundred megabytes; two ids share a key with a probability
 /// of about 10^-25 at that size.
@@ -121,27 +162,35 @@ fn group_key(id: &str) -> u128 {
     ((A.hash_one(id) as u128) << 64) | B.hash_one(id) as u128
 }
 
+/// The list filed under `key`, empty when there is none.
+fn list<'a, A: smallvec::Array>(
+    map: &'a HashMap<u128, smallvec::SmallVec<A>>,
+    key: &u128,
+) -> &'a [A::Item] {
+    map.get(key).map_or(&[], |l| l.as_slice())
+}
+
 impl Ledger {
     /// Build the ledger from the current state in one pass per entity.
-    pub fn build(
-        tables: &std::collections::BTreeMap<Entity, EntityTable>,
-        grace_days: i32,
-    ) -> Ledger {
+    pub fn build(tables: &BTreeMap<Entity, EntityTable>, grace_days: i32) -> Ledger {
         let mut ledger = Ledger {
             grace_days,
             ..Ledger::default()
         };
         let table = |e: Entity| &tables[&e];
+        ledger
+            .settlements
+            .reserve(table(Entity::Invoices).live_rows());
         for (batch, rows) in table(Entity::Promises).current_rows() {
-            let promises = Promises::new(batch);
+            let promises = rows::Promises::new(batch);
             for r in rows {
-                ledger.file_promise(&promises.row(r), 1);
+                ledger.file_promise(&promises.row(r));
             }
         }
         for entity in [Entity::Payments, Entity::Adjustments] {
             let is_cash = entity == Entity::Payments;
             for (batch, rows) in table(entity).current_rows() {
-                let settlements = Settlements::new(batch, is_cash);
+                let settlements = rows::Settlements::new(batch, is_cash);
                 for r in rows {
                     ledger.file_settlement(&settlements.row(r), is_cash, 1);
                 }
@@ -151,26 +200,28 @@ impl Ledger {
             let invoices = Invoices::new(batch);
             for r in rows {
                 let image = invoices.row(r);
-                if let Some(facts) = ledger.facts(&image) {
+                if let Some(facts) = ledger.currencies.facts(&image) {
                     let key = group_key(image.invoice_id);
-                    let group = ledger.invoices.remove(&key).unwrap_or_default();
-                    ledger.add_balance(key, &facts, &group, 1);
-                    ledger.invoices.insert(key, group);
+                    let settlements = list(&ledger.settlements, &key);
+                    ledger.totals.add_balance(key, &facts, settlements, 1);
                 }
             }
         }
-        let keys: Vec<u128> = ledger.invoices.keys().copied().collect();
-        for key in keys {
-            let group = ledger.invoices.remove(&key).expect("key listed");
-            ledger.add_promise_outcomes(&group.promises, &group.cash(), 1);
-            ledger.invoices.insert(key, group);
+        for (key, promises) in &ledger.promises {
+            let settlements = list(&ledger.settlements, key);
+            (ledger.totals).add_promise_outcomes(promises, settlements, grace_days, 1);
         }
-        let keys: Vec<u128> = ledger.customers.keys().copied().collect();
-        for key in keys {
-            let group = ledger.customers.remove(&key).expect("key listed");
-            ledger.add_promise_outcomes(&group.promises, &group.payments, 1);
-            ledger.customers.insert(key, group);
+        for group in ledger.customers.values() {
+            (ledger.totals).add_promise_outcomes(&group.promises, &group.payments, grace_days, 1);
         }
+        tracing::debug!(
+            invoices = ledger.settlements.len(),
+            open = ledger.totals.open.len(),
+            recovery = ledger.totals.recovery.len(),
+            sales = ledger.totals.sales.len(),
+            overpaid = ledger.totals.overpaid.len(),
+            "ledger built"
+        );
         ledger
     }
 
@@ -178,9 +229,9 @@ impl Ledger {
         self.grace_days
     }
 
-    /// The currency codes, by the ids the sums use.
+    /// The currency code of a currency id of the sums.
     pub fn currency(&self, id: u16) -> &str {
-        &self.currencies[id as usize]
+        &self.currencies.codes[id as usize]
     }
 
     /// The ledger as tables for the engine (`ledger_open`, `ledger_sales`, …).
@@ -209,51 +260,36 @@ impl Ledger {
         }
     }
 
+    /// An invoice changed: retract what its old image contributed, add its new one (its
+    /// settlements and promises stay as they are).
     fn apply_invoices(&mut self, delta: &Delta) {
-        let mut before: HashMap<u128, Facts> = HashMap::new();
-        let mut after: HashMap<u128, Facts> = HashMap::new();
-        for (batch, into) in [
-            (&delta.retracted, &mut before),
-            (&delta.inserted, &mut after),
-        ] {
+        for (batch, sign) in [(&delta.retracted, -1), (&delta.inserted, 1)] {
             let invoices = Invoices::new(batch);
             for r in 0..batch.num_rows() {
                 let image = invoices.row(r);
-                if let Some(facts) = self.facts(&image) {
-                    into.insert(group_key(image.invoice_id), facts);
+                if let Some(facts) = self.currencies.facts(&image) {
+                    let key = group_key(image.invoice_id);
+                    let settlements = list(&self.settlements, &key);
+                    self.totals.add_balance(key, &facts, settlements, sign);
                 }
             }
         }
-        let touched: Vec<u128> = before.keys().chain(after.keys()).copied().collect();
-        for key in touched {
-            let (old, new) = (before.remove(&key), after.remove(&key));
-            if old.is_none() && new.is_none() {
-                continue;
-            }
-            let group = self.invoices.remove(&key).unwrap_or_default();
-            if let Some(old) = &old {
-                self.add_balance(key, old, &group, -1);
-            }
-            if let Some(new) = &new {
-                self.add_balance(key, new, &group, 1);
-            }
-            self.keep_group(key, group);
-        }
     }
 
+    /// Payments or adjustments changed: every invoice and customer they touch is retracted
+    /// whole, changed, and added back.
     fn apply_settlements(&mut self, delta: &Delta, is_cash: bool, invoices: &EntityTable) {
-        // Every invoice and customer group the batch touches: retract it whole, change it,
-        // add it back.
         let mut touched_invoices: HashMap<u128, Option<Facts>> = HashMap::new();
         let mut touched_customers: Vec<u128> = Vec::new();
         for batch in [&delta.retracted, &delta.inserted] {
-            let settlements = Settlements::new(batch, is_cash);
+            let settlements = rows::Settlements::new(batch, is_cash);
             for r in 0..batch.num_rows() {
                 let image = settlements.row(r);
                 if let Some(id) = image.invoice_id {
+                    let currencies = &mut self.currencies;
                     touched_invoices.entry(group_key(id)).or_insert_with(|| {
                         let (batch, row) = invoices.get(id)?;
-                        self.facts(&Invoices::new(batch).row(row))
+                        currencies.facts(&Invoices::new(batch).row(row))
                     });
                 }
                 if let Some(id) = image.customer_id.filter(|_| is_cash) {
@@ -264,49 +300,40 @@ impl Ledger {
                 }
             }
         }
-        for (key, facts) in &touched_invoices {
-            let group = self.invoices.remove(key).unwrap_or_default();
-            if let Some(facts) = facts {
-                self.add_balance(*key, facts, &group, -1);
+        for sign in [-1, 1] {
+            if sign > 0 {
+                for (batch, sign) in [(&delta.retracted, -1), (&delta.inserted, 1)] {
+                    let settlements = rows::Settlements::new(batch, is_cash);
+                    for r in 0..batch.num_rows() {
+                        self.file_settlement(&settlements.row(r), is_cash, sign);
+                    }
+                }
             }
-            self.add_promise_outcomes(&group.promises, &group.cash(), -1);
-            self.invoices.insert(*key, group);
-        }
-        for key in &touched_customers {
-            let group = self
-                .customers
-                .remove(key)
-                .expect("touched customers have a group");
-            self.add_promise_outcomes(&group.promises, &group.payments, -1);
-            self.customers.insert(*key, group);
-        }
-        for (batch, sign) in [(&delta.retracted, -1), (&delta.inserted, 1)] {
-            let settlements = Settlements::new(batch, is_cash);
-            for r in 0..batch.num_rows() {
-                self.file_settlement(&settlements.row(r), is_cash, sign);
+            for (key, facts) in &touched_invoices {
+                let settlements = list(&self.settlements, key);
+                if let Some(facts) = facts {
+                    self.totals.add_balance(*key, facts, settlements, sign);
+                }
+                let promises = list(&self.promises, key);
+                (self.totals).add_promise_outcomes(promises, settlements, self.grace_days, sign);
             }
-        }
-        for (key, facts) in &touched_invoices {
-            let group = self.invoices.remove(key).unwrap_or_default();
-            if let Some(facts) = facts {
-                self.add_balance(*key, facts, &group, 1);
+            for key in &touched_customers {
+                let group = &self.customers[key];
+                (self.totals).add_promise_outcomes(
+                    &group.promises,
+                    &group.payments,
+                    self.grace_days,
+                    sign,
+                );
             }
-            self.add_promise_outcomes(&group.promises, &group.cash(), 1);
-            self.keep_group(*key, group);
-        }
-        for key in &touched_customers {
-            let group = self
-                .customers
-                .remove(key)
-                .expect("touched customers have a group");
-            self.add_promise_outcomes(&group.promises, &group.payments, 1);
-            self.customers.insert(*key, group);
         }
     }
 
+    /// Promises changed: each is judged again on the cash of its invoice or customer.
     fn apply_promises(&mut self, delta: &Delta, payments: &EntityTable) {
+        let grace = self.grace_days;
         for (batch, sign) in [(&delta.retracted, -1), (&delta.inserted, 1)] {
-            let promises = Promises::new(batch);
+            let promises = rows::Promises::new(batch);
             for r in 0..batch.num_rows() {
                 let image = promises.row(r);
                 let Some(promise) = Promise::of(&image) else {
@@ -315,152 +342,129 @@ impl Ledger {
                 match (image.invoice_id, image.customer_id) {
                     (Some(id), _) => {
                         let key = group_key(id);
-                        let mut group = self.invoices.remove(&key).unwrap_or_default();
-                        let cash = group.cash();
-                        self.add_promise_outcomes(&group.promises, &cash, -1);
-                        group.change_promise(promise, sign);
-                        self.add_promise_outcomes(&group.promises, &cash, 1);
-                        self.keep_group(key, group);
+                        let settlements = list(&self.settlements, &key);
+                        self.totals
+                            .add_promise_outcomes(&[promise], settlements, grace, sign);
+                        let list = self.promises.entry(key).or_default();
+                        groups::change(list, promise, sign);
+                        if list.is_empty() {
+                            self.promises.remove(&key);
+                        }
                     }
                     (None, Some(id)) => {
-                        let key = group_key(id);
-                        let mut group = match self.customers.remove(&key) {
-                            Some(group) => group,
-                            None => CustomerGroup::from_payments(id, payments),
-                        };
-                        self.add_promise_outcomes(&group.promises, &group.payments, -1);
-                        group.change_promise(promise, sign);
-                        self.add_promise_outcomes(&group.promises, &group.payments, 1);
-                        self.customers.insert(key, group);
+                        let group = self
+                            .customers
+                            .entry(group_key(id))
+                            .or_insert_with(|| CustomerGroup::from_payments(id, payments));
+                        (self.totals).add_promise_outcomes(
+                            &[promise],
+                            &group.payments,
+                            grace,
+                            sign,
+                        );
+                        groups::change(&mut group.promises, promise, sign);
                     }
-                    (None, None) => self.add_promise_outcomes(&[promise], &[], sign),
+                    (None, None) => {
+                        (self.totals).add_promise_outcomes(&[promise], &[], grace, sign)
+                    }
                 }
             }
         }
     }
 
-    /// Record one settlement (or take it back, `sign` −1) in its invoice's group, its
-    /// customer's group, and the unapplied-cash and write-off sums.
+    /// Record one settlement (or take it back, `sign` −1) under its invoice, its customer
+    /// (when that customer has promises on the account), and in the unapplied-cash and
+    /// write-off sums.
     fn file_settlement(&mut self, image: &rows::SettlementImage, is_cash: bool, sign: i64) {
-        let currency = self.currency_id(image.currency);
+        let currency = self.currencies.id(image.currency);
         if let (Some(day), Some(amount)) = (image.day, image.amount) {
+            let amount = sign as i128 * amount as i128;
             if is_cash && image.invoice_id.is_none() {
-                self.unapplied
-                    .add((currency, day), sign as i128 * amount as i128, sign);
+                self.totals.unapplied.add((currency, day), amount, sign);
             }
             if image.write_off {
-                self.write_offs
-                    .add((currency, day), sign as i128 * amount as i128, sign);
+                self.totals.write_offs.add((currency, day), amount, sign);
             }
         }
+        // Without a date a settlement counts on no day.
         let Some(day) = image.day else { return };
         let settlement = Settlement {
             day,
-            amount: image.amount,
             is_cash,
+            amount: image.amount.unwrap_or(0),
         };
         if let Some(id) = image.invoice_id {
             let key = group_key(id);
-            let mut group = self.invoices.remove(&key).unwrap_or_default();
-            group.change_settlement(settlement, sign);
-            self.keep_group(key, group);
+            let list = self.settlements.entry(key).or_default();
+            groups::change(list, settlement, sign);
+            if list.is_empty() {
+                self.settlements.remove(&key);
+            }
         }
         if let Some(id) = image.customer_id.filter(|_| is_cash)
             && let Some(group) = self.customers.get_mut(&group_key(id))
         {
-            group.change_payment(settlement, sign);
+            groups::change(&mut group.payments, settlement, sign);
         }
     }
 
-    /// Record a promise in its invoice's or customer's group (when building).
-    fn file_promise(&mut self, image: &rows::PromiseImage, sign: i64) {
+    /// Record a promise under its invoice or customer (when building; outcomes are added
+    /// once all the cash is in).
+    fn file_promise(&mut self, image: &rows::PromiseImage) {
         let Some(promise) = Promise::of(image) else {
             return;
         };
         match (image.invoice_id, image.customer_id) {
             (Some(id), _) => {
-                let key = group_key(id);
-                let mut group = self.invoices.remove(&key).unwrap_or_default();
-                group.change_promise(promise, sign);
-                self.keep_group(key, group);
+                let list = self.promises.entry(group_key(id)).or_default();
+                list.push(promise);
             }
             (None, Some(id)) => {
                 let group = self.customers.entry(group_key(id)).or_default();
-                group.change_promise(promise, sign);
+                group.promises.push(promise);
             }
-            (None, None) => self.add_promise_outcomes(&[promise], &[], sign),
+            (None, None) => (self.totals).add_promise_outcomes(&[promise], &[], self.grace_days, 1),
         }
     }
+}
 
-    /// Keep a group unless it holds nothing.
-    fn keep_group(&mut self, key: u128, group: InvoiceGroup) {
-        if !group.is_empty() {
-            self.invoices.insert(key, group);
-        }
-    }
-
-    fn currency_id(&mut self, code: &str) -> u16 {
-        if let Some(id) = self.currency_ids.get(code) {
-            return *id;
-        }
-        let id = self.currencies.len() as u16;
-        self.currencies.push(code.to_string());
-        self.currency_ids.insert(code.to_string(), id);
-        id
-    }
-
-    /// What of an invoice image the balances depend on, if it exists (dated, not void).
-    fn facts(&mut self, image: &rows::InvoiceImage) -> Option<Facts> {
-        let (Some(invoice_date), Some(true)) = (image.invoice_date, image.not_void) else {
-            return None;
-        };
-        Some(Facts {
-            invoice_id: image.invoice_id.to_string(),
-            currency: self.currency_id(image.currency),
-            invoice_date,
-            due_date: image.due_date,
-            amount: image.amount,
-        })
-    }
-
+impl Totals {
     /// Add (`sign` 1) or retract (−1) what an existing invoice and its settlements contribute
     /// to the open, sales and recovery sums.
-    fn add_balance(&mut self, key: u128, facts: &Facts, group: &InvoiceGroup, sign: i64) {
+    fn add_balance(&mut self, key: u128, facts: &Facts, settlements: &[Settlement], sign: i64) {
         let s = sign as i128;
         let ccy = facts.currency;
-        let rows = groups::open_rows(facts, group);
-        let never_overpaid = groups::never_negative(&rows);
-        for (n, (from, amount)) in rows.iter().enumerate() {
-            let count = if n == 0 { sign } else { 0 };
-            let amount = amount.map_or(0, |a| a as i128);
-            self.open.add(
-                (ccy, *from, facts.due_date, never_overpaid),
-                s * amount,
-                count,
-            );
-        }
         self.sales.add(
             (ccy, facts.invoice_date),
             s * facts.amount.unwrap_or(0) as i128,
             sign,
         );
+        let Some(amount) = facts.amount else {
+            // An unknown amount leaves the open amount unknown: it counts nowhere.
+            return;
+        };
+        let never_overpaid = groups::never_overpaid(amount, facts.invoice_date, settlements);
+        let key_of = |from: Day| (ccy, from, facts.due_date, never_overpaid);
+        self.open
+            .add(key_of(facts.invoice_date), s * amount as i128, sign);
+        for st in settlements {
+            let from = st.day.max(facts.invoice_date);
+            self.open.add(key_of(from), -s * st.amount as i128, 0);
+        }
         if let Some(due) = facts.due_date {
             let past_due_from = facts.invoice_date.max(due + 1);
-            for st in group.settlements.iter().filter(|st| st.is_cash) {
-                if let Some(amount) = st.amount {
-                    self.recovery
-                        .add((ccy, past_due_from, st.day), s * amount as i128, sign);
-                }
+            for st in settlements.iter().filter(|st| st.is_cash) {
+                self.recovery
+                    .add((ccy, past_due_from, st.day), s * st.amount as i128, sign);
             }
         }
         if !never_overpaid {
             if sign > 0 {
-                let rows = rows.iter().map(|(d, a)| (*d, a.unwrap_or(0))).collect();
                 let overpaid = Overpaid {
-                    invoice_id: facts.invoice_id.clone(),
+                    invoice_id: facts.invoice_id.to_string(),
                     currency: ccy,
                     due: facts.due_date,
-                    rows,
+                    rows: groups::open_rows(amount, facts.invoice_date, settlements),
                 };
                 self.overpaid.insert(key, overpaid);
             } else {
@@ -469,11 +473,17 @@ impl Ledger {
         }
     }
 
-    /// Add or retract the outcome of each promise, decided on `cash` (the payments on its
-    /// invoice, or on its customer).
-    fn add_promise_outcomes(&mut self, promises: &[Promise], cash: &[Settlement], sign: i64) {
+    /// Add or retract the outcome of each promise, decided on the cash among `settlements`
+    /// (the payments on its invoice, or on its customer).
+    fn add_promise_outcomes(
+        &mut self,
+        promises: &[Promise],
+        settlements: &[Settlement],
+        grace_days: i32,
+        sign: i64,
+    ) {
         for p in promises {
-            let kept = p.kept(cash, self.grace_days);
+            let kept = p.kept(settlements, grace_days);
             self.promises.add((p.promised, kept), 0, sign);
         }
     }

@@ -80,7 +80,7 @@ fn daily(ledger: &Ledger, sums: &Sums<(u16, i32)>, day: &str, count: &str) -> Re
 pub fn to_batches(ledger: &Ledger) -> Vec<(&'static str, RecordBatch)> {
     let currency = |c: &u16| ledger.currency(*c).to_string();
 
-    let open: Vec<_> = ledger.open.iter().collect();
+    let open: Vec<_> = ledger.totals.open.iter().collect();
     let open = Columns::default()
         .text("currency", open.iter().map(|((c, ..), _)| currency(c)))
         .day(
@@ -93,7 +93,7 @@ pub fn to_batches(ledger: &Ledger) -> Vec<(&'static str, RecordBatch)> {
         .count("invoices", open.iter().map(|(_, s)| s.count))
         .batch();
 
-    let recovery: Vec<_> = ledger.recovery.iter().collect();
+    let recovery: Vec<_> = ledger.totals.recovery.iter().collect();
     let recovery = Columns::default()
         .text("currency", recovery.iter().map(|((c, ..), _)| currency(c)))
         .day(
@@ -109,6 +109,7 @@ pub fn to_batches(ledger: &Ledger) -> Vec<(&'static str, RecordBatch)> {
         .batch();
 
     let overpaid: Vec<_> = ledger
+        .totals
         .overpaid
         .values()
         .flat_map(|o| o.rows.iter().map(move |(from, amount)| (o, *from, *amount)))
@@ -127,7 +128,7 @@ pub fn to_batches(ledger: &Ledger) -> Vec<(&'static str, RecordBatch)> {
         .amount("amount", overpaid.iter().map(|(.., a)| *a as i128))
         .batch();
 
-    let promises: Vec<_> = ledger.promises.iter().collect();
+    let promises: Vec<_> = ledger.totals.promises.iter().collect();
     let promises = Columns::default()
         .day("promised_date", promises.iter().map(|((d, _), _)| Some(*d)))
         .flag("kept", promises.iter().map(|((_, kept), _)| *kept))
@@ -138,17 +139,22 @@ pub fn to_batches(ledger: &Ledger) -> Vec<(&'static str, RecordBatch)> {
         ("ledger_open", open),
         (
             "ledger_sales",
-            daily(ledger, &ledger.sales, "invoice_date", "invoices"),
+            daily(ledger, &ledger.totals.sales, "invoice_date", "invoices"),
         ),
         ("ledger_recovery", recovery),
         ("ledger_overpaid", overpaid),
         (
             "ledger_unapplied",
-            daily(ledger, &ledger.unapplied, "payment_date", "payments"),
+            daily(ledger, &ledger.totals.unapplied, "payment_date", "payments"),
         ),
         (
             "ledger_write_offs",
-            daily(ledger, &ledger.write_offs, "adjustment_date", "adjustments"),
+            daily(
+                ledger,
+                &ledger.totals.write_offs,
+                "adjustment_date",
+                "adjustments",
+            ),
         ),
         ("ledger_promises", promises),
     ]

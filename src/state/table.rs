@@ -22,6 +22,9 @@ use hashbrown::{DefaultHashBuilder, HashTable};
 use crate::feed::contract::Entity;
 use crate::feed::validate::{Violation, ViolationCode, cast_column};
 
+/// The column of [`EntityTable::segments_with_live`] marking current, non-deleted rows.
+pub const LIVE: &str = "_live";
+
 /// Where the latest change of one key lives (its `_seq` is read from there: eight bytes a
 /// key keep the index of ten million keys small).
 #[derive(Debug, Clone, Copy)]
@@ -457,6 +460,35 @@ impl EntityTable {
                 .collect();
             (!rows.is_empty()).then_some((&s.batch, rows))
         })
+    }
+
+    /// Every segment as it is (no change columns), with a `_live` column saying which of its
+    /// rows are current and not deleted. Serving these instead of [`EntityTable::current_batches`]
+    /// costs one bit a row and no copy: the rows are filtered when a query reads them.
+    pub fn segments_with_live(&self) -> Vec<RecordBatch> {
+        let schema = self.live_schema();
+        self.segments
+            .iter()
+            .filter(|s| s.batch.num_rows() > 0)
+            .map(|s| {
+                let live: BooleanArray = s
+                    .current
+                    .iter()
+                    .zip(&s.is_delete)
+                    .map(|(c, d)| Some(*c && !*d))
+                    .collect();
+                let mut columns = s.batch.columns()[3..].to_vec();
+                columns.push(Arc::new(live));
+                RecordBatch::try_new(schema.clone(), columns).expect("segment and its mask")
+            })
+            .collect()
+    }
+
+    /// The schema of [`EntityTable::segments_with_live`].
+    pub fn live_schema(&self) -> SchemaRef {
+        let mut fields: Vec<Arc<Field>> = self.schema.fields()[3..].to_vec();
+        fields.push(Arc::new(Field::new(LIVE, DataType::Boolean, false)));
+        Arc::new(Schema::new(fields))
     }
 
     /// The current image of `key` (change schema) and its row, unless absent or deleted.
