@@ -65,12 +65,15 @@ impl Default for KpiConfig {
 pub struct EngineConfig {
     /// Folder of `.sql` views that replace or add to the built-in ones. Default `queries`.
     pub queries: String,
+    /// Folder of pipeline files (`*.toml`). Default `pipelines`.
+    pub pipelines: String,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             queries: "queries".into(),
+            pipelines: "pipelines".into(),
         }
     }
 }
@@ -142,6 +145,7 @@ impl Config {
         config.feed.url = resolve(&base, &config.feed.url);
         config.state.url = resolve(&base, &config.state.url);
         config.engine.queries = resolve(&base, &config.engine.queries);
+        config.engine.pipelines = resolve(&base, &config.engine.pipelines);
         Ok(config)
     }
 
@@ -152,7 +156,7 @@ impl Config {
 }
 
 /// Make a relative path in a config file relative to the file's folder; URLs stay as they are.
-fn resolve(base: &Path, location: &str) -> String {
+pub(crate) fn resolve(base: &Path, location: &str) -> String {
     if location.contains("://") || Path::new(location).is_absolute() || base.as_os_str().is_empty()
     {
         return location.to_string();

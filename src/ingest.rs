@@ -69,6 +69,18 @@ pub enum IngestError {
     Replay { path: String, detail: String },
 }
 
+impl IngestError {
+    /// Whether trying again later may work: the store could not be reached or answered with
+    /// an error, as opposed to a damaged state or a missing feed.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            IngestError::Discover(crate::feed::discover::DiscoverError::List { .. })
+                | IngestError::State(StateError::Store { .. } | StateError::Write(_))
+        )
+    }
+}
+
 /// A file read from the feed: its bytes and its validated batch (or its violation), or why it
 /// could not be read.
 type ReadOutcome = Result<(Bytes, Result<RecordBatch, Violation>), String>;

@@ -145,3 +145,62 @@ fn status_json_has_the_documented_keys() {
     assert!(v["tables"]["invoices"].as_u64().unwrap() > 0);
     assert!(v["tables"]["customers"].as_u64().unwrap() == 5);
 }
+
+/// Pipelines as an orchestrator meets them: `validate` names the file and line of a mistake and
+/// exits with 2; `run NAME` does one refresh that writes the pipeline's outputs and exits 0;
+/// `list` shows both.
+#[test]
+fn pipelines_validate_with_file_and_line_and_run_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::write(p.join("arstream.toml"), "").unwrap();
+    std::fs::create_dir(p.join("pipelines")).unwrap();
+    let good = std::fs::read_to_string(repo.join("pipelines/standard.toml"))
+        .unwrap()
+        .replace("name = \"standard\"", "name = \"daily\"")
+        .replace(
+            "../sample-data/feed",
+            &repo.join("sample-data/feed").display().to_string(),
+        )
+        .replace(
+            "every = \"5s\"",
+            "cron = \"0 6 * * *\"\ntimezone = \"Europe/Paris\"",
+        );
+    std::fs::write(p.join("pipelines/daily.toml"), &good).unwrap();
+    let bad = good
+        .replace("name = \"daily\"", "name = \"typo\"")
+        .replace("view = \"aging\"", "view = \"agin\"");
+    std::fs::write(p.join("pipelines/typo.toml"), bad).unwrap();
+
+    let o = run(&["pipeline", "validate"], p);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let line = good.lines().position(|l| l == "view = \"aging\"").unwrap() + 1;
+    let want = format!("typo.toml:{line}: unknown view 'agin' (did you mean 'aging'?)");
+    assert!(
+        stderr(&o).contains(&want),
+        "{} should contain {want}",
+        stderr(&o)
+    );
+
+    let o = run(&["pipeline", "list"], p);
+    let listed = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(listed.contains("cron '0 6 * * *' Europe/Paris"), "{listed}");
+    assert!(
+        listed.contains("typo") && listed.contains("INVALID"),
+        "{listed}"
+    );
+
+    let o = run(&["pipeline", "run", "daily"], p);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = p.join(".arstream/out");
+    assert!(
+        out.join("kpi_summary/as_of=2025-12-31/part-0.parquet")
+            .exists()
+    );
+    assert!(out.join("open_items/latest.parquet").exists());
+
+    let o = run(&["pipeline", "run", "nope"], p);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no pipeline 'nope'"), "{}", stderr(&o));
+}

@@ -88,7 +88,7 @@ fn killed_runs_end_like_an_uninterrupted_one() {
 
     let reference = dir.path().join("reference");
     let started = Instant::now();
-    output(&config, &reference, &["run"]);
+    output(&config, &reference, &["run", "--once"]);
     let full = started.elapsed();
     let want = snapshot(&config, &reference);
     assert!(
@@ -116,7 +116,7 @@ fn killed_runs_end_like_an_uninterrupted_one() {
         rng ^= rng >> 7;
         rng ^= rng << 17;
         let delay = Duration::from_micros(rng % (full.as_micros() as u64 + 1));
-        let mut child = arstream(&config, &crashed, &["run"])
+        let mut child = arstream(&config, &crashed, &["run", "--once"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -133,7 +133,7 @@ fn killed_runs_end_like_an_uninterrupted_one() {
         kills > 0,
         "no run was interrupted; the kill schedule is too slow"
     );
-    output(&config, &crashed, &["run"]);
+    output(&config, &crashed, &["run", "--once"]);
     let got = snapshot(&config, &crashed);
     assert_eq!(got.len(), want.len());
     for (g, w) in got.iter().zip(&want) {
@@ -156,7 +156,7 @@ fn two_processes_catching_up_the_same_state_both_succeed() {
     )
     .unwrap();
     let reference = dir.path().join("reference");
-    output(&config, &reference, &["run"]);
+    output(&config, &reference, &["run", "--once"]);
     let want = snapshot(&config, &reference);
 
     // A service and an analyst's query race on one state: each writes checkpoints every two
@@ -164,7 +164,7 @@ fn two_processes_catching_up_the_same_state_both_succeed() {
     let shared = dir.path().join("shared");
     let racers: Vec<_> = (0..3)
         .map(|_| {
-            arstream(&config, &shared, &["run"])
+            arstream(&config, &shared, &["run", "--once"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
                 .spawn()

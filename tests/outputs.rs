@@ -11,13 +11,21 @@ use arrow::array::AsArray;
 
 fn run(feed: &Path, state: &Path, out: &Path, as_of: &str) {
     let o = Command::new(env!("CARGO_BIN_EXE_arstream"))
+        .current_dir(std::env::temp_dir())
         .args([
             "--feed",
             feed.to_str().unwrap(),
             "--state",
             state.to_str().unwrap(),
         ])
-        .args(["--as-of", as_of, "run", "--out", out.to_str().unwrap()])
+        .args([
+            "--as-of",
+            as_of,
+            "run",
+            "--once",
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -61,6 +61,7 @@ fn start_moto() -> (Server, String) {
 
 fn arstream(endpoint: &str, args: &[&str]) -> String {
     let out = Command::new(BIN)
+        .current_dir(std::env::temp_dir())
         .env("AWS_ENDPOINT", endpoint)
         .env("AWS_ALLOW_HTTP", "true")
         .env("AWS_ACCESS_KEY_ID", "test")
@@ -112,7 +113,7 @@ fn feed_state_and_outputs_on_an_s3_compatible_server() {
         "2025-02-28",
     ];
     let mut run = s3.to_vec();
-    run.extend(["run", "--out", "s3://arstream-test/out"]);
+    run.extend(["run", "--once", "--out", "s3://arstream-test/out"]);
     let first = arstream(&endpoint, &run);
     assert!(first.contains("0 quarantined"), "{first}");
 

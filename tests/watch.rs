@@ -31,16 +31,10 @@ fn watch_applies_files_landed_while_running_and_stops_on_sigterm() {
     copy_tree(&staging, &feed, &|p| p.contains("month=2025-01"));
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_arstream"))
+        .current_dir(std::env::temp_dir())
         .args(["--feed", feed.to_str().unwrap(), "--state"])
         .arg(dir.path().join("state"))
-        .args([
-            "--as-of",
-            "2025-02-28",
-            "run",
-            "--watch",
-            "--interval",
-            "0.2",
-        ])
+        .args(["--as-of", "2025-02-28", "run", "--interval", "0.2"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -96,6 +90,7 @@ fn watch_logs_json_lines_for_services() {
     let feed = dir.path().join("feed");
     common::generated_feed(&feed, 10, 1, 9, 100_000);
     let mut child = Command::new(env!("CARGO_BIN_EXE_arstream"))
+        .current_dir(std::env::temp_dir())
         .args([
             "--log-format",
             "json",
@@ -104,7 +99,7 @@ fn watch_logs_json_lines_for_services() {
             "--state",
         ])
         .arg(dir.path().join("state"))
-        .args(["run", "--watch", "--interval", "0.2"])
+        .args(["run", "--interval", "0.2"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -146,7 +141,12 @@ fn watch_killed_at_random_moments_ends_with_the_outputs_of_an_uninterrupted_run(
     let out = arstream(
         &staging,
         &reference.join("state"),
-        &["run", "--out", reference.join("out").to_str().unwrap()],
+        &[
+            "run",
+            "--once",
+            "--out",
+            reference.join("out").to_str().unwrap(),
+        ],
     )
     .output()
     .unwrap();
@@ -173,7 +173,6 @@ fn watch_killed_at_random_moments_ends_with_the_outputs_of_an_uninterrupted_run(
             &state,
             &[
                 "run",
-                "--watch",
                 "--interval",
                 "0.05",
                 "--out",
@@ -191,9 +190,13 @@ fn watch_killed_at_random_moments_ends_with_the_outputs_of_an_uninterrupted_run(
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
     }
-    let out = arstream(&feed, &state, &["run", "--out", outputs.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = arstream(
+        &feed,
+        &state,
+        &["run", "--once", "--out", outputs.to_str().unwrap()],
+    )
+    .output()
+    .unwrap();
     assert!(
         out.status.success(),
         "{}",

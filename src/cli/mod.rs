@@ -4,6 +4,7 @@ mod bench;
 mod generate;
 mod kpi;
 mod output;
+mod pipeline;
 mod run;
 mod sql;
 mod status;
@@ -42,7 +43,7 @@ pub struct Cli {
 }
 
 /// Options every command takes; the command line wins over `arstream.toml`.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct GlobalArgs {
     /// Config file [default: ./arstream.toml when it exists]
     #[arg(long, global = true, value_name = "FILE")]
@@ -79,8 +80,11 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the main job: catch up with the feed, checkpoint, and report
+    /// Run a pipeline as a service: apply new feed files, refresh the KPIs, write the outputs,
+    /// log a line per refresh, until Ctrl-C (--once: one refresh)
     Run(run::RunArgs),
+    /// List, validate or run once the pipelines of pipelines/*.toml
+    Pipeline(pipeline::PipelineArgs),
     /// Run one SQL query, or open an interactive SQL shell when no query is given
     Sql(sql::SqlArgs),
     /// Print the KPI summary (DSO, CEI, ADD, aging, …) as of a date, or its history
@@ -112,6 +116,7 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run::run(&cli.global, args).await,
+            Command::Pipeline(args) => pipeline::run(&cli.global, args).await,
             Command::Sql(args) => sql::run(&cli.global, args).await,
             Command::Status(args) => status::run(&cli.global, args).await,
             Command::Kpi(args) => kpi::run(&cli.global, args).await,

@@ -1,69 +1,149 @@
-//! `arstream run`: the main job. Catches up with the feed (applying each new file once,
-//! quarantining bad ones), checkpoints the state and reports what it did; with `--watch` it
-//! keeps polling the feed and logs one line per refresh until Ctrl-C or SIGTERM.
+//! `arstream run`: the service. It runs a pipeline (`pipelines/<name>.toml`, by default
+//! `standard` when there is one): catches up with the feed (applying each new file once,
+//! quarantining bad ones), checkpoints the state, writes the pipeline's outputs and logs one
+//! line per refresh, then waits for the next poll of its schedule, until Ctrl-C or SIGTERM.
+//! `--once` does one refresh and exits (for cron and orchestrators, as `pipeline run` does).
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use super::status::{print_table, status_of};
 use super::{GlobalArgs, Session};
-use crate::engine::Engine;
-use crate::engine::params::KpiParams;
 use crate::ingest::{IngestError, IngestOptions, catch_up, open_and_catch_up};
+use crate::pipeline::spec::{Pipeline, Schedule, Step};
 use crate::state::StateError;
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples, on the bundled sample feed:\n  arstream run\n  arstream run --watch --interval 2     (Ctrl-C stops it after the refresh in flight)\n  arstream sql \"SELECT count(*) FROM invoices\""
+    after_help = "Exit codes: 0 done (quarantined files are logged, not failures), 1 failed, 2 invalid pipeline.\n\nExamples, on the bundled sample feed:\n  arstream run                      (the standard pipeline, until Ctrl-C)\n  arstream run --once               (one refresh, then exit)\n  arstream run --interval 2 --headless --log-format json\n  arstream sql \"SELECT count(*) FROM invoices\""
 )]
 pub struct RunArgs {
-    /// Keep running: poll the feed and refresh after new files, until Ctrl-C or SIGTERM
-    #[arg(long)]
-    pub watch: bool,
-    /// Seconds between two polls of the feed (object stores have no reliable notifications)
-    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
-    pub interval: f64,
-    /// Write the outputs after each refresh under this folder or URL: kpi_summary per as-of
-    /// date (as_of=YYYY-MM-DD/), the latest aging and open_items, as Parquet
+    /// The pipeline to run: a file of the pipelines folder, without .toml [default: standard,
+    /// when there is such a file]
+    #[arg(long, value_name = "NAME")]
+    pub pipeline: Option<String>,
+    /// Write the outputs under this folder or URL instead of the pipeline's `out`
     #[arg(long, value_name = "URL")]
     pub out: Option<String>,
+    /// Do one refresh and exit
+    #[arg(long)]
+    pub once: bool,
+    /// Log one line per refresh (as always without a terminal: the dashboard comes later)
+    #[arg(long)]
+    pub headless: bool,
+    /// Poll the feed every this many seconds instead of the pipeline's schedule
+    #[arg(long, value_name = "SECONDS")]
+    pub interval: Option<f64>,
+}
+
+/// What a run does: the pipeline's steps, where they go and when.
+pub(crate) struct Plan {
+    pub pipeline: Option<Pipeline>,
+    pub steps: Vec<Step>,
+    pub out: Option<String>,
+    pub schedule: Schedule,
+}
+
+/// Exit code of an invalid pipeline or command line.
+pub(crate) const INVALID: u8 = 2;
+
+/// The pipeline named (or the default one) and the command line merged: the command line wins
+/// over the pipeline, which wins over the config.
+pub(crate) fn plan(
+    global: &GlobalArgs,
+    name: Option<&str>,
+    out: Option<&str>,
+    interval: Option<f64>,
+) -> Result<(GlobalArgs, Plan), super::pipeline::Invalid> {
+    let pipeline = super::pipeline::find(global, name)?;
+    let mut global = global.clone();
+    let mut steps = crate::pipeline::outputs::standard_steps();
+    let mut schedule = Schedule::Every(Duration::from_secs(5));
+    let mut out = out.map(str::to_string);
+    if let Some(p) = &pipeline {
+        global.feed = global.feed.or_else(|| p.feed.clone());
+        global.state = global.state.or_else(|| p.state.clone());
+        global.as_of = global.as_of.or_else(|| p.as_of.clone());
+        out = out.or_else(|| Some(p.out.clone()));
+        steps = p.steps.clone();
+        schedule = p.schedule.clone();
+    }
+    if let Some(seconds) = interval {
+        schedule = Schedule::Every(Duration::from_secs_f64(seconds.max(0.05)));
+    }
+    Ok((
+        global,
+        Plan {
+            pipeline,
+            steps,
+            out,
+            schedule,
+        },
+    ))
 }
 
 pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
-    if args.watch {
-        return watch(global, &args).await;
-    }
-    let mut session = Session::open(global).await?;
-    if let Some(out) = &args.out {
-        let (engine, params) = session.engine().await?;
-        write_outputs(&engine, &params, out).await?;
-    }
-    if let Some(r) = &session.report {
-        let secs = r.elapsed.as_secs_f64();
-        println!(
-            "applied {} new file(s), {} change rows ({} unchanged) in {:.2} s ({:.0} rows/s); {} quarantined, {} unreadable",
-            r.files_applied,
-            r.rows_applied,
-            r.rows_ignored,
-            secs,
-            (r.rows_applied + r.rows_ignored) as f64 / secs.max(1e-9),
-            r.quarantined.len(),
-            r.unreadable.len()
-        );
-        println!(
-            "  time: {:.2} s waiting for reads, {:.2} s applying, {:.2} s checkpointing; peak memory {}",
-            r.read_wait.as_secs_f64(),
-            r.apply_time.as_secs_f64(),
-            r.save_time.as_secs_f64(),
-            peak_memory().unwrap_or_else(|| "unknown".into())
-        );
-        for v in &r.quarantined {
-            println!("  quarantined [{}] {}", v.code, v.reason());
+    let (global, plan) = match plan(
+        global,
+        args.pipeline.as_deref(),
+        args.out.as_deref(),
+        args.interval,
+    ) {
+        Ok(planned) => planned,
+        Err(invalid) => {
+            eprintln!("error: {invalid}");
+            return Ok(ExitCode::from(INVALID));
         }
-        println!();
+    };
+    if !args.once {
+        return watch(&global, &plan).await;
     }
-    print_table(&status_of(session.feed.url.as_str(), &session.state));
+    once(&global, &plan, true).await
+}
+
+/// One refresh: catch up, write the outputs, report. Quarantined files do not fail it (the
+/// rest of the feed went on); they are logged and listed by `status`.
+pub(crate) async fn once(
+    global: &GlobalArgs,
+    plan: &Plan,
+    verbose: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut session = Session::open(global).await?;
+    if let Some(out) = &plan.out {
+        let (engine, params) = session.engine().await?;
+        write_outputs(&engine, &plan.steps, &params, out).await?;
+    }
+    if verbose {
+        print_report(&session);
+        print_table(&status_of(session.feed.url.as_str(), &session.state));
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_report(session: &Session) {
+    let Some(r) = &session.report else { return };
+    let secs = r.elapsed.as_secs_f64();
+    println!(
+        "applied {} new file(s), {} change rows ({} unchanged) in {:.2} s ({:.0} rows/s); {} quarantined, {} unreadable",
+        r.files_applied,
+        r.rows_applied,
+        r.rows_ignored,
+        secs,
+        (r.rows_applied + r.rows_ignored) as f64 / secs.max(1e-9),
+        r.quarantined.len(),
+        r.unreadable.len()
+    );
+    println!(
+        "  time: {:.2} s waiting for reads, {:.2} s applying, {:.2} s checkpointing; peak memory {}",
+        r.read_wait.as_secs_f64(),
+        r.apply_time.as_secs_f64(),
+        r.save_time.as_secs_f64(),
+        peak_memory().unwrap_or_else(|| "unknown".into())
+    );
+    for v in &r.quarantined {
+        println!("  quarantined [{}] {}", v.code, v.reason());
+    }
+    println!();
 }
 
 /// The process's peak resident memory, from /proc (Linux only).
@@ -75,12 +155,11 @@ fn peak_memory() -> Option<String> {
 }
 
 /// Poll the feed until asked to stop, logging one line per refresh.
-async fn watch(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> {
+async fn watch(global: &GlobalArgs, plan: &Plan) -> anyhow::Result<ExitCode> {
     // Installed first, so that a signal during the first catch-up also stops cleanly.
     let mut stop = Box::pin(shutdown_signal());
     let started = Instant::now();
     let mut session = Session::open(global).await?;
-    let interval = Duration::from_secs_f64(args.interval.max(0.05));
     let json = global.log_format == super::LogFormat::Json;
     let opts = IngestOptions {
         checkpoint_every_files: session.config.state.checkpoint_every_files.max(1),
@@ -94,14 +173,21 @@ async fn watch(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> 
         quarantined: first.quarantined.len(),
         began: started,
     };
-    refresh(&mut session, args.out.as_deref(), done, json).await?;
+    refresh(&mut session, plan, done, json).await?;
+    // After a transient failure (the store unreachable, a timeout), wait longer each time.
+    let mut failures: u32 = 0;
     loop {
+        let wait = match failures {
+            0 => plan.schedule.wait_from(chrono::Utc::now()),
+            n => Duration::from_secs_f64((0.5 * 2f64.powi(n as i32)).min(60.0)),
+        };
         tokio::select! {
             _ = &mut stop => break,
-            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::time::sleep(wait) => {}
         }
         let began = Instant::now();
         let report = match catch_up(&mut session.state, &session.feed, &opts, None).await {
+            Ok(report) => report,
             Err(IngestError::State(StateError::Concurrent { .. })) => {
                 let location = session.state.location().clone();
                 let (state, report) =
@@ -109,8 +195,14 @@ async fn watch(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> 
                 session.state = state;
                 report
             }
-            other => other?,
+            Err(e) if e.is_transient() => {
+                failures += 1;
+                report_error(json, &e.to_string(), failures);
+                continue;
+            }
+            Err(e) => return Err(e.into()),
         };
+        failures = 0;
         for v in &report.quarantined {
             if json {
                 let line = serde_json::json!({"event": "quarantined", "code": v.code, "reason": v.reason()});
@@ -126,7 +218,10 @@ async fn watch(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> 
                 quarantined: report.quarantined.len(),
                 began,
             };
-            refresh(&mut session, args.out.as_deref(), done, json).await?;
+            if let Err(e) = refresh(&mut session, plan, done, json).await {
+                failures += 1;
+                report_error(json, &super::one_line(&e), failures);
+            }
         }
     }
     let ran = started.elapsed().as_secs_f64();
@@ -141,12 +236,29 @@ async fn watch(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-/// Write the standard outputs of the current state under `out`.
-async fn write_outputs(engine: &Engine, params: &KpiParams, out: &str) -> anyhow::Result<()> {
+/// Write the outputs of the plan's steps under `out`.
+async fn write_outputs(
+    engine: &crate::engine::Engine,
+    steps: &[Step],
+    params: &crate::engine::params::KpiParams,
+    out: &str,
+) -> anyhow::Result<()> {
     let location = crate::store::open(out, true)?;
-    let written = crate::pipeline::outputs::write_standard(engine, &location, params.as_of).await?;
+    let written =
+        crate::pipeline::outputs::write_steps(engine, steps, &location, params.as_of).await?;
     tracing::info!(outputs = ?written, "outputs written to {}", location.url);
     Ok(())
+}
+
+/// Log a failed poll or refresh; the run goes on and tries again after a backoff.
+fn report_error(json: bool, error: &str, failures: u32) {
+    let retry_s = (0.5 * 2f64.powi(failures as i32)).min(60.0);
+    if json {
+        let line = serde_json::json!({"event": "error", "error": error, "failures": failures, "retry_in_s": retry_s});
+        println!("{line}");
+    } else {
+        println!("error failures={failures} retry_in_s={retry_s} error={error:?}");
+    }
 }
 
 /// What one refresh applied, and when it began.
@@ -161,7 +273,7 @@ struct Refreshed {
 /// log one structured line: what the refresh applied, how long it took, the KPI headline.
 async fn refresh(
     session: &mut Session,
-    out: Option<&str>,
+    plan: &Plan,
     done: Refreshed,
     json: bool,
 ) -> anyhow::Result<()> {
@@ -172,8 +284,8 @@ async fn refresh(
         began,
     } = done;
     let (engine, params) = session.engine().await?;
-    if let Some(out) = out {
-        write_outputs(&engine, &params, out).await?;
+    if let Some(out) = &plan.out {
+        write_outputs(&engine, &plan.steps, &params, out).await?;
     }
     let rows_json = engine
         .query("SELECT CAST(total_ar AS DOUBLE) AS ar, dso FROM kpi_summary")
@@ -193,6 +305,7 @@ async fn refresh(
     if json {
         let line = serde_json::json!({
             "event": "refresh",
+            "pipeline": plan.pipeline.as_ref().map(|p| p.name.as_str()),
             "files_applied": files,
             "rows_changed": rows,
             "quarantined": quarantined,

@@ -1,4 +1,6 @@
-//! Pipelines: what a refresh writes for other tools. (Scheduling and `pipelines/*.toml` come
-//! next; for now `arstream run --out URL` writes the standard outputs after each refresh.)
+//! Pipelines: what a refresh writes for other tools, and when. A pipeline file
+//! (`pipelines/*.toml`, see [`spec`]) names the feed, the state, the output URL, the as-of
+//! rule, the schedule and the steps; [`outputs`] writes each step's result as plain Parquet.
 
 pub mod outputs;
+pub mod spec;

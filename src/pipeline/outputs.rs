@@ -11,6 +11,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use chrono::NaiveDate;
 
+use super::spec::{Source, Step};
 use crate::engine::{Engine, EngineError};
 use crate::parquet_io::{self, WriteError};
 use crate::store::Location;
@@ -20,6 +21,8 @@ use crate::store::Location;
 pub enum OutputError {
     #[error("output '{name}': {source}")]
     Query { name: String, source: EngineError },
+    #[error("output '{name}': cannot open its sink: {detail}")]
+    Sink { name: String, detail: String },
     #[error(transparent)]
     Write(#[from] WriteError),
 }
@@ -63,22 +66,46 @@ pub async fn write(
     Ok(relative)
 }
 
-/// Query and write every standard output (views of the engine, as of `as_of`).
-pub async fn write_standard(
+/// The standard steps: what `run` writes when no pipeline says otherwise.
+pub fn standard_steps() -> Vec<Step> {
+    STANDARD
+        .iter()
+        .map(|(name, keep)| Step {
+            name: name.to_string(),
+            source: Source::View(name.to_string()),
+            keep: *keep,
+            to: None,
+            line: 0,
+        })
+        .collect()
+}
+
+/// Run every step and write its output (as of `as_of`) under `out`, or under the step's own
+/// sink. Returns the paths written.
+pub async fn write_steps(
     engine: &Engine,
+    steps: &[Step],
     out: &Location,
     as_of: NaiveDate,
 ) -> Result<Vec<String>, OutputError> {
     let mut written = Vec::new();
-    for (name, keep) in STANDARD {
-        let (schema, batches) = engine
-            .query_with_schema(&format!("SELECT * FROM {name}"))
-            .await
-            .map_err(|source| OutputError::Query {
-                name: name.to_string(),
-                source,
-            })?;
-        written.push(write(out, name, *keep, as_of, &schema, &batches).await?);
+    for step in steps {
+        let (schema, batches) =
+            engine
+                .query_with_schema(&step.query())
+                .await
+                .map_err(|source| OutputError::Query {
+                    name: step.name.clone(),
+                    source,
+                })?;
+        let sink = match &step.to {
+            Some(url) => crate::store::open(url, true).map_err(|e| OutputError::Sink {
+                name: step.name.clone(),
+                detail: e.to_string(),
+            })?,
+            None => out.clone(),
+        };
+        written.push(write(&sink, &step.name, step.keep, as_of, &schema, &batches).await?);
     }
     Ok(written)
 }

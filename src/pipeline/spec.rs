@@ -1,0 +1,486 @@
+//! Pipelines as files (`pipelines/*.toml`): what a data team schedules.
+//!
+//! ```toml
+//! name = "standard"
+//! feed = "../sample-data/feed"      # relative to this file, or an object-store URL
+//! state = "../.arstream/state"
+//! out = "../.arstream/out"
+//! as_of = "feed"                    # today | feed | YYYY-MM-DD
+//!
+//! [schedule]
+//! every = "30s"                     # or: cron = "0 6 * * *" and timezone = "Europe/Paris"
+//!
+//! [[steps]]
+//! view = "kpi_summary"              # or: sql = "my_query.sql" (a SELECT, relative to this file)
+//! keep = "per_as_of"                # or "latest"
+//! # to = "s3://bucket/prefix"       # another sink than `out` for this step
+//! ```
+//!
+//! Every problem is reported with the file and the line it is on.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::outputs::Keep;
+
+/// Why a pipeline file is not valid: the file, the line, and what is wrong.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("{file}:{line}: {message}")]
+pub struct SpecError {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPipeline {
+    name: Spanned<String>,
+    #[serde(default)]
+    description: Option<String>,
+    feed: Option<Spanned<String>>,
+    state: Option<Spanned<String>>,
+    out: Spanned<String>,
+    #[serde(default)]
+    as_of: Option<Spanned<String>>,
+    schedule: Spanned<RawSchedule>,
+    steps: Spanned<Vec<Spanned<RawStep>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    every: Option<Spanned<String>>,
+    cron: Option<Spanned<String>>,
+    timezone: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    view: Option<Spanned<String>>,
+    sql: Option<Spanned<String>>,
+    /// The output's name (default: the view's name, or the SQL file's stem).
+    name: Option<Spanned<String>>,
+    #[serde(default)]
+    keep: Option<Spanned<String>>,
+    to: Option<Spanned<String>>,
+}
+
+/// When a pipeline runs.
+#[derive(Debug, Clone)]
+pub enum Schedule {
+    /// Poll the feed at this interval.
+    Every(Duration),
+    /// At the times of a cron expression (with seconds optional), in a time zone.
+    Cron {
+        expression: String,
+        cron: Box<croner::Cron>,
+        timezone: chrono_tz::Tz,
+    },
+}
+
+impl Schedule {
+    /// How long to wait from `now` until the next run.
+    pub fn wait_from(&self, now: chrono::DateTime<chrono::Utc>) -> Duration {
+        match self {
+            Schedule::Every(every) => *every,
+            Schedule::Cron { cron, timezone, .. } => {
+                let local = now.with_timezone(timezone);
+                cron.find_next_occurrence(&local, false)
+                    .ok()
+                    .and_then(|next| (next.with_timezone(&chrono::Utc) - now).to_std().ok())
+                    .unwrap_or(Duration::from_secs(60))
+            }
+        }
+    }
+
+    /// The schedule as written.
+    pub fn describe(&self) -> String {
+        match self {
+            Schedule::Every(every) => format!("every {}", humantime_secs(*every)),
+            Schedule::Cron {
+                expression,
+                timezone,
+                ..
+            } => format!("cron '{expression}' {timezone}"),
+        }
+    }
+}
+
+fn humantime_secs(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s >= 60.0 && s % 60.0 == 0.0 {
+        format!("{}m", s / 60.0)
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// What one step materializes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A view (or table) of the engine.
+    View(String),
+    /// A SELECT read from a file.
+    Sql { path: PathBuf, query: String },
+}
+
+/// One step: a query whose result is written as an output.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub name: String,
+    pub source: Source,
+    pub keep: Keep,
+    /// Another sink than the pipeline's `out`.
+    pub to: Option<String>,
+    /// The line of the step in its file (for errors at run time).
+    pub line: usize,
+}
+
+impl Step {
+    /// The query to run.
+    pub fn query(&self) -> String {
+        match &self.source {
+            Source::View(view) => format!("SELECT * FROM {view}"),
+            Source::Sql { query, .. } => query.clone(),
+        }
+    }
+}
+
+/// A validated pipeline.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    pub name: String,
+    pub description: Option<String>,
+    pub file: PathBuf,
+    pub feed: Option<String>,
+    pub state: Option<String>,
+    pub out: String,
+    /// `today`, `feed` or a date; none: the config's.
+    pub as_of: Option<String>,
+    pub schedule: Schedule,
+    pub steps: Vec<Step>,
+}
+
+/// Line (1-based) of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Parse `"30s"`, `"5m"`, `"1h"` or a number of seconds.
+fn parse_every(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: f64 = number.trim().parse().ok()?;
+    let seconds = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return None,
+    };
+    (seconds > 0.0 && seconds.is_finite()).then(|| Duration::from_secs_f64(seconds))
+}
+
+/// Read and check one pipeline file. `views` are the names a `view` step may use.
+pub fn load(file: &Path, views: &[String]) -> Result<Pipeline, SpecError> {
+    let shown = file.display().to_string();
+    let text = std::fs::read_to_string(file).map_err(|e| SpecError {
+        file: shown.clone(),
+        line: 1,
+        message: format!("cannot read: {e}"),
+    })?;
+    parse(
+        &shown,
+        &text,
+        file.parent().unwrap_or(Path::new(".")),
+        views,
+    )
+}
+
+/// Check a pipeline's text (`file` names it in errors; relative paths are against `base`).
+pub fn parse(file: &str, text: &str, base: &Path, views: &[String]) -> Result<Pipeline, SpecError> {
+    let error = |offset: usize, message: String| SpecError {
+        file: file.to_string(),
+        line: line_of(text, offset),
+        message,
+    };
+    let raw: RawPipeline = toml::from_str(text).map_err(|e| {
+        let offset = e.span().map_or(0, |s| s.start);
+        error(offset, e.message().to_string())
+    })?;
+
+    let name = raw.name.get_ref().trim().to_string();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(error(
+            raw.name.span().start,
+            format!("name '{name}' must be letters, digits, '-' or '_'"),
+        ));
+    }
+    let stem = Path::new(file)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned());
+    if stem.as_deref() != Some(name.as_str()) {
+        return Err(error(
+            raw.name.span().start,
+            format!(
+                "name '{name}' differs from the file's name ({}.toml)",
+                stem.unwrap_or_default()
+            ),
+        ));
+    }
+
+    if let Some(as_of) = &raw.as_of {
+        let value = as_of.get_ref();
+        if value != "today" && value != "feed" && value.parse::<chrono::NaiveDate>().is_err() {
+            return Err(error(
+                as_of.span().start,
+                format!("as_of '{value}' is not today, feed or a date YYYY-MM-DD"),
+            ));
+        }
+    }
+
+    let schedule_span = raw.schedule.span().start;
+    let raw_schedule = raw.schedule.into_inner();
+    let schedule = match (&raw_schedule.every, &raw_schedule.cron) {
+        (Some(every), None) => {
+            if let Some(tz) = &raw_schedule.timezone {
+                return Err(error(
+                    tz.span().start,
+                    "timezone goes with cron, not every".into(),
+                ));
+            }
+            let duration = parse_every(every.get_ref()).ok_or_else(|| {
+                error(
+                    every.span().start,
+                    format!(
+                        "every '{}' is not a duration such as 30s, 5m or 1h",
+                        every.get_ref()
+                    ),
+                )
+            })?;
+            Schedule::Every(duration)
+        }
+        (None, Some(cron)) => {
+            let expression = cron.get_ref().clone();
+            let parsed: croner::Cron = expression.parse().map_err(|e| {
+                error(
+                    cron.span().start,
+                    format!("cron '{expression}' is not valid: {e}"),
+                )
+            })?;
+            let timezone = match &raw_schedule.timezone {
+                Some(tz) => tz.get_ref().parse::<chrono_tz::Tz>().map_err(|_| {
+                    error(
+                        tz.span().start,
+                        format!(
+                            "timezone '{}' is not an IANA time zone (such as Europe/Paris)",
+                            tz.get_ref()
+                        ),
+                    )
+                })?,
+                None => {
+                    return Err(error(
+                        cron.span().start,
+                        "a cron schedule needs a timezone (such as timezone = \"UTC\")".into(),
+                    ));
+                }
+            };
+            Schedule::Cron {
+                expression,
+                cron: Box::new(parsed),
+                timezone,
+            }
+        }
+        _ => {
+            return Err(error(
+                schedule_span,
+                "schedule needs exactly one of every = \"30s\" or cron = \"…\"".into(),
+            ));
+        }
+    };
+
+    let steps_span = raw.steps.span().start;
+    let raw_steps = raw.steps.into_inner();
+    if raw_steps.is_empty() {
+        return Err(error(
+            steps_span,
+            "a pipeline needs at least one step".into(),
+        ));
+    }
+    let mut steps: Vec<Step> = Vec::new();
+    for step in raw_steps {
+        let at = step.span().start;
+        let step = step.into_inner();
+        let (source, default_name) = match (&step.view, &step.sql) {
+            (Some(view), None) => {
+                let v = view.get_ref().clone();
+                if !views.contains(&v) {
+                    let hint = closest(&v, views)
+                        .map(|c| format!(" (did you mean '{c}'?)"))
+                        .unwrap_or_default();
+                    return Err(error(
+                        view.span().start,
+                        format!("unknown view '{v}'{hint}"),
+                    ));
+                }
+                (Source::View(v.clone()), v)
+            }
+            (None, Some(sql)) => {
+                let path = base.join(sql.get_ref());
+                let query = std::fs::read_to_string(&path).map_err(|e| {
+                    error(
+                        sql.span().start,
+                        format!("cannot read SQL file {}: {e}", path.display()),
+                    )
+                })?;
+                let stem = path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                (Source::Sql { path, query }, stem)
+            }
+            _ => {
+                return Err(error(
+                    at,
+                    "a step needs exactly one of view = \"…\" or sql = \"file.sql\"".into(),
+                ));
+            }
+        };
+        let name = step
+            .name
+            .as_ref()
+            .map_or(default_name, |n| n.get_ref().clone());
+        if steps.iter().any(|s| s.name == name) {
+            return Err(error(at, format!("two steps write the output '{name}'")));
+        }
+        let keep = match step.keep.as_ref().map(|k| k.get_ref().as_str()) {
+            None | Some("per_as_of") => Keep::PerAsOf,
+            Some("latest") => Keep::Latest,
+            Some(other) => {
+                let span = step.keep.as_ref().map_or(at, |k| k.span().start);
+                return Err(error(
+                    span,
+                    format!("keep '{other}' is not per_as_of or latest"),
+                ));
+            }
+        };
+        steps.push(Step {
+            name,
+            source,
+            keep,
+            to: step.to.map(|t| crate::config::resolve(base, t.get_ref())),
+            line: line_of(text, at),
+        });
+    }
+
+    Ok(Pipeline {
+        name,
+        description: raw.description,
+        file: PathBuf::from(file),
+        feed: raw.feed.map(|f| crate::config::resolve(base, f.get_ref())),
+        state: raw.state.map(|s| crate::config::resolve(base, s.get_ref())),
+        out: crate::config::resolve(base, raw.out.get_ref()),
+        as_of: raw.as_of.map(|a| a.into_inner()),
+        schedule,
+        steps,
+    })
+}
+
+/// The name among `names` closest to `word` (a typo's likely intent), if any is close.
+fn closest<'a>(word: &str, names: &'a [String]) -> Option<&'a str> {
+    names
+        .iter()
+        .map(|n| (strsim::levenshtein(word, n), n))
+        .filter(|(d, _)| *d <= 3)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, n)| n.as_str())
+}
+
+/// The pipeline files of a folder, sorted by name.
+pub fn files(folder: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn views() -> Vec<String> {
+        vec!["kpi_summary".into(), "open_items".into()]
+    }
+
+    fn check(text: &str) -> Result<Pipeline, SpecError> {
+        parse("pipelines/p.toml", text, Path::new("pipelines"), &views())
+    }
+
+    const GOOD: &str = "name = \"p\"\nout = \"out\"\n\n[schedule]\nevery = \"30s\"\n\n[[steps]]\nview = \"kpi_summary\"\n";
+
+    #[test]
+    fn a_good_pipeline_loads() {
+        let p = check(GOOD).unwrap();
+        assert_eq!(p.steps[0].name, "kpi_summary");
+        assert_eq!(p.out, "pipelines/out");
+        assert!(matches!(p.schedule, Schedule::Every(d) if d == Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn errors_name_the_file_and_line() {
+        let unknown = GOOD.replace("view = \"kpi_summary\"", "view = \"kpi_sumary\"");
+        let e = check(&unknown).unwrap_err();
+        assert_eq!((e.file.as_str(), e.line), ("pipelines/p.toml", 8));
+        assert!(e.message.contains("did you mean 'kpi_summary'"), "{e}");
+
+        let cron = GOOD.replace(
+            "every = \"30s\"",
+            "cron = \"61 * * * *\"\ntimezone = \"UTC\"",
+        );
+        let e = check(&cron).unwrap_err();
+        assert_eq!(e.line, 5, "{e}");
+        assert!(e.message.contains("cron '61 * * * *' is not valid"), "{e}");
+
+        let zone = GOOD.replace(
+            "every = \"30s\"",
+            "cron = \"0 6 * * *\"\ntimezone = \"Mars/Olympus\"",
+        );
+        assert_eq!(check(&zone).unwrap_err().line, 6);
+
+        let missing = GOOD.replace("out = \"out\"\n", "");
+        let e = check(&missing).unwrap_err();
+        assert!(e.message.contains("missing field `out`"), "{e}");
+    }
+
+    #[test]
+    fn cron_waits_until_the_next_time_in_its_zone() {
+        let text = GOOD.replace(
+            "every = \"30s\"",
+            "cron = \"0 6 * * *\"\ntimezone = \"Europe/Paris\"",
+        );
+        let p = check(&text).unwrap();
+        // 04:00 UTC in winter is 05:00 in Paris: one hour to 06:00 there.
+        let now = chrono::DateTime::parse_from_rfc3339("2026-01-15T04:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(p.schedule.wait_from(now), Duration::from_secs(3600));
+    }
+}
