@@ -59,6 +59,23 @@ pub enum Which {
         #[arg(long, default_value = "docs/benchmarks.md")]
         report: PathBuf,
     },
+    /// Time from a file of 10,000 changes landing in the feed to updated outputs, with
+    /// `arstream run` running: on the sample feed and on the generated feed
+    Refresh {
+        /// Customers of the generated feed (made by `bench ingest` when missing)
+        #[arg(long, default_value_t = 100_000)]
+        customers: u64,
+        /// Months of the generated feed
+        #[arg(long, default_value_t = 24)]
+        months: u64,
+        /// Files landed (and refreshes timed) per case
+        #[arg(long, default_value_t = 7)]
+        files: usize,
+        #[arg(long, default_value = "target/bench-data")]
+        data: PathBuf,
+        #[arg(long, default_value = "docs/benchmarks.md")]
+        report: PathBuf,
+    },
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -76,6 +93,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             data,
             report,
         } => kpi(customers, months, &as_of, &data, &report),
+        Which::Refresh {
+            customers,
+            months,
+            files,
+            data,
+            report,
+        } => {
+            let (feed, _) = bench_feed(customers, months, &data)?;
+            let label = format!("{customers} customers, {months} months");
+            super::bench_refresh::run(&feed, &label, files, &data, &report)
+        }
     })
     .await??;
     Ok(ExitCode::SUCCESS)
@@ -297,6 +325,7 @@ fn ingest(customers: u64, months: u64, data: &Path, report_path: &Path) -> anyho
         "--state",
         state.to_str().unwrap(),
         "run",
+        "--once",
     ]);
     println!("{}", ingest.stdout);
     let reload = measure(&[
@@ -360,7 +389,7 @@ fn du(path: &Path) -> f64 {
 }
 
 /// Replace the text between `<!-- NAME:start -->` and `<!-- NAME:end -->` (appended when absent).
-fn write_section(path: &Path, name: &str, body: &str) -> anyhow::Result<()> {
+pub(crate) fn write_section(path: &Path, name: &str, body: &str) -> anyhow::Result<()> {
     let machine = format!(
         "Measured {} on {} cores ({}), release build.\n\n",
         chrono::Utc::now().format("%Y-%m-%d"),

@@ -1,6 +1,7 @@
 //! The command line: one file per command; shared set-up (config, feed, state) lives here.
 
 mod bench;
+mod bench_refresh;
 mod generate;
 mod kpi;
 mod output;
