@@ -136,3 +136,176 @@ fn feed_state_and_outputs_on_an_s3_compatible_server() {
     assert_eq!(summary["as_of"], "2025-02-28");
     assert!(summary["total_ar"].as_f64().unwrap() > 0.0);
 }
+
+/// Every file below `dir`, with its path relative to `root`.
+fn files_below(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<(String, String)>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files_below(root, &path, out);
+        } else {
+            let rel = path.strip_prefix(root).unwrap().display().to_string();
+            out.push((path.display().to_string(), rel));
+        }
+    }
+}
+
+/// Upload local files to `bucket/prefix/<relative path>` through S3's API.
+fn put_objects(endpoint: &str, prefix: &str, files: &[(String, String)]) {
+    let script = "import sys, urllib.request\nep, prefix = sys.argv[1], sys.argv[2]\nargs = sys.argv[3:]\nfor path, rel in zip(args[::2], args[1::2]):\n    data = open(path, 'rb').read()\n    urllib.request.urlopen(urllib.request.Request(f'{ep}/{prefix}/{rel}', data=data, method='PUT'))\n";
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", script, endpoint, prefix]);
+    for (path, rel) in files {
+        cmd.args([path, rel]);
+    }
+    assert!(cmd.status().unwrap().success(), "upload failed");
+}
+
+/// Download one object to a local file.
+fn get_object(endpoint: &str, key: &str, to: &std::path::Path) {
+    let script = "import sys, urllib.request\nopen(sys.argv[3], 'wb').write(urllib.request.urlopen(sys.argv[1] + '/' + sys.argv[2]).read())";
+    let status = Command::new("python3")
+        .args(["-c", script, endpoint, key, to.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "could not download {key}");
+}
+
+/// The sibling of `watch.rs`'s kill test on S3: `arstream run` (the service) with feed, state
+/// and outputs on the S3-compatible server, killed with SIGKILL at random moments while months
+/// of files land, then restarted; the outputs equal those of a run never interrupted, with one
+/// `kpi_summary` partition for the one as-of date.
+#[test]
+fn service_killed_at_random_moments_on_s3_ends_like_an_uninterrupted_run() {
+    let (_server, endpoint) = start_moto();
+    let status = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, urllib.request; urllib.request.urlopen(urllib.request.Request(sys.argv[1] + '/arstream-kill', method='PUT'))",
+            &endpoint,
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success(), "could not create the bucket");
+    let dir = tempfile::tempdir().unwrap();
+    let staging = dir.path().join("staging");
+    let staging_s = staging.to_str().unwrap().to_string();
+    arstream(
+        &endpoint,
+        &[
+            "generate",
+            "--out",
+            &staging_s,
+            "--customers",
+            "20",
+            "--months",
+            "3",
+            "--seed",
+            "7",
+        ],
+    );
+    let reference_out = dir.path().join("reference-out");
+    let reference_state = dir.path().join("reference-state");
+    arstream(
+        &endpoint,
+        &[
+            "--feed",
+            &staging_s,
+            "--state",
+            reference_state.to_str().unwrap(),
+            "--as-of",
+            "2025-03-31",
+            "run",
+            "--once",
+            "--out",
+            reference_out.to_str().unwrap(),
+        ],
+    );
+
+    let mut all = Vec::new();
+    files_below(&staging, &staging, &mut all);
+    let s3 = [
+        "--feed",
+        "s3://arstream-kill/feed",
+        "--state",
+        "s3://arstream-kill/state",
+        "--as-of",
+        "2025-03-31",
+    ];
+    let mut rng: u64 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    println!("kill schedule seed {rng}");
+    for round in 0..6 {
+        let month = format!("month=2025-0{}", 1 + round / 2);
+        let landing: Vec<_> = all
+            .iter()
+            .filter(|(_, rel)| rel.contains(&month))
+            .cloned()
+            .collect();
+        put_objects(&endpoint, "arstream-kill/feed", &landing);
+        let mut child = Command::new(BIN)
+            .current_dir(std::env::temp_dir())
+            .env("AWS_ENDPOINT", &endpoint)
+            .env("AWS_ALLOW_HTTP", "true")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .args(s3)
+            .args([
+                "run",
+                "--interval",
+                "0.05",
+                "--out",
+                "s3://arstream-kill/out",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        std::thread::sleep(Duration::from_millis(200 + rng % 1500));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    }
+    // Whatever was left of the last month lands; one more refresh finishes the work.
+    put_objects(&endpoint, "arstream-kill/feed", &all);
+    let mut once = s3.to_vec();
+    once.extend(["run", "--once", "--out", "s3://arstream-kill/out"]);
+    arstream(&endpoint, &once);
+
+    let listing = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1] + '/arstream-kill?list-type=2&prefix=out/kpi_summary/').read().decode())",
+            &endpoint,
+        ])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout).into_owned();
+    assert_eq!(
+        listing.matches("<Key>").count(),
+        1,
+        "one kpi_summary object for the one as-of date: {listing}"
+    );
+    let got = dir.path().join("got.parquet");
+    get_object(
+        &endpoint,
+        "arstream-kill/out/kpi_summary/as_of=2025-03-31/part-0.parquet",
+        &got,
+    );
+    let read = |p: &std::path::Path| {
+        let bytes = bytes::Bytes::from(std::fs::read(p).unwrap());
+        arstream::feed::validate::decode_parquet(&p.display().to_string(), bytes).unwrap()
+    };
+    let want = read(&reference_out.join("kpi_summary/as_of=2025-03-31/part-0.parquet"));
+    assert_eq!(
+        read(&got),
+        want,
+        "the KPI summary of the killed runs equals the uninterrupted one"
+    );
+}
