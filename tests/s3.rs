@@ -136,3 +136,171 @@ fn feed_state_and_outputs_on_an_s3_compatible_server() {
     assert_eq!(summary["as_of"], "2025-02-28");
     assert!(summary["total_ar"].as_f64().unwrap() > 0.0);
 }
+
+/// The bucket `name` on the server, through object_store's S3 client (signed requests).
+fn bucket(endpoint: &str, name: &str) -> std::sync::Arc<dyn object_store::ObjectStore> {
+    let status = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, urllib.request; urllib.request.urlopen(urllib.request.Request(sys.argv[1] + '/' + sys.argv[2], method='PUT'), timeout=30)",
+            endpoint,
+            name,
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success(), "could not create the bucket");
+    std::sync::Arc::new(
+        object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(endpoint)
+            .with_allow_http(true)
+            .with_bucket_name(name)
+            .with_access_key_id("test")
+            .with_secret_access_key("test")
+            .with_region("us-east-1")
+            .build()
+            .unwrap(),
+    )
+}
+
+/// Every file below `dir`, with its path relative to `root`.
+fn files_below(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<(String, String)>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files_below(root, &path, out);
+        } else {
+            let rel = path.strip_prefix(root).unwrap().display().to_string();
+            out.push((path.display().to_string(), rel));
+        }
+    }
+}
+
+/// The sibling of `watch.rs`'s kill test on S3: `arstream run` (the service) with feed, state
+/// and outputs on the S3-compatible server, killed with SIGKILL at random moments while months
+/// of files land, then restarted; the KPI summary equals that of a run never interrupted, in
+/// one object for the one as-of date.
+#[test]
+fn service_killed_at_random_moments_on_s3_ends_like_an_uninterrupted_run() {
+    use futures::TryStreamExt;
+    use object_store::ObjectStoreExt;
+    let (_server, endpoint) = start_moto();
+    let store = bucket(&endpoint, "arstream-kill");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let put = |files: &[(String, String)]| {
+        rt.block_on(async {
+            for (path, rel) in files {
+                let bytes = bytes::Bytes::from(std::fs::read(path).unwrap());
+                let key = object_store::path::Path::from(format!("feed/{rel}"));
+                store.put(&key, bytes.into()).await.unwrap();
+            }
+        })
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let staging = dir.path().join("staging");
+    let staging_s = staging.to_str().unwrap().to_string();
+    let generate = [
+        "generate",
+        "--out",
+        &staging_s,
+        "--customers",
+        "20",
+        "--months",
+        "3",
+        "--seed",
+        "7",
+    ];
+    arstream(&endpoint, &generate);
+    let reference_out = dir.path().join("reference-out");
+    let reference_state = dir.path().join("reference-state");
+    arstream(
+        &endpoint,
+        &[
+            "--feed",
+            &staging_s,
+            "--state",
+            reference_state.to_str().unwrap(),
+            "--as-of",
+            "2025-03-31",
+            "run",
+            "--once",
+            "--out",
+            reference_out.to_str().unwrap(),
+        ],
+    );
+
+    let mut all = Vec::new();
+    files_below(&staging, &staging, &mut all);
+    let s3 = [
+        "--feed",
+        "s3://arstream-kill/feed",
+        "--state",
+        "s3://arstream-kill/state",
+        "--as-of",
+        "2025-03-31",
+    ];
+    let mut rng: u64 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    println!("kill schedule seed {rng}");
+    for round in 0..6 {
+        let month = format!("month=2025-0{}", 1 + round / 2);
+        let landing: Vec<_> = all
+            .iter()
+            .filter(|(_, rel)| rel.contains(&month))
+            .cloned()
+            .collect();
+        put(&landing);
+        let mut child = Command::new(BIN)
+            .current_dir(std::env::temp_dir())
+            .env("AWS_ENDPOINT", &endpoint)
+            .env("AWS_ALLOW_HTTP", "true")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .args(s3)
+            .args([
+                "run",
+                "--interval",
+                "0.05",
+                "--out",
+                "s3://arstream-kill/out",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        std::thread::sleep(Duration::from_millis(200 + rng % 1500));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    }
+    // Everything has landed (the same files again change nothing); one refresh finishes.
+    put(&all);
+    let mut once = s3.to_vec();
+    once.extend(["run", "--once", "--out", "s3://arstream-kill/out"]);
+    arstream(&endpoint, &once);
+
+    let (objects, got) = rt.block_on(async {
+        let prefix = object_store::path::Path::from("out/kpi_summary");
+        let listed: Vec<_> = store.list(Some(&prefix)).try_collect().await.unwrap();
+        let key = object_store::path::Path::from("out/kpi_summary/as_of=2025-03-31/part-0.parquet");
+        let got = store.get(&key).await.unwrap().bytes().await.unwrap();
+        (listed.len(), got)
+    });
+    assert_eq!(objects, 1, "one kpi_summary object for the one as-of date");
+    let got = arstream::feed::validate::decode_parquet("s3 output", got).unwrap();
+    let want_path = reference_out.join("kpi_summary/as_of=2025-03-31/part-0.parquet");
+    let want = bytes::Bytes::from(std::fs::read(&want_path).unwrap());
+    let want = arstream::feed::validate::decode_parquet("reference", want).unwrap();
+    assert_eq!(
+        got, want,
+        "the KPI summary of the killed runs equals the uninterrupted one"
+    );
+}
