@@ -15,6 +15,7 @@
 
 mod groups;
 mod rows;
+mod sharded;
 mod tables;
 
 use std::collections::BTreeMap;
@@ -27,6 +28,7 @@ use crate::feed::contract::Entity;
 use crate::state::table::{Delta, EntityTable};
 use groups::{CustomerGroup, Facts, Promise, Promises, Settlement, Settlements};
 use rows::Invoices;
+use sharded::{Sharded, shard_of};
 
 /// Arrow's Date32: days since 1970-01-01.
 pub type Day = i32;
@@ -145,12 +147,14 @@ pub struct Ledger {
     grace_days: i32,
     currencies: Currencies,
     /// Per invoice id (hashed, see [`group_key`]): its payments and adjustments.
-    settlements: HashMap<u128, Settlements>,
+    settlements: Sharded<Settlements>,
     /// Per invoice id: the promises made on it.
-    promises: HashMap<u128, Promises>,
+    promises: Sharded<Promises>,
     /// Per customer with promises made on the account: its payments and those promises.
-    customers: HashMap<u128, CustomerGroup>,
+    customers: Sharded<CustomerGroup>,
     pub totals: Totals,
+    /// While building on two threads: the half of the keys this part fills.
+    building: Option<usize>,
 }
 
 /// Two seeded 64-bit hashes of an id. Keying groups by this instead of the id string keeps
@@ -164,17 +168,51 @@ fn group_key(id: &str) -> u128 {
 
 /// The list filed under `key`, empty when there is none.
 fn list<'a, A: smallvec::Array>(
-    map: &'a HashMap<u128, smallvec::SmallVec<A>>,
+    map: &'a Sharded<smallvec::SmallVec<A>>,
     key: &u128,
 ) -> &'a [A::Item] {
     map.get(key).map_or(&[], |l| l.as_slice())
 }
 
 impl Ledger {
-    /// Build the ledger from the current state in one pass per entity.
+    /// Build the ledger from the current state, on two threads (each files the groups of
+    /// half the keys), in one pass per entity each.
     pub fn build(tables: &BTreeMap<Entity, EntityTable>, grace_days: i32) -> Ledger {
+        let mut halves: Vec<Ledger> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..2)
+                .map(|half| scope.spawn(move || Ledger::build_half(tables, grace_days, half)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a ledger build thread panicked"))
+                .collect()
+        });
+        let mut second = halves.pop().expect("two halves");
+        let mut ledger = halves.pop().expect("two halves");
+        ledger.settlements.take_half(&mut second.settlements, 1);
+        ledger.promises.take_half(&mut second.promises, 1);
+        ledger.customers.take_half(&mut second.customers, 1);
+        let ids: Vec<u16> = (second.currencies.codes.iter())
+            .map(|code| ledger.currencies.id(code))
+            .collect();
+        ledger.totals.absorb(second.totals, &ids);
+        ledger.building = None;
+        tracing::debug!(
+            invoices = ledger.settlements.len(),
+            open = ledger.totals.open.len(),
+            recovery = ledger.totals.recovery.len(),
+            sales = ledger.totals.sales.len(),
+            overpaid = ledger.totals.overpaid.len(),
+            "ledger built"
+        );
+        ledger
+    }
+
+    /// The part of the ledger for the keys of one half (the sums without a key go with half 0).
+    fn build_half(tables: &BTreeMap<Entity, EntityTable>, grace_days: i32, half: usize) -> Ledger {
         let mut ledger = Ledger {
             grace_days,
+            building: Some(half),
             ..Ledger::default()
         };
         let table = |e: Entity| &tables[&e];
@@ -200,29 +238,34 @@ impl Ledger {
             let invoices = Invoices::new(batch);
             for r in rows {
                 let image = invoices.row(r);
+                let key = group_key(image.invoice_id);
+                if !ledger.files(key) {
+                    continue;
+                }
                 if let Some(facts) = ledger.currencies.facts(&image) {
-                    let key = group_key(image.invoice_id);
                     let settlements = list(&ledger.settlements, &key);
                     ledger.totals.add_balance(key, &facts, settlements, 1);
                 }
             }
         }
-        for (key, promises) in &ledger.promises {
+        for (key, promises) in ledger.promises.iter() {
             let settlements = list(&ledger.settlements, key);
             (ledger.totals).add_promise_outcomes(promises, settlements, grace_days, 1);
         }
-        for group in ledger.customers.values() {
+        for (_, group) in ledger.customers.iter() {
             (ledger.totals).add_promise_outcomes(&group.promises, &group.payments, grace_days, 1);
         }
-        tracing::debug!(
-            invoices = ledger.settlements.len(),
-            open = ledger.totals.open.len(),
-            recovery = ledger.totals.recovery.len(),
-            sales = ledger.totals.sales.len(),
-            overpaid = ledger.totals.overpaid.len(),
-            "ledger built"
-        );
         ledger
+    }
+
+    /// Whether this (part of the) ledger files the group of `key`.
+    fn files(&self, key: u128) -> bool {
+        self.building.is_none_or(|half| shard_of(key) == half)
+    }
+
+    /// Whether this (part of the) ledger keeps the sums that belong to no group.
+    fn files_keyless(&self) -> bool {
+        self.building.is_none_or(|half| half == 0)
     }
 
     pub fn grace_days(&self) -> i32 {
@@ -318,7 +361,10 @@ impl Ledger {
                 (self.totals).add_promise_outcomes(promises, settlements, self.grace_days, sign);
             }
             for key in &touched_customers {
-                let group = &self.customers[key];
+                let group = self
+                    .customers
+                    .get(key)
+                    .expect("touched customers have a group");
                 (self.totals).add_promise_outcomes(
                     &group.promises,
                     &group.payments,
@@ -377,7 +423,7 @@ impl Ledger {
     /// write-off sums.
     fn file_settlement(&mut self, image: &rows::SettlementImage, is_cash: bool, sign: i64) {
         let currency = self.currencies.id(image.currency);
-        if let (Some(day), Some(amount)) = (image.day, image.amount) {
+        if let (Some(day), Some(amount), true) = (image.day, image.amount, self.files_keyless()) {
             let amount = sign as i128 * amount as i128;
             if is_cash && image.invoice_id.is_none() {
                 self.totals.unapplied.add((currency, day), amount, sign);
@@ -393,8 +439,10 @@ impl Ledger {
             is_cash,
             amount: image.amount.unwrap_or(0),
         };
-        if let Some(id) = image.invoice_id {
-            let key = group_key(id);
+        if let Some(id) = image.invoice_id
+            && let key = group_key(id)
+            && self.files(key)
+        {
             let list = self.settlements.entry(key).or_default();
             groups::change(list, settlement, sign);
             if list.is_empty() {
@@ -416,19 +464,57 @@ impl Ledger {
         };
         match (image.invoice_id, image.customer_id) {
             (Some(id), _) => {
-                let list = self.promises.entry(group_key(id)).or_default();
-                list.push(promise);
+                let key = group_key(id);
+                if self.files(key) {
+                    self.promises.entry(key).or_default().push(promise);
+                }
             }
             (None, Some(id)) => {
-                let group = self.customers.entry(group_key(id)).or_default();
-                group.promises.push(promise);
+                let key = group_key(id);
+                if self.files(key) {
+                    self.customers
+                        .entry(key)
+                        .or_default()
+                        .promises
+                        .push(promise);
+                }
             }
-            (None, None) => (self.totals).add_promise_outcomes(&[promise], &[], self.grace_days, 1),
+            (None, None) if self.files_keyless() => {
+                (self.totals).add_promise_outcomes(&[promise], &[], self.grace_days, 1)
+            }
+            (None, None) => {}
         }
     }
 }
 
 impl Totals {
+    /// Add the sums of another part of the ledger, whose currency ids map to `ids`.
+    fn absorb(&mut self, other: Totals, ids: &[u16]) {
+        let id = |c: u16| ids[c as usize];
+        for ((c, from, due, never), s) in other.open.0 {
+            self.open.add((id(c), from, due, never), s.amount, s.count);
+        }
+        for (sums, theirs) in [
+            (&mut self.sales, other.sales),
+            (&mut self.unapplied, other.unapplied),
+            (&mut self.write_offs, other.write_offs),
+        ] {
+            for ((c, day), s) in theirs.0 {
+                sums.add((id(c), day), s.amount, s.count);
+            }
+        }
+        for ((c, from, paid), s) in other.recovery.0 {
+            self.recovery.add((id(c), from, paid), s.amount, s.count);
+        }
+        for (key, mut overpaid) in other.overpaid {
+            overpaid.currency = id(overpaid.currency);
+            self.overpaid.insert(key, overpaid);
+        }
+        for (key, s) in other.promises.0 {
+            self.promises.add(key, s.amount, s.count);
+        }
+    }
+
     /// Add (`sign` 1) or retract (−1) what an existing invoice and its settlements contribute
     /// to the open, sales and recovery sums.
     fn add_balance(&mut self, key: u128, facts: &Facts, settlements: &[Settlement], sign: i64) {
