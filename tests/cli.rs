@@ -59,6 +59,9 @@ fn every_command_has_help() {
         &["generate", "--help"],
         &["kpi", "--help"],
         &["bench", "--help"],
+        &["pipeline", "--help"],
+        &["pipeline", "validate", "--help"],
+        &["bench", "refresh", "--help"],
     ] {
         let o = run(cmd, dir.path());
         assert!(o.status.success(), "{cmd:?}");
