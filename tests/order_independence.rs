@@ -94,8 +94,7 @@ fn apply_split(changes: &[InvoiceChange], cuts: &[usize], redeliver: usize) -> V
         state.set_snapshot_policy(0.0, 0);
         let report = catch_up(&mut state, &feed, &opts, None).await.unwrap();
         assert!(report.quarantined.is_empty(), "{:?}", report.quarantined);
-        // Serving the tables tidies the segments (rows move); later changes must still find
-        // their keys.
+        // The first wave's current rows, read between the waves as the engine reads them.
         let _ = invoice_rows(&mut state);
         // Second wave lands later, plus an at-least-once connector delivering one change again.
         for (n, w) in second_wave.iter().enumerate() {

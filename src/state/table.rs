@@ -42,8 +42,6 @@ struct Segment {
     seqs: PrimitiveArray<Int64Type>,
     is_delete: Vec<bool>,
     current: Vec<bool>,
-    /// The current, non-deleted rows without change columns, rebuilt when `current` changes.
-    visible: Option<RecordBatch>,
 }
 
 impl Segment {
@@ -63,13 +61,11 @@ impl Segment {
             seqs,
             is_delete,
             current: vec![false; rows],
-            visible: None,
         }
     }
 
     fn set_current(&mut self, row: usize, value: bool) {
         self.current[row] = value;
-        self.visible = None;
     }
 }
 
@@ -326,7 +322,6 @@ impl EntityTable {
             );
             for s in &mut self.segments {
                 s.batch = s.batch.project(&keep).expect("projection of own batch");
-                s.visible = None;
             }
         }
     }
@@ -360,78 +355,10 @@ impl EntityTable {
         if grown.fields().len() > self.schema.fields().len() {
             for s in &mut self.segments {
                 s.batch = widen(&s.batch, &grown);
-                s.visible = None;
             }
             self.schema = grown;
         }
         Ok(aligned)
-    }
-
-    /// The current state as batches without change columns (cached per segment). Each batch
-    /// shares the segment's arrays: a segment with dead or deleted rows is first tidied (see
-    /// [`EntityTable::tidy`]), so that its visible rows are a zero-copy slice of it and the
-    /// state is not held twice while DataFusion serves it.
-    pub fn current_batches(&mut self) -> Vec<RecordBatch> {
-        let mut out = Vec::with_capacity(self.segments.len());
-        for i in 0..self.segments.len() {
-            if self.segments[i].visible.is_none() {
-                let visible = self.tidy(i);
-                let s = &mut self.segments[i];
-                let cols: Vec<usize> = (3..s.batch.num_columns()).collect();
-                let rows = s.batch.slice(0, visible);
-                s.visible = Some(rows.project(&cols).expect("projection of own batch"));
-            }
-            if let Some(v) = &self.segments[i].visible
-                && v.num_rows() > 0
-            {
-                out.push(v.clone());
-            }
-        }
-        out
-    }
-
-    /// Rewrite segment `i` as its visible rows followed by its tombstones, dropping rows that
-    /// are no longer the latest of their key, and point the index at the new positions.
-    /// Returns how many rows are visible. A segment already in that shape is left as it is.
-    fn tidy(&mut self, i: usize) -> usize {
-        let s = &self.segments[i];
-        let visible: Vec<u32> = (0..s.current.len())
-            .filter(|&r| s.current[r] && !s.is_delete[r])
-            .map(|r| r as u32)
-            .collect();
-        let tombstones = (0..s.current.len()).filter(|&r| s.current[r] && s.is_delete[r]);
-        let order: Vec<u32> = visible
-            .iter()
-            .copied()
-            .chain(tombstones.map(|r| r as u32))
-            .collect();
-        let in_shape =
-            order.len() == s.current.len() && order.iter().enumerate().all(|(n, &r)| n as u32 == r);
-        if in_shape {
-            return visible.len();
-        }
-        let dropped = s.current.len() - order.len();
-        let indices = arrow::array::UInt32Array::from(order.clone());
-        let batch =
-            arrow::compute::take_record_batch(&s.batch, &indices).expect("indices fit the batch");
-        let mut tidy = Segment::new(self.entity, batch);
-        tidy.current = vec![true; order.len()];
-        let segment = i as u32;
-        for (new_row, &old_row) in order.iter().enumerate() {
-            if new_row as u32 == old_row {
-                continue;
-            }
-            let hash = self.hasher.hash_one(tidy.keys.value(new_row));
-            if let Some(entry) = self
-                .index
-                .find_mut(hash, |e| e.segment == segment && e.row == old_row)
-            {
-                entry.row = new_row as u32;
-            }
-        }
-        self.segments[i] = tidy;
-        self.dead_rows = self.dead_rows.saturating_sub(dropped);
-        visible.len()
     }
 
     /// Every key's latest change, tombstones included, with change columns: what a snapshot
@@ -463,8 +390,8 @@ impl EntityTable {
     }
 
     /// Every segment as it is (no change columns), with a `_live` column saying which of its
-    /// rows are current and not deleted. Serving these instead of [`EntityTable::current_batches`]
-    /// costs one bit a row and no copy: the rows are filtered when a query reads them.
+    /// rows are current and not deleted. Serving these costs one bit a row and no copy: the rows
+    /// are filtered when a query reads them.
     pub fn segments_with_live(&self) -> Vec<RecordBatch> {
         let schema = self.live_schema();
         self.segments

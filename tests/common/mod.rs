@@ -87,13 +87,20 @@ pub async fn ingest(feed: &str, state: &str, opts: &IngestOptions) -> (State, Ca
     (state, report)
 }
 
-/// The current invoices as sorted (id, amount in cents) pairs.
+/// The current invoices as sorted (id, amount in cents) pairs, read as the engine reads them.
 pub fn invoice_rows(state: &mut State) -> Vec<(String, i128)> {
     let mut rows = Vec::new();
-    for b in state.table_mut(Entity::Invoices).current_batches() {
-        let ids = b.column(0).as_string::<i32>();
-        let amounts = b.column(4).as_primitive::<Decimal128Type>();
-        for i in 0..b.num_rows() {
+    let table = state.table(Entity::Invoices);
+    for (batch, live) in table.current_rows() {
+        let ids = batch
+            .column_by_name("invoice_id")
+            .unwrap()
+            .as_string::<i32>();
+        let amounts = batch
+            .column_by_name("amount")
+            .unwrap()
+            .as_primitive::<Decimal128Type>();
+        for i in live {
             rows.push((ids.value(i).to_string(), amounts.value(i)));
         }
     }
