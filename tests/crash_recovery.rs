@@ -96,26 +96,12 @@ fn killed_runs_end_like_an_uninterrupted_one() {
         "the bad file is quarantined: {want:?}"
     );
 
-    let seed: u64 = std::env::var("ARSTREAM_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    println!(
-        "kill schedule seed {seed} (set ARSTREAM_TEST_SEED to repeat it); uninterrupted run {full:?}"
-    );
-    let mut rng = seed | 1;
+    println!("uninterrupted run {full:?}");
+    let mut rng = common::Xorshift::from_env_or_clock();
     let crashed = dir.path().join("crashed");
     let mut kills = 0;
     for _ in 0..15 {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        let delay = Duration::from_micros(rng % (full.as_micros() as u64 + 1));
+        let delay = Duration::from_micros(rng.next() % (full.as_micros() as u64 + 1));
         let mut child = arstream(&config, &crashed, &["run", "--once"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

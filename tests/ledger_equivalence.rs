@@ -25,17 +25,11 @@ use proptest::prelude::*;
 const BASE: i32 = 20_454;
 
 /// A small deterministic generator (xorshift), seeded by proptest.
-struct Rng(u64);
+struct Rng(common::Xorshift);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
     fn below(&mut self, n: u64) -> i64 {
-        (self.next() % n) as i64
+        (self.0.next() % n) as i64
     }
     fn range(&mut self, lo: i64, hi: i64) -> i64 {
         lo + self.below((hi - lo) as u64)
@@ -224,7 +218,7 @@ fn check(seed: u64) {
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut rng = Rng(seed | 1);
+        let mut rng = Rng(common::Xorshift::new(seed));
         let mut seq = 0;
         let case = CASE.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let feed = arstream::store::open(&format!("memory://ledger-feed-{case}/"), false).unwrap();

@@ -2,6 +2,8 @@
 //! started on loopback by this test; `.ci/run` installs it from PyPI, and so does this test
 //! when it is missing). Credentials and endpoint reach arstream through the environment.
 
+mod common;
+
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -241,12 +243,7 @@ fn service_killed_at_random_moments_on_s3_ends_like_an_uninterrupted_run() {
         "--as-of",
         "2025-03-31",
     ];
-    let mut rng: u64 = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    println!("kill schedule seed {rng}");
+    let mut rng = common::Xorshift::from_env_or_clock();
     for round in 0..6 {
         let month = format!("month=2025-0{}", 1 + round / 2);
         let landing: Vec<_> = all
@@ -274,10 +271,7 @@ fn service_killed_at_random_moments_on_s3_ends_like_an_uninterrupted_run() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        std::thread::sleep(Duration::from_millis(200 + rng % 1500));
+        std::thread::sleep(Duration::from_millis(200 + rng.next() % 1500));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
     }

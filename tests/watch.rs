@@ -158,12 +158,7 @@ fn watch_killed_at_random_moments_ends_with_the_outputs_of_an_uninterrupted_run(
 
     let feed = dir.path().join("feed");
     let (state, outputs) = (dir.path().join("state"), dir.path().join("out"));
-    let mut rng: u64 = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    println!("kill schedule seed {rng}");
+    let mut rng = common::Xorshift::from_env_or_clock();
     for round in 0..9 {
         // The months land one after the other while the service is being killed and restarted.
         let month = format!("month=2025-0{}", 1 + round / 3);
@@ -183,10 +178,7 @@ fn watch_killed_at_random_moments_ends_with_the_outputs_of_an_uninterrupted_run(
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        std::thread::sleep(Duration::from_millis(50 + rng % 700));
+        std::thread::sleep(Duration::from_millis(50 + rng.next() % 700));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
     }

@@ -131,3 +131,35 @@ pub fn read_parquet(path: &Path) -> RecordBatch {
     let bytes = bytes::Bytes::from(std::fs::read(path).unwrap());
     arstream::feed::validate::decode_parquet(&path.display().to_string(), bytes).unwrap()
 }
+
+/// Random numbers for kill schedules and random feeds (xorshift): small and repeatable.
+pub struct Xorshift(u64);
+
+impl Xorshift {
+    pub fn new(seed: u64) -> Self {
+        Xorshift(seed | 1)
+    }
+
+    /// Seeded from `ARSTREAM_TEST_SEED`, else from the clock; the seed is printed so that a
+    /// failing schedule can be repeated.
+    pub fn from_env_or_clock() -> Self {
+        let seed = std::env::var("ARSTREAM_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+            });
+        println!("kill schedule seed {seed} (set ARSTREAM_TEST_SEED to repeat it)");
+        Xorshift::new(seed)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
