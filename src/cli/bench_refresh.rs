@@ -9,7 +9,7 @@
 //! left as it was.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -219,8 +219,14 @@ struct Invoice {
 /// Up to `n` invoices read from the feed's invoice files.
 fn sample_invoices(feed: &Path, n: usize) -> anyhow::Result<Vec<Invoice>> {
     let mut out = Vec::new();
-    let mut files: Vec<PathBuf> = walk(&feed.join(Entity::Invoices.name()));
-    files.sort();
+    // Listed as a catch-up lists the feed (this runs on a blocking thread of the runtime).
+    let location = crate::store::open(&feed.display().to_string(), false)?;
+    let listed =
+        tokio::runtime::Handle::current().block_on(crate::feed::discover::discover(&location))?;
+    let files = listed
+        .iter()
+        .filter(|f| f.entity == Some(Entity::Invoices))
+        .map(|f| feed.join(&f.relative));
     for file in files {
         let bytes = bytes::Bytes::from(std::fs::read(&file)?);
         let batch = crate::feed::validate::decode_parquet(&file.display().to_string(), bytes)
@@ -267,21 +273,6 @@ fn payments(invoices: &[Invoice], n: usize) -> RecordBatch {
             .text(Some(&invoice.currency));
     }
     b.finish()
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else if p.extension().is_some_and(|x| x == "parquet") {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
