@@ -53,7 +53,7 @@ pub async fn run(global: &GlobalArgs, args: KpiArgs) -> anyhow::Result<ExitCode>
     let started = std::time::Instant::now();
     let mut session = Session::open(global).await?;
     let opened = started.elapsed();
-    let (engine, params) = session.engine().await?;
+    let (engine, params) = session.engine_with(false).await?;
     let made = started.elapsed();
     warn_missing_rates(&engine).await?;
     if let (Some(from), Some(to)) = (args.from, args.to) {

@@ -305,6 +305,12 @@ impl Session {
 
     /// A query engine over the state, with the views made for the current parameters.
     pub async fn engine(&mut self) -> anyhow::Result<(Engine, KpiParams)> {
+        self.engine_with(true).await
+    }
+
+    /// The same, but with per-customer aging left out of the ledger when `pin_aging` is off
+    /// (for commands that never read `aging`).
+    pub async fn engine_with(&mut self, pin_aging: bool) -> anyhow::Result<(Engine, KpiParams)> {
         let params = self.kpi_params()?;
         let views = if self.plain {
             ViewSet::Plain
@@ -312,7 +318,10 @@ impl Session {
             ViewSet::Incremental
         };
         let folder = std::path::Path::new(&self.config.engine.queries);
-        let engine = Engine::new().with_queries(Some(folder), views)?;
+        let mut engine = Engine::new().with_queries(Some(folder), views)?;
+        if !pin_aging {
+            engine = engine.without_aging_pin();
+        }
         engine.refresh(&mut self.state, &params).await?;
         Ok((engine, params))
     }

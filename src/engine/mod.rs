@@ -30,7 +30,13 @@ pub enum EngineError {
 pub struct Engine {
     pub ctx: SessionContext,
     views: Vec<views::ViewFile>,
+    /// The plain definitions, for the views the ledger keeps at one as-of date only.
+    plain_views: Vec<views::ViewFile>,
     view_set: views::ViewSet,
+    /// Whether a refresh has the ledger keep per-customer aging at its as-of date.
+    pin_aging: bool,
+    /// The as-of date the registered ledger tables keep per-customer aging at.
+    pinned_as_of: std::sync::Mutex<Option<chrono::NaiveDate>>,
 }
 
 impl Engine {
@@ -51,7 +57,10 @@ impl Engine {
         Engine {
             ctx: SessionContext::new_with_state(state),
             views: Vec::new(),
+            plain_views: Vec::new(),
             view_set: views::ViewSet::default(),
+            pin_aging: true,
+            pinned_as_of: std::sync::Mutex::new(None),
         }
     }
 
@@ -62,8 +71,16 @@ impl Engine {
         set: views::ViewSet,
     ) -> Result<Self, EngineError> {
         self.views = views::load(folder, set)?;
+        self.plain_views = views::load(folder, views::ViewSet::Plain)?;
         self.view_set = set;
         Ok(self)
+    }
+
+    /// Leave per-customer aging out of the ledger (a pass over the invoices saved when the
+    /// session never reads `aging`, as `arstream kpi`): `aging` then uses its plain view.
+    pub fn without_aging_pin(mut self) -> Self {
+        self.pin_aging = false;
+        self
     }
 
     /// Register (or replace) every table of the state, the parameters, and the views on them
@@ -77,7 +94,10 @@ impl Engine {
         tables::register(&self.ctx, state).await?;
         let registered = started.elapsed();
         if self.view_set == views::ViewSet::Incremental {
-            tables::register_ledger(&self.ctx, state.ledger(params.grace_days))?;
+            let pin = self.pin_aging.then(|| crate::dates::days(params.as_of));
+            let ledger = state.ledger(params.grace_days, pin);
+            tables::register_ledger(&self.ctx, ledger)?;
+            *self.pinned() = ledger.aging_as_of().map(crate::dates::date);
         }
         let ledger = started.elapsed();
         self.set_params(params).await?;
@@ -90,11 +110,23 @@ impl Engine {
         Ok(())
     }
 
-    /// Change the parameters (as-of date, window, …) and make the views again.
+    /// Change the parameters (as-of date, window, …) and make the views again. The views the
+    /// ledger keeps at one as-of date only use their plain definition at any other.
     pub async fn set_params(&self, params: &params::KpiParams) -> Result<(), EngineError> {
         params.validate().map_err(EngineError::Params)?;
         params::register(&self.ctx, params)?;
-        views::create_all(&self.ctx, &self.views).await
+        if *self.pinned() == Some(params.as_of) {
+            views::create_all(&self.ctx, &self.views).await
+        } else {
+            let views = views::pinned_to_plain(&self.views, &self.plain_views);
+            views::create_all(&self.ctx, &views).await
+        }
+    }
+
+    fn pinned(&self) -> std::sync::MutexGuard<'_, Option<chrono::NaiveDate>> {
+        self.pinned_as_of
+            .lock()
+            .expect("the pinned date is never poisoned")
     }
 
     /// Run one SQL statement and collect its rows.

@@ -58,7 +58,22 @@ const INCREMENTAL: &[(&str, &str)] = builtin!("incremental/":
     "kpi_flows",
     "promise_counts",
     "missing_fx_rates",
+    "aging",
 );
+
+/// The views whose ledger tables hold one as-of date only (the last refresh's).
+const PINNED: &[&str] = &["aging"];
+
+/// `views` with the pinned ones in their plain definition (from `plain`).
+pub fn pinned_to_plain(views: &[ViewFile], plain: &[ViewFile]) -> Vec<ViewFile> {
+    let mut out = views.to_vec();
+    for view in out.iter_mut().filter(|v| PINNED.contains(&v.name.as_str())) {
+        if let Some(p) = plain.iter().find(|p| p.name == view.name) {
+            view.sql = p.sql.clone();
+        }
+    }
+    out
+}
 
 /// Which definitions of the KPI building blocks to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -57,6 +57,7 @@ impl Promise {
 #[derive(Debug, Clone)]
 pub struct Facts<'a> {
     pub invoice_id: &'a str,
+    pub customer_id: Option<&'a str>,
     pub currency: u16,
     pub invoice_date: Day,
     pub due_date: Option<Day>,

@@ -13,6 +13,7 @@
 //! a promise's outcome is decided per promise from the cash of its invoice or customer. The
 //! plain views of `queries/` stay the definition, and tests compare the two on random feeds.
 
+mod aging;
 mod groups;
 mod rows;
 mod sharded;
@@ -26,6 +27,7 @@ use hashbrown::HashMap;
 
 use crate::feed::contract::Entity;
 use crate::state::table::{Delta, EntityTable};
+pub use aging::PinnedAging;
 use groups::{CustomerGroup, Facts, Promise, Promises, Settlement, Settlements};
 use rows::Invoices;
 use sharded::{Sharded, shard_of};
@@ -105,6 +107,8 @@ pub struct Totals {
     pub write_offs: Sums<(u16, Day)>,
     /// Promises to pay: `(promised date, kept)`, counted.
     pub promises: Sums<(Day, bool)>,
+    /// Per customer, currency and due date, at one as-of date (see [`PinnedAging`]).
+    pub aging: Option<PinnedAging>,
 }
 
 /// Currency codes as small numbers, so that sums are keyed by two bytes.
@@ -132,6 +136,7 @@ impl Currencies {
         };
         Some(Facts {
             invoice_id: image.invoice_id,
+            customer_id: image.customer_id,
             currency: self.id(image.currency),
             invoice_date,
             due_date: image.due_date,
@@ -270,6 +275,32 @@ impl Ledger {
 
     pub fn grace_days(&self) -> i32 {
         self.grace_days
+    }
+
+    /// Keep per-customer aging at `as_of` from now on: a pass over the invoices when the
+    /// ledger keeps it at another date (or none), nothing when it is at this one already.
+    pub fn pin_aging(&mut self, as_of: Day, invoices: &EntityTable) {
+        if self.totals.aging.as_ref().is_some_and(|a| a.as_of == as_of) {
+            return;
+        }
+        let mut aging = PinnedAging::new(as_of);
+        for (batch, rows) in invoices.current_rows() {
+            let invoices = Invoices::new(batch);
+            for r in rows {
+                let image = invoices.row(r);
+                if let Some(facts) = self.currencies.facts(&image) {
+                    let key = group_key(image.invoice_id);
+                    aging.add(&facts, list(&self.settlements, &key), 1);
+                }
+            }
+        }
+        tracing::debug!(rows = aging.sums.len(), "aging pinned");
+        self.totals.aging = Some(aging);
+    }
+
+    /// The as-of date per-customer aging is kept at, if any.
+    pub fn aging_as_of(&self) -> Option<Day> {
+        self.totals.aging.as_ref().map(|a| a.as_of)
     }
 
     /// The currency code of a currency id of the sums.
@@ -518,6 +549,9 @@ impl Totals {
     /// Add (`sign` 1) or retract (−1) what an existing invoice and its settlements contribute
     /// to the open, sales and recovery sums.
     fn add_balance(&mut self, key: u128, facts: &Facts, settlements: &[Settlement], sign: i64) {
+        if let Some(aging) = &mut self.aging {
+            aging.add(facts, settlements, sign);
+        }
         let s = sign as i128;
         let ccy = facts.currency;
         self.sales.add(

@@ -34,6 +34,7 @@ fn opt<T>(valid: bool, value: T) -> Option<T> {
 /// An invoice image, as the KPI rules see it.
 pub struct InvoiceImage<'a> {
     pub invoice_id: &'a str,
+    pub customer_id: Option<&'a str>,
     pub currency: &'a str,
     pub invoice_date: Option<Day>,
     pub due_date: Option<Day>,
@@ -44,6 +45,7 @@ pub struct InvoiceImage<'a> {
 
 pub struct Invoices<'a> {
     id: &'a StringArray,
+    customer_id: &'a StringArray,
     currency: &'a StringArray,
     invoice_date: &'a Date32Array,
     due_date: &'a Date32Array,
@@ -55,6 +57,7 @@ impl<'a> Invoices<'a> {
     pub fn new(batch: &'a RecordBatch) -> Self {
         Invoices {
             id: text(batch, "invoice_id"),
+            customer_id: text(batch, "customer_id"),
             currency: text(batch, "currency"),
             invoice_date: day(batch, "invoice_date"),
             due_date: day(batch, "due_date"),
@@ -66,6 +69,7 @@ impl<'a> Invoices<'a> {
     pub fn row(&self, r: usize) -> InvoiceImage<'a> {
         InvoiceImage {
             invoice_id: self.id.value(r),
+            customer_id: opt(self.customer_id.is_valid(r), self.customer_id.value(r)),
             currency: opt(self.currency.is_valid(r), self.currency.value(r)).unwrap_or(""),
             invoice_date: opt(self.invoice_date.is_valid(r), self.invoice_date.value(r)),
             due_date: opt(self.due_date.is_valid(r), self.due_date.value(r)),

@@ -28,6 +28,17 @@ impl Columns {
         self
     }
 
+    fn optional_text<'a>(
+        mut self,
+        name: &str,
+        values: impl Iterator<Item = Option<&'a str>>,
+    ) -> Self {
+        self.fields.push(Field::new(name, DataType::Utf8, true));
+        self.arrays
+            .push(Arc::new(StringArray::from_iter(values)) as ArrayRef);
+        self
+    }
+
     fn day(mut self, name: &str, values: impl Iterator<Item = Option<i32>>) -> Self {
         self.fields.push(Field::new(name, DataType::Date32, true));
         self.arrays
@@ -135,8 +146,24 @@ pub fn to_batches(ledger: &Ledger) -> Vec<(&'static str, RecordBatch)> {
         .count("promises", promises.iter().map(|(_, s)| s.count))
         .batch();
 
+    // Empty until the engine pins it to an as-of date.
+    let empty = super::PinnedAging::default();
+    let pinned = ledger.totals.aging.as_ref().unwrap_or(&empty);
+    let aging: Vec<_> = pinned.sums.iter().collect();
+    let aging = Columns::default()
+        .optional_text(
+            "customer_id",
+            aging.iter().map(|((c, ..), _)| pinned.customer(*c)),
+        )
+        .text("currency", aging.iter().map(|((_, c, _), _)| currency(c)))
+        .day("due_date", aging.iter().map(|((.., due), _)| Some(*due)))
+        .amount("amount", aging.iter().map(|(_, s)| s.amount))
+        .count("invoices", aging.iter().map(|(_, s)| s.count))
+        .batch();
+
     vec![
         ("ledger_open", open),
+        ("ledger_aging", aging),
         (
             "ledger_sales",
             daily(ledger, &ledger.totals.sales, "invoice_date", "invoices"),

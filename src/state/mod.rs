@@ -224,7 +224,8 @@ impl State {
     /// The KPI ledger of the current state, built on first use (one pass over the state)
     /// and kept up to date by [`State::apply_file`] from then on. A different promise grace
     /// builds it again, since promise outcomes depend on it.
-    pub fn ledger(&mut self, grace_days: i32) -> &Ledger {
+    /// With `aging_as_of`, the ledger also keeps per-customer aging at that date from now on.
+    pub fn ledger(&mut self, grace_days: i32, aging_as_of: Option<crate::ledger::Day>) -> &Ledger {
         if self
             .ledger
             .as_ref()
@@ -232,7 +233,11 @@ impl State {
         {
             self.ledger = Some(Ledger::build(&self.tables, grace_days));
         }
-        self.ledger.as_ref().expect("just built")
+        let ledger = self.ledger.as_mut().expect("just built");
+        if let Some(as_of) = aging_as_of {
+            ledger.pin_aging(as_of, &self.tables[&Entity::Invoices]);
+        }
+        ledger
     }
 
     /// Record a bad file; its bytes are copied into `quarantine/` at the next checkpoint.
