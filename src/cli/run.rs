@@ -4,6 +4,7 @@
 //! line per refresh, then waits for the next poll of its schedule, until Ctrl-C or SIGTERM.
 //! `--once` does one refresh and exits (for cron and orchestrators, as `pipeline run` does).
 
+use std::collections::{HashMap, HashSet};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -173,7 +174,8 @@ async fn watch(global: &GlobalArgs, plan: &Plan) -> anyhow::Result<ExitCode> {
         quarantined: first.quarantined.len(),
         began: started,
     };
-    refresh(&mut session, plan, done, json).await?;
+    let mut outputs = Outputs::default();
+    refresh(&mut session, plan, &mut outputs, done, json).await?;
     // After a transient failure (the store unreachable, a timeout), wait longer each time.
     let mut failures: u32 = 0;
     loop {
@@ -211,14 +213,17 @@ async fn watch(global: &GlobalArgs, plan: &Plan) -> anyhow::Result<ExitCode> {
                 println!("quarantined code={} reason={:?}", v.code, v.reason());
             }
         }
-        if report.files_applied > 0 || !report.quarantined.is_empty() {
+        let changed = report.files_applied > 0 || !report.quarantined.is_empty();
+        if changed || outputs.catching_up(&plan.steps, Instant::now()) {
             let done = Refreshed {
                 files: report.files_applied,
                 rows: report.rows_applied,
                 quarantined: report.quarantined.len(),
                 began,
             };
-            if let Err(e) = refresh(&mut session, plan, done, json).await {
+            if let Err(e) = refresh(&mut session, plan, &mut outputs, done, json).await {
+                // Written again at the next poll, new files or not.
+                (outputs.behind).extend(plan.steps.iter().map(|s| s.name.clone()));
                 failures += 1;
                 report_error(json, &super::one_line(&e), failures);
             }
@@ -261,6 +266,51 @@ fn report_error(json: bool, error: &str, failures: u32) {
     }
 }
 
+/// Which outputs are up to date, for steps written at most `every` so often: when each was
+/// last written in this run, and which have missed changes since.
+#[derive(Default)]
+struct Outputs {
+    written: HashMap<String, Instant>,
+    behind: HashSet<String>,
+}
+
+impl Outputs {
+    /// Whether `step` may be written at `now`: at every refresh without `every`, else once
+    /// `every` has passed since it was last written (and at the first refresh of the run).
+    fn may_write(&self, step: &Step, now: Instant) -> bool {
+        match (step.every, self.written.get(&step.name)) {
+            (Some(every), Some(at)) => now.duration_since(*at) >= every,
+            _ => true,
+        }
+    }
+
+    /// Whether an output that missed changes may be written now (a refresh without new
+    /// files then writes it).
+    fn catching_up(&self, steps: &[Step], now: Instant) -> bool {
+        (steps.iter()).any(|s| self.behind.contains(&s.name) && self.may_write(s, now))
+    }
+
+    /// Split `steps` into those to write after a refresh that `changed` the state (every one
+    /// that may be, or, without changes, those behind that may be) and the names of those left
+    /// for later.
+    fn plan(&self, steps: &[Step], changed: bool, now: Instant) -> (Vec<Step>, Vec<String>) {
+        let (now_steps, later): (Vec<&Step>, Vec<&Step>) = steps
+            .iter()
+            .filter(|s| changed || self.behind.contains(&s.name))
+            .partition(|s| self.may_write(s, now));
+        let later = later.iter().map(|s| s.name.clone()).collect();
+        (now_steps.into_iter().cloned().collect(), later)
+    }
+
+    fn mark(&mut self, written: &[Step], later: &[String], at: Instant) {
+        for step in written {
+            self.written.insert(step.name.clone(), at);
+            self.behind.remove(&step.name);
+        }
+        self.behind.extend(later.iter().cloned());
+    }
+}
+
 /// What one refresh applied, and when it began.
 struct Refreshed {
     files: usize,
@@ -274,6 +324,7 @@ struct Refreshed {
 async fn refresh(
     session: &mut Session,
     plan: &Plan,
+    outputs: &mut Outputs,
     done: Refreshed,
     json: bool,
 ) -> anyhow::Result<()> {
@@ -284,8 +335,11 @@ async fn refresh(
         began,
     } = done;
     let (engine, params) = session.engine().await?;
+    let changed = files > 0 || quarantined > 0 || outputs.written.is_empty();
+    let (steps, later) = outputs.plan(&plan.steps, changed, began);
     if let Some(out) = &plan.out {
-        write_outputs(&engine, &plan.steps, &params, out).await?;
+        write_outputs(&engine, &steps, &params, out).await?;
+        outputs.mark(&steps, &later, began);
     }
     let rows_json = engine
         .query("SELECT CAST(total_ar AS DOUBLE) AS ar, dso FROM kpi_summary")
@@ -313,14 +367,20 @@ async fn refresh(
             "as_of": params.as_of.to_string(),
             "total_ar": ar,
             "dso": dso,
+            "outputs_written": steps.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            "outputs_later": later,
         });
         println!("{line}");
         return Ok(());
     }
     let fmt =
         |v: Option<f64>, digits: usize| v.map_or("null".to_string(), |v| format!("{v:.digits$}"));
+    let later = match later.is_empty() {
+        true => String::new(),
+        false => format!(" outputs_later={}", later.join(",")),
+    };
     println!(
-        "refresh files_applied={files} rows_changed={rows} quarantined={quarantined} took_ms={took_ms} as_of={} total_ar={} dso={}",
+        "refresh files_applied={files} rows_changed={rows} quarantined={quarantined} took_ms={took_ms} as_of={} total_ar={} dso={}{later}",
         params.as_of,
         fmt(ar, 2),
         fmt(dso, 1)
@@ -356,5 +416,55 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
         async {
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::outputs::Keep;
+    use crate::pipeline::spec::Source;
+
+    fn step(name: &str, every: Option<u64>) -> Step {
+        Step {
+            name: name.into(),
+            source: Source::View(name.into()),
+            keep: Keep::Latest,
+            to: None,
+            every: every.map(Duration::from_secs),
+            line: 0,
+        }
+    }
+
+    fn names(steps: &[Step]) -> Vec<&str> {
+        steps.iter().map(|s| s.name.as_str()).collect()
+    }
+
+    #[test]
+    fn a_slow_output_is_written_once_its_interval_has_passed_new_files_or_not() {
+        let steps = [step("kpi", None), step("extract", Some(10))];
+        let t0 = Instant::now();
+        let mut outputs = Outputs::default();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+
+        let (now, later) = outputs.plan(&steps, true, at(0));
+        assert_eq!((names(&now), later.len()), (vec!["kpi", "extract"], 0));
+        outputs.mark(&now, &later, at(0));
+
+        // New files a second later: the extract waits, and is known to be behind.
+        let (now, later) = outputs.plan(&steps, true, at(1));
+        assert_eq!(
+            (names(&now), later.clone()),
+            (vec!["kpi"], vec!["extract".into()])
+        );
+        outputs.mark(&now, &later, at(1));
+        assert!(!outputs.catching_up(&steps, at(5)));
+
+        // No new files, but its interval has passed: only the extract is written.
+        assert!(outputs.catching_up(&steps, at(10)));
+        let (now, later) = outputs.plan(&steps, false, at(10));
+        assert_eq!((names(&now), later.len()), (vec!["extract"], 0));
+        outputs.mark(&now, &later, at(10));
+        assert!(!outputs.catching_up(&steps, at(100)));
     }
 }

@@ -75,6 +75,7 @@ pub fn standard_steps() -> Vec<Step> {
             source: Source::View(name.to_string()),
             keep: *keep,
             to: None,
+            every: None,
             line: 0,
         })
         .collect()

@@ -14,6 +14,7 @@
 //! view = "kpi_summary"              # or: sql = "my_query.sql" (a SELECT, relative to this file)
 //! keep = "per_as_of"                # or "latest"
 //! # to = "s3://bucket/prefix"       # another sink than `out` for this step
+//! # every = "15m"                   # write this output at most this often (big extracts)
 //! ```
 //!
 //! Every problem is reported with the file and the line it is on.
@@ -68,6 +69,7 @@ struct RawStep {
     #[serde(default)]
     keep: Option<Spanned<String>>,
     to: Option<Spanned<String>>,
+    every: Option<Spanned<String>>,
 }
 
 /// When a pipeline runs.
@@ -137,6 +139,10 @@ pub struct Step {
     pub keep: Keep,
     /// Another sink than the pipeline's `out`.
     pub to: Option<String>,
+    /// Write the output at most this often while `run` runs (an output that costs more than
+    /// a refresh should, such as a per-invoice extract of millions of rows); none: at every
+    /// refresh.
+    pub every: Option<Duration>,
     /// The line of the step in its file (for errors at run time).
     pub line: usize,
 }
@@ -212,6 +218,17 @@ pub fn parse(file: &str, text: &str, base: &Path, views: &[String]) -> Result<Pi
         line: line_of(text, offset),
         message,
     };
+    let duration = |every: &Spanned<String>| {
+        parse_every(every.get_ref()).ok_or_else(|| {
+            error(
+                every.span().start,
+                format!(
+                    "every '{}' is not a duration such as 30s, 5m or 1h",
+                    every.get_ref()
+                ),
+            )
+        })
+    };
     let raw: RawPipeline = toml::from_str(text).map_err(|e| {
         let offset = e.span().map_or(0, |s| s.start);
         error(offset, e.message().to_string())
@@ -261,16 +278,7 @@ pub fn parse(file: &str, text: &str, base: &Path, views: &[String]) -> Result<Pi
                     "timezone goes with cron, not every".into(),
                 ));
             }
-            let duration = parse_every(every.get_ref()).ok_or_else(|| {
-                error(
-                    every.span().start,
-                    format!(
-                        "every '{}' is not a duration such as 30s, 5m or 1h",
-                        every.get_ref()
-                    ),
-                )
-            })?;
-            Schedule::Every(duration)
+            Schedule::Every(duration(every)?)
         }
         (None, Some(cron)) => {
             let expression = cron.get_ref().clone();
@@ -376,10 +384,12 @@ pub fn parse(file: &str, text: &str, base: &Path, views: &[String]) -> Result<Pi
                 ));
             }
         };
+        let every = step.every.as_ref().map(duration).transpose()?;
         steps.push(Step {
             name,
             source,
             keep,
+            every,
             to: step.to.map(|t| crate::config::resolve(base, t.get_ref())),
             line: line_of(text, at),
         });
@@ -442,6 +452,9 @@ mod tests {
         assert_eq!(p.steps[0].name, "kpi_summary");
         assert_eq!(p.out, "pipelines/out");
         assert!(matches!(p.schedule, Schedule::Every(d) if d == Duration::from_secs(30)));
+        assert_eq!(p.steps[0].every, None);
+        let slow = check(&format!("{GOOD}every = \"15m\"\n")).unwrap();
+        assert_eq!(slow.steps[0].every, Some(Duration::from_secs(900)));
     }
 
     #[test]
@@ -464,6 +477,11 @@ mod tests {
             "cron = \"0 6 * * *\"\ntimezone = \"Mars/Olympus\"",
         );
         assert_eq!(check(&zone).unwrap_err().line, 6);
+
+        let every = format!("{GOOD}every = \"soon\"\n");
+        let e = check(&every).unwrap_err();
+        assert_eq!(e.line, 9, "{e}");
+        assert!(e.message.contains("every 'soon' is not a duration"), "{e}");
 
         let missing = GOOD.replace("out = \"out\"\n", "");
         let e = check(&missing).unwrap_err();
