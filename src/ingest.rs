@@ -201,6 +201,7 @@ pub async fn catch_up(
         .collect();
     drop(seen);
     let total = new.len();
+    let mut backlog = Backlog::of(&new);
     let mut report = CatchUpReport::default();
     let mut results = read_files(feed, new, opts.parallel_reads);
 
@@ -223,6 +224,10 @@ pub async fn catch_up(
             Ok((bytes, validated)) => {
                 files_in_checkpoint += 1;
                 let applying = Instant::now();
+                if let (Some(entity), Ok(batch)) = (file.entity, &validated) {
+                    let keys = backlog.rows_from(entity, file.size, batch.num_rows());
+                    state.table_mut(entity).reserve_keys(keys);
+                }
                 apply_one(state, &file, bytes, validated, &mut report);
                 report.apply_time += applying.elapsed();
             }
@@ -244,6 +249,30 @@ pub async fn catch_up(
     report.save_time += saving.elapsed();
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// The bytes of the files of each entity not applied yet in this catch-up, to estimate how
+/// many keys its table is about to get.
+struct Backlog(std::collections::HashMap<Entity, u64>);
+
+impl Backlog {
+    fn of(files: &[FeedFile]) -> Backlog {
+        let mut bytes = std::collections::HashMap::new();
+        for f in files {
+            if let Some(entity) = f.entity {
+                *bytes.entry(entity).or_default() += f.size;
+            }
+        }
+        Backlog(bytes)
+    }
+
+    /// The rows of the entity's files from this one (of `size` bytes and `rows` rows) on, at
+    /// this file's rows per byte (an upper bound on the new keys, as updates add none).
+    fn rows_from(&mut self, entity: Entity, size: u64, rows: usize) -> usize {
+        let left = self.0.get(&entity).copied().unwrap_or(0).max(size);
+        self.0.insert(entity, left - size);
+        (left as f64 * rows as f64 / size.max(1) as f64) as usize
+    }
 }
 
 fn apply_one(
@@ -273,5 +302,36 @@ fn apply_one(
             state.quarantine(&violation, file.size, bytes);
             report.quarantined.push(violation);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(entity: Entity, size: u64) -> FeedFile {
+        let relative = format!("{}/part-{size}.parquet", entity.name());
+        FeedFile {
+            path: object_store::path::Path::from(relative.as_str()),
+            relative,
+            size,
+            entity: Some(entity),
+            folder: entity.name().to_string(),
+        }
+    }
+
+    #[test]
+    fn the_backlog_estimates_the_rows_still_to_come_per_entity() {
+        let files = [
+            file(Entity::Invoices, 1000),
+            file(Entity::Payments, 500),
+            file(Entity::Invoices, 3000),
+        ];
+        let mut backlog = Backlog::of(&files);
+        // 100 rows in the first 1000 bytes: 400 rows in the 4000 bytes of invoices left.
+        assert_eq!(backlog.rows_from(Entity::Invoices, 1000, 100), 400);
+        assert_eq!(backlog.rows_from(Entity::Payments, 500, 50), 50);
+        // The last invoice file: its own rows only.
+        assert_eq!(backlog.rows_from(Entity::Invoices, 3000, 250), 250);
     }
 }

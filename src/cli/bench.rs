@@ -319,7 +319,12 @@ fn ingest(customers: u64, months: u64, data: &Path, report_path: &Path) -> anyho
         .unwrap_or(0);
 
     let _ = std::fs::remove_dir_all(&state);
+    // The ingest alone: a config without pipelines, so that `run --once` writes no outputs.
+    let config = data.join("ingest-only.toml");
+    std::fs::write(&config, "[engine]\npipelines = \"no-pipelines\"\n")?;
     let ingest = measure(&[
+        "--config",
+        config.to_str().unwrap(),
         "--feed",
         feed.to_str().unwrap(),
         "--state",

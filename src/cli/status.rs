@@ -92,7 +92,7 @@ pub fn status_of(feed: &str, state: &State) -> Status {
 async fn missing_rates(session: &mut Session) -> anyhow::Result<Vec<MissingRate>> {
     use arrow::array::AsArray;
     use arrow::datatypes::Int64Type;
-    let (engine, params) = session.engine().await?;
+    let (engine, params) = session.engine_with(false).await?;
     let batches = engine
         .query("SELECT currency, CAST(invoices AS BIGINT) AS invoices FROM missing_fx_rates")
         .await?;

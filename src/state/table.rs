@@ -449,6 +449,16 @@ impl EntityTable {
         self.reset_to_latest(merged);
     }
 
+    /// Make room in the key index for `keys` more keys, so that a long backlog does not grow it
+    /// by doubling (each growth re-reads and rehashes every key so far).
+    pub fn reserve_keys(&mut self, keys: usize) {
+        let segments = &self.segments;
+        let hasher = &self.hasher;
+        self.index.reserve(keys, |e| {
+            hasher.hash_one(segments[e.segment as usize].keys.value(e.row as usize))
+        });
+    }
+
     /// Replace the whole table by `latest`: one row per key, its latest change (tombstones
     /// included), as [`EntityTable::latest_changes`] gives it to a snapshot.
     pub fn load_latest(&mut self, latest: Vec<RecordBatch>) {
