@@ -128,8 +128,16 @@ pub async fn open_state(
 ) -> Result<State, IngestError> {
     let mut state = State::open(location).await?;
     state.set_feed(feed.clone());
-    let files: Vec<FeedFile> = state
-        .to_replay()
+    let to_replay = state.to_replay();
+    // The checkpoint knows each file's rows: size the key indexes for them once.
+    for entity in Entity::ALL {
+        let rows = (to_replay.iter())
+            .filter(|a| a.entity == entity.name())
+            .map(|a| a.rows)
+            .sum();
+        state.table_mut(entity).reserve_keys(rows);
+    }
+    let files: Vec<FeedFile> = to_replay
         .into_iter()
         .map(|a| FeedFile {
             path: feed.child(&a.path),

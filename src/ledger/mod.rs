@@ -116,10 +116,23 @@ pub struct Totals {
 struct Currencies {
     codes: Vec<String>,
     ids: HashMap<String, u16>,
+    last: Option<u16>,
 }
 
 impl Currencies {
     fn id(&mut self, code: &str) -> u16 {
+        // Rows of a file mostly share a currency: try the last one first.
+        if let Some(last) = self.last
+            && self.codes[last as usize] == code
+        {
+            return last;
+        }
+        let id = self.id_of(code);
+        self.last = Some(id);
+        id
+    }
+
+    fn id_of(&mut self, code: &str) -> u16 {
         if let Some(id) = self.ids.get(code) {
             return *id;
         }
@@ -224,6 +237,7 @@ impl Ledger {
         ledger
             .settlements
             .reserve(table(Entity::Invoices).live_rows());
+        ledger.promises.reserve(table(Entity::Promises).live_rows());
         for (batch, rows) in table(Entity::Promises).current_rows() {
             let promises = rows::Promises::new(batch);
             for r in rows {
@@ -480,7 +494,10 @@ impl Ledger {
                 self.settlements.remove(&key);
             }
         }
-        if let Some(id) = image.customer_id.filter(|_| is_cash)
+        // Most customers make no promise on the account: no group to look for.
+        if let Some(id) = image
+            .customer_id
+            .filter(|_| is_cash && !self.customers.is_empty())
             && let Some(group) = self.customers.get_mut(&group_key(id))
         {
             groups::change(&mut group.payments, settlement, sign);

@@ -41,6 +41,10 @@ impl<V> Sharded<V> {
         self.0[shard_of(*key)].contains_key(key)
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn len(&self) -> usize {
         self.0[0].len() + self.0[1].len()
     }
