@@ -311,6 +311,19 @@ impl Session {
     /// The same, but with per-customer aging left out of the ledger when `pin_aging` is off
     /// (for commands that never read `aging`).
     pub async fn engine_with(&mut self, pin_aging: bool) -> anyhow::Result<(Engine, KpiParams)> {
+        self.engine_for(pin_aging, None).await
+    }
+
+    /// An engine for one query: without the ledger when the query does not read it.
+    pub async fn engine_for_query(&mut self, sql: &str) -> anyhow::Result<(Engine, KpiParams)> {
+        self.engine_for(true, Some(sql)).await
+    }
+
+    async fn engine_for(
+        &mut self,
+        pin_aging: bool,
+        query: Option<&str>,
+    ) -> anyhow::Result<(Engine, KpiParams)> {
         let params = self.kpi_params()?;
         let views = if self.plain {
             ViewSet::Plain
@@ -321,6 +334,9 @@ impl Session {
         let mut engine = Engine::new().with_queries(Some(folder), views)?;
         if !pin_aging {
             engine = engine.without_aging_pin();
+        }
+        if query.is_some_and(|sql| !engine.reads_ledger(sql)) {
+            engine = engine.without_ledger();
         }
         engine.refresh(&mut self.state, &params).await?;
         Ok((engine, params))

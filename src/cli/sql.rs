@@ -22,7 +22,10 @@ pub struct SqlArgs {
 
 pub async fn run(global: &GlobalArgs, args: SqlArgs) -> anyhow::Result<ExitCode> {
     let mut session = Session::open(global).await?;
-    let (engine, _) = session.engine().await?;
+    let (engine, _) = match &args.query {
+        Some(query) => session.engine_for_query(query).await?,
+        None => session.engine().await?,
+    };
     match args.query {
         Some(query) => {
             let (schema, batches) = engine.query_with_schema(&query).await?;

@@ -35,6 +35,8 @@ pub struct Engine {
     view_set: views::ViewSet,
     /// Whether a refresh has the ledger keep per-customer aging at its as-of date.
     pin_aging: bool,
+    /// Whether a refresh builds the ledger (off: its tables are registered empty).
+    ledger: bool,
     /// The as-of date the registered ledger tables keep per-customer aging at.
     pinned_as_of: std::sync::Mutex<Option<chrono::NaiveDate>>,
 }
@@ -60,6 +62,7 @@ impl Engine {
             plain_views: Vec::new(),
             view_set: views::ViewSet::default(),
             pin_aging: true,
+            ledger: true,
             pinned_as_of: std::sync::Mutex::new(None),
         }
     }
@@ -83,6 +86,45 @@ impl Engine {
         self
     }
 
+    /// Leave the ledger out: its tables are registered empty, so only a session whose queries
+    /// never read them (see [`Engine::reads_ledger`]) may use this.
+    pub fn without_ledger(mut self) -> Self {
+        self.ledger = false;
+        self
+    }
+
+    /// Whether `sql` reads the ledger's tables, itself or through the views it reads (a
+    /// one-off `SELECT count(*) FROM invoices` need not wait for the ledger to be built).
+    /// A statement that does not parse counts as reading it: its error comes later.
+    pub fn reads_ledger(&self, sql: &str) -> bool {
+        let state = self.ctx.state();
+        let dialect = state.config().options().sql_parser.dialect;
+        let tables_of = |sql: &str| -> Option<Vec<String>> {
+            let statement = state.sql_to_statement(sql, &dialect).ok()?;
+            let references = state.resolve_table_references(&statement).ok()?;
+            Some(references.iter().map(|r| r.table().to_string()).collect())
+        };
+        let Some(mut pending) = tables_of(sql) else {
+            return true;
+        };
+        let mut seen = std::collections::HashSet::new();
+        while let Some(name) = pending.pop() {
+            if name.starts_with("ledger_") {
+                return true;
+            }
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            if let Some(view) = self.views.iter().find(|v| v.name == name) {
+                match tables_of(&view.sql) {
+                    Some(tables) => pending.extend(tables),
+                    None => return true,
+                }
+            }
+        }
+        false
+    }
+
     /// Register (or replace) every table of the state, the parameters, and the views on them
     /// (views capture the tables they read, so they are made again after each registration).
     pub async fn refresh(
@@ -93,7 +135,10 @@ impl Engine {
         let started = std::time::Instant::now();
         tables::register(&self.ctx, state).await?;
         let registered = started.elapsed();
-        if self.view_set == views::ViewSet::Incremental {
+        if self.view_set == views::ViewSet::Incremental && !self.ledger {
+            tables::register_ledger(&self.ctx, &crate::ledger::Ledger::default())?;
+            *self.pinned() = None;
+        } else if self.view_set == views::ViewSet::Incremental {
             let pin = self.pin_aging.then(|| crate::dates::days(params.as_of));
             let ledger = state.ledger(params.grace_days, pin);
             tables::register_ledger(&self.ctx, ledger)?;
@@ -149,5 +194,35 @@ impl Engine {
 impl Default for Engine {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_query_reads_the_ledger_only_through_the_views_built_on_it() {
+        let engine = Engine::new()
+            .with_queries(None, views::ViewSet::Incremental)
+            .unwrap();
+        for (sql, reads) in [
+            ("SELECT count(*) FROM invoices", false),
+            ("SELECT * FROM open_items WHERE open_amount <> 0", false),
+            ("SELECT * FROM kpi_summary", true),
+            ("SELECT * FROM aging LIMIT 5", true),
+            ("SELECT sum(amount) FROM ledger_sales", true),
+            (
+                "WITH s AS (SELECT * FROM aging_totals) SELECT * FROM s",
+                true,
+            ),
+            ("SELEC oops", true),
+        ] {
+            assert_eq!(engine.reads_ledger(sql), reads, "{sql}");
+        }
+        let plain = Engine::new()
+            .with_queries(None, views::ViewSet::Plain)
+            .unwrap();
+        assert!(!plain.reads_ledger("SELECT * FROM kpi_summary"));
     }
 }
