@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
-use object_store::{PutMode, PutOptions, PutPayload};
+use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use super::StateError;
@@ -87,8 +87,14 @@ fn checkpoint_path(generation: u64) -> String {
     format!("checkpoints/{generation:020}.json")
 }
 
-/// Read the newest checkpoint that can be read; `None` for a state folder never written.
-pub async fn read_latest(state: &Location) -> Result<Option<Checkpoint>, StateError> {
+/// How many generations of checkpoints are kept (with the snapshots they name): a process
+/// that loaded one of them a moment ago can still read it; older ones are deleted.
+pub const KEEP_GENERATIONS: u64 = 10;
+
+/// The checkpoints of a state folder, newest first.
+async fn list_generations(
+    state: &Location,
+) -> Result<Vec<(u64, object_store::path::Path)>, StateError> {
     let dir = state.child("checkpoints");
     let listed: Vec<_> = state
         .store
@@ -107,7 +113,12 @@ pub async fn read_latest(state: &Location) -> Result<Option<Checkpoint>, StateEr
         })
         .collect();
     generations.sort_by_key(|(g, _)| std::cmp::Reverse(*g));
-    for (generation, path) in generations {
+    Ok(generations)
+}
+
+/// Read the newest checkpoint that can be read; `None` for a state folder never written.
+pub async fn read_latest(state: &Location) -> Result<Option<Checkpoint>, StateError> {
+    for (generation, path) in list_generations(state).await? {
         let bytes = super::read_bytes(state, &path).await?;
         match serde_json::from_slice::<Checkpoint>(&bytes) {
             Ok(cp) if cp.format == FORMAT => return Ok(Some(cp)),
@@ -128,6 +139,14 @@ pub async fn read_latest(state: &Location) -> Result<Option<Checkpoint>, StateEr
 /// Write a checkpoint under its generation. The write creates a new object (never overwrites),
 /// so two writers racing for one generation cannot both win.
 pub async fn write(state: &Location, checkpoint: &Checkpoint) -> Result<(), StateError> {
+    // Old generations are deleted (see `collect_garbage`), so a writer that fell far behind
+    // could create one again: a newer generation anywhere means another writer won.
+    let newest = list_generations(state).await?.first().map(|(g, _)| *g);
+    if newest.is_some_and(|g| g >= checkpoint.generation) {
+        return Err(StateError::Concurrent {
+            generation: checkpoint.generation,
+        });
+    }
     let path = state.child(&checkpoint_path(checkpoint.generation));
     let json =
         serde_json::to_vec_pretty(checkpoint).map_err(|e| StateError::Encode(e.to_string()))?;
@@ -149,4 +168,60 @@ pub async fn write(state: &Location, checkpoint: &Checkpoint) -> Result<(), Stat
             source,
         }),
     }
+}
+
+/// Delete what no recent generation needs: checkpoints more than [`KEEP_GENERATIONS`] behind
+/// `current`, and the snapshots older than the one the oldest kept checkpoint loads from.
+/// Returns how many objects were deleted.
+pub async fn collect_garbage(state: &Location, current: u64) -> Result<usize, StateError> {
+    let Some(oldest_kept) = current.checked_sub(KEEP_GENERATIONS - 1) else {
+        return Ok(0);
+    };
+    let generations = list_generations(state).await?;
+    let Some((_, oldest_path)) = generations.iter().find(|(g, _)| *g == oldest_kept) else {
+        return Ok(0);
+    };
+    let oldest: Checkpoint =
+        match serde_json::from_slice(&super::read_bytes(state, oldest_path).await?) {
+            Ok(cp) => cp,
+            Err(_) => return Ok(0),
+        };
+    let mut doomed: Vec<object_store::path::Path> = generations
+        .into_iter()
+        .filter(|(g, _)| *g < oldest_kept)
+        .map(|(_, path)| path)
+        .collect();
+    let listed: Vec<_> = state
+        .store
+        .list(Some(&state.child("snapshots")))
+        .try_collect()
+        .await
+        .map_err(|source| StateError::Store {
+            what: format!("list snapshots in '{}'", state.url),
+            source,
+        })?;
+    doomed.extend(
+        listed.into_iter().map(|m| m.location).filter(|path| {
+            snapshot_generation(path).is_some_and(|g| g < oldest.snapshot_generation)
+        }),
+    );
+    for path in &doomed {
+        match state.store.delete(path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(source) => {
+                return Err(StateError::Store {
+                    what: format!("delete '{path}'"),
+                    source,
+                });
+            }
+        }
+    }
+    Ok(doomed.len())
+}
+
+/// The generation of a snapshot file, from its folder `snapshots/g<generation>-<nonce>/`.
+fn snapshot_generation(path: &object_store::path::Path) -> Option<u64> {
+    let folder = path.parts().rev().nth(1)?;
+    let digits = folder.as_ref().strip_prefix('g')?.split('-').next()?;
+    digits.parse().ok()
 }

@@ -307,6 +307,12 @@ impl State {
         }
         checkpoint::write(&self.location, &next).await?;
         self.checkpoint = next;
+        // Old generations cost only space: a failure to delete them is reported, not fatal.
+        match checkpoint::collect_garbage(&self.location, self.checkpoint.generation).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::debug!(deleted, "old checkpoints and snapshots deleted"),
+            Err(e) => tracing::warn!(error = %e, "could not delete old checkpoints"),
+        }
         Ok(())
     }
 
