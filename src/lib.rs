@@ -11,6 +11,7 @@ pub mod dates;
 pub mod engine;
 pub mod feed;
 pub mod generate;
+pub mod hint;
 pub mod ingest;
 pub mod ledger;
 pub mod parquet_io;

@@ -91,7 +91,11 @@ fn user_errors_are_one_clear_line() {
     };
     let ok = sql("SELECT count(*) AS n FROM invoices");
     assert!(ok.status.success(), "{}", stderr(&ok));
-    assert_one_line_error(&sql("SELECT * FROM invoicez"), "invoicez");
+    assert_one_line_error(&sql("SELECT * FROM invoicez"), "did you mean 'invoices'?");
+    assert_one_line_error(
+        &sql("SELECT * FROM kpi_sumary"),
+        "did you mean 'kpi_summary'?",
+    );
     assert_one_line_error(&sql("SELECT amountt FROM invoices"), "amountt");
     assert_one_line_error(&sql("SELEC 1"), "SELEC");
 

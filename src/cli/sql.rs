@@ -28,7 +28,10 @@ pub async fn run(global: &GlobalArgs, args: SqlArgs) -> anyhow::Result<ExitCode>
     };
     match args.query {
         Some(query) => {
-            let (schema, batches) = engine.query_with_schema(&query).await?;
+            let (schema, batches) = match engine.query_with_schema(&query).await {
+                Ok(result) => result,
+                Err(e) => anyhow::bail!(explain(&engine, e)),
+            };
             output::print(args.format, &schema, &batches)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -122,6 +125,15 @@ async fn execute(engine: &Engine, sql: &str, format: Format) {
             }
             println!("({:.3} s)", started.elapsed().as_secs_f64());
         }
-        Err(e) => eprintln!("error: {e}"),
+        Err(e) => eprintln!("error: {}", explain(engine, e)),
+    }
+}
+
+/// A query's error, with the table the user likely meant when it names one that is not there.
+fn explain(engine: &Engine, error: crate::engine::EngineError) -> String {
+    let message = error.to_string();
+    match engine.table_hint(&message) {
+        Some(hint) => format!("{message} (did you mean '{hint}'?)"),
+        None => message,
     }
 }

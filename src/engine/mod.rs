@@ -174,6 +174,19 @@ impl Engine {
             .expect("the pinned date is never poisoned")
     }
 
+    /// For an error naming a table that does not exist, the closest table or view that does
+    /// (the tables behind the entity views, `__*`, left out).
+    pub fn table_hint(&self, error: &str) -> Option<String> {
+        let (_, rest) = error.split_once("table '")?;
+        let (name, _) = rest.split_once("' not found")?;
+        let name = name.rsplit('.').next()?;
+        let schema = self.ctx.catalog("datafusion")?.schema("public")?;
+        let names: Vec<String> = (schema.table_names().into_iter())
+            .filter(|n| !n.starts_with("__"))
+            .collect();
+        crate::hint::closest(name, &names).map(str::to_string)
+    }
+
     /// Run one SQL statement and collect its rows.
     pub async fn query(&self, sql: &str) -> Result<Vec<arrow::array::RecordBatch>, EngineError> {
         let df = self.ctx.sql(sql).await?;

@@ -335,7 +335,7 @@ pub fn parse(file: &str, text: &str, base: &Path, views: &[String]) -> Result<Pi
             (Some(view), None) => {
                 let v = view.get_ref().clone();
                 if !views.contains(&v) {
-                    let hint = closest(&v, views)
+                    let hint = crate::hint::closest(&v, views)
                         .map(|c| format!(" (did you mean '{c}'?)"))
                         .unwrap_or_default();
                     return Err(error(
@@ -406,16 +406,6 @@ pub fn parse(file: &str, text: &str, base: &Path, views: &[String]) -> Result<Pi
         schedule,
         steps,
     })
-}
-
-/// The name among `names` closest to `word` (a typo's likely intent), if any is close.
-fn closest<'a>(word: &str, names: &'a [String]) -> Option<&'a str> {
-    names
-        .iter()
-        .map(|n| (strsim::levenshtein(word, n), n))
-        .filter(|(d, _)| *d <= 3)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, n)| n.as_str())
 }
 
 /// The pipeline files of a folder, sorted by name.
