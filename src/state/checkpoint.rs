@@ -88,23 +88,31 @@ fn checkpoint_path(generation: u64) -> String {
 }
 
 /// How many generations of checkpoints are kept (with the snapshots they name): a process
-/// that loaded one of them a moment ago can still read it; older ones are deleted.
+/// that loaded one of them a moment ago can still read it; older ones are deleted, once every
+/// this many generations (so between this many and twice as many are there), which keeps the
+/// listings and reads of the collection off most saves.
 pub const KEEP_GENERATIONS: u64 = 10;
+
+/// The objects under a folder of the state.
+async fn list_folder(
+    state: &Location,
+    folder: &str,
+) -> Result<Vec<object_store::ObjectMeta>, StateError> {
+    (state.store)
+        .list(Some(&state.child(folder)))
+        .try_collect()
+        .await
+        .map_err(|source| StateError::Store {
+            what: format!("list {folder} in '{}'", state.url),
+            source,
+        })
+}
 
 /// The checkpoints of a state folder, newest first.
 async fn list_generations(
     state: &Location,
 ) -> Result<Vec<(u64, object_store::path::Path)>, StateError> {
-    let dir = state.child("checkpoints");
-    let listed: Vec<_> = state
-        .store
-        .list(Some(&dir))
-        .try_collect()
-        .await
-        .map_err(|source| StateError::Store {
-            what: format!("list checkpoints in '{}'", state.url),
-            source,
-        })?;
+    let listed = list_folder(state, "checkpoints").await?;
     let mut generations: Vec<(u64, object_store::path::Path)> = listed
         .into_iter()
         .filter_map(|m| {
@@ -191,15 +199,7 @@ pub async fn collect_garbage(state: &Location, current: u64) -> Result<usize, St
         .filter(|(g, _)| *g < oldest_kept)
         .map(|(_, path)| path)
         .collect();
-    let listed: Vec<_> = state
-        .store
-        .list(Some(&state.child("snapshots")))
-        .try_collect()
-        .await
-        .map_err(|source| StateError::Store {
-            what: format!("list snapshots in '{}'", state.url),
-            source,
-        })?;
+    let listed = list_folder(state, "snapshots").await?;
     doomed.extend(
         listed.into_iter().map(|m| m.location).filter(|path| {
             snapshot_generation(path).is_some_and(|g| g < oldest.snapshot_generation)

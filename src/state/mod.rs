@@ -308,10 +308,13 @@ impl State {
         checkpoint::write(&self.location, &next).await?;
         self.checkpoint = next;
         // Old generations cost only space: a failure to delete them is reported, not fatal.
-        match checkpoint::collect_garbage(&self.location, self.checkpoint.generation).await {
-            Ok(0) => {}
-            Ok(deleted) => tracing::debug!(deleted, "old checkpoints and snapshots deleted"),
-            Err(e) => tracing::warn!(error = %e, "could not delete old checkpoints"),
+        let generation = self.checkpoint.generation;
+        if generation.is_multiple_of(checkpoint::KEEP_GENERATIONS) {
+            match checkpoint::collect_garbage(&self.location, generation).await {
+                Ok(0) => {}
+                Ok(deleted) => tracing::debug!(deleted, "old checkpoints and snapshots deleted"),
+                Err(e) => tracing::warn!(error = %e, "could not delete old checkpoints"),
+            }
         }
         Ok(())
     }
