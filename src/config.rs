@@ -39,8 +39,12 @@ pub struct KpiConfig {
     pub as_of: String,
     /// The trailing window in days. Default 90.
     pub window_days: i32,
-    /// The reporting currency; FX rates in the feed must be in its units. Default `USD`.
+    /// The reporting currency. Default `USD`.
     pub currency: String,
+    /// The currency the feed's FX rates are quoted in (each rate gives its units for one unit
+    /// of the row's currency). Another reporting currency converts through cross rates.
+    /// Default: `currency` as this file sets it.
+    pub rates_currency: Option<String>,
     /// Days after a promised date that a payment still keeps the promise. Default 3.
     pub grace_days: i32,
     /// Upper edges of the past-due aging buckets, in days. Default [30, 60, 90, 120].
@@ -53,6 +57,7 @@ impl Default for KpiConfig {
             as_of: "today".into(),
             window_days: 90,
             currency: "USD".into(),
+            rates_currency: None,
             grace_days: 3,
             bucket_edges: vec![30, 60, 90, 120],
         }

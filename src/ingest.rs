@@ -48,6 +48,9 @@ pub struct CatchUpReport {
     pub quarantined: Vec<Violation>,
     /// Files that could not be read this time; they are tried again next time.
     pub unreadable: Vec<String>,
+    /// Entries of the feed that could not be listed (a symlink loop, a folder without
+    /// permission), with why; the rest of the feed went on.
+    pub skipped_entries: Vec<String>,
     pub elapsed: Duration,
     /// Where the time went: waiting for files to be read and validated, applying them to
     /// the state, and writing checkpoints.
@@ -201,16 +204,19 @@ pub async fn catch_up(
 ) -> Result<CatchUpReport, IngestError> {
     let started = Instant::now();
     state.set_feed(feed.clone());
-    let files = discover(feed).await?;
+    let listing = discover(feed).await?;
     let seen = state.seen_paths();
-    let new: Vec<FeedFile> = files
+    let new: Vec<FeedFile> = (listing.files)
         .into_iter()
         .filter(|f| !seen.contains(f.relative.as_str()))
         .collect();
     drop(seen);
     let total = new.len();
     let mut backlog = Backlog::of(&new);
-    let mut report = CatchUpReport::default();
+    let mut report = CatchUpReport {
+        skipped_entries: listing.skipped,
+        ..CatchUpReport::default()
+    };
     let mut results = read_files(feed, new, opts.parallel_reads);
 
     let mut done = 0;

@@ -14,7 +14,7 @@ use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
-use object_store::path::Path;
+use object_store::path::{Path, PathPart};
 use url::Url;
 
 /// Why a location could not be opened.
@@ -51,10 +51,17 @@ pub struct Location {
 
 impl Location {
     /// The path of `relative` (slash-separated) under this location's prefix.
+    ///
+    /// Each part is taken as it is, the way a listing returns it (`März.parquet`, `a#1.parquet`,
+    /// `50%.parquet`), so that a name read from the store finds the same object again;
+    /// only a part no object can have (`.`, `..`, a control character) is percent-encoded.
     pub fn child(&self, relative: &str) -> Path {
         let mut p = self.prefix.clone();
         for part in relative.split('/').filter(|s| !s.is_empty()) {
-            p = p.clone().join(part);
+            p = match PathPart::parse(part) {
+                Ok(raw) => p.clone().join(raw),
+                Err(_) => p.clone().join(part),
+            };
         }
         p
     }
@@ -70,13 +77,16 @@ impl Location {
         }
     }
 
-    /// The URL of `relative` under this location, for engines that take URLs.
-    pub fn url_of(&self, relative: &str) -> String {
-        format!(
-            "{}/{}",
-            self.url.as_str().trim_end_matches('/'),
-            relative.trim_start_matches('/')
-        )
+    /// The URL of `relative` under this location, for engines that take URLs: each part is
+    /// percent-encoded, so a name with `#`, `?`, `%` or non-ASCII letters stays one path.
+    pub fn url_of(&self, relative: &str) -> Url {
+        let mut url = self.url.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments
+                .pop_if_empty()
+                .extend(relative.split('/').filter(|s| !s.is_empty()));
+        }
+        url
     }
 
     /// The URL of the store's root (what DataFusion registers the store under).
@@ -84,6 +94,18 @@ impl Location {
         let mut u = self.url.clone();
         u.set_path("/");
         u
+    }
+
+    /// Where `inner` lies inside this location, as a relative path, when a listing of this
+    /// location would see its files: not for a hidden folder (`.arstream/state`), which
+    /// feed discovery skips.
+    pub fn visible_inside(&self, inner: &Location) -> Option<String> {
+        let same_store =
+            self.url.scheme() == inner.url.scheme() && self.url.host_str() == inner.url.host_str();
+        let outer = format!("{}/", self.url.path().trim_end_matches('/'));
+        let relative = inner.url.path().strip_prefix(&outer)?.trim_matches('/');
+        let hidden = (relative.split('/')).any(|p| p.starts_with('.') || p.starts_with('_'));
+        (same_store && !hidden).then(|| relative.to_string())
     }
 
     /// Whether this is a folder on the local disk.
@@ -99,6 +121,12 @@ fn memory_stores() -> &'static Mutex<HashMap<String, Arc<InMemory>>> {
 
 /// Turn a user-given location into a URL: a plain path becomes an absolute `file://` URL.
 pub fn to_url(location: &str) -> Result<Url, StoreError> {
+    if location.trim().is_empty() {
+        return Err(StoreError::BadUrl(
+            location.into(),
+            "the location is empty (give a path or a URL)".into(),
+        ));
+    }
     let looks_like_url = location.contains("://");
     if looks_like_url {
         return Url::parse(location)
@@ -196,4 +224,67 @@ pub fn open(location: &str, create: bool) -> Result<Location, StoreError> {
         }
     };
     Ok(Location { store, prefix, url })
+}
+
+/// Write `bytes` to `path` so that it survives a power loss once this returns: on a local
+/// folder the data goes to a temporary file that is flushed to disk (`fsync`), renamed (or,
+/// with `create_only`, linked, which fails if the object exists) into place, and the folder
+/// is flushed too, so the new name is on disk as well. Object stores are durable when they
+/// acknowledge a PUT; there `create_only` is a conditional PUT.
+pub async fn put_durable(
+    location: &Location,
+    path: &Path,
+    bytes: bytes::Bytes,
+    create_only: bool,
+) -> object_store::Result<()> {
+    if !location.is_local() {
+        let mode = match create_only {
+            true => object_store::PutMode::Create,
+            false => object_store::PutMode::Overwrite,
+        };
+        let opts = object_store::PutOptions {
+            mode,
+            ..Default::default()
+        };
+        location.store.put_opts(path, bytes.into(), opts).await?;
+        return Ok(());
+    }
+    let target = LocalFileSystem::new().path_to_filesystem(path)?;
+    let shown = path.to_string();
+    tokio::task::spawn_blocking(move || write_synced(&target, &bytes, create_only))
+        .await
+        .map_err(|e| object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(e),
+        })?
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => object_store::Error::AlreadyExists {
+                path: shown,
+                source: Box::new(e),
+            },
+            _ => object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: Box::new(e),
+            },
+        })
+}
+
+fn write_synced(target: &std::path::Path, bytes: &[u8], create_only: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    let folder = target.parent().unwrap_or(std::path::Path::new("/"));
+    std::fs::create_dir_all(folder)?;
+    let name = target.file_name().unwrap_or_default().to_string_lossy();
+    let temp = folder.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut file = std::fs::File::create(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        match create_only {
+            true => std::fs::hard_link(&temp, target),
+            false => std::fs::rename(&temp, target),
+        }
+    })();
+    let _ = std::fs::remove_file(&temp);
+    result?;
+    std::fs::File::open(folder)?.sync_all()
 }

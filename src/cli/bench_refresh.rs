@@ -234,8 +234,9 @@ fn sample_invoices(feed: &Path, n: usize) -> anyhow::Result<Vec<Invoice>> {
     let mut out = Vec::new();
     // Listed as a catch-up lists the feed (this runs on a blocking thread of the runtime).
     let location = crate::store::open(&feed.display().to_string(), false)?;
-    let listed =
-        tokio::runtime::Handle::current().block_on(crate::feed::discover::discover(&location))?;
+    let listed = tokio::runtime::Handle::current()
+        .block_on(crate::feed::discover::discover(&location))?
+        .files;
     let files = listed
         .iter()
         .filter(|f| f.entity == Some(Entity::Invoices))

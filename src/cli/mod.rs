@@ -229,6 +229,7 @@ impl Session {
             .with_context(|| format!("cannot open feed '{}'", config.feed.url))?;
         let state_location = store::open(&config.state.url, true)
             .with_context(|| format!("cannot open state folder '{}'", config.state.url))?;
+        refuse_inside_feed(&feed, &state_location, "state folder")?;
         let opts = IngestOptions {
             checkpoint_every_files: config.state.checkpoint_every_files.max(1),
             checkpoint_every_rows: config.state.checkpoint_every_rows.max(1),
@@ -263,6 +264,8 @@ impl Session {
         if let Some(window) = global.window {
             config.kpi.window_days = window;
         }
+        // Rates stay quoted in the file's currency when --currency asks for another.
+        (config.kpi.rates_currency).get_or_insert_with(|| config.kpi.currency.clone());
         if let Some(currency) = &global.currency {
             config.kpi.currency = currency.clone();
         }
@@ -298,6 +301,7 @@ impl Session {
             as_of,
             window_days: k.window_days,
             currency: k.currency.clone(),
+            rates_currency: (k.rates_currency.clone()).unwrap_or_else(|| k.currency.clone()),
             grace_days: k.grace_days,
             bucket_edges: k.bucket_edges.clone(),
         })
@@ -340,6 +344,23 @@ impl Session {
         }
         engine.refresh(&mut self.state, &params).await?;
         Ok((engine, params))
+    }
+}
+
+/// Refuse a state or output folder that feed discovery would read as feed files (its
+/// quarantine copies and outputs would be applied, or quarantined, as changes).
+pub(crate) fn refuse_inside_feed(
+    feed: &Location,
+    folder: &Location,
+    what: &str,
+) -> anyhow::Result<()> {
+    match feed.visible_inside(folder) {
+        None => Ok(()),
+        Some(relative) => anyhow::bail!(
+            "the {what} '{}' is inside the feed '{}' (as '{relative}'): its files would be read as feed files; put it outside the feed, or in a folder whose name starts with '.'",
+            folder.url,
+            feed.url
+        ),
     }
 }
 

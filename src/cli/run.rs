@@ -29,12 +29,28 @@ pub struct RunArgs {
     /// Do one refresh and exit
     #[arg(long)]
     pub once: bool,
-    /// Log one line per refresh (as always without a terminal: the dashboard comes later)
+    /// Log one line per refresh (as always without a terminal: the dashboard comes later).
+    /// Refresh, quarantine and stop lines go to stdout; errors and logs to stderr
     #[arg(long)]
     pub headless: bool,
-    /// Poll the feed every this many seconds instead of the pipeline's schedule
-    #[arg(long, value_name = "SECONDS")]
+    /// Poll the feed every this many seconds instead of the pipeline's schedule (0.05 to
+    /// 86400)
+    #[arg(long, value_name = "SECONDS", value_parser = poll_interval, allow_negative_numbers = true)]
     pub interval: Option<f64>,
+}
+
+/// A poll interval in seconds: a finite number from 50 ms to a day.
+fn poll_interval(text: &str) -> Result<f64, String> {
+    let seconds: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number of seconds"))?;
+    if !(0.05..=86_400.0).contains(&seconds) {
+        return Err(format!(
+            "{text} s is not a poll interval: give 0.05 to 86400 seconds"
+        ));
+    }
+    Ok(seconds)
 }
 
 /// What a run does: the pipeline's steps, where they go and when.
@@ -70,7 +86,7 @@ pub(crate) fn plan(
         schedule = p.schedule.clone();
     }
     if let Some(seconds) = interval {
-        schedule = Schedule::Every(Duration::from_secs_f64(seconds.max(0.05)));
+        schedule = Schedule::Every(Duration::from_secs_f64(seconds));
     }
     Ok((
         global,
@@ -110,6 +126,7 @@ pub(crate) async fn once(
     verbose: bool,
 ) -> anyhow::Result<ExitCode> {
     let mut session = Session::open(global).await?;
+    refuse_outputs_inside_feed(&session, plan)?;
     if let Some(out) = &plan.out {
         let (engine, params) = session.engine().await?;
         write_outputs(&engine, &plan.steps, &params, out).await?;
@@ -161,6 +178,7 @@ async fn watch(global: &GlobalArgs, plan: &Plan) -> anyhow::Result<ExitCode> {
     let mut stop = Box::pin(shutdown_signal());
     let started = Instant::now();
     let mut session = Session::open(global).await?;
+    refuse_outputs_inside_feed(&session, plan)?;
     let json = global.log_format == super::LogFormat::Json;
     let opts = IngestOptions {
         checkpoint_every_files: session.config.state.checkpoint_every_files.max(1),
@@ -241,6 +259,16 @@ async fn watch(global: &GlobalArgs, plan: &Plan) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Refuse outputs that would land where feed discovery reads them as feed files.
+fn refuse_outputs_inside_feed(session: &Session, plan: &Plan) -> anyhow::Result<()> {
+    let sinks = (plan.out.iter()).chain(plan.steps.iter().filter_map(|s| s.to.as_ref()));
+    for url in sinks {
+        let sink = crate::store::open(url, true)?;
+        super::refuse_inside_feed(&session.feed, &sink, "output folder")?;
+    }
+    Ok(())
+}
+
 /// Write the outputs of the plan's steps under `out`.
 async fn write_outputs(
     engine: &crate::engine::Engine,
@@ -260,9 +288,9 @@ fn report_error(json: bool, error: &str, failures: u32) {
     let retry_s = (0.5 * 2f64.powi(failures as i32)).min(60.0);
     if json {
         let line = serde_json::json!({"event": "error", "error": error, "failures": failures, "retry_in_s": retry_s});
-        println!("{line}");
+        eprintln!("{line}");
     } else {
-        println!("error failures={failures} retry_in_s={retry_s} error={error:?}");
+        eprintln!("error failures={failures} retry_in_s={retry_s} error={error:?}");
     }
 }
 

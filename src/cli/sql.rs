@@ -28,7 +28,7 @@ pub async fn run(global: &GlobalArgs, args: SqlArgs) -> anyhow::Result<ExitCode>
     };
     match args.query {
         Some(query) => {
-            let (schema, batches) = match engine.query_with_schema(&query).await {
+            let (schema, batches) = match engine.query_read_only(&query).await {
                 Ok(result) => result,
                 Err(e) => anyhow::bail!(explain(&engine, e)),
             };
@@ -62,8 +62,10 @@ async fn shell(engine: &Engine, format: Format) -> anyhow::Result<ExitCode> {
                 let trimmed = line.trim();
                 if buffer.is_empty() && trimmed.starts_with('\\') {
                     let _ = editor.add_history_entry(trimmed);
-                    match backslash(engine, trimmed).await {
-                        Some(sql) => execute(engine, &sql, format).await,
+                    match backslash(trimmed) {
+                        Some((sql, if_empty)) => {
+                            execute(engine, &sql, format, if_empty.as_deref()).await
+                        }
                         None => break,
                     }
                     continue;
@@ -76,11 +78,16 @@ async fn shell(engine: &Engine, format: Format) -> anyhow::Result<ExitCode> {
                 if trimmed.ends_with(';') {
                     let statement = std::mem::take(&mut buffer);
                     let _ = editor.add_history_entry(statement.trim());
-                    execute(engine, statement.trim().trim_end_matches(';'), format).await;
+                    execute(engine, statement.trim().trim_end_matches(';'), format, None).await;
                 }
             }
             Err(ReadlineError::Interrupted) => buffer.clear(),
-            Err(ReadlineError::Eof) => break,
+            Err(ReadlineError::Eof) => {
+                // Input piped in may end without a last ';': run what is there.
+                let statement = std::mem::take(&mut buffer);
+                execute(engine, statement.trim().trim_end_matches(';'), format, None).await;
+                break;
+            }
             Err(e) => return Err(e.into()),
         }
     }
@@ -90,36 +97,47 @@ async fn shell(engine: &Engine, format: Format) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The SQL a backslash command stands for, or `None` to quit.
-async fn backslash(_engine: &Engine, command: &str) -> Option<String> {
+/// The SQL a backslash command stands for, with what to say when it finds nothing; `None`
+/// to quit.
+fn backslash(command: &str) -> Option<(String, Option<String>)> {
     let mut parts = command.split_whitespace();
     match (parts.next(), parts.next()) {
         (Some("\\q"), _) => None,
-        (Some("\\d"), None) => Some(
+        (Some("\\d"), None) => Some((
             "SELECT table_name, table_type FROM information_schema.tables \
              WHERE table_schema = 'public' AND table_name NOT LIKE '\\_\\_%' ESCAPE '\\' \
              ORDER BY table_name"
                 .into(),
-        ),
-        (Some("\\d"), Some(name)) => Some(format!(
-            "SELECT column_name, data_type, is_nullable FROM information_schema.columns \
-             WHERE table_name = '{}' ORDER BY ordinal_position",
-            name.replace('\'', "''")
+            None,
+        )),
+        (Some("\\d"), Some(name)) => Some((
+            format!(
+                "SELECT column_name, data_type, is_nullable FROM information_schema.columns \
+                 WHERE table_name = '{}' ORDER BY ordinal_position",
+                name.replace('\'', "''")
+            ),
+            Some(format!("no table or view named '{name}' (\\d lists them)")),
         )),
         _ => {
             println!("{HELP}");
-            Some(String::new())
+            Some((String::new(), None))
         }
     }
 }
 
-async fn execute(engine: &Engine, sql: &str, format: Format) {
+/// Run one statement and print its rows, or `if_empty` when there are none.
+async fn execute(engine: &Engine, sql: &str, format: Format, if_empty: Option<&str>) {
     if sql.trim().is_empty() {
         return;
     }
     let started = std::time::Instant::now();
-    match engine.query_with_schema(sql).await {
+    match engine.query_read_only(sql).await {
         Ok((schema, batches)) => {
+            let empty = batches.iter().all(|b| b.num_rows() == 0);
+            if let (true, Some(message)) = (empty, if_empty) {
+                eprintln!("{message}");
+                return;
+            }
             if let Err(e) = output::print(format, &schema, &batches) {
                 eprintln!("error: {e}");
             }

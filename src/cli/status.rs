@@ -37,6 +37,8 @@ pub struct Status {
     /// Currencies of open invoices with no FX rate at the KPI as-of date: their amounts are
     /// left out of reporting-currency totals.
     pub missing_fx_rates: Vec<MissingRate>,
+    /// Newer checkpoints found damaged and skipped when the state was loaded (path and why).
+    pub damaged_checkpoints: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -85,6 +87,7 @@ pub fn status_of(feed: &str, state: &State) -> Status {
             })
             .collect(),
         missing_fx_rates: Vec::new(),
+        damaged_checkpoints: state.damaged_checkpoints().to_vec(),
     }
 }
 
@@ -131,6 +134,9 @@ pub fn print_table(status: &Status) {
     println!("files quarantined  {}", status.files_quarantined.len());
     for q in &status.files_quarantined {
         println!("  [{}] {}", q.code, q.reason);
+    }
+    for d in &status.damaged_checkpoints {
+        println!("  ! damaged checkpoint skipped: {d}");
     }
     for m in &status.missing_fx_rates {
         println!(

@@ -24,6 +24,10 @@ pub enum EngineError {
     Queries(String),
     #[error("{0}")]
     Params(String),
+    #[error(
+        "analysts' SQL runs queries and SET only ({0}); to write results, add a step to a pipeline (pipelines/*.toml)"
+    )]
+    ReadOnly(String),
 }
 
 /// A DataFusion session over the state, with the views of `queries/`.
@@ -132,6 +136,7 @@ impl Engine {
         state: &mut State,
         params: &params::KpiParams,
     ) -> Result<(), EngineError> {
+        params.validate().map_err(EngineError::Params)?;
         let started = std::time::Instant::now();
         tables::register(&self.ctx, state).await?;
         let registered = started.elapsed();
@@ -191,6 +196,30 @@ impl Engine {
     pub async fn query(&self, sql: &str) -> Result<Vec<arrow::array::RecordBatch>, EngineError> {
         let df = self.ctx.sql(sql).await?;
         Ok(df.collect().await?)
+    }
+
+    /// Run one statement of an analyst's (the CLI, the shell, a server later): queries and
+    /// `SET` only. Creating tables, views or external tables, and `INSERT` or `COPY`, are
+    /// refused, so that analysts' SQL can neither write into the feed or the state nor read
+    /// arbitrary files; writing is what pipelines do.
+    pub async fn query_read_only(
+        &self,
+        sql: &str,
+    ) -> Result<(arrow::datatypes::SchemaRef, Vec<arrow::array::RecordBatch>), EngineError> {
+        let options = datafusion::execution::context::SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(true);
+        let df = self.ctx.sql_with_options(sql, options).await.map_err(|e| {
+            let message = e.to_string();
+            if message.contains("DDL not supported") || message.contains("DML not supported") {
+                EngineError::ReadOnly(message)
+            } else {
+                EngineError::DataFusion(e)
+            }
+        })?;
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        Ok((schema, df.collect().await?))
     }
 
     /// Run one SQL statement and return its schema too (for an empty result).

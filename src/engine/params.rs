@@ -23,6 +23,9 @@ pub struct KpiParams {
     pub window_days: i32,
     /// ISO 4217 code of the reporting currency.
     pub currency: String,
+    /// The currency the feed's FX rates are quoted in; other reporting currencies convert
+    /// through cross rates.
+    pub rates_currency: String,
     /// Days after the promised date that a payment still keeps a promise.
     pub grace_days: i32,
     /// Upper edges (days past due) of the past-due buckets: [30, 60, 90, 120] gives
@@ -36,6 +39,7 @@ impl KpiParams {
             as_of,
             window_days: 90,
             currency: "USD".into(),
+            rates_currency: "USD".into(),
             grace_days: 3,
             bucket_edges: vec![30, 60, 90, 120],
         }
@@ -55,17 +59,29 @@ impl KpiParams {
 
     /// Check the values make sense before they reach SQL.
     pub fn validate(&self) -> Result<(), String> {
-        if self.window_days < 1 {
+        if !(1..=36_500).contains(&self.window_days) {
             return Err(format!(
-                "the window must be at least 1 day, not {}",
+                "the window must be 1 to 36,500 days, not {}",
                 self.window_days
             ));
         }
-        let ccy = &self.currency;
-        if ccy.len() != 3 || !ccy.bytes().all(|b| b.is_ascii_uppercase()) {
+        let as_of = days(self.as_of);
+        let earliest = crate::feed::contract::DATE_MIN_DAYS + self.window_days;
+        if !(earliest..=crate::feed::contract::DATE_MAX_DAYS).contains(&as_of) {
             return Err(format!(
-                "reporting currency '{ccy}' is not an ISO 4217 code (three capital letters)"
+                "as-of date {} is out of range: the feed's dates lie between 1900-01-01 and 2199-12-31, and the window of {} days must fit after 1900-01-01",
+                self.as_of, self.window_days
             ));
+        }
+        for (what, ccy) in [
+            ("reporting currency", &self.currency),
+            ("rates currency", &self.rates_currency),
+        ] {
+            if ccy.len() != 3 || !ccy.bytes().all(|b| b.is_ascii_uppercase()) {
+                return Err(format!(
+                    "{what} '{ccy}' is not an ISO 4217 code (three capital letters)"
+                ));
+            }
         }
         if self.bucket_edges.is_empty()
             || self.bucket_edges.windows(2).any(|w| w[0] >= w[1])
@@ -88,6 +104,7 @@ pub fn register(ctx: &SessionContext, p: &KpiParams) -> Result<(), EngineError> 
         Field::new("window_days", DataType::Int32, false),
         Field::new("window_start", DataType::Date32, false),
         Field::new("currency", DataType::Utf8, false),
+        Field::new("rates_currency", DataType::Utf8, false),
         Field::new("grace_days", DataType::Int32, false),
     ]));
     let columns: Vec<ArrayRef> = vec![
@@ -95,6 +112,7 @@ pub fn register(ctx: &SessionContext, p: &KpiParams) -> Result<(), EngineError> 
         Arc::new(Int32Array::from(vec![p.window_days])),
         Arc::new(Date32Array::from(vec![as_of - p.window_days])),
         Arc::new(StringArray::from(vec![p.currency.as_str()])),
+        Arc::new(StringArray::from(vec![p.rates_currency.as_str()])),
         Arc::new(Int32Array::from(vec![p.grace_days])),
     ];
     let batch = RecordBatch::try_new(schema.clone(), columns)?;

@@ -78,7 +78,7 @@ fn register_changes(
             .applied
             .iter()
             .filter(|a| a.entity == entity.name())
-            .map(|a| ListingTableUrl::parse(feed.url_of(&a.path)))
+            .map(|a| ListingTableUrl::try_new(feed.url_of(&a.path), None))
             .collect::<Result<Vec<_>, _>>()?,
         None => Vec::new(),
     };

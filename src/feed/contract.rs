@@ -19,6 +19,21 @@ pub const MONEY: DataType = DataType::Decimal128(18, 2);
 /// FX rates: units of the reporting currency for one unit of the row's currency.
 pub const RATE: DataType = DataType::Decimal128(18, 8);
 
+/// The earliest date a date column may hold, as days since 1970-01-01 (1900-01-01): ERP
+/// sentinels such as 0001-01-01 are not dates, and the engine's nanosecond timestamps end
+/// at 1677-09-21 on this side.
+pub const DATE_MIN_DAYS: i32 = -25_567;
+/// The latest date a date column may hold (2199-12-31; nanosecond timestamps end in 2262).
+pub const DATE_MAX_DAYS: i32 = 84_005;
+/// The largest money amount, in cents: 999,999,999,999.99 either way. Sums of ten million
+/// such amounts, converted at any rate, still fit the engine's decimals.
+pub const MONEY_MAX_CENTS: i128 = 99_999_999_999_999;
+/// The earliest `_ts`: 1970-01-01 (µs since the epoch).
+pub const TS_MIN_MICROS: i64 = 0;
+/// How far past the moment it is read a `_ts` may be (clock skew between the source and
+/// arstream); a commit time further ahead is not a commit time.
+pub const TS_FUTURE_SLACK_MICROS: i64 = 86_400_000_000;
+
 /// The UTC microsecond timestamp type used by `_ts` and `activity_ts`.
 pub fn timestamp_utc() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))

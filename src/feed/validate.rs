@@ -10,7 +10,9 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, RecordBatchReader, new_null_array};
 use arrow::compute::kernels::cmp::distinct;
 use arrow::compute::{CastOptions, cast_with_options, concat_batches};
-use arrow::datatypes::{DataType, Decimal128Type, Field, Schema};
+use arrow::datatypes::{
+    DataType, Date32Type, Decimal128Type, Field, Schema, TimestampMicrosecondType,
+};
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
@@ -41,6 +43,10 @@ pub enum ViolationCode {
     NegativeAmount,
     /// Two rows of one key with the same `_seq` and different images.
     ConflictingImage,
+    /// A date, timestamp or amount outside the range the contract allows.
+    OutOfRange,
+    /// An FX rate of zero or below.
+    NonPositiveRate,
 }
 
 impl ViolationCode {
@@ -56,6 +62,8 @@ impl ViolationCode {
             ViolationCode::BadCurrency => "bad_currency",
             ViolationCode::NegativeAmount => "negative_amount",
             ViolationCode::ConflictingImage => "conflicting_image",
+            ViolationCode::OutOfRange => "out_of_range",
+            ViolationCode::NonPositiveRate => "non_positive_rate",
         }
     }
 }
@@ -182,10 +190,11 @@ pub fn validate_batch(
         match op {
             Some("r" | "c" | "u" | "d") => {}
             other => {
+                let found = other.map_or("null".to_string(), |op| format!("\"{op}\""));
                 return Err(Violation::new(
                     ViolationCode::UnknownOp,
                     file,
-                    format!("_op is {other:?}; expected one of r, c, u, d"),
+                    format!("_op is {found}; expected one of r, c, u, d"),
                 )
                 .at(Some(row), OP));
             }
@@ -226,10 +235,16 @@ pub fn validate_batch(
         columns.push(array);
     }
 
+    check_ts(file, TS, &columns[2], true)?;
     for (i, c) in entity.columns().iter().enumerate() {
         let array = &columns[3 + i];
-        if c.kind == Kind::Currency {
-            check_currency(file, c.name, array, &is_delete)?;
+        match c.kind {
+            Kind::Currency => check_currency(file, c.name, array, &is_delete)?,
+            Kind::Date => check_dates(file, c.name, array)?,
+            Kind::Timestamp => check_ts(file, c.name, array, false)?,
+            Kind::Money => check_money(file, c.name, array)?,
+            Kind::Rate => check_positive_rate(file, c.name, array, &is_delete)?,
+            Kind::Text | Kind::Int32 => {}
         }
         if c.name == "amount" && entity.forbids_negative_amount() {
             check_non_negative(file, array, &is_delete)?;
@@ -338,10 +353,11 @@ fn check_currency(
         }
         let ok = value.is_some_and(|v| v.len() == 3 && v.bytes().all(|b| b.is_ascii_uppercase()));
         if !ok {
+            let found = value.map_or("null".to_string(), |v| format!("\"{v}\""));
             return Err(Violation::new(
                 ViolationCode::BadCurrency,
                 file,
-                format!("currency {value:?} is not an ISO 4217 code (three capital letters)"),
+                format!("currency {found} is not an ISO 4217 code (three capital letters)"),
             )
             .at(Some(row), name));
         }
@@ -368,4 +384,108 @@ fn check_non_negative(file: &str, array: &ArrayRef, is_delete: &[bool]) -> Resul
         }
     }
     Ok(())
+}
+
+fn out_of_range(file: &str, name: &str, row: usize, detail: String) -> Violation {
+    Violation::new(ViolationCode::OutOfRange, file, detail).at(Some(row), name)
+}
+
+/// Dates between 1900-01-01 and 2199-12-31 (see [`contract::DATE_MIN_DAYS`]).
+fn check_dates(file: &str, name: &str, array: &ArrayRef) -> Result<(), Violation> {
+    let values = array.as_primitive::<Date32Type>();
+    let bad = (values.iter().enumerate()).find(|(_, d)| {
+        d.is_some_and(|d| !(contract::DATE_MIN_DAYS..=contract::DATE_MAX_DAYS).contains(&d))
+    });
+    match bad {
+        Some((row, _)) => Err(out_of_range(
+            file,
+            name,
+            row,
+            format!(
+                "date {} is outside 1900-01-01 to 2199-12-31",
+                arrow::util::display::array_value_to_string(array, row).unwrap_or_default()
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Timestamps within the same dates; `_ts` (a commit time) also from 1970 to no later than a
+/// day past now.
+fn check_ts(file: &str, name: &str, array: &ArrayRef, commit: bool) -> Result<(), Violation> {
+    const MICROS_PER_DAY: i64 = 86_400_000_000;
+    let (low, high) = if commit {
+        let now = chrono::Utc::now().timestamp_micros();
+        (
+            contract::TS_MIN_MICROS,
+            now.saturating_add(contract::TS_FUTURE_SLACK_MICROS),
+        )
+    } else {
+        (
+            contract::DATE_MIN_DAYS as i64 * MICROS_PER_DAY,
+            (contract::DATE_MAX_DAYS as i64 + 1) * MICROS_PER_DAY - 1,
+        )
+    };
+    let values = array.as_primitive::<TimestampMicrosecondType>();
+    let bad =
+        (values.iter().enumerate()).find(|(_, t)| t.is_some_and(|t| !(low..=high).contains(&t)));
+    let Some((row, Some(micros))) = bad else {
+        return Ok(());
+    };
+    let shown = chrono::DateTime::from_timestamp_micros(micros)
+        .map_or(format!("{micros} µs"), |t| t.to_rfc3339());
+    let rule = if commit {
+        "a commit time must lie between 1970-01-01 and a day past now"
+    } else {
+        "timestamps must lie between 1900-01-01 and 2199-12-31"
+    };
+    Err(out_of_range(
+        file,
+        name,
+        row,
+        format!("{name} {shown} is out of range: {rule}"),
+    ))
+}
+
+/// Amounts within ±999,999,999,999.99 (see [`contract::MONEY_MAX_CENTS`]).
+fn check_money(file: &str, name: &str, array: &ArrayRef) -> Result<(), Violation> {
+    let values = array.as_primitive::<Decimal128Type>();
+    let bad = (values.iter().enumerate())
+        .find(|(_, v)| v.is_some_and(|v| v.abs() > contract::MONEY_MAX_CENTS));
+    match bad {
+        Some((row, _)) => Err(out_of_range(
+            file,
+            name,
+            row,
+            format!(
+                "amount {} is beyond ±999,999,999,999.99",
+                arrow::util::display::array_value_to_string(array, row).unwrap_or_default()
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// FX rates above zero: a rate of 0 or below would turn balances into nothing or negatives.
+fn check_positive_rate(
+    file: &str,
+    name: &str,
+    array: &ArrayRef,
+    is_delete: &[bool],
+) -> Result<(), Violation> {
+    let values = array.as_primitive::<Decimal128Type>();
+    let bad =
+        (values.iter().enumerate()).find(|(row, v)| !is_delete[*row] && v.is_some_and(|v| v <= 0));
+    match bad {
+        Some((row, _)) => Err(Violation::new(
+            ViolationCode::NonPositiveRate,
+            file,
+            format!(
+                "rate {} is not above zero",
+                arrow::util::display::array_value_to_string(array, row).unwrap_or_default()
+            ),
+        )
+        .at(Some(row), name)),
+        None => Ok(()),
+    }
 }

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
-use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 
 use super::StateError;
@@ -49,6 +49,9 @@ pub struct SegmentFile {
     pub entity: String,
     pub path: String,
     pub rows: usize,
+    /// xxHash64 of the file's bytes, checked on load (absent in states written before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xxhash64: Option<u64>,
 }
 
 /// One generation of the state.
@@ -124,24 +127,68 @@ async fn list_generations(
     Ok(generations)
 }
 
-/// Read the newest checkpoint that can be read; `None` for a state folder never written.
-pub async fn read_latest(state: &Location) -> Result<Option<Checkpoint>, StateError> {
-    for (generation, path) in list_generations(state).await? {
+/// The newest readable checkpoint of a state folder, and the newer ones that are damaged.
+#[derive(Debug, Default)]
+pub struct Latest {
+    /// `None` for a state folder never written (or none of whose checkpoints is readable).
+    pub checkpoint: Option<Checkpoint>,
+    /// Newer checkpoints that could not be read (a power loss, a truncated copy): their
+    /// path and why. The next generation is numbered past them.
+    pub damaged: Vec<String>,
+    /// The highest generation number in the folder, readable or not.
+    pub newest: u64,
+}
+
+/// Read the newest checkpoint that can be read. A damaged newer one is skipped with a warning
+/// that says so: the state is then that of an older generation, and the files applied after
+/// it are applied again from the feed at the next catch-up (the feed is the log).
+pub async fn read_latest(state: &Location) -> Result<Latest, StateError> {
+    let generations = list_generations(state).await?;
+    let mut latest = Latest {
+        newest: generations.first().map_or(0, |(g, _)| *g),
+        ..Latest::default()
+    };
+    for (generation, path) in generations {
         let bytes = super::read_bytes(state, &path).await?;
-        match serde_json::from_slice::<Checkpoint>(&bytes) {
-            Ok(cp) if cp.format == FORMAT => return Ok(Some(cp)),
-            Ok(cp) => {
-                return Err(StateError::Format {
-                    path: path.to_string(),
-                    found: cp.format,
-                });
+        match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(value) => {
+                let found = value.get("format").and_then(|f| f.as_u64());
+                if found.is_some_and(|f| f != FORMAT as u64) {
+                    return Err(StateError::Format {
+                        path: path.to_string(),
+                        found: found.unwrap_or_default() as u32,
+                    });
+                }
+                match serde_json::from_value::<Checkpoint>(value) {
+                    Ok(cp) if cp.generation == generation => {
+                        latest.checkpoint = Some(cp);
+                        break;
+                    }
+                    Ok(cp) => latest.damaged.push(format!(
+                        "{path}: records generation {} under the name of {generation}",
+                        cp.generation
+                    )),
+                    Err(e) => latest.damaged.push(format!("{path}: {e}")),
+                }
             }
-            Err(e) => {
-                tracing::warn!(generation, error = %e, "skipping unreadable checkpoint {path}");
-            }
+            Err(e) => latest.damaged.push(format!("{path}: {e}")),
         }
     }
-    Ok(None)
+    if !latest.damaged.is_empty() {
+        let using = latest.checkpoint.as_ref().map_or_else(
+            || "no readable checkpoint is left: the state is rebuilt from the whole feed".to_string(),
+            |cp| format!(
+                "using generation {} of {}; the files applied after it are applied again from the feed at the next catch-up (with --offline the numbers are those of generation {})",
+                cp.generation, cp.created_at, cp.generation
+            ),
+        );
+        tracing::warn!(
+            "state '{}': damaged checkpoint(s) skipped: {}; {using}",
+            state.url,
+            latest.damaged.join("; ")
+        );
+    }
+    Ok(latest)
 }
 
 /// Write a checkpoint under its generation. The write creates a new object (never overwrites),
@@ -158,15 +205,7 @@ pub async fn write(state: &Location, checkpoint: &Checkpoint) -> Result<(), Stat
     let path = state.child(&checkpoint_path(checkpoint.generation));
     let json =
         serde_json::to_vec_pretty(checkpoint).map_err(|e| StateError::Encode(e.to_string()))?;
-    let opts = PutOptions {
-        mode: PutMode::Create,
-        ..Default::default()
-    };
-    match state
-        .store
-        .put_opts(&path, PutPayload::from(json), opts)
-        .await
-    {
+    match crate::store::put_durable(state, &path, json.into(), true).await {
         Ok(_) => Ok(()),
         Err(object_store::Error::AlreadyExists { .. }) => Err(StateError::Concurrent {
             generation: checkpoint.generation,

@@ -13,7 +13,7 @@ pub mod table;
 use std::collections::BTreeMap;
 
 use arrow::array::RecordBatch;
-use object_store::{ObjectStoreExt, PutPayload};
+use object_store::ObjectStoreExt;
 
 pub use checkpoint::{AppliedFile, Checkpoint, QuarantinedFile, SegmentFile};
 pub use table::{ApplyStats, EntityTable};
@@ -71,6 +71,11 @@ pub struct State {
     snapshot_min_rows: usize,
     /// The KPI ledger, once asked for; from then on kept up to date as files apply.
     ledger: Option<Ledger>,
+    /// Newer checkpoints found damaged when loading (path and why), skipped.
+    damaged: Vec<String>,
+    /// The highest generation in the state folder when loaded, damaged ones included: the
+    /// next checkpoint is numbered past it.
+    newest_on_disk: u64,
 }
 
 impl State {
@@ -78,9 +83,8 @@ impl State {
     /// there is none). The files applied after the snapshot ([`State::to_replay`]) are still
     /// to be replayed from the feed with [`State::replay_file`].
     pub async fn open(location: Location) -> Result<State, StateError> {
-        let checkpoint = checkpoint::read_latest(&location)
-            .await?
-            .unwrap_or_else(Checkpoint::empty);
+        let latest = checkpoint::read_latest(&location).await?;
+        let checkpoint = latest.checkpoint.unwrap_or_else(Checkpoint::empty);
         let mut tables: BTreeMap<Entity, EntityTable> = Entity::ALL
             .iter()
             .map(|e| (*e, EntityTable::new(*e)))
@@ -100,7 +104,19 @@ impl State {
             snapshot_ratio: 1.5,
             snapshot_min_rows: 100_000,
             ledger: None,
+            damaged: latest.damaged,
+            newest_on_disk: latest.newest,
         })
+    }
+
+    /// Newer checkpoints that were found damaged and skipped when this state was loaded.
+    pub fn damaged_checkpoints(&self) -> &[String] {
+        &self.damaged
+    }
+
+    /// The number the next checkpoint gets: past the loaded one and past any damaged one.
+    fn next_generation(&self) -> u64 {
+        self.checkpoint.generation.max(self.newest_on_disk) + 1
     }
 
     /// The applied files that the snapshot does not hold, in the order they were applied.
@@ -185,7 +201,7 @@ impl State {
         size: u64,
         batch: RecordBatch,
     ) -> Result<ApplyStats, Violation> {
-        let generation = self.checkpoint.generation + 1;
+        let generation = self.next_generation();
         let want_delta = self.ledger.is_some();
         let (stats, batch, delta) = self
             .table_mut(entity)
@@ -249,7 +265,7 @@ impl State {
             reason: violation.reason(),
             row: violation.row,
             column: violation.column.clone(),
-            generation: self.checkpoint.generation + 1,
+            generation: self.next_generation(),
         };
         self.pending.quarantined.push((file, bytes));
     }
@@ -276,18 +292,18 @@ impl State {
         }
         let pending = std::mem::take(&mut self.pending);
         let mut next = self.checkpoint.clone();
-        next.generation += 1;
+        next.generation = self.next_generation();
         next.created_at = chrono::Utc::now();
         let nonce = unique_suffix();
         for (q, bytes) in &pending.quarantined {
             let path = self.location.child(&format!("quarantine/{}", q.path));
-            self.put(&path, PutPayload::from(bytes.clone())).await?;
+            self.put(&path, bytes.clone()).await?;
             let reason =
                 serde_json::to_vec_pretty(q).map_err(|e| StateError::Encode(e.to_string()))?;
             let reason_path = self
                 .location
                 .child(&format!("quarantine/{}.reason.json", q.path));
-            self.put(&reason_path, PutPayload::from(reason)).await?;
+            self.put(&reason_path, reason.into()).await?;
         }
         next.applied.extend(pending.applied);
         next.quarantined
@@ -307,6 +323,7 @@ impl State {
         }
         checkpoint::write(&self.location, &next).await?;
         self.checkpoint = next;
+        self.newest_on_disk = self.checkpoint.generation;
         // Old generations cost only space: a failure to delete them is reported, not fatal.
         let generation = self.checkpoint.generation;
         if generation.is_multiple_of(checkpoint::KEEP_GENERATIONS) {
@@ -362,27 +379,26 @@ impl State {
                 path: rel.clone(),
                 source,
             })?;
-            self.put(&self.location.child(&rel), PutPayload::from(bytes))
-                .await?;
+            let xxhash64 = Some(twox_hash::XxHash64::oneshot(0, &bytes));
+            self.put(&self.location.child(&rel), bytes).await?;
             files.push(SegmentFile {
                 entity: entity.name().to_string(),
                 path: rel,
                 rows,
+                xxhash64,
             });
         }
         Ok(files)
     }
 
+    /// Write one object of the state folder, durably (see [`crate::store::put_durable`]).
     async fn put(
         &self,
         path: &object_store::path::Path,
-        payload: PutPayload,
+        bytes: bytes::Bytes,
     ) -> Result<(), StateError> {
-        self.location
-            .store
-            .put(path, payload)
+        crate::store::put_durable(&self.location, path, bytes, false)
             .await
-            .map(|_| ())
             .map_err(|source| StateError::Store {
                 what: format!("write '{path}'"),
                 source,
@@ -415,7 +431,24 @@ async fn read_segment(
     let entity = Entity::from_name(&seg.entity)
         .ok_or_else(|| damaged(format!("unknown entity '{}'", seg.entity)))?;
     let bytes = read_bytes(location, &location.child(&seg.path)).await?;
-    let (_, batches) = decode_parquet_batches(&seg.path, bytes).map_err(|v| damaged(v.detail))?;
+    let fix = "move the state folder aside and run again to rebuild it from the feed (which must still hold every applied file)";
+    if let Some(expected) = seg.xxhash64 {
+        let found = twox_hash::XxHash64::oneshot(0, &bytes);
+        if found != expected {
+            return Err(damaged(format!(
+                "its checksum is {found:016x} where the checkpoint records {expected:016x}: the file was changed or cut short; {fix}"
+            )));
+        }
+    }
+    let (_, batches) = decode_parquet_batches(&seg.path, bytes)
+        .map_err(|v| damaged(format!("{}; {fix}", v.detail)))?;
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    if rows != seg.rows {
+        return Err(damaged(format!(
+            "it holds {rows} rows where the checkpoint records {}; {fix}",
+            seg.rows
+        )));
+    }
     Ok((entity, batches))
 }
 
