@@ -651,3 +651,18 @@ fn smaller_rough_edges() {
     assert!(err.contains("no table or view named 'nosuch'"), "{err}");
     assert!(out.contains("answer\n42\n"), "{out}");
 }
+
+// 12. `--offline` says what it does: no new feed files, but the files after the last snapshot
+//     are still re-read from the feed.
+#[test]
+fn offline_says_what_it_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = arstream(&["sql", "--help"], dir.path());
+    let (out, _) = text(&o);
+    let flat = out.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(flat.contains("Do not look for new feed files"), "{out}");
+    assert!(
+        flat.contains("re-reads from the feed the files applied after its last snapshot"),
+        "{out}"
+    );
+}

@@ -20,26 +20,13 @@ impl Drop for Server {
 }
 
 fn start_moto() -> (Server, String) {
-    let has_moto = Command::new("python3")
-        .args(["-c", "import moto.server"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_moto {
-        let ok = Command::new("python3")
-            .args(["-m", "pip", "install", "--quiet", "moto[server]"])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            ok,
-            "moto[server] is needed for this test and could not be installed"
-        );
-    }
+    let python = common::python_with("moto[server]", "moto.server");
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let child = Command::new("python3")
+    let child = Command::new(&python)
         .args([
             "-m",
             "moto.server",
@@ -93,18 +80,30 @@ fn feed_state_and_outputs_on_an_s3_compatible_server() {
         .status()
         .unwrap();
     assert!(status.success(), "could not create the bucket");
-    arstream(
-        &endpoint,
-        &[
-            "generate",
-            "--out",
-            "s3://arstream-test/feed",
-            "--customers",
-            "10",
-            "--months",
-            "2",
-        ],
-    );
+    let generate = ["generate", "--customers", "10", "--months", "2", "--out"];
+    let mut to_s3 = generate.to_vec();
+    to_s3.push("s3://arstream-test/feed");
+    arstream(&endpoint, &to_s3);
+    // The same feed in a local folder, for the numbers S3 must give.
+    let local = tempfile::tempdir().unwrap();
+    let local_feed = local.path().join("feed");
+    let mut to_local = generate.to_vec();
+    to_local.push(local_feed.to_str().unwrap());
+    arstream(&endpoint, &to_local);
+    // One more file, whose name must round-trip through S3's keys.
+    let extra = "invoices/extra/März #1 50%?.parquet";
+    let batch = common::invoices(&[("c", 1, "EXTRA-1".into(), 12_345)]);
+    let bytes = arstream::parquet_io::encode(&batch.schema(), &[batch.clone()]).unwrap();
+    common::write(&local_feed, extra, &batch);
+    let client = s3_client(&endpoint, "arstream-test");
+    let key = object_store::path::Path::parse(format!("feed/{extra}")).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(object_store::ObjectStoreExt::put(
+        client.as_ref(),
+        &key,
+        bytes.into(),
+    ))
+    .unwrap();
 
     let s3 = [
         "--feed",
@@ -117,9 +116,10 @@ fn feed_state_and_outputs_on_an_s3_compatible_server() {
     let mut run = s3.to_vec();
     run.extend(["run", "--once", "--out", "s3://arstream-test/out"]);
     let first = arstream(&endpoint, &run);
-    assert!(first.contains("0 quarantined"), "{first}");
+    assert!(first.contains("; 0 quarantined, 0 unreadable"), "{first}");
 
-    // The state on S3 is read back by another process: the same tables, nothing applied twice.
+    // The state on S3 is read back by another process (replaying the extra file by its
+    // name): the same tables, nothing applied twice.
     let mut sql = s3.to_vec();
     sql.extend([
         "sql",
@@ -131,12 +131,47 @@ fn feed_state_and_outputs_on_an_s3_compatible_server() {
     let again = arstream(&endpoint, &run);
     assert!(again.contains("applied 0 new file(s)"), "{again}");
     assert_eq!(arstream(&endpoint, &sql), changes);
+    let local_state = local.path().join("state");
+    let on_disk = [
+        "--feed",
+        local_feed.to_str().unwrap(),
+        "--state",
+        local_state.to_str().unwrap(),
+        "--as-of",
+        "2025-02-28",
+    ];
+    let mut local_sql = on_disk.to_vec();
+    local_sql.extend_from_slice(&sql[s3.len()..]);
+    assert_eq!(
+        changes,
+        arstream(&endpoint, &local_sql),
+        "change rows on S3 and on disk"
+    );
 
+    // The KPI summary on S3 is the one of the same feed on disk, to the last digit.
     let mut kpi = s3.to_vec();
     kpi.extend(["kpi", "--format", "json"]);
     let summary: serde_json::Value = serde_json::from_str(&arstream(&endpoint, &kpi)).unwrap();
+    let mut local_kpi = on_disk.to_vec();
+    local_kpi.extend(["kpi", "--format", "json"]);
+    let want: serde_json::Value = serde_json::from_str(&arstream(&endpoint, &local_kpi)).unwrap();
     assert_eq!(summary["as_of"], "2025-02-28");
-    assert!(summary["total_ar"].as_f64().unwrap() > 0.0);
+    assert_eq!(summary, want);
+}
+
+/// A client of bucket `name` on the server (signed requests).
+fn s3_client(endpoint: &str, name: &str) -> std::sync::Arc<dyn object_store::ObjectStore> {
+    std::sync::Arc::new(
+        object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(endpoint)
+            .with_allow_http(true)
+            .with_bucket_name(name)
+            .with_access_key_id("test")
+            .with_secret_access_key("test")
+            .with_region("us-east-1")
+            .build()
+            .unwrap(),
+    )
 }
 
 /// The bucket `name` on the server, through object_store's S3 client (signed requests).
@@ -151,17 +186,7 @@ fn bucket(endpoint: &str, name: &str) -> std::sync::Arc<dyn object_store::Object
         .status()
         .unwrap();
     assert!(status.success(), "could not create the bucket");
-    std::sync::Arc::new(
-        object_store::aws::AmazonS3Builder::new()
-            .with_endpoint(endpoint)
-            .with_allow_http(true)
-            .with_bucket_name(name)
-            .with_access_key_id("test")
-            .with_secret_access_key("test")
-            .with_region("us-east-1")
-            .build()
-            .unwrap(),
-    )
+    s3_client(endpoint, name)
 }
 
 /// Every file below `dir`, with its path relative to `root`.

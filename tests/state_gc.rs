@@ -46,23 +46,45 @@ async fn old_generations_are_deleted_and_the_state_still_loads() {
         assert_eq!(report.files_applied, 1);
     }
 
+    // The collection ran at generation 30: the last 10 generations are left, 21 to 30.
     let checkpoints = objects(&location, "checkpoints").await;
-    assert!(
-        checkpoints.len() as u64 <= KEEP_GENERATIONS && checkpoints.len() >= 2,
-        "{checkpoints:?}"
-    );
-    // A snapshot at every generation: only those the kept checkpoints load from are left.
+    let mut numbers: Vec<u64> = (checkpoints.iter())
+        .map(|p| {
+            p.rsplit('/')
+                .next()
+                .unwrap()
+                .trim_end_matches(".json")
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    numbers.sort();
+    assert_eq!(numbers, (21..=30).collect::<Vec<u64>>(), "{checkpoints:?}");
+    // A snapshot at every generation: only those the kept checkpoints load from are left,
+    // one file (invoices) for each of generations 21 to 30.
     let snapshots = objects(&location, "snapshots").await;
-    assert!(snapshots.len() as u64 <= KEEP_GENERATIONS, "{snapshots:?}");
-    assert!(!snapshots.is_empty());
+    assert_eq!(snapshots.len(), KEEP_GENERATIONS as usize, "{snapshots:?}");
+    for g in 21..=30 {
+        let folder = format!("snapshots/g{g:010}-");
+        assert!(
+            snapshots.iter().any(|s| s.contains(&folder)),
+            "{g}: {snapshots:?}"
+        );
+    }
+    // Five generations more: 21 to 35 are there until the next collection, at 40.
+    for n in generations..generations + 5 {
+        land(n).await;
+        catch_up(&mut state, &feed, &opts, None).await.unwrap();
+    }
+    assert_eq!(objects(&location, "checkpoints").await.len(), 15);
 
     let rows = invoice_rows(&mut state);
-    assert_eq!(rows.len(), generations);
+    assert_eq!(rows.len(), generations + 5);
     let mut reloaded = open_state(location.clone(), &feed, &opts).await.unwrap();
     assert_eq!(invoice_rows(&mut reloaded), rows);
 
     // The laggard's next generation was written and deleted long ago: it must not come back.
-    land(generations).await;
+    land(generations + 5).await;
     match catch_up(&mut laggard, &feed, &opts, None).await {
         Err(IngestError::State(StateError::Concurrent { generation })) => {
             assert_eq!(generation, 1)

@@ -55,7 +55,9 @@ pub struct GlobalArgs {
     /// State folder: a path or object-store URL [default: from config]
     #[arg(long, global = true, value_name = "URL")]
     pub state: Option<String>,
-    /// Do not read the feed; use the state as last checkpointed
+    /// Do not look for new feed files: use the state as last checkpointed. Loading it still
+    /// re-reads from the feed the files applied after its last snapshot (the feed is the log),
+    /// and `<entity>_changes` reads the feed when queried
     #[arg(long, global = true)]
     pub offline: bool,
     /// As-of date of the KPI views: YYYY-MM-DD, `today`, or `feed` (day of the latest change)

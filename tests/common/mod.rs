@@ -163,3 +163,60 @@ impl Xorshift {
         self.0
     }
 }
+
+/// The Python of a virtual environment under the build's temporary folder with `package`
+/// installed in it (made and installed on first use; `.ci/run` makes the same one), so that
+/// the tests never install into the system's own Python.
+pub fn python_with(package: &str, import: &str) -> std::path::PathBuf {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("venv");
+    let python = venv.join("bin/python3");
+    let has = |python: &Path| {
+        std::process::Command::new(python)
+            .args(["-c", &format!("import {import}")])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if has(&python) {
+        return python;
+    }
+    if !python.exists() {
+        let made = std::process::Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            made,
+            "cannot make a virtual environment at {}",
+            venv.display()
+        );
+    }
+    let installed = std::process::Command::new(&python)
+        .args(["-m", "pip", "install", "--quiet", package])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        installed && has(&python),
+        "{package} is needed for this test and could not be installed"
+    );
+    python
+}
+
+/// Every row of `batch` as one line of text, sorted: for comparing results whose row order
+/// the engine does not fix.
+pub fn sorted_rows(batch: &RecordBatch) -> Vec<String> {
+    let options = arrow::util::display::FormatOptions::default().with_null("NULL");
+    let formatters: Vec<_> = (batch.columns().iter())
+        .map(|c| arrow::util::display::ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
+        .collect();
+    let mut rows: Vec<String> = (0..batch.num_rows())
+        .map(|i| {
+            let cells: Vec<String> = formatters.iter().map(|f| f.value(i).to_string()).collect();
+            cells.join("|")
+        })
+        .collect();
+    rows.sort();
+    rows
+}
