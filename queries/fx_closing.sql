@@ -7,26 +7,27 @@
 -- rate(X) / rate(reporting). When the reporting currency itself has no closing rate, no
 -- currency converts and missing_fx_rates lists them all.
 CREATE OR REPLACE VIEW fx_closing AS
-WITH quoted AS (
-    SELECT currency, rate
-    FROM (
-        SELECT f.currency,
-               f.rate,
-               row_number() OVER (PARTITION BY f.currency ORDER BY f.rate_date DESC) AS latest
-        FROM params p
-        CROSS JOIN fx_rates f
-        WHERE f.rate_date <= p.as_of
-          AND f.currency <> p.rates_currency
-    ) ranked
-    WHERE latest = 1
-    UNION ALL
-    SELECT rates_currency AS currency, CAST(1 AS DECIMAL(18, 8)) AS rate
-    FROM params
-)
-SELECT q.currency,
-       CASE WHEN q.currency = p.currency THEN CAST(1 AS DECIMAL(18, 8))
-            ELSE CAST(q.rate / r.rate AS DECIMAL(18, 8))
-       END AS rate
-FROM params p
-JOIN quoted r ON r.currency = p.currency
-CROSS JOIN quoted q;
+SELECT currency, CAST(rate / reporting_rate AS DECIMAL(18, 8)) AS rate
+FROM (
+    SELECT q.currency,
+           q.rate,
+           max(CASE WHEN q.currency = p.currency THEN q.rate END) OVER () AS reporting_rate
+    FROM params p
+    CROSS JOIN (
+        SELECT currency, rate
+        FROM (
+            SELECT f.currency,
+                   f.rate,
+                   row_number() OVER (PARTITION BY f.currency ORDER BY f.rate_date DESC) AS latest
+            FROM params p
+            CROSS JOIN fx_rates f
+            WHERE f.rate_date <= p.as_of
+              AND f.currency <> p.rates_currency
+        ) ranked
+        WHERE latest = 1
+        UNION ALL
+        SELECT rates_currency AS currency, CAST(1 AS DECIMAL(18, 8)) AS rate
+        FROM params
+    ) q
+) closing
+WHERE reporting_rate IS NOT NULL;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
+use tokio_util::sync::CancellationToken;
 
 use arrow::array::RecordBatch;
 
@@ -39,7 +40,7 @@ impl Default for IngestOptions {
 }
 
 /// What one catch-up did.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct CatchUpReport {
     pub files_applied: usize,
     pub rows_applied: usize,
@@ -48,6 +49,8 @@ pub struct CatchUpReport {
     pub quarantined: Vec<Violation>,
     /// Files that could not be read this time; they are tried again next time.
     pub unreadable: Vec<String>,
+    /// Stopped early by a cancellation: the files left are applied by the next catch-up.
+    pub cancelled: bool,
     /// Entries of the feed that could not be listed (a symlink loop, a folder without
     /// permission), with why; the rest of the feed went on.
     pub skipped_entries: Vec<String>,
@@ -172,12 +175,13 @@ pub async fn open_and_catch_up(
     feed: &Location,
     opts: &IngestOptions,
     progress: Option<Progress<'_>>,
+    cancel: Option<&CancellationToken>,
     attempts: usize,
 ) -> Result<(State, CatchUpReport), IngestError> {
     let mut attempt = 1;
     loop {
         let mut state = open_state(location.clone(), feed, opts).await?;
-        match catch_up(&mut state, feed, opts, progress).await {
+        match catch_up_until(&mut state, feed, opts, progress, cancel).await {
             Err(IngestError::State(StateError::Concurrent { generation }))
                 if attempt < attempts =>
             {
@@ -202,9 +206,29 @@ pub async fn catch_up(
     opts: &IngestOptions,
     progress: Option<Progress<'_>>,
 ) -> Result<CatchUpReport, IngestError> {
+    catch_up_until(state, feed, opts, progress, None).await
+}
+
+/// [`catch_up`], stopping early when `cancel` is cancelled: after the file being applied,
+/// with what was applied checkpointed (`report.cancelled`); reads in flight are dropped.
+pub async fn catch_up_until(
+    state: &mut State,
+    feed: &Location,
+    opts: &IngestOptions,
+    progress: Option<Progress<'_>>,
+    cancel: Option<&CancellationToken>,
+) -> Result<CatchUpReport, IngestError> {
+    let never = CancellationToken::new();
+    let cancel = cancel.unwrap_or(&never);
     let started = Instant::now();
     state.set_feed(feed.clone());
-    let listing = discover(feed).await?;
+    let listing = tokio::select! {
+        biased;
+        _ = cancel.cancelled() => {
+            return Ok(CatchUpReport { cancelled: true, ..CatchUpReport::default() });
+        }
+        listing = discover(feed) => listing?,
+    };
     let seen = state.seen_paths();
     let new: Vec<FeedFile> = (listing.files)
         .into_iter()
@@ -223,7 +247,13 @@ pub async fn catch_up(
     let mut files_in_checkpoint = 0;
     loop {
         let waiting = Instant::now();
-        let Some((file, outcome)) = results.next().await else {
+        let next = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => None,
+            next = results.next() => next,
+        };
+        let Some((file, outcome)) = next else {
+            report.cancelled = cancel.is_cancelled();
             break;
         };
         report.read_wait += waiting.elapsed();
@@ -258,8 +288,10 @@ pub async fn catch_up(
             files_in_checkpoint = 0;
         }
     }
+    drop(results);
     let saving = Instant::now();
-    state.save(true).await?;
+    // A stop checkpoints what was applied, without the snapshot a settled catch-up may write.
+    state.save(!report.cancelled).await?;
     report.save_time += saving.elapsed();
     report.elapsed = started.elapsed();
     Ok(report)

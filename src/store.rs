@@ -9,9 +9,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use object_store::ObjectStore;
-use object_store::aws::AmazonS3Builder;
-use object_store::azure::MicrosoftAzureBuilder;
-use object_store::gcp::GoogleCloudStorageBuilder;
+use object_store::ClientConfigKey;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::{Path, PathPart};
@@ -160,6 +161,24 @@ fn normalize(path: &std::path::Path) -> PathBuf {
     out
 }
 
+/// Requests to a cloud store: a connection within 5 s, an answer within 30 s (set over the
+/// environment's other client options, which stay). A store that hangs is then an error
+/// within about a minute (not the client's default of retrying for three), which the service
+/// reports and retries with its own backoff.
+const TIMEOUTS: [(ClientConfigKey, &str); 2] = [
+    (ClientConfigKey::ConnectTimeout, "5s"),
+    (ClientConfigKey::Timeout, "30s"),
+];
+
+/// Up to 3 retries of a failed request, for at most 30 s in all.
+fn retries() -> object_store::RetryConfig {
+    object_store::RetryConfig {
+        max_retries: 3,
+        retry_timeout: std::time::Duration::from_secs(30),
+        ..Default::default()
+    }
+}
+
 /// Open a location. `create` makes a missing local folder (for state and outputs; a feed
 /// folder is never created, so that a typo in its path is reported rather than hidden).
 pub fn open(location: &str, create: bool) -> Result<Location, StoreError> {
@@ -196,22 +215,34 @@ pub fn open(location: &str, create: bool) -> Result<Location, StoreError> {
             (store, Path::from(url.path().trim_matches('/')))
         }
         "s3" | "s3a" => {
-            let store = AmazonS3Builder::from_env()
-                .with_url(url.as_str())
+            let mut builder = AmazonS3Builder::from_env().with_url(url.as_str());
+            for (key, value) in TIMEOUTS {
+                builder = builder.with_config(AmazonS3ConfigKey::Client(key), value);
+            }
+            let store = builder
+                .with_retry(retries())
                 .build()
                 .map_err(open_err)?;
             (Arc::new(store), Path::from(url.path().trim_matches('/')))
         }
         "gs" => {
-            let store = GoogleCloudStorageBuilder::from_env()
-                .with_url(url.as_str())
+            let mut builder = GoogleCloudStorageBuilder::from_env().with_url(url.as_str());
+            for (key, value) in TIMEOUTS {
+                builder = builder.with_config(GoogleConfigKey::Client(key), value);
+            }
+            let store = builder
+                .with_retry(retries())
                 .build()
                 .map_err(open_err)?;
             (Arc::new(store), Path::from(url.path().trim_matches('/')))
         }
         "az" | "abfs" | "abfss" | "azure" => {
-            let store = MicrosoftAzureBuilder::from_env()
-                .with_url(url.as_str())
+            let mut builder = MicrosoftAzureBuilder::from_env().with_url(url.as_str());
+            for (key, value) in TIMEOUTS {
+                builder = builder.with_config(AzureConfigKey::Client(key), value);
+            }
+            let store = builder
+                .with_retry(retries())
                 .build()
                 .map_err(open_err)?;
             (Arc::new(store), Path::from(url.path().trim_matches('/')))

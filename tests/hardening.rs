@@ -376,9 +376,9 @@ async fn another_reporting_currency_converts_through_cross_rates() {
     let dir = tempfile::tempdir().unwrap();
     let (feed, state) = (dir.path().join("feed"), dir.path().join("state"));
     let three = invoices_in(&[
-        ("U", "USD", 110_00),
-        ("E", "EUR", 100_00),
-        ("G", "GBP", 88_00),
+        ("U", "USD", 11_000),
+        ("E", "EUR", 10_000),
+        ("G", "GBP", 8_800),
     ]);
     write(&feed, "invoices/a.parquet", &three);
     // USD per unit: 1 EUR = 1.10 USD, 1 GBP = 1.25 USD.
@@ -665,4 +665,64 @@ fn offline_says_what_it_reads() {
         flat.contains("re-reads from the feed the files applied after its last snapshot"),
         "{out}"
     );
+}
+
+// 11. A stop is honoured while an object-store request hangs (a frozen S3 server that accepts
+//     connections and never answers): the request in flight is dropped and run exits 0.
+#[test]
+fn a_stop_is_honoured_while_the_store_hangs() {
+    let frozen = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = frozen.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for connection in frozen.incoming().take(100) {
+            held.push(connection);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "--feed",
+            "s3://frozen/feed",
+            "--state",
+            path(&dir.path().join("state")),
+            "run",
+            "--headless",
+        ])
+        .current_dir(dir.path())
+        .env("AWS_ENDPOINT", format!("http://127.0.0.1:{port}"))
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "run ended before the stop"
+    );
+    let signalled = std::time::Instant::now();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = signalled + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no exit 10 s after SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let took = signalled.elapsed();
+    let o = child.wait_with_output().unwrap();
+    assert!(status.success(), "{status:?}: {}", text(&o).1);
+    assert!(
+        took < std::time::Duration::from_secs(3),
+        "exit took {took:?}"
+    );
+    assert!(text(&o).0.contains("stopped after"), "{}", text(&o).0);
 }

@@ -93,7 +93,8 @@ fn feed_state_and_outputs_on_an_s3_compatible_server() {
     // One more file, whose name must round-trip through S3's keys.
     let extra = "invoices/extra/März #1 50%?.parquet";
     let batch = common::invoices(&[("c", 1, "EXTRA-1".into(), 12_345)]);
-    let bytes = arstream::parquet_io::encode(&batch.schema(), &[batch.clone()]).unwrap();
+    let bytes =
+        arstream::parquet_io::encode(&batch.schema(), std::slice::from_ref(&batch)).unwrap();
     common::write(&local_feed, extra, &batch);
     let client = s3_client(&endpoint, "arstream-test");
     let key = object_store::path::Path::parse(format!("feed/{extra}")).unwrap();

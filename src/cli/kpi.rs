@@ -2,13 +2,14 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use arrow::array::RecordBatch;
-use chrono::{Datelike, Months, NaiveDate};
+use chrono::NaiveDate;
 
+use super::GlobalArgs;
 use super::output::{self, Format};
-use super::{GlobalArgs, Session};
 use crate::engine::Engine;
+use crate::pipeline::history;
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -51,9 +52,9 @@ pub enum Every {
 
 pub async fn run(global: &GlobalArgs, args: KpiArgs) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
-    let mut session = Session::open(global).await?;
+    let mut session = super::open_session(global).await?;
     let opened = started.elapsed();
-    let (engine, params) = session.engine_with(false).await?;
+    let (engine, params) = session.engine_without_aging().await?;
     let made = started.elapsed();
     warn_missing_rates(&engine).await?;
     if let (Some(from), Some(to)) = (args.from, args.to) {
@@ -94,7 +95,7 @@ async fn warn_missing_rates(engine: &Engine) -> anyhow::Result<()> {
     let rows = engine
         .query("SELECT currency, invoices FROM missing_fx_rates")
         .await?;
-    for row in rows_json(&rows)? {
+    for row in crate::engine::rows_as_json(&rows)? {
         tracing::warn!(
             "no FX rate for {} at the as-of date: {} invoice(s) left out of the reporting-currency totals",
             row["currency"].as_str().unwrap_or("?"),
@@ -113,37 +114,17 @@ async fn aging_totals(engine: &Engine) -> anyhow::Result<Vec<(String, serde_json
         )
         .await?;
     let mut out = Vec::new();
-    for row in rows_json(&rows)? {
+    for row in crate::engine::rows_as_json(&rows)? {
         let bucket = row["bucket"].as_str().unwrap_or_default().to_string();
         out.push((bucket, row["amount"].clone()));
     }
     Ok(out)
 }
 
-/// Rows as JSON objects, nulls kept.
-fn rows_json(
-    batches: &[RecordBatch],
-) -> anyhow::Result<Vec<serde_json::Map<String, serde_json::Value>>> {
-    let mut buf = Vec::new();
-    {
-        let mut writer = arrow::json::WriterBuilder::new()
-            .with_explicit_nulls(true)
-            .build::<_, arrow::json::writer::JsonArray>(&mut buf);
-        for b in batches {
-            writer.write(b)?;
-        }
-        writer.finish()?;
-    }
-    if buf.is_empty() {
-        return Ok(Vec::new());
-    }
-    Ok(serde_json::from_slice(&buf)?)
-}
-
 fn first_row_json(
     batches: &[RecordBatch],
 ) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
-    rows_json(batches)?
+    crate::engine::rows_as_json(batches)?
         .into_iter()
         .next()
         .context("kpi_summary returned no row")
@@ -237,52 +218,20 @@ fn thousands(v: f64) -> String {
     format!("{}{out}.{frac}", if v < 0.0 { "-" } else { "" })
 }
 
-/// The as-of dates of a history: every day, every 7 days, or the same day of every month
-/// (clamped to the month's end: from the 31st, the last day of each month).
-pub fn dates(from: NaiveDate, to: NaiveDate, every: Every) -> Vec<NaiveDate> {
-    let mut out = Vec::new();
-    let mut n = 0u32;
-    loop {
-        let d = match every {
-            Every::Day => from + chrono::Days::new(n as u64),
-            Every::Week => from + chrono::Days::new(7 * n as u64),
-            Every::Month => {
-                let month = from.with_day(1).unwrap_or(from) + Months::new(n);
-                let last = (month + Months::new(1)).pred_opt().unwrap_or(month).day();
-                month.with_day(from.day().min(last)).unwrap_or(month)
-            }
-        };
-        if d > to {
-            break;
-        }
-        out.push(d);
-        n += 1;
-    }
-    out
-}
-
 async fn history(
     engine: &Engine,
-    mut params: crate::engine::params::KpiParams,
+    params: crate::engine::params::KpiParams,
     from: NaiveDate,
     to: NaiveDate,
     args: KpiArgs,
 ) -> anyhow::Result<ExitCode> {
-    if from > to {
-        bail!("--from {from} is after --to {to}");
-    }
-    let mut batches = Vec::new();
-    let mut schema = None;
-    for day in dates(from, to, args.every) {
-        params.as_of = day;
-        engine.set_params(&params).await?;
-        let (s, rows) = engine
-            .query_with_schema("SELECT * FROM kpi_summary")
-            .await?;
-        schema.get_or_insert(s);
-        batches.extend(rows);
-    }
-    let schema = schema.context("no as-of date between --from and --to")?;
+    let every = match args.every {
+        Every::Day => history::Every::Day,
+        Every::Week => history::Every::Week,
+        Every::Month => history::Every::Month,
+    };
+    let found = history::kpi_history(engine, params, from, to, every).await?;
+    let (schema, batches) = found.context("no as-of date between --from and --to")?;
     if let Some(out) = args.out {
         let (folder, file) = match out.rsplit_once('/') {
             Some((f, name)) if name.ends_with(".parquet") => (f.to_string(), name.to_string()),

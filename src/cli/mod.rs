@@ -1,7 +1,5 @@
 //! The command line: one file per command; shared set-up (config, feed, state) lives here.
 
-mod bench;
-mod bench_refresh;
 mod generate;
 mod kpi;
 mod output;
@@ -14,16 +12,9 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use crate::config::Config;
-use crate::engine::Engine;
-use crate::engine::params::KpiParams;
-use crate::engine::views::ViewSet;
-use crate::ingest::{CatchUpReport, IngestOptions, open_and_catch_up, open_state};
-use crate::state::State;
-use crate::store::{self, Location};
+use crate::service::session::{Session, SessionOptions};
 
 /// arstream: an SQL-first collections engine for accounts receivable.
 ///
@@ -96,8 +87,6 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Write a synthetic ERP change feed (realistic payers, disputes, promises, FX)
     Generate(generate::GenerateArgs),
-    /// Run a benchmark and write its figures to docs/benchmarks.md (use a release build)
-    Bench(bench::BenchArgs),
 }
 
 /// Parse the command line, run the command, and turn any error into one line on stderr.
@@ -124,7 +113,6 @@ pub fn main() -> ExitCode {
             Command::Status(args) => status::run(&cli.global, args).await,
             Command::Kpi(args) => kpi::run(&cli.global, args).await,
             Command::Generate(args) => generate::run(args).await,
-            Command::Bench(args) => bench::run(args).await,
         }
     });
     match result {
@@ -208,162 +196,36 @@ pub enum LogFormat {
     Json,
 }
 
-/// The config, the feed and the state, opened and (unless `--offline`) caught up.
-pub(crate) struct Session {
-    pub config: Config,
-    pub feed: Location,
-    pub state: State,
-    pub report: Option<CatchUpReport>,
-    /// `--plain`: the reference views instead of the ledger.
-    pub plain: bool,
-}
-
-impl Session {
-    pub async fn open(global: &GlobalArgs) -> anyhow::Result<Session> {
-        let mut config = Config::load(global.config.as_deref())?;
-        if let Some(feed) = &global.feed {
-            config.feed.url = feed.clone();
+impl GlobalArgs {
+    /// The session these options ask for.
+    pub fn session_options(&self) -> SessionOptions {
+        SessionOptions {
+            config: self.config.clone(),
+            feed: self.feed.clone(),
+            state: self.state.clone(),
+            offline: self.offline,
+            as_of: self.as_of.clone(),
+            window: self.window,
+            currency: self.currency.clone(),
+            plain: self.plain,
         }
-        if let Some(state) = &global.state {
-            config.state.url = state.clone();
-        }
-        let feed = store::open(&config.feed.url, false)
-            .with_context(|| format!("cannot open feed '{}'", config.feed.url))?;
-        let state_location = store::open(&config.state.url, true)
-            .with_context(|| format!("cannot open state folder '{}'", config.state.url))?;
-        refuse_inside_feed(&feed, &state_location, "state folder")?;
-        let opts = IngestOptions {
-            checkpoint_every_files: config.state.checkpoint_every_files.max(1),
-            checkpoint_every_rows: config.state.checkpoint_every_rows.max(1),
-            parallel_reads: config.feed.parallel_reads.max(1),
-        };
-        let context = || format!("state '{}'", config.state.url);
-        let (state, report) = if global.offline {
-            let state = open_state(state_location, &feed, &opts)
-                .await
-                .with_context(context)?;
-            (state, None)
-        } else {
-            let bar = progress_bar();
-            let progress = |done: usize, total: usize| {
-                if let Some(bar) = &bar {
-                    bar.set_length(total as u64);
-                    bar.set_position(done as u64);
-                }
-            };
-            let (state, report) =
-                open_and_catch_up(&state_location, &feed, &opts, Some(&progress), 20)
-                    .await
-                    .with_context(context)?;
-            if let Some(bar) = bar {
-                bar.finish_and_clear();
-            }
-            (state, Some(report))
-        };
-        if let Some(as_of) = &global.as_of {
-            config.kpi.as_of = as_of.clone();
-        }
-        if let Some(window) = global.window {
-            config.kpi.window_days = window;
-        }
-        // Rates stay quoted in the file's currency when --currency asks for another.
-        (config.kpi.rates_currency).get_or_insert_with(|| config.kpi.currency.clone());
-        if let Some(currency) = &global.currency {
-            config.kpi.currency = currency.clone();
-        }
-        Ok(Session {
-            config,
-            feed,
-            state,
-            report,
-            plain: global.plain,
-        })
     }
 }
 
-impl Session {
-    /// The KPI parameters from the config and command line, with `as_of` resolved.
-    pub fn kpi_params(&self) -> anyhow::Result<KpiParams> {
-        let k = &self.config.kpi;
-        let as_of = match k.as_of.as_str() {
-            "today" => chrono::Utc::now().date_naive(),
-            "feed" => self
-                .state
-                .checkpoint()
-                .last_change
-                .values()
-                .max()
-                .map(|t| t.date_naive())
-                .unwrap_or_else(|| chrono::Utc::now().date_naive()),
-            date => chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").with_context(|| {
-                format!("--as-of '{date}' is not a date (YYYY-MM-DD, today or feed)")
-            })?,
-        };
-        Ok(KpiParams {
-            as_of,
-            window_days: k.window_days,
-            currency: k.currency.clone(),
-            rates_currency: (k.rates_currency.clone()).unwrap_or_else(|| k.currency.clone()),
-            grace_days: k.grace_days,
-            bucket_edges: k.bucket_edges.clone(),
-        })
-    }
-
-    /// A query engine over the state, with the views made for the current parameters.
-    pub async fn engine(&mut self) -> anyhow::Result<(Engine, KpiParams)> {
-        self.engine_with(true).await
-    }
-
-    /// The same, but with per-customer aging left out of the ledger when `pin_aging` is off
-    /// (for commands that never read `aging`).
-    pub async fn engine_with(&mut self, pin_aging: bool) -> anyhow::Result<(Engine, KpiParams)> {
-        self.engine_for(pin_aging, None).await
-    }
-
-    /// An engine for one query: without the ledger when the query does not read it.
-    pub async fn engine_for_query(&mut self, sql: &str) -> anyhow::Result<(Engine, KpiParams)> {
-        self.engine_for(true, Some(sql)).await
-    }
-
-    async fn engine_for(
-        &mut self,
-        pin_aging: bool,
-        query: Option<&str>,
-    ) -> anyhow::Result<(Engine, KpiParams)> {
-        let params = self.kpi_params()?;
-        let views = if self.plain {
-            ViewSet::Plain
-        } else {
-            ViewSet::Incremental
-        };
-        let folder = std::path::Path::new(&self.config.engine.queries);
-        let mut engine = Engine::new().with_queries(Some(folder), views)?;
-        if !pin_aging {
-            engine = engine.without_aging_pin();
+/// Open the session of the command line, with a progress bar while catching up on a terminal.
+pub(crate) async fn open_session(global: &GlobalArgs) -> anyhow::Result<Session> {
+    let bar = progress_bar();
+    let progress = |done: usize, total: usize| {
+        if let Some(bar) = &bar {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
         }
-        if query.is_some_and(|sql| !engine.reads_ledger(sql)) {
-            engine = engine.without_ledger();
-        }
-        engine.refresh(&mut self.state, &params).await?;
-        Ok((engine, params))
+    };
+    let session = Session::open(&global.session_options(), Some(&progress), None).await?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
     }
-}
-
-/// Refuse a state or output folder that feed discovery would read as feed files (its
-/// quarantine copies and outputs would be applied, or quarantined, as changes).
-pub(crate) fn refuse_inside_feed(
-    feed: &Location,
-    folder: &Location,
-    what: &str,
-) -> anyhow::Result<()> {
-    match feed.visible_inside(folder) {
-        None => Ok(()),
-        Some(relative) => anyhow::bail!(
-            "the {what} '{}' is inside the feed '{}' (as '{relative}'): its files would be read as feed files; put it outside the feed, or in a folder whose name starts with '.'",
-            folder.url,
-            feed.url
-        ),
-    }
+    Ok(session)
 }
 
 /// A progress bar on stderr when it is a terminal.

@@ -1,15 +1,13 @@
 //! `arstream pipeline list|validate|run`: the pipelines of `pipelines/*.toml`, for data teams
 //! and the orchestrators (cron, Airflow, Dagster) that schedule them.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::GlobalArgs;
-use super::run::{INVALID, once, plan};
+use super::run::{INVALID, once};
 use crate::config::Config;
-use crate::engine::views::{self, ViewSet};
-use crate::feed::contract::Entity;
-use crate::pipeline::spec::{self, Pipeline, SpecError};
+use crate::pipeline::catalog::{Invalid, load_all, plan};
+use crate::pipeline::spec::SpecError;
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -34,75 +32,6 @@ pub enum Action {
         /// The pipeline's name (its file name without .toml)
         name: String,
     },
-}
-
-/// A pipeline that cannot be used, with every reason.
-#[derive(Debug, thiserror::Error)]
-pub enum Invalid {
-    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
-    Spec(Vec<SpecError>),
-    #[error("no pipeline '{name}' in {folder} (there: {known})")]
-    Unknown {
-        name: String,
-        folder: String,
-        known: String,
-    },
-    #[error("{0}")]
-    Config(String),
-}
-
-/// The names a step may read: the views of the queries folder and the state's tables.
-fn known_views(config: &Config) -> Result<Vec<String>, Invalid> {
-    let folder = PathBuf::from(&config.engine.queries);
-    let views = views::load(Some(&folder), ViewSet::Incremental)
-        .map_err(|e| Invalid::Config(e.to_string()))?;
-    let mut names: Vec<String> = views.into_iter().map(|v| v.name).collect();
-    for entity in Entity::ALL {
-        names.push(entity.name().to_string());
-        names.push(format!("{}_changes", entity.name()));
-    }
-    names.extend(["params".to_string(), "aging_buckets".to_string()]);
-    Ok(names)
-}
-
-/// Every pipeline file of the config's folder, each loaded and checked.
-fn load_all(config: &Config) -> Result<Vec<Result<Pipeline, SpecError>>, Invalid> {
-    let names = known_views(config)?;
-    let folder = PathBuf::from(&config.engine.pipelines);
-    Ok(spec::files(&folder)
-        .iter()
-        .map(|f| spec::load(f, &names))
-        .collect())
-}
-
-/// The pipeline called `name`, or `standard` when there is such a file and no name is given.
-pub(crate) fn find(global: &GlobalArgs, name: Option<&str>) -> Result<Option<Pipeline>, Invalid> {
-    let config =
-        Config::load(global.config.as_deref()).map_err(|e| Invalid::Config(e.to_string()))?;
-    let folder = PathBuf::from(&config.engine.pipelines);
-    let wanted = name.unwrap_or("standard");
-    let file = folder.join(format!("{wanted}.toml"));
-    if !file.exists() {
-        if name.is_none() {
-            return Ok(None);
-        }
-        let known: Vec<String> = spec::files(&folder)
-            .iter()
-            .filter_map(|f| f.file_stem().map(|s| s.to_string_lossy().into_owned()))
-            .collect();
-        return Err(Invalid::Unknown {
-            name: wanted.to_string(),
-            folder: folder.display().to_string(),
-            known: if known.is_empty() {
-                "none".into()
-            } else {
-                known.join(", ")
-            },
-        });
-    }
-    spec::load(&file, &known_views(&config)?)
-        .map(Some)
-        .map_err(|e| Invalid::Spec(vec![e]))
 }
 
 pub async fn run(global: &GlobalArgs, args: PipelineArgs) -> anyhow::Result<ExitCode> {
@@ -173,11 +102,11 @@ pub async fn run(global: &GlobalArgs, args: PipelineArgs) -> anyhow::Result<Exit
             }
         }
         Action::Run { name } => {
-            let (global, plan) = match plan(global, Some(&name), None, None) {
-                Ok(planned) => planned,
+            let plan = match plan(&global.session_options(), Some(&name), None, None) {
+                Ok(plan) => plan,
                 Err(e) => return invalid(&e),
             };
-            once(&global, &plan, false).await
+            once(&plan, false).await
         }
     }
 }

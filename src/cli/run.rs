@@ -1,18 +1,21 @@
-//! `arstream run`: the service. It runs a pipeline (`pipelines/<name>.toml`, by default
-//! `standard` when there is one): catches up with the feed (applying each new file once,
-//! quarantining bad ones), checkpoints the state, writes the pipeline's outputs and logs one
-//! line per refresh, then waits for the next poll of its schedule, until Ctrl-C or SIGTERM.
-//! `--once` does one refresh and exits (for cron and orchestrators, as `pipeline run` does).
+//! `arstream run`: the service, as a subscriber of the library's runner. It runs a pipeline
+//! (`pipelines/<name>.toml`, by default `standard` when there is one): the runner catches up
+//! with the feed and publishes a snapshot per refresh; the outputs writer writes the steps
+//! off the refresh path; this command prints one line per refresh and per outputs written,
+//! until Ctrl-C or SIGTERM. `--once` does one refresh and exits (for cron and orchestrators,
+//! as `pipeline run` does).
 
-use std::collections::{HashMap, HashSet};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::status::{print_table, status_of};
-use super::{GlobalArgs, Session};
-use crate::ingest::{IngestError, IngestOptions, catch_up, open_and_catch_up};
-use crate::pipeline::spec::{Pipeline, Schedule, Step};
-use crate::state::StateError;
+use tokio_util::sync::CancellationToken;
+
+use super::status::print_table;
+use super::{GlobalArgs, LogFormat};
+use crate::pipeline::catalog::{self, Plan};
+use crate::pipeline::writer::{OutputWriter, Written};
+use crate::service::session::refuse_inside_feed;
+use crate::service::{Notice, Runner, RunnerOptions, Snapshot};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -30,11 +33,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub once: bool,
     /// Log one line per refresh (as always without a terminal: the dashboard comes later).
-    /// Refresh, quarantine and stop lines go to stdout; errors and logs to stderr
+    /// Refresh, outputs, quarantine and stop lines go to stdout; errors and logs to stderr
     #[arg(long)]
     pub headless: bool,
     /// Poll the feed every this many seconds instead of the pipeline's schedule (0.05 to
-    /// 86400)
+    /// 86400; a local feed folder is also watched for new files)
     #[arg(long, value_name = "SECONDS", value_parser = poll_interval, allow_negative_numbers = true)]
     pub interval: Option<f64>,
 }
@@ -53,93 +56,77 @@ fn poll_interval(text: &str) -> Result<f64, String> {
     Ok(seconds)
 }
 
-/// What a run does: the pipeline's steps, where they go and when.
-pub(crate) struct Plan {
-    pub pipeline: Option<Pipeline>,
-    pub steps: Vec<Step>,
-    pub out: Option<String>,
-    pub schedule: Schedule,
-}
-
 /// Exit code of an invalid pipeline or command line.
 pub(crate) const INVALID: u8 = 2;
 
-/// The pipeline named (or the default one) and the command line merged: the command line wins
-/// over the pipeline, which wins over the config.
-pub(crate) fn plan(
-    global: &GlobalArgs,
-    name: Option<&str>,
-    out: Option<&str>,
-    interval: Option<f64>,
-) -> Result<(GlobalArgs, Plan), super::pipeline::Invalid> {
-    let pipeline = super::pipeline::find(global, name)?;
-    let mut global = global.clone();
-    let mut steps = crate::pipeline::outputs::standard_steps();
-    let mut schedule = Schedule::Every(Duration::from_secs(5));
-    let mut out = out.map(str::to_string);
-    if let Some(p) = &pipeline {
-        global.feed = global.feed.or_else(|| p.feed.clone());
-        global.state = global.state.or_else(|| p.state.clone());
-        global.as_of = global.as_of.or_else(|| p.as_of.clone());
-        out = out.or_else(|| Some(p.out.clone()));
-        steps = p.steps.clone();
-        schedule = p.schedule.clone();
-    }
-    if let Some(seconds) = interval {
-        schedule = Schedule::Every(Duration::from_secs_f64(seconds));
-    }
-    Ok((
-        global,
-        Plan {
-            pipeline,
-            steps,
-            out,
-            schedule,
-        },
-    ))
-}
-
 pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
-    let (global, plan) = match plan(
-        global,
+    let interval = args.interval.map(Duration::from_secs_f64);
+    let options = global.session_options();
+    let plan = match catalog::plan(
+        &options,
         args.pipeline.as_deref(),
         args.out.as_deref(),
-        args.interval,
+        interval,
     ) {
-        Ok(planned) => planned,
+        Ok(plan) => plan,
         Err(invalid) => {
             eprintln!("error: {invalid}");
             return Ok(ExitCode::from(INVALID));
         }
     };
-    if !args.once {
-        return watch(&global, &plan).await;
+    match args.once {
+        true => once(&plan, true).await,
+        false => serve(&plan, global.log_format).await,
     }
-    once(&global, &plan, true).await
+}
+
+/// The outputs writer of a plan, refusing an output folder inside the feed.
+fn writer(plan: &Plan) -> anyhow::Result<Option<OutputWriter>> {
+    let Some(out) = &plan.out else {
+        return Ok(None);
+    };
+    let feed = plan.session.feed_location()?;
+    let sinks = std::iter::once(out).chain(plan.steps.iter().filter_map(|s| s.to.as_ref()));
+    for url in sinks {
+        refuse_inside_feed(&feed, &crate::store::open(url, true)?, "output folder")?;
+    }
+    let out = crate::store::open(out, true)?;
+    Ok(Some(OutputWriter::new(plan.steps.clone(), out)))
+}
+
+fn runner(plan: &Plan, watch_feed: bool) -> Runner {
+    Runner::new(RunnerOptions {
+        session: plan.session.clone(),
+        schedule: plan.schedule.clone(),
+        watch_feed,
+    })
 }
 
 /// One refresh: catch up, write the outputs, report. Quarantined files do not fail it (the
 /// rest of the feed went on); they are logged and listed by `status`.
-pub(crate) async fn once(
-    global: &GlobalArgs,
-    plan: &Plan,
-    verbose: bool,
-) -> anyhow::Result<ExitCode> {
-    let mut session = Session::open(global).await?;
-    refuse_outputs_inside_feed(&session, plan)?;
-    if let Some(out) = &plan.out {
-        let (engine, params) = session.engine().await?;
-        write_outputs(&engine, &plan.steps, &params, out).await?;
+pub(crate) async fn once(plan: &Plan, verbose: bool) -> anyhow::Result<ExitCode> {
+    let writer = writer(plan)?;
+    let runner = runner(plan, false);
+    let snapshots = runner.subscribe();
+    let cancel = stop_on_signals();
+    runner.run(&cancel, true).await?;
+    let Some(snapshot) = snapshots.borrow().clone() else {
+        eprintln!("stopped before the first refresh; the next run goes on from where it stopped");
+        return Ok(ExitCode::SUCCESS);
+    };
+    if let Some(writer) = writer {
+        let written = writer.write_all(&snapshot).await?;
+        tracing::info!(outputs = ?written, "outputs written");
     }
     if verbose {
-        print_report(&session);
-        print_table(&status_of(session.feed.url.as_str(), &session.state));
+        print_report(&snapshot);
+        print_table(&snapshot.health);
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_report(session: &Session) {
-    let Some(r) = &session.report else { return };
+fn print_report(snapshot: &Snapshot) {
+    let r = &snapshot.refresh.catch_up;
     let secs = r.elapsed.as_secs_f64();
     println!(
         "applied {} new file(s), {} change rows ({} unchanged) in {:.2} s ({:.0} rows/s); {} quarantined, {} unreadable",
@@ -161,6 +148,9 @@ fn print_report(session: &Session) {
     for v in &r.quarantined {
         println!("  quarantined [{}] {}", v.code, v.reason());
     }
+    for entry in &r.skipped_entries {
+        println!("  skipped {entry}");
+    }
     println!();
 }
 
@@ -172,260 +162,187 @@ fn peak_memory() -> Option<String> {
     Some(format!("{:.0} MiB", kib / 1024.0))
 }
 
-/// Poll the feed until asked to stop, logging one line per refresh.
-async fn watch(global: &GlobalArgs, plan: &Plan) -> anyhow::Result<ExitCode> {
+/// The service: the runner and the outputs writer until Ctrl-C or SIGTERM, a line per refresh
+/// and per outputs written.
+async fn serve(plan: &Plan, format: LogFormat) -> anyhow::Result<ExitCode> {
     // Installed first, so that a signal during the first catch-up also stops cleanly.
-    let mut stop = Box::pin(shutdown_signal());
-    let started = Instant::now();
-    let mut session = Session::open(global).await?;
-    refuse_outputs_inside_feed(&session, plan)?;
-    let json = global.log_format == super::LogFormat::Json;
-    let opts = IngestOptions {
-        checkpoint_every_files: session.config.state.checkpoint_every_files.max(1),
-        checkpoint_every_rows: session.config.state.checkpoint_every_rows.max(1),
-        parallel_reads: session.config.feed.parallel_reads.max(1),
+    let cancel = stop_on_signals();
+    let lines = Lines {
+        json: format == LogFormat::Json,
+        pipeline: plan.pipeline.as_ref().map(|p| p.name.clone()),
     };
-    let first = session.report.take().unwrap_or_default();
-    let done = Refreshed {
-        files: first.files_applied,
-        rows: first.rows_applied,
-        quarantined: first.quarantined.len(),
-        began: started,
+    let writer = writer(plan)?;
+    let runner = runner(plan, true);
+    let mut snapshots = runner.subscribe();
+    let mut notices = runner.notices();
+    let (mut written, lanes) = match &writer {
+        Some(w) => w.spawn(runner.subscribe(), cancel.clone()),
+        None => (tokio::sync::mpsc::unbounded_channel().1, Vec::new()),
     };
-    let mut outputs = Outputs::default();
-    refresh(&mut session, plan, &mut outputs, done, json).await?;
-    // After a transient failure (the store unreachable, a timeout), wait longer each time.
-    let mut failures: u32 = 0;
-    loop {
-        let wait = match failures {
-            0 => plan.schedule.wait_from(chrono::Utc::now()),
-            n => Duration::from_secs_f64((0.5 * 2f64.powi(n as i32)).min(60.0)),
-        };
+    let run = runner.run(&cancel, false);
+    tokio::pin!(run);
+    let stopped = loop {
         tokio::select! {
-            _ = &mut stop => break,
-            _ = tokio::time::sleep(wait) => {}
+            biased;
+            stopped = &mut run => break stopped?,
+            changed = snapshots.changed() => {
+                if changed.is_ok() && let Some(s) = snapshots.borrow_and_update().clone() {
+                    lines.refresh(&s);
+                }
+            }
+            Ok(notice) = notices.recv() => lines.notice(&notice),
+            Some(event) = written.recv() => lines.written(&event),
         }
-        let began = Instant::now();
-        let report = match catch_up(&mut session.state, &session.feed, &opts, None).await {
-            Ok(report) => report,
-            Err(IngestError::State(StateError::Concurrent { .. })) => {
-                let location = session.state.location().clone();
-                let (state, report) =
-                    open_and_catch_up(&location, &session.feed, &opts, None, 20).await?;
-                session.state = state;
-                report
-            }
-            Err(e) if e.is_transient() => {
-                failures += 1;
-                report_error(json, &e.to_string(), failures);
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        failures = 0;
-        for v in &report.quarantined {
-            if json {
-                let line = serde_json::json!({"event": "quarantined", "code": v.code, "reason": v.reason()});
-                println!("{line}");
-            } else {
-                println!("quarantined code={} reason={:?}", v.code, v.reason());
-            }
-        }
-        let changed = report.files_applied > 0 || !report.quarantined.is_empty();
-        if changed || outputs.catching_up(&plan.steps, Instant::now()) {
-            let done = Refreshed {
-                files: report.files_applied,
-                rows: report.rows_applied,
-                quarantined: report.quarantined.len(),
-                began,
-            };
-            if let Err(e) = refresh(&mut session, plan, &mut outputs, done, json).await {
-                // Written again at the next poll, new files or not.
-                (outputs.behind).extend(plan.steps.iter().map(|s| s.name.clone()));
-                failures += 1;
-                report_error(json, &super::one_line(&e), failures);
-            }
-        }
+    };
+    // Writes in flight finish, or are left after two seconds (each output is one PUT or
+    // rename: a reader sees the old one or the new one).
+    let _ = tokio::time::timeout(Duration::from_secs(2), futures::future::join_all(lanes)).await;
+    while let Ok(event) = written.try_recv() {
+        lines.written(&event);
     }
-    let ran = started.elapsed().as_secs_f64();
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({"event": "stopped", "after_s": ran})
-        );
-    } else {
-        println!("stopped after {ran:.1} s");
-    }
+    lines.stopped(stopped.ran, stopped.during_catch_up);
     Ok(ExitCode::SUCCESS)
 }
 
-/// Refuse outputs that would land where feed discovery reads them as feed files.
-fn refuse_outputs_inside_feed(session: &Session, plan: &Plan) -> anyhow::Result<()> {
-    let sinks = (plan.out.iter()).chain(plan.steps.iter().filter_map(|s| s.to.as_ref()));
-    for url in sinks {
-        let sink = crate::store::open(url, true)?;
-        super::refuse_inside_feed(&session.feed, &sink, "output folder")?;
-    }
-    Ok(())
-}
-
-/// Write the outputs of the plan's steps under `out`.
-async fn write_outputs(
-    engine: &crate::engine::Engine,
-    steps: &[Step],
-    params: &crate::engine::params::KpiParams,
-    out: &str,
-) -> anyhow::Result<()> {
-    let location = crate::store::open(out, true)?;
-    let written =
-        crate::pipeline::outputs::write_steps(engine, steps, &location, params.as_of).await?;
-    tracing::info!(outputs = ?written, "outputs written to {}", location.url);
-    Ok(())
-}
-
-/// Log a failed poll or refresh; the run goes on and tries again after a backoff.
-fn report_error(json: bool, error: &str, failures: u32) {
-    let retry_s = (0.5 * 2f64.powi(failures as i32)).min(60.0);
-    if json {
-        let line = serde_json::json!({"event": "error", "error": error, "failures": failures, "retry_in_s": retry_s});
-        eprintln!("{line}");
-    } else {
-        eprintln!("error failures={failures} retry_in_s={retry_s} error={error:?}");
-    }
-}
-
-/// Which outputs are up to date, for steps written at most `every` so often: when each was
-/// last written in this run, and which have missed changes since.
-#[derive(Default)]
-struct Outputs {
-    written: HashMap<String, Instant>,
-    behind: HashSet<String>,
-}
-
-impl Outputs {
-    /// Whether `step` may be written at `now`: at every refresh without `every`, else once
-    /// `every` has passed since it was last written (and at the first refresh of the run).
-    fn may_write(&self, step: &Step, now: Instant) -> bool {
-        match (step.every, self.written.get(&step.name)) {
-            (Some(every), Some(at)) => now.duration_since(*at) >= every,
-            _ => true,
-        }
-    }
-
-    /// Whether an output that missed changes may be written now (a refresh without new
-    /// files then writes it).
-    fn catching_up(&self, steps: &[Step], now: Instant) -> bool {
-        (steps.iter()).any(|s| self.behind.contains(&s.name) && self.may_write(s, now))
-    }
-
-    /// Split `steps` into those to write after a refresh that `changed` the state (every one
-    /// that may be, or, without changes, those behind that may be) and the names of those left
-    /// for later.
-    fn plan(&self, steps: &[Step], changed: bool, now: Instant) -> (Vec<Step>, Vec<String>) {
-        let (now_steps, later): (Vec<&Step>, Vec<&Step>) = steps
-            .iter()
-            .filter(|s| changed || self.behind.contains(&s.name))
-            .partition(|s| self.may_write(s, now));
-        let later = later.iter().map(|s| s.name.clone()).collect();
-        (now_steps.into_iter().cloned().collect(), later)
-    }
-
-    fn mark(&mut self, written: &[Step], later: &[String], at: Instant) {
-        for step in written {
-            self.written.insert(step.name.clone(), at);
-            self.behind.remove(&step.name);
-        }
-        self.behind.extend(later.iter().cloned());
-    }
-}
-
-/// What one refresh applied, and when it began.
-struct Refreshed {
-    files: usize,
-    rows: usize,
-    quarantined: usize,
-    began: Instant,
-}
-
-/// After new files: make the tables and views again (once), write the outputs when asked, and
-/// log one structured line: what the refresh applied, how long it took, the KPI headline.
-async fn refresh(
-    session: &mut Session,
-    plan: &Plan,
-    outputs: &mut Outputs,
-    done: Refreshed,
+/// The service's lines: refresh, quarantined, outputs and stopped on stdout, errors on stderr.
+struct Lines {
     json: bool,
-) -> anyhow::Result<()> {
-    let Refreshed {
-        files,
-        rows,
-        quarantined,
-        began,
-    } = done;
-    let (engine, params) = session.engine().await?;
-    let changed = files > 0 || quarantined > 0 || outputs.written.is_empty();
-    let (steps, later) = outputs.plan(&plan.steps, changed, began);
-    if let Some(out) = &plan.out {
-        write_outputs(&engine, &steps, &params, out).await?;
-        outputs.mark(&steps, &later, began);
-    }
-    let rows_json = engine
-        .query("SELECT CAST(total_ar AS DOUBLE) AS ar, dso FROM kpi_summary")
-        .await?;
-    let (mut ar, mut dso) = (None, None);
-    if let Some(b) = rows_json.first().filter(|b| b.num_rows() > 0) {
-        use arrow::array::{Array, AsArray};
-        use arrow::datatypes::Float64Type;
-        let (a, d) = (
-            b.column(0).as_primitive::<Float64Type>(),
-            b.column(1).as_primitive::<Float64Type>(),
-        );
-        ar = a.is_valid(0).then(|| a.value(0));
-        dso = d.is_valid(0).then(|| d.value(0));
-    }
-    let took_ms = began.elapsed().as_millis();
-    if json {
-        let line = serde_json::json!({
-            "event": "refresh",
-            "pipeline": plan.pipeline.as_ref().map(|p| p.name.as_str()),
-            "files_applied": files,
-            "rows_changed": rows,
-            "quarantined": quarantined,
-            "took_ms": took_ms,
-            "as_of": params.as_of.to_string(),
-            "total_ar": ar,
-            "dso": dso,
-            "outputs_written": steps.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
-            "outputs_later": later,
-        });
-        println!("{line}");
-        return Ok(());
-    }
-    let fmt =
-        |v: Option<f64>, digits: usize| v.map_or("null".to_string(), |v| format!("{v:.digits$}"));
-    let later = match later.is_empty() {
-        true => String::new(),
-        false => format!(" outputs_later={}", later.join(",")),
-    };
-    println!(
-        "refresh files_applied={files} rows_changed={rows} quarantined={quarantined} took_ms={took_ms} as_of={} total_ar={} dso={}{later}",
-        params.as_of,
-        fmt(ar, 2),
-        fmt(dso, 1)
-    );
-    Ok(())
+    pipeline: Option<String>,
 }
 
-/// Resolves on Ctrl-C, or on SIGTERM where there is one. The handlers are installed when this
-/// is called, not when the future is first polled, so a signal that arrives during the first
-/// refresh is not lost (and does not kill the process mid-write).
-fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+impl Lines {
+    fn refresh(&self, s: &Snapshot) {
+        let r = &s.refresh.catch_up;
+        for v in &r.quarantined {
+            match self.json {
+                true => println!(
+                    "{}",
+                    serde_json::json!({"event": "quarantined", "code": v.code, "reason": v.reason()})
+                ),
+                false => println!("quarantined code={} reason={:?}", v.code, v.reason()),
+            }
+        }
+        for entry in &r.skipped_entries {
+            tracing::warn!("feed entry skipped: {entry}");
+        }
+        let took_ms = s.refresh.took.as_millis();
+        let (ar, dso) = (s.kpi.total_ar, s.kpi.dso);
+        if self.json {
+            let line = serde_json::json!({
+                "event": "refresh",
+                "pipeline": self.pipeline,
+                "sequence": s.sequence,
+                "generation": s.generation,
+                "files_applied": r.files_applied,
+                "rows_changed": r.rows_applied,
+                "quarantined": r.quarantined.len(),
+                "took_ms": took_ms,
+                "as_of": s.params.as_of.to_string(),
+                "total_ar": ar,
+                "dso": dso,
+            });
+            println!("{line}");
+            return;
+        }
+        let fmt = |v: Option<f64>, digits: usize| {
+            v.map_or("null".to_string(), |v| format!("{v:.digits$}"))
+        };
+        println!(
+            "refresh files_applied={} rows_changed={} quarantined={} took_ms={took_ms} as_of={} total_ar={} dso={}",
+            r.files_applied,
+            r.rows_applied,
+            r.quarantined.len(),
+            s.params.as_of,
+            fmt(ar, 2),
+            fmt(dso, 1)
+        );
+    }
+
+    fn written(&self, event: &Written) {
+        match event {
+            Written::Done {
+                sequence,
+                names,
+                took,
+                since_refresh_began,
+            } => match self.json {
+                true => println!(
+                    "{}",
+                    serde_json::json!({"event": "outputs", "sequence": sequence, "written": names, "took_ms": took.as_millis(), "since_refresh_began_ms": since_refresh_began.as_millis()})
+                ),
+                false => println!(
+                    "outputs written={} sequence={sequence} took_ms={} since_refresh_began_ms={}",
+                    names.join(","),
+                    took.as_millis(),
+                    since_refresh_began.as_millis()
+                ),
+            },
+            Written::Failed {
+                sequence,
+                names,
+                error,
+            } => match self.json {
+                true => eprintln!(
+                    "{}",
+                    serde_json::json!({"event": "error", "outputs": names, "sequence": sequence, "error": error})
+                ),
+                false => eprintln!(
+                    "error outputs={} sequence={sequence} error={error:?}",
+                    names.join(",")
+                ),
+            },
+        }
+    }
+
+    fn notice(&self, notice: &Notice) {
+        let Notice::Failed {
+            error,
+            transient,
+            failures,
+            retry_in,
+        } = notice;
+        let retry_s = retry_in.map(|d| (d.as_secs_f64() * 10.0).round() / 10.0);
+        match self.json {
+            true => eprintln!(
+                "{}",
+                serde_json::json!({"event": "error", "error": error, "transient": transient, "failures": failures, "retry_in_s": retry_s})
+            ),
+            false => {
+                let retry = retry_s.map_or("when the feed or a view changes".to_string(), |s| {
+                    format!("in {s} s")
+                });
+                eprintln!("error failures={failures} retry={retry:?} error={error:?}");
+            }
+        }
+    }
+
+    fn stopped(&self, ran: Duration, during_catch_up: bool) {
+        let ran = ran.as_secs_f64();
+        match self.json {
+            true => println!(
+                "{}",
+                serde_json::json!({"event": "stopped", "after_s": ran, "during_catch_up": during_catch_up})
+            ),
+            false if during_catch_up => println!(
+                "stopped after {ran:.1} s, during the catch-up (what was applied is checkpointed; the next run goes on from there)"
+            ),
+            false => println!("stopped after {ran:.1} s"),
+        }
+    }
+}
+
+/// A token cancelled on Ctrl-C, or SIGTERM where there is one. The handlers are installed
+/// when this is called, so a signal that arrives during the first catch-up is not lost (and
+/// does not kill the process mid-write).
+pub(crate) fn stop_on_signals() -> CancellationToken {
+    let cancel = CancellationToken::new();
+    let token = cancel.clone();
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
         let term = signal(SignalKind::terminate());
         let int = signal(SignalKind::interrupt());
-        async move {
+        tokio::spawn(async move {
             match (term, int) {
                 (Ok(mut term), Ok(mut int)) => {
                     tokio::select! {
@@ -437,62 +354,13 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
                     let _ = tokio::signal::ctrl_c().await;
                 }
             }
-        }
+            token.cancel();
+        });
     }
     #[cfg(not(unix))]
-    {
-        async {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::pipeline::outputs::Keep;
-    use crate::pipeline::spec::Source;
-
-    fn step(name: &str, every: Option<u64>) -> Step {
-        Step {
-            name: name.into(),
-            source: Source::View(name.into()),
-            keep: Keep::Latest,
-            to: None,
-            every: every.map(Duration::from_secs),
-            line: 0,
-        }
-    }
-
-    fn names(steps: &[Step]) -> Vec<&str> {
-        steps.iter().map(|s| s.name.as_str()).collect()
-    }
-
-    #[test]
-    fn a_slow_output_is_written_once_its_interval_has_passed_new_files_or_not() {
-        let steps = [step("kpi", None), step("extract", Some(10))];
-        let t0 = Instant::now();
-        let mut outputs = Outputs::default();
-        let at = |s: u64| t0 + Duration::from_secs(s);
-
-        let (now, later) = outputs.plan(&steps, true, at(0));
-        assert_eq!((names(&now), later.len()), (vec!["kpi", "extract"], 0));
-        outputs.mark(&now, &later, at(0));
-
-        // New files a second later: the extract waits, and is known to be behind.
-        let (now, later) = outputs.plan(&steps, true, at(1));
-        assert_eq!(
-            (names(&now), later.clone()),
-            (vec!["kpi"], vec!["extract".into()])
-        );
-        outputs.mark(&now, &later, at(1));
-        assert!(!outputs.catching_up(&steps, at(5)));
-
-        // No new files, but its interval has passed: only the extract is written.
-        assert!(outputs.catching_up(&steps, at(10)));
-        let (now, later) = outputs.plan(&steps, false, at(10));
-        assert_eq!((names(&now), later.len()), (vec!["extract"], 0));
-        outputs.mark(&now, &later, at(10));
-        assert!(!outputs.catching_up(&steps, at(100)));
-    }
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        token.cancel();
+    });
+    cancel
 }

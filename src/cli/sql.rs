@@ -4,8 +4,8 @@ use std::process::ExitCode;
 
 use rustyline::error::ReadlineError;
 
+use super::GlobalArgs;
 use super::output::{self, Format};
-use super::{GlobalArgs, Session};
 use crate::engine::Engine;
 
 #[derive(Debug, clap::Args)]
@@ -21,7 +21,7 @@ pub struct SqlArgs {
 }
 
 pub async fn run(global: &GlobalArgs, args: SqlArgs) -> anyhow::Result<ExitCode> {
-    let mut session = Session::open(global).await?;
+    let mut session = super::open_session(global).await?;
     let (engine, _) = match &args.query {
         Some(query) => session.engine_for_query(query).await?,
         None => session.engine().await?,

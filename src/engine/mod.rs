@@ -30,6 +30,20 @@ pub enum EngineError {
     ReadOnly(String),
 }
 
+impl EngineError {
+    /// Whether trying again later may work: a store (the feed that `<entity>_changes` reads)
+    /// could not be reached. A view that does not plan is not such an error.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            EngineError::DataFusion(e) => matches!(
+                e.find_root(),
+                DataFusionError::ObjectStore(_) | DataFusionError::IoError(_)
+            ),
+            _ => false,
+        }
+    }
+}
+
 /// A DataFusion session over the state, with the views of `queries/`.
 pub struct Engine {
     pub ctx: SessionContext,
@@ -72,15 +86,70 @@ impl Engine {
     }
 
     /// Use the built-in views of `set`, replaced or extended by the `.sql` files of `folder`.
+    ///
+    /// A rule is defined once: when a view of `folder` replaces a plain view whose logic the
+    /// ledger re-codes (`invoice_balances`, `promise_outcomes`, … or a KPI building block
+    /// itself), the plain views are used for everything, and the log says so once.
     pub fn with_queries(
         mut self,
         folder: Option<&std::path::Path>,
         set: views::ViewSet,
     ) -> Result<Self, EngineError> {
-        self.views = views::load(folder, set)?;
         self.plain_views = views::load(folder, views::ViewSet::Plain)?;
+        let mut set = set;
+        if set == views::ViewSet::Incremental {
+            let incremental = views::load(folder, set)?;
+            if let Some(edited) = self.edited_ledger_rule(&incremental) {
+                warn_once(format!(
+                    "queries/{edited}.sql replaces a view whose rules the KPI ledger also encodes: the KPIs are computed with the plain views (the same numbers, slower on a big state)"
+                ));
+                set = views::ViewSet::Plain;
+            }
+        }
+        self.views = match set {
+            views::ViewSet::Plain => self.plain_views.clone(),
+            views::ViewSet::Incremental => views::load(folder, set)?,
+        };
         self.view_set = set;
         Ok(self)
+    }
+
+    /// The first view of the user's folder that replaces a shipped plain view the ledger
+    /// stands in for: one of those views, or a view they read (however deeply) that the
+    /// ledger's own views do not read.
+    fn edited_ledger_rule(&self, incremental: &[views::ViewFile]) -> Option<String> {
+        let reads = |views: &[views::ViewFile], roots: Vec<String>| {
+            let mut seen = std::collections::HashSet::new();
+            let mut pending = roots;
+            while let Some(name) = pending.pop() {
+                if !seen.insert(name.clone()) {
+                    continue;
+                }
+                if let Some(view) = views.iter().find(|v| v.name == name) {
+                    pending.extend(self.tables_read(&view.sql).unwrap_or_default());
+                }
+            }
+            seen
+        };
+        let stood_in: Vec<String> = views::stood_in_for().map(str::to_string).collect();
+        let encoded = reads(&self.plain_views, stood_in.clone());
+        let still_sql = reads(incremental, stood_in.clone());
+        let mut edited: Vec<&views::ViewFile> = (self.plain_views.iter())
+            .filter(|v| views::builtin_plain(&v.name).is_some_and(|sql| sql != v.sql))
+            .filter(|v| encoded.contains(&v.name))
+            .filter(|v| stood_in.contains(&v.name) || !still_sql.contains(&v.name))
+            .collect();
+        edited.sort_by(|a, b| a.name.cmp(&b.name));
+        edited.first().map(|v| v.name.clone())
+    }
+
+    /// The tables and views `sql` reads, or `None` when it does not parse.
+    fn tables_read(&self, sql: &str) -> Option<Vec<String>> {
+        let state = self.ctx.state();
+        let dialect = state.config().options().sql_parser.dialect;
+        let statement = state.sql_to_statement(sql, &dialect).ok()?;
+        let references = state.resolve_table_references(&statement).ok()?;
+        Some(references.iter().map(|r| r.table().to_string()).collect())
     }
 
     /// Leave per-customer aging out of the ledger (a pass over the invoices saved when the
@@ -101,13 +170,7 @@ impl Engine {
     /// one-off `SELECT count(*) FROM invoices` need not wait for the ledger to be built).
     /// A statement that does not parse counts as reading it: its error comes later.
     pub fn reads_ledger(&self, sql: &str) -> bool {
-        let state = self.ctx.state();
-        let dialect = state.config().options().sql_parser.dialect;
-        let tables_of = |sql: &str| -> Option<Vec<String>> {
-            let statement = state.sql_to_statement(sql, &dialect).ok()?;
-            let references = state.resolve_table_references(&statement).ok()?;
-            Some(references.iter().map(|r| r.table().to_string()).collect())
-        };
+        let tables_of = |sql: &str| self.tables_read(sql);
         let Some(mut pending) = tables_of(sql) else {
             return true;
         };
@@ -141,7 +204,7 @@ impl Engine {
         tables::register(&self.ctx, state).await?;
         let registered = started.elapsed();
         if self.view_set == views::ViewSet::Incremental && !self.ledger {
-            tables::register_ledger(&self.ctx, &crate::ledger::Ledger::default())?;
+            tables::register_ledger(&self.ctx, &crate::state::ledger::Ledger::default())?;
             *self.pinned() = None;
         } else if self.view_set == views::ViewSet::Incremental {
             let pin = self.pin_aging.then(|| crate::dates::days(params.as_of));
@@ -237,6 +300,36 @@ impl Default for Engine {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Log a warning once per process (a service makes an engine per refresh).
+fn warn_once(message: String) {
+    static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
+    if !warned.contains(&message) {
+        tracing::warn!("{message}");
+        warned.push(message);
+    }
+}
+
+/// Rows as JSON objects, nulls kept (for small results: summaries, status).
+pub fn rows_as_json(
+    batches: &[arrow::array::RecordBatch],
+) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, EngineError> {
+    let mut buf = Vec::new();
+    {
+        let mut writer = arrow::json::WriterBuilder::new()
+            .with_explicit_nulls(true)
+            .build::<_, arrow::json::writer::JsonArray>(&mut buf);
+        for b in batches {
+            writer.write(b)?;
+        }
+        writer.finish()?;
+    }
+    if buf.is_empty() {
+        return Ok(Vec::new());
+    }
+    serde_json::from_slice(&buf).map_err(|e| EngineError::Queries(format!("rows as JSON: {e}")))
 }
 
 #[cfg(test)]

@@ -16,8 +16,8 @@ use datafusion::prelude::SessionContext;
 
 use super::EngineError;
 use crate::feed::contract::Entity;
-use crate::ledger::Ledger;
 use crate::state::State;
+use crate::state::ledger::Ledger;
 use crate::state::table::LIVE;
 
 /// Register every entity's current-state table and change table.

@@ -61,6 +61,18 @@ const INCREMENTAL: &[(&str, &str)] = builtin!("incremental/":
     "aging",
 );
 
+/// The shipped plain definition of `name`, if there is one.
+pub fn builtin_plain(name: &str) -> Option<&'static str> {
+    (BUILTIN.iter())
+        .find(|(n, _)| *n == name)
+        .map(|(_, sql)| *sql)
+}
+
+/// The views the ledger stands in for (their plain definitions are not used by default).
+pub fn stood_in_for() -> impl Iterator<Item = &'static str> {
+    INCREMENTAL.iter().map(|(name, _)| *name)
+}
+
 /// The views whose ledger tables hold one as-of date only (the last refresh's).
 const PINNED: &[&str] = &["aging"];
 

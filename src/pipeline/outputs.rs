@@ -11,7 +11,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use chrono::NaiveDate;
 
-use super::spec::{Source, Step};
+use super::spec::{Keep, Source, Step};
 use crate::engine::{Engine, EngineError};
 use crate::parquet_io::{self, WriteError};
 use crate::store::Location;
@@ -25,15 +25,6 @@ pub enum OutputError {
     Sink { name: String, detail: String },
     #[error(transparent)]
     Write(#[from] WriteError),
-}
-
-/// How an output is kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Keep {
-    /// One partition per as-of date.
-    PerAsOf,
-    /// Only the latest result.
-    Latest,
 }
 
 /// The standard outputs of a refresh: the KPI summary per as-of date, and the latest aging

@@ -25,7 +25,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::outputs::Keep;
+pub use crate::service::schedule::Schedule;
 
 /// Why a pipeline file is not valid: the file, the line, and what is wrong.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -72,54 +72,13 @@ struct RawStep {
     every: Option<Spanned<String>>,
 }
 
-/// When a pipeline runs.
-#[derive(Debug, Clone)]
-pub enum Schedule {
-    /// Poll the feed at this interval.
-    Every(Duration),
-    /// At the times of a cron expression (with seconds optional), in a time zone.
-    Cron {
-        expression: String,
-        cron: Box<croner::Cron>,
-        timezone: chrono_tz::Tz,
-    },
-}
-
-impl Schedule {
-    /// How long to wait from `now` until the next run.
-    pub fn wait_from(&self, now: chrono::DateTime<chrono::Utc>) -> Duration {
-        match self {
-            Schedule::Every(every) => *every,
-            Schedule::Cron { cron, timezone, .. } => {
-                let local = now.with_timezone(timezone);
-                cron.find_next_occurrence(&local, false)
-                    .ok()
-                    .and_then(|next| (next.with_timezone(&chrono::Utc) - now).to_std().ok())
-                    .unwrap_or(Duration::from_secs(60))
-            }
-        }
-    }
-
-    /// The schedule as written.
-    pub fn describe(&self) -> String {
-        match self {
-            Schedule::Every(every) => format!("every {}", humantime_secs(*every)),
-            Schedule::Cron {
-                expression,
-                timezone,
-                ..
-            } => format!("cron '{expression}' {timezone}"),
-        }
-    }
-}
-
-fn humantime_secs(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    if s >= 60.0 && s % 60.0 == 0.0 {
-        format!("{}m", s / 60.0)
-    } else {
-        format!("{s}s")
-    }
+/// How an output is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// One partition per as-of date.
+    PerAsOf,
+    /// Only the latest result.
+    Latest,
 }
 
 /// What one step materializes.

@@ -8,6 +8,7 @@
 //! [`State::to_replay`] from the feed (done by `ingest::open_state`).
 
 pub mod checkpoint;
+pub mod ledger;
 pub mod table;
 
 use std::collections::BTreeMap;
@@ -20,8 +21,8 @@ pub use table::{ApplyStats, EntityTable};
 
 use crate::feed::contract::Entity;
 use crate::feed::validate::{Violation, decode_parquet_batches};
-use crate::ledger::Ledger;
 use crate::parquet_io;
+use crate::state::ledger::Ledger;
 use crate::store::Location;
 
 /// Why the state could not be loaded or saved.
@@ -241,7 +242,11 @@ impl State {
     /// and kept up to date by [`State::apply_file`] from then on. A different promise grace
     /// builds it again, since promise outcomes depend on it.
     /// With `aging_as_of`, the ledger also keeps per-customer aging at that date from now on.
-    pub fn ledger(&mut self, grace_days: i32, aging_as_of: Option<crate::ledger::Day>) -> &Ledger {
+    pub fn ledger(
+        &mut self,
+        grace_days: i32,
+        aging_as_of: Option<crate::state::ledger::Day>,
+    ) -> &Ledger {
         if self
             .ledger
             .as_ref()

@@ -1,25 +1,30 @@
-//! `arstream bench ingest`: `arstream generate` at scale, then a full catch-up of what it
-//! wrote, and a reload of the checkpointed state. Reports time, change rows per second and
-//! peak memory of each step (each runs as its own process, this same binary) and writes them
-//! to `docs/benchmarks.md`.
+//! `arstream-bench`: the benchmarks, a binary of their own (as DataFusion's `dfbench`), so that
+//! they do not ship in the product.
 //!
 //! ```text
-//! cargo run --release -- bench ingest                       # 100,000 customers, 24 months
-//! cargo run --release -- bench ingest --customers 2000      # a quick run
+//! cargo build --release
+//! cargo run --release -p arstream-bench -- ingest                    # 100,000 customers, 24 months
+//! cargo run --release -p arstream-bench -- ingest --customers 2000   # a quick run
+//! cargo run --release -p arstream-bench -- kpi                       # against DuckDB
+//! cargo run --release -p arstream-bench -- refresh                   # file landed -> output read
 //! ```
 //!
-//! The feed is kept in `target/bench-data/` and reused when it was made with the same sizes.
-//! A command rather than a `cargo bench` target: it needs only the release build of the
-//! binary, not a second optimized build of DataFusion with the test dependencies.
+//! `ingest`: `arstream generate` at scale, a full catch-up of what it wrote, and a reload of the
+//! checkpointed state. Each step runs as its own process; time, change rows per second and
+//! peak memory go to `docs/benchmarks.md`. Feeds are kept in `target/bench-data/` and reused
+//! when made with the same sizes. Run from the repository root.
+
+mod refresh;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, ExitCode};
 use std::time::Instant;
 
-use std::process::ExitCode;
-
-/// Which benchmark to run.
-#[derive(Debug, clap::Args)]
+/// arstream's benchmarks: each step runs the release binary of arstream as its own process
+/// (build it first: `cargo build --release`), and each benchmark writes its figures into
+/// docs/benchmarks.md with the command that reproduces them.
+#[derive(Debug, clap::Parser)]
+#[command(name = "arstream-bench", max_term_width = 100)]
 pub struct BenchArgs {
     #[command(subcommand)]
     pub which: Which,
@@ -78,8 +83,19 @@ pub enum Which {
     },
 }
 
-pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    tokio::task::spawn_blocking(move || match args.which {
+fn main() -> ExitCode {
+    let args = <BenchArgs as clap::Parser>::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: BenchArgs) -> anyhow::Result<()> {
+    match args.which {
         Which::Ingest {
             customers,
             months,
@@ -102,11 +118,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         } => {
             let (feed, _) = bench_feed(customers, months, &data)?;
             let label = format!("{customers} customers, {months} months");
-            super::bench_refresh::run(&feed, &label, files, &data, &report)
+            refresh::run(&feed, &label, files, &data, &report)
         }
-    })
-    .await??;
-    Ok(ExitCode::SUCCESS)
+    }
 }
 
 /// The generated feed of these sizes, made when missing; returns its folder.
@@ -161,22 +175,8 @@ fn kpi(
     args.extend(["--offline", "kpi", "--format", "json", "--timing"]);
     let loaded = measure(&args);
 
-    let python = "python3";
-    let has_duckdb = Command::new(python)
-        .args(["-c", "import duckdb"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_duckdb {
-        println!("installing the duckdb Python package");
-        let ok = Command::new(python)
-            .args(["-m", "pip", "install", "--quiet", "duckdb==2.0.0"])
-            .status()
-            .is_ok_and(|s| s.success());
-        anyhow::ensure!(
-            ok,
-            "could not install the duckdb Python package (pip install duckdb)"
-        );
-    }
+    let python = python_with_duckdb(data)?;
+    let python = python.to_str().unwrap_or("python3");
     let script = Path::new("benches/duckdb_kpi.py");
     anyhow::ensure!(
         script.exists(),
@@ -256,8 +256,57 @@ struct Measured {
 }
 
 fn measure(args: &[&str]) -> Measured {
-    let bin = std::env::current_exe().expect("own executable");
+    let bin = arstream_binary().expect("the arstream binary");
     measure_program(&bin.to_string_lossy(), args)
+}
+
+/// The release binary of arstream beside this one (`cargo build --release` makes it).
+pub(crate) fn arstream_binary() -> anyhow::Result<PathBuf> {
+    let own = std::env::current_exe()?;
+    let bin = own.with_file_name(format!("arstream{}", std::env::consts::EXE_SUFFIX));
+    anyhow::ensure!(
+        bin.exists(),
+        "{} not found: build it first with `cargo build --release`",
+        bin.display()
+    );
+    Ok(bin)
+}
+
+/// The Python of a virtual environment under the data folder with DuckDB 2.0 in it (made on
+/// first use), so that nothing is installed into the system's Python.
+fn python_with_duckdb(data: &Path) -> anyhow::Result<PathBuf> {
+    let venv = data.join("venv");
+    let python = venv.join("bin/python3");
+    let has = |python: &Path| {
+        Command::new(python)
+            .args(["-c", "import duckdb"])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if has(&python) {
+        return Ok(python);
+    }
+    println!("installing DuckDB 2.0 into {}", venv.display());
+    if !python.exists() {
+        let made = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()?;
+        anyhow::ensure!(
+            made.success(),
+            "cannot make a virtual environment at {}",
+            venv.display()
+        );
+    }
+    let ok = Command::new(&python)
+        .args(["-m", "pip", "install", "--quiet", "duckdb==2.0.0"])
+        .status()?;
+    anyhow::ensure!(
+        ok.success() && has(&python),
+        "could not install duckdb into {}",
+        venv.display()
+    );
+    Ok(python)
 }
 
 // The child is reaped by wait4, which also gives its own peak memory.

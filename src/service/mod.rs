@@ -1,0 +1,410 @@
+//! The service: the runner that keeps a state caught up with its feed and publishes every
+//! refresh as an immutable [`Snapshot`].
+//!
+//! Consumers (the `run` command's log lines, the outputs writer, the dashboard, a SQL server
+//! later) subscribe to the snapshots through a `tokio::sync::watch` channel and take the
+//! latest when they are ready: none is wired into the refresh loop, so a slow consumer never
+//! holds a fresh snapshot back. One cancellation token stops everything: a catch-up stops
+//! after the file in flight, with what was applied checkpointed.
+//!
+//! Errors are told apart: a store that cannot be reached is retried with a growing backoff; a
+//! logic error (a view that does not plan) is reported once, and tried again only when
+//! something changes (new feed files, an edited view), so the service stays up without
+//! hammering it.
+
+pub mod health;
+pub mod kpi;
+pub mod schedule;
+pub mod session;
+pub mod trigger;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use backon::BackoffBuilder;
+use tokio::sync::{broadcast, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::Engine;
+use crate::engine::params::KpiParams;
+use crate::ingest::{CatchUpReport, IngestError, catch_up_until, open_and_catch_up};
+use crate::state::StateError;
+use health::Health;
+use kpi::KpiSummary;
+use schedule::Schedule;
+use session::{Session, SessionError, SessionOptions};
+use trigger::Trigger;
+
+/// What one refresh applied, and how long it took.
+#[derive(Debug, Clone, Default)]
+pub struct Refresh {
+    /// Its catch-up: files applied, rows, files quarantined with why, entries skipped.
+    pub catch_up: CatchUpReport,
+    /// From the start of the catch-up to the snapshot's publication.
+    pub took: Duration,
+}
+
+/// One refresh, published: what it applied, the state's health, the KPI summary, and an
+/// engine over exactly that state to query. Never changed once published.
+pub struct Snapshot {
+    /// 1, 2, … in the order published by this runner.
+    pub sequence: u64,
+    /// The state's checkpoint generation.
+    pub generation: u64,
+    pub params: KpiParams,
+    pub refresh: Refresh,
+    pub health: Health,
+    pub kpi: KpiSummary,
+    pub engine: Arc<Engine>,
+    /// When the refresh began (its catch-up): a consumer's latency is measured from here.
+    pub began: Instant,
+}
+
+/// What subscribers receive: the latest snapshot, once there is one.
+pub type Snapshots = watch::Receiver<Option<Arc<Snapshot>>>;
+
+/// What the runner reports besides snapshots.
+#[derive(Debug, Clone)]
+pub enum Notice {
+    /// A catch-up or refresh failed. A transient failure is retried after `retry_in`; a
+    /// logic error when something changes.
+    Failed {
+        error: String,
+        transient: bool,
+        failures: u32,
+        retry_in: Option<Duration>,
+    },
+}
+
+/// Why the runner stopped before it could serve.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Session(#[from] SessionError),
+}
+
+/// How the runner runs.
+#[derive(Debug, Clone)]
+pub struct RunnerOptions {
+    pub session: SessionOptions,
+    pub schedule: Schedule,
+    /// Watch a local feed folder for new files, besides polling on the schedule.
+    pub watch_feed: bool,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy)]
+pub struct Stopped {
+    /// Snapshots published.
+    pub published: u64,
+    /// Whether the stop came during the first catch-up (the state is checkpointed where it
+    /// stopped, and the next run goes on from there).
+    pub during_catch_up: bool,
+    pub ran: Duration,
+}
+
+/// The runner: one per state and feed.
+pub struct Runner {
+    options: RunnerOptions,
+    snapshots: watch::Sender<Option<Arc<Snapshot>>>,
+    notices: broadcast::Sender<Notice>,
+}
+
+impl Runner {
+    pub fn new(options: RunnerOptions) -> Runner {
+        Runner {
+            options,
+            snapshots: watch::Sender::new(None),
+            notices: broadcast::Sender::new(64),
+        }
+    }
+
+    /// The snapshots, from the latest one published on.
+    pub fn subscribe(&self) -> Snapshots {
+        self.snapshots.subscribe()
+    }
+
+    /// The failures reported from now on.
+    pub fn notices(&self) -> broadcast::Receiver<Notice> {
+        self.notices.subscribe()
+    }
+
+    /// Open the state, catch up, publish a snapshot; then, until `cancel`, look at the feed
+    /// whenever the trigger says so and publish a snapshot after each change. With `once`,
+    /// return after the first snapshot (and fail if it cannot be made).
+    pub async fn run(
+        &self,
+        cancel: &CancellationToken,
+        once: bool,
+    ) -> Result<Stopped, ServiceError> {
+        let started = Instant::now();
+        let stopped = |published, during_catch_up| Stopped {
+            published,
+            during_catch_up,
+            ran: started.elapsed(),
+        };
+        // Watching starts before the first catch-up, so that no file landing from now on is
+        // missed (it is then either in the first catch-up or triggers the next).
+        let feed = self.options.session.feed_location()?;
+        let watch = self.options.watch_feed && !once;
+        let trigger = Trigger::new(&feed, self.options.schedule.clone(), watch);
+        let mut failures = Failures::new();
+        // A store that cannot be reached at start is waited for (a service); a state or feed
+        // that cannot be used ends the run with why.
+        let mut session = loop {
+            let opening = Session::open(&self.options.session, None, Some(cancel));
+            let Some(opened) = until_stopped(cancel, opening).await else {
+                return Ok(stopped(0, true));
+            };
+            match opened {
+                Ok(session) => break session,
+                Err(e) if e.is_transient() && !once => failures.report(&self.notices, &e),
+                Err(e) => return Err(e.into()),
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(stopped(0, true)),
+                _ = tokio::time::sleep(failures.backoff().unwrap_or(STOP_GRACE)) => {}
+            }
+        };
+        failures.clear();
+        let first = session.report.take().unwrap_or_default();
+        if first.cancelled || cancel.is_cancelled() {
+            return Ok(stopped(0, true));
+        }
+        let mut published = 0;
+        match self.refresh(&mut session, first, started, cancel).await {
+            Ok(()) => published += 1,
+            Err(e) if once => return Err(ServiceError::Session(e)),
+            Err(e) => failures.report(&self.notices, &e),
+        }
+        if once || cancel.is_cancelled() {
+            return Ok(stopped(published, false));
+        }
+        let opts = session.ingest_options();
+        let mut queries = QueriesFolder::new(&session.config.engine.queries);
+        loop {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break,
+                _ = trigger.next(failures.backoff()) => {}
+            }
+            let began = Instant::now();
+            let catching_up =
+                catch_up_until(&mut session.state, &session.feed, &opts, None, Some(cancel));
+            let Some(caught_up) = until_stopped(cancel, catching_up).await else {
+                break;
+            };
+            let report = match caught_up {
+                Ok(report) => report,
+                Err(IngestError::State(StateError::Concurrent { .. })) => {
+                    // Another process wrote the next generation: go on from it.
+                    let location = session.state.location().clone();
+                    let reopened =
+                        open_and_catch_up(&location, &session.feed, &opts, None, Some(cancel), 20)
+                            .await;
+                    match reopened {
+                        Ok((state, report)) => {
+                            session.state = state;
+                            report
+                        }
+                        Err(e) => {
+                            failures.report(&self.notices, &ingest_error(&session, e));
+                            continue;
+                        }
+                    }
+                }
+                Err(e) => {
+                    failures.report(&self.notices, &ingest_error(&session, e));
+                    continue;
+                }
+            };
+            if report.cancelled {
+                break;
+            }
+            let changed = report.files_applied > 0 || !report.quarantined.is_empty();
+            let edited = queries.changed();
+            let retry = failures.transient() || (failures.logic() && (changed || edited));
+            if !(changed || retry) {
+                continue;
+            }
+            match self.refresh(&mut session, report, began, cancel).await {
+                Ok(()) => {
+                    published += 1;
+                    failures.clear();
+                }
+                Err(e) => failures.report(&self.notices, &e),
+            }
+        }
+        Ok(stopped(published, false))
+    }
+
+    /// Make the engine for the state as it is and publish it with what `report` applied.
+    async fn refresh(
+        &self,
+        session: &mut Session,
+        report: CatchUpReport,
+        began: Instant,
+        cancel: &CancellationToken,
+    ) -> Result<(), SessionError> {
+        let made = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Ok(()),
+            made = session.engine() => made,
+        };
+        let (engine, params) = made?;
+        let kpi = KpiSummary::read(&engine).await?;
+        let health = Health::of(session.feed.url.as_str(), &session.state)
+            .with_missing_rates(&engine, params.as_of)
+            .await?;
+        let sequence = self.snapshots.borrow().as_ref().map_or(0, |s| s.sequence) + 1;
+        let snapshot = Snapshot {
+            sequence,
+            generation: session.state.checkpoint().generation,
+            params,
+            refresh: Refresh {
+                catch_up: report,
+                took: began.elapsed(),
+            },
+            health,
+            kpi,
+            engine: Arc::new(engine),
+            began,
+        };
+        self.snapshots.send_replace(Some(Arc::new(snapshot)));
+        Ok(())
+    }
+}
+
+/// How long work that was asked to stop may take to finish (a catch-up checkpointing what it
+/// applied) before it is dropped (a store that hangs).
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// Run `work`, which stops by itself soon after `cancel` (a catch-up does); once cancelled it
+/// gets [`STOP_GRACE`] to finish, and is dropped after that (`None`).
+async fn until_stopped<F: std::future::Future>(
+    cancel: &CancellationToken,
+    work: F,
+) -> Option<F::Output> {
+    tokio::pin!(work);
+    tokio::select! {
+        done = &mut work => Some(done),
+        _ = cancel.cancelled() => tokio::time::timeout(STOP_GRACE, work).await.ok(),
+    }
+}
+
+fn ingest_error(session: &Session, source: IngestError) -> SessionError {
+    SessionError::Ingest {
+        url: session.config.state.url.clone(),
+        source: Box::new(source),
+    }
+}
+
+/// Consecutive failures: a transient one backs off (0.5 s doubling to 60 s, with jitter); a
+/// logic one is reported once until its message changes.
+struct Failures {
+    count: u32,
+    transient: bool,
+    last: Option<String>,
+    backoff: Option<backon::ExponentialBackoff>,
+    next_wait: Option<Duration>,
+}
+
+impl Failures {
+    fn new() -> Failures {
+        Failures {
+            count: 0,
+            transient: false,
+            last: None,
+            backoff: None,
+            next_wait: None,
+        }
+    }
+
+    fn report(&mut self, notices: &broadcast::Sender<Notice>, error: &SessionError) {
+        let message = error.to_string();
+        let transient = error.is_transient();
+        self.count += 1;
+        self.transient = transient;
+        let repeated = self.last.as_deref() == Some(message.as_str());
+        self.next_wait = match transient {
+            true => self
+                .backoff
+                .get_or_insert_with(|| {
+                    backon::ExponentialBuilder::new()
+                        .with_min_delay(Duration::from_millis(500))
+                        .with_max_delay(Duration::from_secs(60))
+                        .with_jitter()
+                        .without_max_times()
+                        .build()
+                })
+                .next(),
+            false => None,
+        };
+        if transient || !repeated {
+            let _ = notices.send(Notice::Failed {
+                error: message.clone(),
+                transient,
+                failures: self.count,
+                retry_in: self.next_wait,
+            });
+        }
+        self.last = Some(message);
+    }
+
+    fn backoff(&self) -> Option<Duration> {
+        self.next_wait.filter(|_| self.transient)
+    }
+
+    fn transient(&self) -> bool {
+        self.count > 0 && self.transient
+    }
+
+    fn logic(&self) -> bool {
+        self.count > 0 && !self.transient
+    }
+
+    fn clear(&mut self) {
+        *self = Failures::new();
+    }
+}
+
+/// The analyst's queries folder, to try a refresh that failed on a view again once a view
+/// was edited (and not before).
+struct QueriesFolder {
+    folder: std::path::PathBuf,
+    seen: Vec<(std::path::PathBuf, u64, Option<std::time::SystemTime>)>,
+}
+
+impl QueriesFolder {
+    fn new(folder: &str) -> QueriesFolder {
+        let folder = std::path::PathBuf::from(folder);
+        let seen = Self::files(&folder);
+        QueriesFolder { folder, seen }
+    }
+
+    fn files(
+        folder: &std::path::Path,
+    ) -> Vec<(std::path::PathBuf, u64, Option<std::time::SystemTime>)> {
+        let mut out = Vec::new();
+        for dir in [folder.to_path_buf(), folder.join("incremental")] {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let meta = entry.metadata().ok();
+                let size = meta.as_ref().map_or(0, |m| m.len());
+                out.push((entry.path(), size, meta.and_then(|m| m.modified().ok())));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Whether a file was added, removed or changed since the last call.
+    fn changed(&mut self) -> bool {
+        let now = Self::files(&self.folder);
+        let changed = now != self.seen;
+        self.seen = now;
+        changed
+    }
+}

@@ -1,0 +1,257 @@
+//! What every command and the service work on: the config, the feed, the state (caught up
+//! unless offline), and engines over it for the KPI parameters asked for.
+
+use std::path::PathBuf;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, ConfigError};
+use crate::engine::params::KpiParams;
+use crate::engine::views::ViewSet;
+use crate::engine::{Engine, EngineError};
+use crate::ingest::{
+    CatchUpReport, IngestError, IngestOptions, Progress, open_and_catch_up, open_state,
+};
+use crate::state::State;
+use crate::store::{self, Location, StoreError};
+
+/// Where the feed and state are and which KPI parameters to use, over the config file's.
+#[derive(Debug, Clone, Default)]
+pub struct SessionOptions {
+    /// The config file [default: ./arstream.toml when it exists].
+    pub config: Option<PathBuf>,
+    pub feed: Option<String>,
+    pub state: Option<String>,
+    /// Load the state as last checkpointed, without looking for new feed files.
+    pub offline: bool,
+    /// `YYYY-MM-DD`, `today` or `feed`.
+    pub as_of: Option<String>,
+    pub window: Option<i32>,
+    pub currency: Option<String>,
+    /// The plain reference views instead of the ledger.
+    pub plain: bool,
+}
+
+impl SessionOptions {
+    /// The feed these options name (or their config file does), opened.
+    pub fn feed_location(&self) -> Result<Location, SessionError> {
+        let config = Config::load(self.config.as_deref())?;
+        let url = self.feed.clone().unwrap_or(config.feed.url);
+        store::open(&url, false).map_err(|source| SessionError::Open {
+            what: "feed",
+            url,
+            source: Box::new(source),
+        })
+    }
+}
+
+/// Why a session could not be opened or its engine made.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot open {what} '{url}': {source}")]
+    Open {
+        what: &'static str,
+        url: String,
+        source: Box<StoreError>,
+    },
+    #[error(
+        "the {what} '{inner}' is inside the feed '{feed}' (as '{relative}'): its files would be read as feed files; put it outside the feed, or in a folder whose name starts with '.'"
+    )]
+    InsideFeed {
+        what: &'static str,
+        inner: String,
+        feed: String,
+        relative: String,
+    },
+    #[error("state '{url}': {source}")]
+    Ingest {
+        url: String,
+        source: Box<IngestError>,
+    },
+    #[error("--as-of '{0}' is not a date (YYYY-MM-DD, today or feed)")]
+    AsOf(String),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl SessionError {
+    /// Whether trying again later may work (the store could not be reached).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SessionError::Ingest { source, .. } => source.is_transient(),
+            SessionError::Engine(e) => e.is_transient(),
+            _ => false,
+        }
+    }
+}
+
+/// The config, the feed and the state, opened and (unless offline) caught up.
+pub struct Session {
+    pub config: Config,
+    pub feed: Location,
+    pub state: State,
+    /// What the catch-up of opening did (none when offline).
+    pub report: Option<CatchUpReport>,
+    /// The plain reference views instead of the ledger.
+    pub plain: bool,
+}
+
+impl Session {
+    /// Open the config, feed and state, and catch up with the feed unless `offline`. A
+    /// cancellation stops the catch-up after the file in flight, with what was applied
+    /// checkpointed.
+    pub async fn open(
+        options: &SessionOptions,
+        progress: Option<Progress<'_>>,
+        cancel: Option<&CancellationToken>,
+    ) -> Result<Session, SessionError> {
+        let mut config = Config::load(options.config.as_deref())?;
+        if let Some(feed) = &options.feed {
+            config.feed.url = feed.clone();
+        }
+        if let Some(state) = &options.state {
+            config.state.url = state.clone();
+        }
+        let open = |what: &'static str, url: &str, create: bool| {
+            store::open(url, create).map_err(|source| SessionError::Open {
+                what,
+                url: url.to_string(),
+                source: Box::new(source),
+            })
+        };
+        let feed = open("feed", &config.feed.url, false)?;
+        let state_location = open("state folder", &config.state.url, true)?;
+        refuse_inside_feed(&feed, &state_location, "state folder")?;
+        let opts = ingest_options(&config);
+        let ingest_error = |source| SessionError::Ingest {
+            url: config.state.url.clone(),
+            source: Box::new(source),
+        };
+        let (state, report) = if options.offline {
+            let state = open_state(state_location, &feed, &opts)
+                .await
+                .map_err(ingest_error)?;
+            (state, None)
+        } else {
+            let (state, report) =
+                open_and_catch_up(&state_location, &feed, &opts, progress, cancel, 20)
+                    .await
+                    .map_err(ingest_error)?;
+            (state, Some(report))
+        };
+        if let Some(as_of) = &options.as_of {
+            config.kpi.as_of = as_of.clone();
+        }
+        if let Some(window) = options.window {
+            config.kpi.window_days = window;
+        }
+        // Rates stay quoted in the file's currency when --currency asks for another.
+        (config.kpi.rates_currency).get_or_insert_with(|| config.kpi.currency.clone());
+        if let Some(currency) = &options.currency {
+            config.kpi.currency = currency.clone();
+        }
+        Ok(Session {
+            config,
+            feed,
+            state,
+            report,
+            plain: options.plain,
+        })
+    }
+
+    /// How catch-ups of this session checkpoint and read.
+    pub fn ingest_options(&self) -> IngestOptions {
+        ingest_options(&self.config)
+    }
+
+    /// The KPI parameters from the config and options, with `as_of` resolved.
+    pub fn kpi_params(&self) -> Result<KpiParams, SessionError> {
+        let k = &self.config.kpi;
+        let as_of = match k.as_of.as_str() {
+            "today" => chrono::Utc::now().date_naive(),
+            "feed" => (self.state.checkpoint().last_change.values())
+                .max()
+                .map(|t| t.date_naive())
+                .unwrap_or_else(|| chrono::Utc::now().date_naive()),
+            date => chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
+                .map_err(|_| SessionError::AsOf(date.to_string()))?,
+        };
+        Ok(KpiParams {
+            as_of,
+            window_days: k.window_days,
+            currency: k.currency.clone(),
+            rates_currency: (k.rates_currency.clone()).unwrap_or_else(|| k.currency.clone()),
+            grace_days: k.grace_days,
+            bucket_edges: k.bucket_edges.clone(),
+        })
+    }
+
+    /// A query engine over the state, with the views made for the current parameters.
+    pub async fn engine(&mut self) -> Result<(Engine, KpiParams), SessionError> {
+        self.engine_for(true, None).await
+    }
+
+    /// The same, with per-customer aging left out of the ledger (for commands that never
+    /// read `aging`: a pass over the invoices saved).
+    pub async fn engine_without_aging(&mut self) -> Result<(Engine, KpiParams), SessionError> {
+        self.engine_for(false, None).await
+    }
+
+    /// An engine for one query: without the ledger when the query does not read it.
+    pub async fn engine_for_query(
+        &mut self,
+        sql: &str,
+    ) -> Result<(Engine, KpiParams), SessionError> {
+        self.engine_for(true, Some(sql)).await
+    }
+
+    async fn engine_for(
+        &mut self,
+        pin_aging: bool,
+        query: Option<&str>,
+    ) -> Result<(Engine, KpiParams), SessionError> {
+        let params = self.kpi_params()?;
+        let views = match self.plain {
+            true => ViewSet::Plain,
+            false => ViewSet::Incremental,
+        };
+        let folder = std::path::Path::new(&self.config.engine.queries);
+        let mut engine = Engine::new().with_queries(Some(folder), views)?;
+        if !pin_aging {
+            engine = engine.without_aging_pin();
+        }
+        if query.is_some_and(|sql| !engine.reads_ledger(sql)) {
+            engine = engine.without_ledger();
+        }
+        engine.refresh(&mut self.state, &params).await?;
+        Ok((engine, params))
+    }
+}
+
+fn ingest_options(config: &Config) -> IngestOptions {
+    IngestOptions {
+        checkpoint_every_files: config.state.checkpoint_every_files.max(1),
+        checkpoint_every_rows: config.state.checkpoint_every_rows.max(1),
+        parallel_reads: config.feed.parallel_reads.max(1),
+    }
+}
+
+/// Refuse a state or output folder that feed discovery would read as feed files (its
+/// quarantine copies and outputs would be applied, or quarantined, as changes).
+pub fn refuse_inside_feed(
+    feed: &Location,
+    folder: &Location,
+    what: &'static str,
+) -> Result<(), SessionError> {
+    match feed.visible_inside(folder) {
+        None => Ok(()),
+        Some(relative) => Err(SessionError::InsideFeed {
+            what,
+            inner: folder.url.to_string(),
+            feed: feed.url.to_string(),
+            relative,
+        }),
+    }
+}

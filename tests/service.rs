@@ -1,0 +1,336 @@
+//! The service core: the runner driven as a library (subscribe, land a file, get the snapshot
+//! that reflects it), a stop in the middle of a catch-up, a view of the analyst's that the
+//! ledger must not ignore, and a broken view reported once while the service stays up.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arstream::service::schedule::Schedule;
+use arstream::service::session::SessionOptions;
+use arstream::service::{Notice, Runner, RunnerOptions, Snapshot, Snapshots};
+use common::{invoices, write};
+use tokio_util::sync::CancellationToken;
+
+const BIN: &str = env!("CARGO_BIN_EXE_arstream");
+
+/// A config file of its own, so that the repository's `arstream.toml` plays no part.
+fn config(dir: &std::path::Path, queries: &str) -> std::path::PathBuf {
+    let file = dir.join("arstream.toml");
+    std::fs::write(
+        &file,
+        format!("[engine]\nqueries = \"{queries}\"\npipelines = \"none\"\n"),
+    )
+    .unwrap();
+    file
+}
+
+fn options(dir: &std::path::Path, every: Duration) -> RunnerOptions {
+    RunnerOptions {
+        session: SessionOptions {
+            config: Some(config(dir, "queries")),
+            feed: Some(dir.join("feed").display().to_string()),
+            state: Some(dir.join("state").display().to_string()),
+            as_of: Some("2026-03-31".into()),
+            ..SessionOptions::default()
+        },
+        schedule: Schedule::Every(every),
+        watch_feed: true,
+    }
+}
+
+/// Land a file as connectors should: written aside, then renamed into the feed.
+fn land(feed: &std::path::Path, rel: &str, batch: &arrow::array::RecordBatch) {
+    let aside = feed.parent().unwrap().join("landing.tmp");
+    let bytes = arstream::parquet_io::encode(&batch.schema(), std::slice::from_ref(batch)).unwrap();
+    std::fs::write(&aside, bytes).unwrap();
+    let target = feed.join(rel);
+    std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+    std::fs::rename(&aside, target).unwrap();
+}
+
+/// The next snapshot after `after`, within `limit`.
+async fn next_snapshot(snapshots: &mut Snapshots, after: u64, limit: Duration) -> Arc<Snapshot> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(s) = snapshots.borrow_and_update().clone()
+            && s.sequence > after
+        {
+            return s;
+        }
+        tokio::time::timeout_at(deadline, snapshots.changed())
+            .await
+            .expect("a snapshot in time")
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_gets_the_snapshot_of_a_landed_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("feed");
+    write(
+        &feed,
+        "invoices/a.parquet",
+        &invoices(&[("c", 1, "I1".into(), 10_000)]),
+    );
+    // A poll a minute apart: the landing is seen through file-system notifications.
+    let runner = Arc::new(Runner::new(options(dir.path(), Duration::from_secs(60))));
+    let mut snapshots = runner.subscribe();
+    let cancel = CancellationToken::new();
+    let task = {
+        let (runner, cancel) = (runner.clone(), cancel.clone());
+        tokio::spawn(async move { runner.run(&cancel, false).await })
+    };
+
+    let first = next_snapshot(&mut snapshots, 0, Duration::from_secs(60)).await;
+    assert_eq!(first.kpi.total_ar, Some(100.0));
+    assert_eq!(first.refresh.catch_up.files_applied, 1);
+
+    let landed = Instant::now();
+    land(
+        &feed,
+        "invoices/b.parquet",
+        &invoices(&[("c", 2, "I2".into(), 25_000)]),
+    );
+    let second = next_snapshot(&mut snapshots, first.sequence, Duration::from_secs(30)).await;
+    assert!(landed.elapsed() < Duration::from_secs(30));
+    assert_eq!(second.kpi.total_ar, Some(350.0));
+    assert_eq!(second.refresh.catch_up.files_applied, 1);
+    assert_eq!(second.generation, first.generation + 1);
+    // The snapshot's engine answers over exactly its state.
+    let rows = second
+        .engine
+        .query("SELECT count(*) AS n FROM invoices")
+        .await
+        .unwrap();
+    assert_eq!(
+        arrow::util::display::array_value_to_string(rows[0].column(0), 0).unwrap(),
+        "2"
+    );
+    // The first snapshot is unchanged by the second.
+    let rows = first
+        .engine
+        .query("SELECT count(*) AS n FROM invoices")
+        .await
+        .unwrap();
+    assert_eq!(
+        arrow::util::display::array_value_to_string(rows[0].column(0), 0).unwrap(),
+        "1"
+    );
+
+    cancel.cancel();
+    let stopped = task.await.unwrap().unwrap();
+    assert_eq!(stopped.published, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_view_is_reported_once_and_the_service_stays_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("feed");
+    write(
+        &feed,
+        "invoices/a.parquet",
+        &invoices(&[("c", 1, "I1".into(), 10_000)]),
+    );
+    let queries = dir.path().join("queries");
+    std::fs::create_dir_all(&queries).unwrap();
+    let broken = queries.join("collector_productivity.sql");
+    std::fs::write(
+        &broken,
+        "CREATE OR REPLACE VIEW collector_productivity AS SELECT nosuch FROM activities;",
+    )
+    .unwrap();
+    let runner = Arc::new(Runner::new(options(dir.path(), Duration::from_millis(100))));
+    let mut snapshots = runner.subscribe();
+    let mut notices = runner.notices();
+    let cancel = CancellationToken::new();
+    let task = {
+        let (runner, cancel) = (runner.clone(), cancel.clone());
+        tokio::spawn(async move { runner.run(&cancel, false).await })
+    };
+    let notice = tokio::time::timeout(Duration::from_secs(60), notices.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let Notice::Failed {
+        error, transient, ..
+    } = notice;
+    assert!(!transient, "{error}");
+    assert!(
+        error.contains("queries/collector_productivity.sql"),
+        "{error}"
+    );
+
+    // New files are still applied, and the same error is not reported again.
+    land(
+        &feed,
+        "invoices/b.parquet",
+        &invoices(&[("c", 2, "I2".into(), 25_000)]),
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        notices.try_recv().is_err(),
+        "the same error was reported again"
+    );
+    assert!(snapshots.borrow().is_none());
+
+    // Fixed: the next poll notices the edit and publishes, with both files.
+    std::fs::write(
+        &broken,
+        "CREATE OR REPLACE VIEW collector_productivity AS SELECT collector_id FROM activities;",
+    )
+    .unwrap();
+    let fixed = next_snapshot(&mut snapshots, 0, Duration::from_secs(30)).await;
+    assert_eq!(fixed.kpi.total_ar, Some(350.0));
+    cancel.cancel();
+    task.await.unwrap().unwrap();
+}
+
+/// Run the command line in `dir` with its own config.
+fn arstream(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn sigterm_during_catch_up_exits_at_once_and_a_restart_applies_each_file_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("feed");
+    common::generated_feed(&feed, 200, 12, 3, 150);
+    let files = walk(&feed).len();
+    std::fs::write(
+        dir.path().join("arstream.toml"),
+        "[engine]\npipelines = \"none\"\n[state]\ncheckpoint_every_files = 5\n[kpi]\nas_of = \"2025-12-31\"\n",
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "--feed",
+            "feed",
+            "--state",
+            "state",
+            "run",
+            "--headless",
+            "--interval",
+            "60",
+        ])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Into the catch-up: some checkpoints written, far from all files.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while walk(&dir.path().join("state/checkpoints")).len() < 2 {
+        assert!(Instant::now() < deadline, "no checkpoint written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let signalled = Instant::now();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    let took = signalled.elapsed();
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert!(status.success(), "{status:?}: {out}");
+    assert!(took < Duration::from_secs(3), "exit took {took:?}");
+    assert!(out.contains("during the catch-up"), "{out}");
+    // What a state holds, read offline: files applied, and its tables.
+    let on = |state: &str, args: &[&str]| {
+        let mut all = vec!["--feed", "feed", "--state", state];
+        all.extend_from_slice(args);
+        arstream(dir.path(), &all)
+    };
+    let applied = |state: &str| {
+        let status = on(state, &["--offline", "status", "--format", "json"]);
+        let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+        status["files_applied"].as_u64().unwrap() as usize
+    };
+    let stopped_at = applied("state");
+    assert!(
+        stopped_at > 0 && stopped_at < files,
+        "{stopped_at} of {files} applied before the stop"
+    );
+
+    // The restart applies the rest, each file once: the same tables as a run never stopped.
+    on("state", &["run", "--once"]);
+    on("reference", &["run", "--once"]);
+    let q = "SELECT (SELECT count(*) FROM invoices) AS invoices, (SELECT count(*) FROM invoices_changes) AS changes, (SELECT sum(amount) FROM payments) AS paid";
+    let tables = |state: &str| on(state, &["--offline", "sql", "--format", "csv", q]);
+    assert_eq!(tables("state"), tables("reference"));
+    assert_eq!(applied("state"), files);
+}
+
+/// Every file below `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        match path.is_dir() {
+            true => out.extend(walk(&path)),
+            false => out.push(path),
+        }
+    }
+    out
+}
+
+#[test]
+fn an_edited_view_changes_the_kpis_in_both_modes() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("feed");
+    common::generated_feed(&feed, 30, 3, 11, 100_000);
+    let builtin = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/queries/invoice_balances.sql"
+    ))
+    .unwrap();
+    let edited = builtin.replace(
+        "  AND i.status <> 'void';",
+        "  AND i.status <> 'void'\n  AND i.customer_id NOT LIKE '%1';",
+    );
+    assert_ne!(edited, builtin);
+    std::fs::create_dir_all(dir.path().join("mine")).unwrap();
+    std::fs::write(dir.path().join("mine/invoice_balances.sql"), edited).unwrap();
+    let total = |queries: &str, plain: bool| -> f64 {
+        config(dir.path(), queries);
+        let mut args = vec![
+            "--feed",
+            "feed",
+            "--state",
+            "state",
+            "--as-of",
+            "2025-03-31",
+        ];
+        if plain {
+            args.push("--plain");
+        }
+        args.extend(["kpi", "--format", "json"]);
+        let json: serde_json::Value = serde_json::from_str(&arstream(dir.path(), &args)).unwrap();
+        json["total_ar"].as_f64().unwrap()
+    };
+    let (shipped, shipped_plain) = (total("none", false), total("none", true));
+    let (mine, mine_plain) = (total("mine", false), total("mine", true));
+    assert_eq!(shipped, shipped_plain);
+    assert_eq!(
+        mine, mine_plain,
+        "the edited view is used by default as with --plain"
+    );
+    assert!(
+        mine < shipped,
+        "{mine} should leave customers out of {shipped}"
+    );
+}
