@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use object_store::ObjectStore;
 use object_store::ClientConfigKey;
+use object_store::ObjectStore;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
@@ -219,10 +219,7 @@ pub fn open(location: &str, create: bool) -> Result<Location, StoreError> {
             for (key, value) in TIMEOUTS {
                 builder = builder.with_config(AmazonS3ConfigKey::Client(key), value);
             }
-            let store = builder
-                .with_retry(retries())
-                .build()
-                .map_err(open_err)?;
+            let store = builder.with_retry(retries()).build().map_err(open_err)?;
             (Arc::new(store), Path::from(url.path().trim_matches('/')))
         }
         "gs" => {
@@ -230,10 +227,7 @@ pub fn open(location: &str, create: bool) -> Result<Location, StoreError> {
             for (key, value) in TIMEOUTS {
                 builder = builder.with_config(GoogleConfigKey::Client(key), value);
             }
-            let store = builder
-                .with_retry(retries())
-                .build()
-                .map_err(open_err)?;
+            let store = builder.with_retry(retries()).build().map_err(open_err)?;
             (Arc::new(store), Path::from(url.path().trim_matches('/')))
         }
         "az" | "abfs" | "abfss" | "azure" => {
@@ -241,10 +235,7 @@ pub fn open(location: &str, create: bool) -> Result<Location, StoreError> {
             for (key, value) in TIMEOUTS {
                 builder = builder.with_config(AzureConfigKey::Client(key), value);
             }
-            let store = builder
-                .with_retry(retries())
-                .build()
-                .map_err(open_err)?;
+            let store = builder.with_retry(retries()).build().map_err(open_err)?;
             (Arc::new(store), Path::from(url.path().trim_matches('/')))
         }
         other => {

@@ -94,6 +94,17 @@ async fn file_names_with_any_characters_round_trip() {
     assert_eq!(changes, "4");
 }
 
+/// A feed of one invoice, `A`, under `dir/feed`.
+fn one_invoice_feed(dir: &std::path::Path) -> std::path::PathBuf {
+    let feed = dir.join("feed");
+    write(
+        &feed,
+        "invoices/a.parquet",
+        &invoices(&[("c", 1, "A".into(), 100)]),
+    );
+    feed
+}
+
 /// A state of two generations: `a` in the first, `b` in the second.
 async fn two_generations(feed: &std::path::Path, state: &std::path::Path) -> Vec<(String, i128)> {
     write(
@@ -247,12 +258,7 @@ fn payment(id: &str, seq: i64) -> RecordBatch {
 #[test]
 fn a_state_or_output_folder_inside_the_feed_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let feed = dir.path().join("feed");
-    write(
-        &feed,
-        "invoices/a.parquet",
-        &invoices(&[("c", 1, "A".into(), 100)]),
-    );
+    let feed = one_invoice_feed(dir.path());
     let inside = feed.join("state");
     let o = arstream(
         &[
@@ -492,12 +498,7 @@ async fn out_of_range_values_are_quarantined() {
 #[test]
 fn an_as_of_date_out_of_range_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let feed = dir.path().join("feed");
-    write(
-        &feed,
-        "invoices/a.parquet",
-        &invoices(&[("c", 1, "A".into(), 100)]),
-    );
+    let feed = one_invoice_feed(dir.path());
     let state = dir.path().join("state");
     let o = arstream(
         &[
@@ -537,12 +538,7 @@ fn a_bad_poll_interval_is_refused() {
 #[test]
 fn analysts_sql_is_read_only() {
     let dir = tempfile::tempdir().unwrap();
-    let feed = dir.path().join("feed");
-    write(
-        &feed,
-        "invoices/a.parquet",
-        &invoices(&[("c", 1, "A".into(), 100)]),
-    );
+    let feed = one_invoice_feed(dir.path());
     let state = dir.path().join("state");
     let base = [
         "--feed",
@@ -585,12 +581,7 @@ fn analysts_sql_is_read_only() {
 #[test]
 fn smaller_rough_edges() {
     let dir = tempfile::tempdir().unwrap();
-    let feed = dir.path().join("feed");
-    write(
-        &feed,
-        "invoices/a.parquet",
-        &invoices(&[("c", 1, "A".into(), 100)]),
-    );
+    let feed = one_invoice_feed(dir.path());
     let ops: ArrayRef = Arc::new(arrow::array::StringArray::from(vec!["U"]));
     write(
         &feed,

@@ -67,6 +67,21 @@ async fn next_snapshot(snapshots: &mut Snapshots, after: u64, limit: Duration) -
     }
 }
 
+/// Run `runner` as a service on a task of its own, until the token is cancelled.
+fn start(
+    runner: &Arc<Runner>,
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<Result<arstream::service::Stopped, arstream::service::ServiceError>>,
+) {
+    let cancel = CancellationToken::new();
+    let (runner, token) = (runner.clone(), cancel.clone());
+    (
+        cancel,
+        tokio::spawn(async move { runner.run(&token, false).await }),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_gets_the_snapshot_of_a_landed_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -79,11 +94,7 @@ async fn a_subscriber_gets_the_snapshot_of_a_landed_file() {
     // A poll a minute apart: the landing is seen through file-system notifications.
     let runner = Arc::new(Runner::new(options(dir.path(), Duration::from_secs(60))));
     let mut snapshots = runner.subscribe();
-    let cancel = CancellationToken::new();
-    let task = {
-        let (runner, cancel) = (runner.clone(), cancel.clone());
-        tokio::spawn(async move { runner.run(&cancel, false).await })
-    };
+    let (cancel, task) = start(&runner);
 
     let first = next_snapshot(&mut snapshots, 0, Duration::from_secs(60)).await;
     assert_eq!(first.kpi.total_ar, Some(100.0));
@@ -146,11 +157,7 @@ async fn a_broken_view_is_reported_once_and_the_service_stays_up() {
     let runner = Arc::new(Runner::new(options(dir.path(), Duration::from_millis(100))));
     let mut snapshots = runner.subscribe();
     let mut notices = runner.notices();
-    let cancel = CancellationToken::new();
-    let task = {
-        let (runner, cancel) = (runner.clone(), cancel.clone());
-        tokio::spawn(async move { runner.run(&cancel, false).await })
-    };
+    let (cancel, task) = start(&runner);
     let notice = tokio::time::timeout(Duration::from_secs(60), notices.recv())
         .await
         .unwrap()

@@ -56,9 +56,9 @@ pub enum Which {
         /// Months of the generated feed
         #[arg(long, default_value_t = 24)]
         months: u64,
-        /// As-of date of the summary (the generated feed of 24 months from 2025 ends 2026-12-31)
-        #[arg(long, default_value = "2026-12-31")]
-        as_of: String,
+        /// As-of date of the summary [default: the generated feed's last day]
+        #[arg(long)]
+        as_of: Option<String>,
         #[arg(long, default_value = "target/bench-data")]
         data: PathBuf,
         #[arg(long, default_value = "docs/benchmarks.md")]
@@ -108,7 +108,10 @@ fn run(args: BenchArgs) -> anyhow::Result<()> {
             as_of,
             data,
             report,
-        } => kpi(customers, months, &as_of, &data, &report),
+        } => {
+            let as_of = as_of.unwrap_or_else(|| feed_end(months).to_string());
+            kpi(customers, months, &as_of, &data, &report)
+        }
         Which::Refresh {
             customers,
             months,
@@ -124,12 +127,27 @@ fn run(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 /// The generated feed of these sizes, made when missing; returns its folder.
+/// The first day of the generated feeds: `months` before this month, so that they end on
+/// the last day of last month (commit times cannot lie in the future).
+fn feed_start(months: u64) -> chrono::NaiveDate {
+    use chrono::Datelike;
+    let today = chrono::Utc::now().date_naive();
+    let this_month = today.with_day(1).unwrap_or(today);
+    this_month - chrono::Months::new(months as u32)
+}
+
+/// The last day of the generated feeds.
+fn feed_end(months: u64) -> chrono::NaiveDate {
+    feed_start(months) + chrono::Months::new(months as u32) - chrono::Days::new(1)
+}
+
 fn bench_feed(
     customers: u64,
     months: u64,
     data: &Path,
 ) -> anyhow::Result<(PathBuf, Option<Measured>)> {
-    let feed = data.join(format!("feed-{customers}x{months}"));
+    let start = feed_start(months).to_string();
+    let feed = data.join(format!("feed-{customers}x{months}-from-{start}"));
     if feed.join("DONE").exists() {
         println!("reusing {}", feed.display());
         return Ok((feed, None));
@@ -146,6 +164,8 @@ fn bench_feed(
         &m,
         "--seed",
         "1",
+        "--start",
+        &start,
     ]);
     std::fs::write(feed.join("DONE"), &g.stdout)?;
     println!("{}", g.stdout);
@@ -395,7 +415,8 @@ fn ingest(customers: u64, months: u64, data: &Path, report_path: &Path) -> anyho
 
     let mut report = String::new();
     report.push_str(&format!(
-        "Feed: `arstream generate --customers {customers} --months {months} --seed 1`: {rows} change rows, {invoices} invoice changes, {:.0} MB of Parquet.\n\n",
+        "Feed: `arstream generate --customers {customers} --months {months} --seed 1 --start {}`: {rows} change rows, {invoices} invoice changes, {:.0} MB of Parquet.\n\n",
+        feed_start(months),
         disk / 1e6
     ));
     report.push_str("| step | time | change rows / s | peak memory |\n|---|---|---|---|\n");

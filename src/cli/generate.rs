@@ -33,6 +33,17 @@ pub struct GenerateArgs {
 }
 
 pub async fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
+    // Commit times after today break the contract (they are quarantined): refuse a timeline
+    // that runs past it.
+    let end = args.start + chrono::Months::new(args.months as u32);
+    let today = chrono::Utc::now().date_naive();
+    if end > today + chrono::Days::new(1) {
+        anyhow::bail!(
+            "{} months from {} run to {end}, past today ({today}): commit times (_ts) in the future break the contract; give an earlier --start",
+            args.months,
+            args.start
+        );
+    }
     let opts = GenerateOptions {
         customers: args.customers,
         months: args.months,

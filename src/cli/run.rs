@@ -12,9 +12,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::status::print_table;
 use super::{GlobalArgs, LogFormat};
+use crate::ingest::CatchUpReport;
 use crate::pipeline::catalog::{self, Plan};
 use crate::pipeline::writer::{OutputWriter, Written};
-use crate::service::session::refuse_inside_feed;
+use crate::service::health::Health;
+use crate::service::session::{Session, refuse_inside_feed};
 use crate::service::{Notice, Runner, RunnerOptions, Snapshot};
 
 #[derive(Debug, clap::Args)]
@@ -105,7 +107,16 @@ fn runner(plan: &Plan, watch_feed: bool) -> Runner {
 /// One refresh: catch up, write the outputs, report. Quarantined files do not fail it (the
 /// rest of the feed went on); they are logged and listed by `status`.
 pub(crate) async fn once(plan: &Plan, verbose: bool) -> anyhow::Result<ExitCode> {
-    let writer = writer(plan)?;
+    let Some(writer) = writer(plan)? else {
+        // Nothing to write: the catch-up alone (no engine, no ledger).
+        let cancel = stop_on_signals();
+        let session = Session::open(&plan.session, None, Some(&cancel)).await?;
+        if verbose {
+            print_report(&session.report.unwrap_or_default());
+            print_table(&Health::of(session.feed.url.as_str(), &session.state));
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
     let runner = runner(plan, false);
     let snapshots = runner.subscribe();
     let cancel = stop_on_signals();
@@ -114,19 +125,16 @@ pub(crate) async fn once(plan: &Plan, verbose: bool) -> anyhow::Result<ExitCode>
         eprintln!("stopped before the first refresh; the next run goes on from where it stopped");
         return Ok(ExitCode::SUCCESS);
     };
-    if let Some(writer) = writer {
-        let written = writer.write_all(&snapshot).await?;
-        tracing::info!(outputs = ?written, "outputs written");
-    }
+    let written = writer.write_all(&snapshot).await?;
+    tracing::info!(outputs = ?written, "outputs written");
     if verbose {
-        print_report(&snapshot);
+        print_report(&snapshot.refresh.catch_up);
         print_table(&snapshot.health);
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_report(snapshot: &Snapshot) {
-    let r = &snapshot.refresh.catch_up;
+fn print_report(r: &CatchUpReport) {
     let secs = r.elapsed.as_secs_f64();
     println!(
         "applied {} new file(s), {} change rows ({} unchanged) in {:.2} s ({:.0} rows/s); {} quarantined, {} unreadable",

@@ -285,6 +285,23 @@ impl Engine {
         Ok((schema, df.collect().await?))
     }
 
+    /// [`Engine::query_with_schema`] on at most `threads` threads (`None`: as many as the
+    /// session has), in a session that shares this one's tables and views.
+    pub async fn query_with_schema_on(
+        &self,
+        sql: &str,
+        threads: Option<usize>,
+    ) -> Result<(arrow::datatypes::SchemaRef, Vec<arrow::array::RecordBatch>), EngineError> {
+        let Some(threads) = threads else {
+            return self.query_with_schema(sql).await;
+        };
+        let mut state = self.ctx.state();
+        state.config_mut().options_mut().execution.target_partitions = threads.max(1);
+        let df = SessionContext::new_with_state(state).sql(sql).await?;
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        Ok((schema, df.collect().await?))
+    }
+
     /// Run one SQL statement and return its schema too (for an empty result).
     pub async fn query_with_schema(
         &self,

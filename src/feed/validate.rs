@@ -392,22 +392,29 @@ fn out_of_range(file: &str, name: &str, row: usize, detail: String) -> Violation
 
 /// Dates between 1900-01-01 and 2199-12-31 (see [`contract::DATE_MIN_DAYS`]).
 fn check_dates(file: &str, name: &str, array: &ArrayRef) -> Result<(), Violation> {
+    let range = contract::DATE_MIN_DAYS..=contract::DATE_MAX_DAYS;
     let values = array.as_primitive::<Date32Type>();
-    let bad = (values.iter().enumerate()).find(|(_, d)| {
-        d.is_some_and(|d| !(contract::DATE_MIN_DAYS..=contract::DATE_MAX_DAYS).contains(&d))
-    });
-    match bad {
-        Some((row, _)) => Err(out_of_range(
-            file,
-            name,
-            row,
-            format!(
-                "date {} is outside 1900-01-01 to 2199-12-31",
-                arrow::util::display::array_value_to_string(array, row).unwrap_or_default()
-            ),
-        )),
-        None => Ok(()),
-    }
+    let bad = values
+        .iter()
+        .position(|d| d.is_some_and(|d| !range.contains(&d)));
+    refuse_first(file, name, array, bad, |date| {
+        format!("date {date} is outside 1900-01-01 to 2199-12-31")
+    })
+}
+
+/// An out-of-range violation for row `bad` (when there is one), saying `why` of its value.
+fn refuse_first(
+    file: &str,
+    name: &str,
+    array: &ArrayRef,
+    bad: Option<usize>,
+    why: impl FnOnce(String) -> String,
+) -> Result<(), Violation> {
+    let Some(row) = bad else {
+        return Ok(());
+    };
+    let value = arrow::util::display::array_value_to_string(array, row).unwrap_or_default();
+    Err(out_of_range(file, name, row, why(value)))
 }
 
 /// Timestamps within the same dates; `_ts` (a commit time) also from 1970 to no later than a
@@ -450,20 +457,10 @@ fn check_ts(file: &str, name: &str, array: &ArrayRef, commit: bool) -> Result<()
 /// Amounts within ±999,999,999,999.99 (see [`contract::MONEY_MAX_CENTS`]).
 fn check_money(file: &str, name: &str, array: &ArrayRef) -> Result<(), Violation> {
     let values = array.as_primitive::<Decimal128Type>();
-    let bad = (values.iter().enumerate())
-        .find(|(_, v)| v.is_some_and(|v| v.abs() > contract::MONEY_MAX_CENTS));
-    match bad {
-        Some((row, _)) => Err(out_of_range(
-            file,
-            name,
-            row,
-            format!(
-                "amount {} is beyond ±999,999,999,999.99",
-                arrow::util::display::array_value_to_string(array, row).unwrap_or_default()
-            ),
-        )),
-        None => Ok(()),
-    }
+    let bad = (values.iter()).position(|v| v.is_some_and(|v| v.abs() > contract::MONEY_MAX_CENTS));
+    refuse_first(file, name, array, bad, |amount| {
+        format!("amount {amount} is beyond ±999,999,999,999.99")
+    })
 }
 
 /// FX rates above zero: a rate of 0 or below would turn balances into nothing or negatives.

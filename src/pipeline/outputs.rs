@@ -74,6 +74,9 @@ pub fn standard_steps() -> Vec<Step> {
 
 /// Run every step and write its output (as of `as_of`) under `out`, or under the step's own
 /// sink. Returns the paths written.
+///
+/// A step with `every` (a big extract, written in the background) runs on one thread, so
+/// that the refresh path keeps the others.
 pub async fn write_steps(
     engine: &Engine,
     steps: &[Step],
@@ -82,14 +85,14 @@ pub async fn write_steps(
 ) -> Result<Vec<String>, OutputError> {
     let mut written = Vec::new();
     for step in steps {
-        let (schema, batches) =
-            engine
-                .query_with_schema(&step.query())
-                .await
-                .map_err(|source| OutputError::Query {
-                    name: step.name.clone(),
-                    source,
-                })?;
+        let threads = step.every.map(|_| 1);
+        let (schema, batches) = engine
+            .query_with_schema_on(&step.query(), threads)
+            .await
+            .map_err(|source| OutputError::Query {
+                name: step.name.clone(),
+                source,
+            })?;
         let sink = match &step.to {
             Some(url) => crate::store::open(url, true).map_err(|e| OutputError::Sink {
                 name: step.name.clone(),

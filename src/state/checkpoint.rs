@@ -176,9 +176,9 @@ pub async fn read_latest(state: &Location) -> Result<Latest, StateError> {
     }
     if !latest.damaged.is_empty() {
         let using = latest.checkpoint.as_ref().map_or_else(
-            || "no readable checkpoint is left: the state is rebuilt from the whole feed".to_string(),
+            || "no readable checkpoint is left: the next catch-up applies the whole feed again (until then the state is empty)".to_string(),
             |cp| format!(
-                "using generation {} of {}; the files applied after it are applied again from the feed at the next catch-up (with --offline the numbers are those of generation {})",
+                "using generation {} of {}: the files applied after it are applied again at the next catch-up (until then the numbers are those of generation {})",
                 cp.generation, cp.created_at, cp.generation
             ),
         );
