@@ -59,7 +59,8 @@ def main():
     loaded = time.time()
     con.execute(
         f"""CREATE TABLE params AS SELECT DATE '{as_of}' AS as_of, {window} AS window_days,
-        DATE '{as_of}' - {window} AS window_start, 'USD' AS currency, 3 AS grace_days"""
+        DATE '{as_of}' - {window} AS window_start, 'USD' AS currency,
+        'USD' AS rates_currency, 3 AS grace_days"""
     )
     con.execute(
         """CREATE TABLE aging_buckets AS SELECT * FROM (VALUES
