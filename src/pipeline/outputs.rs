@@ -12,8 +12,9 @@ use arrow::datatypes::SchemaRef;
 use chrono::NaiveDate;
 
 use super::spec::{Keep, Source, Step};
-use crate::engine::{Engine, EngineError};
+use crate::engine::EngineError;
 use crate::parquet_io::{self, WriteError};
+use crate::service::Snapshot;
 use crate::store::Location;
 
 /// Why an output could not be written.
@@ -72,26 +73,27 @@ pub fn standard_steps() -> Vec<Step> {
         .collect()
 }
 
-/// Run every step and write its output (as of `as_of`) under `out`, or under the step's own
-/// sink. Returns the paths written.
+/// Run every step over `snapshot` and write its output (as of the snapshot's date) under
+/// `out`, or under the step's own sink; the steps run at the same time. Returns the paths
+/// written.
 ///
 /// A step with `every` (a big extract, written in the background) runs on one thread, so
-/// that the refresh path keeps the others.
+/// that the refresh path keeps the others; a query the refresh already ran (the KPI summary)
+/// is not run again.
 pub async fn write_steps(
-    engine: &Engine,
+    snapshot: &Snapshot,
     steps: &[Step],
     out: &Location,
-    as_of: NaiveDate,
 ) -> Result<Vec<String>, OutputError> {
-    let mut written = Vec::new();
-    for step in steps {
+    let as_of = snapshot.params.as_of;
+    let writes = steps.iter().map(|step| async move {
         let threads = step.every.map(|_| 1);
-        let (schema, batches) = engine
-            .query_with_schema_on(&step.query(), threads)
-            .await
-            .map_err(|source| OutputError::Query {
-                name: step.name.clone(),
-                source,
+        let (schema, batches) =
+            (snapshot.query(&step.query(), threads).await).map_err(|source| {
+                OutputError::Query {
+                    name: step.name.clone(),
+                    source,
+                }
             })?;
         let sink = match &step.to {
             Some(url) => crate::store::open(url, true).map_err(|e| OutputError::Sink {
@@ -100,7 +102,7 @@ pub async fn write_steps(
             })?,
             None => out.clone(),
         };
-        written.push(write(&sink, &step.name, step.keep, as_of, &schema, &batches).await?);
-    }
-    Ok(written)
+        write(&sink, &step.name, step.keep, as_of, &schema, &batches).await
+    });
+    futures::future::try_join_all(writes).await
 }

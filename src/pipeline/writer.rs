@@ -54,8 +54,7 @@ impl OutputWriter {
 
     /// Every step, written now for `snapshot` (one refresh and exit, as `run --once` does).
     pub async fn write_all(&self, snapshot: &Snapshot) -> Result<Vec<String>, OutputError> {
-        let as_of = snapshot.params.as_of;
-        write_steps(&snapshot.engine, &self.steps, &self.out, as_of).await
+        write_steps(snapshot, &self.steps, &self.out).await
     }
 
     /// Start the lanes on `snapshots`, until `cancel`. What they write is reported on the

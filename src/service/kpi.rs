@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{Engine, EngineError};
+use crate::engine::EngineError;
 
 /// One row of `kpi_summary`: amounts in the reporting currency, days, and ratios (CEI in %).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -34,10 +34,12 @@ pub struct KpiSummary {
 }
 
 impl KpiSummary {
-    /// Read the first row of `kpi_summary` from `engine`.
-    pub async fn read(engine: &Engine) -> Result<KpiSummary, EngineError> {
-        let batches = engine.query("SELECT * FROM kpi_summary").await?;
-        let rows = crate::engine::rows_as_json(&batches)?;
+    /// The query whose first row this is.
+    pub const QUERY: &str = "SELECT * FROM kpi_summary";
+
+    /// The summary in the first row of `batches`, the result of [`KpiSummary::QUERY`].
+    pub fn from_rows(batches: &[arrow::array::RecordBatch]) -> Result<KpiSummary, EngineError> {
+        let rows = crate::engine::rows_as_json(batches)?;
         let Some(row) = rows.into_iter().next() else {
             return Ok(KpiSummary::default());
         };

@@ -55,9 +55,30 @@ pub struct Snapshot {
     pub refresh: Refresh,
     pub health: Health,
     pub kpi: KpiSummary,
+    /// Results the refresh computed anyway, by their SQL (the KPI summary), so that a
+    /// consumer asking the same query (an output) does not run it again.
+    pub results: std::collections::HashMap<String, QueryResult>,
     pub engine: Arc<Engine>,
     /// When the refresh began (its catch-up): a consumer's latency is measured from here.
     pub began: Instant,
+}
+
+/// A query's schema and rows.
+pub type QueryResult = (arrow::datatypes::SchemaRef, Vec<arrow::array::RecordBatch>);
+
+impl Snapshot {
+    /// The rows of `sql` over this snapshot: computed by the refresh already, or now on
+    /// `threads` threads at most (`None`: all the engine has).
+    pub async fn query(
+        &self,
+        sql: &str,
+        threads: Option<usize>,
+    ) -> Result<QueryResult, crate::engine::EngineError> {
+        match self.results.get(sql) {
+            Some(result) => Ok(result.clone()),
+            None => self.engine.query_with_schema_on(sql, threads).await,
+        }
+    }
 }
 
 /// What subscribers receive: the latest snapshot, once there is one.
@@ -252,7 +273,8 @@ impl Runner {
             made = session.engine() => made,
         };
         let (engine, params) = made?;
-        let kpi = KpiSummary::read(&engine).await?;
+        let summary = engine.query_with_schema(KpiSummary::QUERY).await?;
+        let kpi = KpiSummary::from_rows(&summary.1)?;
         let health = Health::of(session.feed.url.as_str(), &session.state)
             .with_missing_rates(&engine, params.as_of)
             .await?;
@@ -267,6 +289,7 @@ impl Runner {
             },
             health,
             kpi,
+            results: [(KpiSummary::QUERY.to_string(), summary)].into(),
             engine: Arc::new(engine),
             began,
         };
