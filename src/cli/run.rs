@@ -230,9 +230,6 @@ impl Lines {
                 false => println!("quarantined code={} reason={:?}", v.code, v.reason()),
             }
         }
-        for entry in &r.skipped_entries {
-            tracing::warn!("feed entry skipped: {entry}");
-        }
         let took_ms = s.refresh.took.as_millis();
         let (ar, dso) = (s.kpi.total_ar, s.kpi.dso);
         if self.json {

@@ -96,21 +96,20 @@ impl Engine {
         set: views::ViewSet,
     ) -> Result<Self, EngineError> {
         self.plain_views = views::load(folder, views::ViewSet::Plain)?;
-        let mut set = set;
-        if set == views::ViewSet::Incremental {
-            let incremental = views::load(folder, set)?;
-            if let Some(edited) = self.edited_ledger_rule(&incremental) {
-                warn_once(format!(
-                    "queries/{edited}.sql replaces a view whose rules the KPI ledger also encodes: the KPIs are computed with the plain views (the same numbers, slower on a big state)"
-                ));
-                set = views::ViewSet::Plain;
-            }
-        }
+        self.view_set = set;
         self.views = match set {
             views::ViewSet::Plain => self.plain_views.clone(),
             views::ViewSet::Incremental => views::load(folder, set)?,
         };
-        self.view_set = set;
+        if set == views::ViewSet::Incremental
+            && let Some(edited) = self.edited_ledger_rule(&self.views)
+        {
+            warn_once(format!(
+                "queries/{edited}.sql replaces a view whose rules the KPI ledger also encodes: the KPIs are computed with the plain views (the same numbers, slower on a big state)"
+            ));
+            self.view_set = views::ViewSet::Plain;
+            self.views = self.plain_views.clone();
+        }
         Ok(self)
     }
 
@@ -118,6 +117,14 @@ impl Engine {
     /// stands in for: one of those views, or a view they read (however deeply) that the
     /// ledger's own views do not read.
     fn edited_ledger_rule(&self, incremental: &[views::ViewFile]) -> Option<String> {
+        // The usual case, no shipped view replaced, costs no parsing (an engine is made at
+        // every refresh of the service).
+        let mut edited: Vec<&views::ViewFile> = (self.plain_views.iter())
+            .filter(|v| views::builtin_plain(&v.name).is_some_and(|sql| sql != v.sql))
+            .collect();
+        if edited.is_empty() {
+            return None;
+        }
         let reads = |views: &[views::ViewFile], roots: Vec<String>| {
             let mut seen = std::collections::HashSet::new();
             let mut pending = roots;
@@ -134,11 +141,10 @@ impl Engine {
         let stood_in: Vec<String> = views::stood_in_for().map(str::to_string).collect();
         let encoded = reads(&self.plain_views, stood_in.clone());
         let still_sql = reads(incremental, stood_in.clone());
-        let mut edited: Vec<&views::ViewFile> = (self.plain_views.iter())
-            .filter(|v| views::builtin_plain(&v.name).is_some_and(|sql| sql != v.sql))
-            .filter(|v| encoded.contains(&v.name))
-            .filter(|v| stood_in.contains(&v.name) || !still_sql.contains(&v.name))
-            .collect();
+        edited.retain(|v| {
+            encoded.contains(&v.name)
+                && (stood_in.contains(&v.name) || !still_sql.contains(&v.name))
+        });
         edited.sort_by(|a, b| a.name.cmp(&b.name));
         edited.first().map(|v| v.name.clone())
     }
@@ -281,8 +287,7 @@ impl Engine {
                 EngineError::DataFusion(e)
             }
         })?;
-        let schema = Arc::new(df.schema().as_arrow().clone());
-        Ok((schema, df.collect().await?))
+        collect_with_schema(df).await
     }
 
     /// [`Engine::query_with_schema`] on at most `threads` threads (`None`: as many as the
@@ -297,9 +302,7 @@ impl Engine {
         };
         let mut state = self.ctx.state();
         state.config_mut().options_mut().execution.target_partitions = threads.max(1);
-        let df = SessionContext::new_with_state(state).sql(sql).await?;
-        let schema = Arc::new(df.schema().as_arrow().clone());
-        Ok((schema, df.collect().await?))
+        collect_with_schema(SessionContext::new_with_state(state).sql(sql).await?).await
     }
 
     /// Run one SQL statement and return its schema too (for an empty result).
@@ -307,10 +310,16 @@ impl Engine {
         &self,
         sql: &str,
     ) -> Result<(arrow::datatypes::SchemaRef, Vec<arrow::array::RecordBatch>), EngineError> {
-        let df = self.ctx.sql(sql).await?;
-        let schema = Arc::new(df.schema().as_arrow().clone());
-        Ok((schema, df.collect().await?))
+        collect_with_schema(self.ctx.sql(sql).await?).await
     }
+}
+
+/// A query's rows and its schema (which an empty result still has).
+async fn collect_with_schema(
+    df: datafusion::dataframe::DataFrame,
+) -> Result<(arrow::datatypes::SchemaRef, Vec<arrow::array::RecordBatch>), EngineError> {
+    let schema = Arc::new(df.schema().as_arrow().clone());
+    Ok((schema, df.collect().await?))
 }
 
 impl Default for Engine {

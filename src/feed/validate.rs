@@ -402,8 +402,20 @@ fn check_dates(file: &str, name: &str, array: &ArrayRef) -> Result<(), Violation
     })
 }
 
-/// An out-of-range violation for row `bad` (when there is one), saying `why` of its value.
+/// A violation (`out_of_range` unless `code` says otherwise) for row `bad` when there is
+/// one, saying `why` of its value.
 fn refuse_first(
+    file: &str,
+    name: &str,
+    array: &ArrayRef,
+    bad: Option<usize>,
+    why: impl FnOnce(String) -> String,
+) -> Result<(), Violation> {
+    refuse_first_as(ViolationCode::OutOfRange, file, name, array, bad, why)
+}
+
+fn refuse_first_as(
+    code: ViolationCode,
     file: &str,
     name: &str,
     array: &ArrayRef,
@@ -414,7 +426,7 @@ fn refuse_first(
         return Ok(());
     };
     let value = arrow::util::display::array_value_to_string(array, row).unwrap_or_default();
-    Err(out_of_range(file, name, row, why(value)))
+    Err(Violation::new(code, file, why(value)).at(Some(row), name))
 }
 
 /// Timestamps within the same dates; `_ts` (a commit time) also from 1970 to no later than a
@@ -471,18 +483,14 @@ fn check_positive_rate(
     is_delete: &[bool],
 ) -> Result<(), Violation> {
     let values = array.as_primitive::<Decimal128Type>();
-    let bad =
-        (values.iter().enumerate()).find(|(row, v)| !is_delete[*row] && v.is_some_and(|v| v <= 0));
-    match bad {
-        Some((row, _)) => Err(Violation::new(
-            ViolationCode::NonPositiveRate,
-            file,
-            format!(
-                "rate {} is not above zero",
-                arrow::util::display::array_value_to_string(array, row).unwrap_or_default()
-            ),
-        )
-        .at(Some(row), name)),
-        None => Ok(()),
-    }
+    let bad = (values.iter().enumerate())
+        .position(|(row, v)| !is_delete[row] && v.is_some_and(|v| v <= 0));
+    refuse_first_as(
+        ViolationCode::NonPositiveRate,
+        file,
+        name,
+        array,
+        bad,
+        |rate| format!("rate {rate} is not above zero"),
+    )
 }
