@@ -111,11 +111,15 @@ fn time_case(feed: &Path, label: &str, files: usize, data: &Path) -> anyhow::Res
 
     let invoices = sample_invoices(feed, CHANGES)?;
     let started = Instant::now();
+    // The run's lines and log are kept beside the data (RUST_LOG=arstream=debug adds the
+    // refresh's inner spans), to see where a slow file's time went.
+    let log =
+        std::fs::File::create(data.join(format!("refresh-{}.log", label.replace([' ', ','], ""))))?;
     let mut child = command()
         .args(["run", "--pipeline", "standard", "--headless", "--out"])
         .arg(&out)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
         .spawn()?;
     let summary_dir = out.join("kpi_summary");
     let mut previous = None;

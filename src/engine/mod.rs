@@ -319,7 +319,17 @@ async fn collect_with_schema(
     df: datafusion::dataframe::DataFrame,
 ) -> Result<(arrow::datatypes::SchemaRef, Vec<arrow::array::RecordBatch>), EngineError> {
     let schema = Arc::new(df.schema().as_arrow().clone());
-    Ok((schema, df.collect().await?))
+    let started = std::time::Instant::now();
+    let task = Arc::new(df.task_ctx());
+    let plan = df.create_physical_plan().await?;
+    let planned = started.elapsed();
+    let batches = datafusion::physical_plan::collect(plan, task).await?;
+    tracing::trace!(
+        planning_s = planned.as_secs_f64(),
+        execution_s = (started.elapsed() - planned).as_secs_f64(),
+        "query ran"
+    );
+    Ok((schema, batches))
 }
 
 impl Default for Engine {

@@ -2,7 +2,7 @@
 //!
 //! Steps are written in lanes, each on its own task: the steps written at every refresh share
 //! one lane, and each step with `every` (a per-invoice extract that takes seconds) has its
-//! own. A lane takes the latest snapshot when it is free, so a slow extract never holds back
+//! own, on a thread of its own at the lowest CPU priority. A lane takes the latest snapshot when it is free, so a slow extract never holds back
 //! the KPI summary of a newer snapshot, and a burst of snapshots costs one write per lane. A
 //! step with `every` is written at the first snapshot and then at most that often, also when
 //! no new snapshot came but it missed one. A failed write is tried again at the next snapshot,
@@ -83,10 +83,51 @@ impl OutputWriter {
                     every,
                     events: tx.clone(),
                 };
-                tokio::spawn(lane.run(snapshots.clone(), cancel.clone()))
+                match every {
+                    None => tokio::spawn(lane.run(snapshots.clone(), cancel.clone())),
+                    Some(_) => in_background(lane, snapshots.clone(), cancel.clone()),
+                }
             })
             .collect();
         (rx, handles)
+    }
+}
+
+/// Run a lane of a big extract on a thread of its own, at the lowest CPU priority, with a
+/// runtime of its own (the extract's query runs on that one thread): while it takes seconds,
+/// the refresh path and the outputs written at every refresh keep both cores.
+fn in_background(lane: Lane, snapshots: Snapshots, cancel: CancellationToken) -> JoinHandle<()> {
+    let (done, finished) = tokio::sync::oneshot::channel::<()>();
+    let spawned = std::thread::Builder::new()
+        .name("arstream-extract".into())
+        .spawn(move || {
+            lower_this_threads_priority();
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(lane.run(snapshots, cancel)),
+                Err(e) => tracing::error!("cannot start the background extract's runtime: {e}"),
+            }
+            let _ = done.send(());
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the background extract's thread: {e}");
+    }
+    tokio::spawn(async move {
+        let _ = finished.await;
+    })
+}
+
+/// The calling thread (only) at nice 19, so that it runs when nothing else wants the CPU.
+fn lower_this_threads_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain system calls on the calling thread's own id.
+    unsafe {
+        let tid = libc::gettid() as libc::id_t;
+        if libc::setpriority(libc::PRIO_PROCESS, tid, 19) != 0 {
+            tracing::debug!("cannot lower the background extract's priority");
+        }
     }
 }
 

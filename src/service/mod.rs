@@ -273,11 +273,23 @@ impl Runner {
             made = session.engine() => made,
         };
         let (engine, params) = made?;
+        let engine_made = began.elapsed();
         let summary = engine.query_with_schema(KpiSummary::QUERY).await?;
         let kpi = KpiSummary::from_rows(&summary.1)?;
+        let summarised = began.elapsed();
         let health = Health::of(session.feed.url.as_str(), &session.state)
             .with_missing_rates(&engine, params.as_of)
             .await?;
+        tracing::debug!(
+            catch_up_s = report.elapsed.as_secs_f64(),
+            reads_s = report.read_wait.as_secs_f64(),
+            apply_s = report.apply_time.as_secs_f64(),
+            checkpoint_s = report.save_time.as_secs_f64(),
+            until_engine_s = engine_made.as_secs_f64(),
+            summary_s = (summarised - engine_made).as_secs_f64(),
+            health_s = (began.elapsed() - summarised).as_secs_f64(),
+            "refresh spans"
+        );
         let sequence = self.snapshots.borrow().as_ref().map_or(0, |s| s.sequence) + 1;
         let snapshot = Snapshot {
             sequence,

@@ -42,6 +42,10 @@ struct Segment {
     seqs: PrimitiveArray<Int64Type>,
     is_delete: Vec<bool>,
     current: Vec<bool>,
+    /// The segment as the engine serves it (see [`EntityTable::segments_with_live`]), made
+    /// once and kept until a row of it changes: a refresh then masks only the segments a
+    /// catch-up touched, not every row of the state.
+    served: std::sync::OnceLock<RecordBatch>,
 }
 
 impl Segment {
@@ -61,11 +65,29 @@ impl Segment {
             seqs,
             is_delete,
             current: vec![false; rows],
+            served: std::sync::OnceLock::new(),
         }
     }
 
     fn set_current(&mut self, row: usize, value: bool) {
-        self.current[row] = value;
+        if self.current[row] != value {
+            self.current[row] = value;
+            self.served.take();
+        }
+    }
+
+    /// The segment's contract columns with its `_live` mask, in `schema`.
+    fn served(&self, schema: &SchemaRef) -> RecordBatch {
+        let made = self.served.get_or_init(|| {
+            // (A widened table resets this: see `align`.)
+            let live: BooleanArray = (self.current.iter().zip(&self.is_delete))
+                .map(|(c, d)| Some(*c && !*d))
+                .collect();
+            let mut columns = self.batch.columns()[3..].to_vec();
+            columns.push(Arc::new(live));
+            RecordBatch::try_new(schema.clone(), columns).expect("segment and its mask")
+        });
+        made.clone()
     }
 }
 
@@ -355,6 +377,7 @@ impl EntityTable {
         if grown.fields().len() > self.schema.fields().len() {
             for s in &mut self.segments {
                 s.batch = widen(&s.batch, &grown);
+                s.served.take();
             }
             self.schema = grown;
         }
@@ -394,20 +417,9 @@ impl EntityTable {
     /// are filtered when a query reads them.
     pub fn segments_with_live(&self) -> Vec<RecordBatch> {
         let schema = self.live_schema();
-        self.segments
-            .iter()
+        (self.segments.iter())
             .filter(|s| s.batch.num_rows() > 0)
-            .map(|s| {
-                let live: BooleanArray = s
-                    .current
-                    .iter()
-                    .zip(&s.is_delete)
-                    .map(|(c, d)| Some(*c && !*d))
-                    .collect();
-                let mut columns = s.batch.columns()[3..].to_vec();
-                columns.push(Arc::new(live));
-                RecordBatch::try_new(schema.clone(), columns).expect("segment and its mask")
-            })
+            .map(|s| s.served(&schema))
             .collect()
     }
 
