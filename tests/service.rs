@@ -131,10 +131,102 @@ async fn a_subscriber_gets_the_snapshot_of_a_landed_file() {
         arrow::util::display::array_value_to_string(rows[0].column(0), 0).unwrap(),
         "1"
     );
+    let (_, rows) = first
+        .query("SELECT total_ar FROM kpi_summary", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        arrow::util::display::array_value_to_string(rows[0].column(0), 0).unwrap(),
+        "100.00"
+    );
 
     cancel.cancel();
     let stopped = task.await.unwrap().unwrap();
     assert_eq!(stopped.published, 2);
+}
+
+/// The single value of `sql` over a snapshot, as text.
+async fn value(snapshot: &Snapshot, sql: &str) -> String {
+    let (_, rows) = snapshot.query(sql, None).await.unwrap();
+    arrow::util::display::array_value_to_string(rows[0].column(0), 0).unwrap()
+}
+
+/// A service's refreshes share the views planned by the first (and the plans kept): a view
+/// edited while it runs, and a table that grows a column, are still seen at the next
+/// refresh, and every snapshot keeps answering over its own rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edited_views_and_new_columns_are_seen_while_snapshots_keep_their_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("feed");
+    write(
+        &feed,
+        "invoices/a.parquet",
+        &invoices(&[("c", 1, "I1".into(), 10_000)]),
+    );
+    let queries = dir.path().join("queries");
+    std::fs::create_dir_all(&queries).unwrap();
+    let view = |min: u32| {
+        std::fs::write(
+            queries.join("big_invoices.sql"),
+            format!("CREATE OR REPLACE VIEW big_invoices AS SELECT count(*) AS n FROM invoices WHERE amount > {min}"),
+        )
+        .unwrap()
+    };
+    view(150);
+    let runner = Arc::new(Runner::new(options(dir.path(), Duration::from_secs(60))));
+    let mut snapshots = runner.subscribe();
+    let (cancel, task) = start(&runner);
+    let big = "SELECT n FROM big_invoices";
+    let ar = "SELECT total_ar FROM kpi_summary";
+
+    let first = next_snapshot(&mut snapshots, 0, Duration::from_secs(60)).await;
+    assert_eq!(value(&first, big).await, "0");
+
+    // The same views: the second refresh shares the first's catalog.
+    land(
+        &feed,
+        "invoices/b.parquet",
+        &invoices(&[("c", 2, "I2".into(), 25_000)]),
+    );
+    let second = next_snapshot(&mut snapshots, first.sequence, Duration::from_secs(30)).await;
+    assert_eq!(value(&second, big).await, "1");
+    assert_eq!(value(&second, ar).await, "350.00");
+
+    // The view edited: the next refresh makes its views again.
+    view(50);
+    land(
+        &feed,
+        "invoices/c.parquet",
+        &invoices(&[("c", 3, "I3".into(), 7_000)]),
+    );
+    let third = next_snapshot(&mut snapshots, second.sequence, Duration::from_secs(30)).await;
+    assert_eq!(value(&third, big).await, "3");
+    assert_eq!(value(&third, ar).await, "420.00");
+
+    // A column the invoices did not have: the tables are registered anew.
+    let regions = arrow::array::StringArray::from(vec!["north"]);
+    let widened = common::with_column(
+        &invoices(&[("c", 4, "I4".into(), 1_000)]),
+        "region",
+        Arc::new(regions),
+    );
+    land(&feed, "invoices/d.parquet", &widened);
+    let fourth = next_snapshot(&mut snapshots, third.sequence, Duration::from_secs(30)).await;
+    assert_eq!(
+        value(&fourth, "SELECT max(region) FROM invoices").await,
+        "north"
+    );
+    assert_eq!(value(&fourth, ar).await, "430.00");
+
+    // Every earlier snapshot still answers over its own rows and views.
+    assert_eq!(value(&first, big).await, "0");
+    assert_eq!(value(&first, ar).await, "100.00");
+    assert_eq!(value(&second, big).await, "1");
+    assert_eq!(value(&second, ar).await, "350.00");
+    assert_eq!(value(&third, ar).await, "420.00");
+
+    cancel.cancel();
+    assert_eq!(task.await.unwrap().unwrap().published, 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

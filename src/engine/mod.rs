@@ -28,6 +28,10 @@ pub enum EngineError {
         "analysts' SQL runs queries and SET only ({0}); to write results, add a step to a pipeline (pipelines/*.toml)"
     )]
     ReadOnly(String),
+    /// A refresh on a catalog shared with earlier snapshots needed it changed (a table grew a
+    /// column, other views): the engine is made anew instead.
+    #[error("the engine's catalog would change: {0}")]
+    Reshaped(String),
 }
 
 impl EngineError {
@@ -47,6 +51,8 @@ impl EngineError {
 /// A DataFusion session over the state, with the views of `queries/`.
 pub struct Engine {
     pub ctx: SessionContext,
+    /// Its data tables' rows and the shape of its catalog (see [`tables`]).
+    catalog: tables::Catalog,
     views: Vec<views::ViewFile>,
     /// The plain definitions, for the views the ledger keeps at one as-of date only.
     plain_views: Vec<views::ViewFile>,
@@ -63,7 +69,9 @@ impl Engine {
     /// A session with the information schema on (so `SHOW TABLES` works) and identifiers
     /// kept as written.
     pub fn new() -> Self {
+        let catalog = tables::Catalog::default();
         let config = SessionConfig::new()
+            .with_extension(catalog.data.clone())
             .with_information_schema(true)
             .with_target_partitions(
                 std::thread::available_parallelism()
@@ -76,6 +84,7 @@ impl Engine {
             .build();
         Engine {
             ctx: SessionContext::new_with_state(state),
+            catalog,
             views: Vec::new(),
             plain_views: Vec::new(),
             view_set: views::ViewSet::default(),
@@ -207,15 +216,16 @@ impl Engine {
     ) -> Result<(), EngineError> {
         params.validate().map_err(EngineError::Params)?;
         let started = std::time::Instant::now();
-        tables::register(&self.ctx, state).await?;
+        tables::register(&self.ctx, &self.catalog, state).await?;
         let registered = started.elapsed();
         if self.view_set == views::ViewSet::Incremental && !self.ledger {
-            tables::register_ledger(&self.ctx, &crate::state::ledger::Ledger::default())?;
+            let empty = crate::state::ledger::Ledger::default();
+            tables::register_ledger(&self.ctx, &self.catalog, &empty)?;
             *self.pinned() = None;
         } else if self.view_set == views::ViewSet::Incremental {
             let pin = self.pin_aging.then(|| crate::dates::days(params.as_of));
             let ledger = state.ledger(params.grace_days, pin);
-            tables::register_ledger(&self.ctx, ledger)?;
+            tables::register_ledger(&self.ctx, &self.catalog, ledger)?;
             *self.pinned() = ledger.aging_as_of().map(crate::dates::date);
         }
         let ledger = started.elapsed();
@@ -233,13 +243,72 @@ impl Engine {
     /// ledger keeps at one as-of date only use their plain definition at any other.
     pub async fn set_params(&self, params: &params::KpiParams) -> Result<(), EngineError> {
         params.validate().map_err(EngineError::Params)?;
-        params::register(&self.ctx, params)?;
+        params::register(&self.ctx, &self.catalog, params)?;
         if *self.pinned() == Some(params.as_of) {
-            views::create_all(&self.ctx, &self.views).await
+            self.create_views(&self.views).await
         } else {
             let views = views::pinned_to_plain(&self.views, &self.plain_views);
-            views::create_all(&self.ctx, &views).await
+            self.create_views(&views).await
         }
+    }
+
+    /// Create `views`; on a catalog shared with earlier engines, check that they are the ones
+    /// it has (the parameters are rows of `params`, so the views stay as they were planned).
+    async fn create_views(&self, views: &[views::ViewFile]) -> Result<(), EngineError> {
+        if self.catalog.is_shared() {
+            return match self.catalog.shape().views.as_deref() == Some(views) {
+                true => Ok(()),
+                false => Err(EngineError::Reshaped("other views".into())),
+            };
+        }
+        views::create_all(&self.ctx, views).await?;
+        self.catalog.set_views(views);
+        Ok(())
+    }
+
+    /// What the next engine of a service needs to share this one's catalog and views (see
+    /// [`Engine::following`]). From now on this engine's catalog is never changed.
+    pub fn seed(&self) -> Seed {
+        self.catalog
+            .shared
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        Seed {
+            state: self.ctx.state(),
+            shape: self.catalog.shape().clone(),
+            plans: self.catalog.plans.clone(),
+            views: self.views.clone(),
+            plain_views: self.plain_views.clone(),
+            view_set: self.view_set,
+            pin_aging: self.pin_aging,
+            ledger: self.ledger,
+        }
+    }
+
+    /// An engine over the catalog and views of `seed`'s engine, with no rows of its own yet
+    /// (its refresh registers them), if `self` (a fresh engine with the views as they are
+    /// now) would make the same views; `None` when they changed.
+    pub fn following(&self, seed: Seed) -> Option<Engine> {
+        let same = seed.views == self.views
+            && seed.plain_views == self.plain_views
+            && seed.view_set == self.view_set
+            && seed.pin_aging == self.pin_aging
+            && seed.ledger == self.ledger;
+        if !same {
+            return None;
+        }
+        let data = Arc::new(tables::SnapshotData::default());
+        let mut state = seed.state;
+        state.config_mut().set_extension(data.clone());
+        Some(Engine {
+            ctx: SessionContext::new_with_state(state),
+            catalog: tables::Catalog::following(data, seed.shape, seed.plans),
+            views: seed.views,
+            plain_views: seed.plain_views,
+            view_set: seed.view_set,
+            pin_aging: seed.pin_aging,
+            ledger: seed.ledger,
+            pinned_as_of: std::sync::Mutex::new(None),
+        })
     }
 
     fn pinned(&self) -> std::sync::MutexGuard<'_, Option<chrono::NaiveDate>> {
@@ -305,6 +374,53 @@ impl Engine {
         collect_with_schema(SessionContext::new_with_state(state).sql(sql).await?).await
     }
 
+    /// A query's rows and schema on at most `threads` threads (`None`: all the session
+    /// has), with its optimized plan kept for the engines of the next refreshes (the views of
+    /// a service do not change between refreshes, and planning the KPI summary's takes longer
+    /// than running it). A statement that is not a query runs as [`Engine::query_with_schema_on`].
+    pub async fn query_planned(
+        &self,
+        sql: &str,
+        threads: Option<usize>,
+    ) -> Result<(arrow::datatypes::SchemaRef, Vec<arrow::array::RecordBatch>), EngineError> {
+        use datafusion::logical_expr::LogicalPlan;
+        let mut state = self.ctx.state();
+        if let Some(threads) = threads {
+            state.config_mut().options_mut().execution.target_partitions = threads.max(1);
+        }
+        let started = std::time::Instant::now();
+        let plan = match self.catalog.plan(sql) {
+            Some(plan) => plan,
+            None => {
+                let logical = state.create_logical_plan(sql).await?;
+                if matches!(
+                    logical,
+                    LogicalPlan::Ddl(_)
+                        | LogicalPlan::Dml(_)
+                        | LogicalPlan::Statement(_)
+                        | LogicalPlan::Copy(_)
+                ) {
+                    return self.query_with_schema_on(sql, threads).await;
+                }
+                let optimized = state.optimize(&logical)?;
+                self.catalog.keep_plan(sql, &optimized);
+                optimized
+            }
+        };
+        let schema = Arc::new(plan.schema().as_arrow().clone());
+        let physical = (state.query_planner())
+            .create_physical_plan(&plan, &state)
+            .await?;
+        let planned = started.elapsed();
+        let batches = datafusion::physical_plan::collect(physical, state.task_ctx()).await?;
+        tracing::trace!(
+            planning_s = planned.as_secs_f64(),
+            execution_s = (started.elapsed() - planned).as_secs_f64(),
+            "query ran"
+        );
+        Ok((schema, batches))
+    }
+
     /// Run one SQL statement and return its schema too (for an empty result).
     pub async fn query_with_schema(
         &self,
@@ -330,6 +446,18 @@ async fn collect_with_schema(
         "query ran"
     );
     Ok((schema, batches))
+}
+
+/// See [`Engine::seed`].
+pub struct Seed {
+    state: datafusion::execution::SessionState,
+    shape: tables::Shape,
+    plans: tables::Plans,
+    views: Vec<views::ViewFile>,
+    plain_views: Vec<views::ViewFile>,
+    view_set: views::ViewSet,
+    pin_aging: bool,
+    ledger: bool,
 }
 
 impl Default for Engine {

@@ -13,7 +13,7 @@ use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 
 use super::EngineError;
-use super::tables::replace_table;
+use super::tables::Catalog;
 use crate::dates::days;
 
 /// The parameters every KPI view depends on.
@@ -97,7 +97,7 @@ impl KpiParams {
 }
 
 /// Register (or replace) `params` and `aging_buckets`.
-pub fn register(ctx: &SessionContext, p: &KpiParams) -> Result<(), EngineError> {
+pub fn register(ctx: &SessionContext, catalog: &Catalog, p: &KpiParams) -> Result<(), EngineError> {
     let as_of = days(p.as_of);
     let schema = Arc::new(Schema::new(vec![
         Field::new("as_of", DataType::Date32, false),
@@ -116,7 +116,7 @@ pub fn register(ctx: &SessionContext, p: &KpiParams) -> Result<(), EngineError> 
         Arc::new(Int32Array::from(vec![p.grace_days])),
     ];
     let batch = RecordBatch::try_new(schema.clone(), columns)?;
-    replace_table(
+    catalog.put(
         ctx,
         "params",
         Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
@@ -138,7 +138,7 @@ pub fn register(ctx: &SessionContext, p: &KpiParams) -> Result<(), EngineError> 
         Arc::new(Int32Array::from_iter_values(0..buckets.len() as i32)),
     ];
     let batch = RecordBatch::try_new(schema.clone(), columns)?;
-    replace_table(
+    catalog.put(
         ctx,
         "aging_buckets",
         Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),

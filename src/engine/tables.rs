@@ -1,17 +1,30 @@
 //! Registering the state's tables with DataFusion.
 //!
 //! Current state is served from memory (`MemTable` over the state's segments, split into as
-//! many partitions as the session runs in parallel, filtered by their `_live` mask). The `<entity>_changes` tables read the applied
-//! feed files themselves (the feed is the log), so their history costs no memory.
+//! many partitions as the session runs in parallel, filtered by their `_live` mask). The
+//! `<entity>_changes` tables read the applied feed files themselves (the feed is the log), so
+//! their history costs no memory.
+//!
+//! Every data table is registered in the session's catalog as a [`SnapshotTable`] that holds
+//! no rows: a scan takes them from the [`SnapshotData`] in the config of the session that
+//! scans. So the views made over the tables (their SQL planned once) serve every refresh of a
+//! service: a refresh makes a new session that shares the catalog and carries its own rows,
+//! and a snapshot published earlier keeps reading its own.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use datafusion::catalog::{Session, TableProvider};
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::error::DataFusionError;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 
 use super::EngineError;
@@ -20,12 +33,198 @@ use crate::state::State;
 use crate::state::ledger::Ledger;
 use crate::state::table::LIVE;
 
+/// The rows of one engine's data tables, by table name, carried in its session's config.
+#[derive(Debug, Default)]
+pub struct SnapshotData {
+    tables: RwLock<HashMap<String, Arc<dyn TableProvider>>>,
+}
+
+impl SnapshotData {
+    fn get(&self, name: &str) -> Option<Arc<dyn TableProvider>> {
+        let tables = self.tables.read().unwrap_or_else(|e| e.into_inner());
+        tables.get(name).cloned()
+    }
+
+    fn put(&self, name: &str, table: Arc<dyn TableProvider>) {
+        let mut tables = self.tables.write().unwrap_or_else(|e| e.into_inner());
+        tables.insert(name.to_string(), table);
+    }
+}
+
+/// A data table of the catalog: its schema, and its rows from the scanning session's
+/// [`SnapshotData`].
+#[derive(Debug)]
+pub struct SnapshotTable {
+    name: String,
+    schema: SchemaRef,
+}
+
+#[async_trait::async_trait]
+impl TableProvider for SnapshotTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    /// Filters are offered to the rows' own table (the change tables prune feed files with
+    /// them) and applied again after the scan.
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> datafusion::error::Result<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let rows = (state.config().get_extension::<SnapshotData>())
+            .and_then(|data| data.get(&self.name))
+            .ok_or_else(|| {
+                DataFusionError::Plan(format!("table '{}' has no rows in this session", self.name))
+            })?;
+        rows.scan(state, projection, filters, limit).await
+    }
+}
+
+/// What an engine's catalog holds, and whether it may change it.
+#[derive(Debug, Default, Clone)]
+pub struct Shape {
+    /// The data tables registered, with their schemas.
+    pub tables: HashMap<String, SchemaRef>,
+    /// The views created (name and SQL), in order.
+    pub views: Option<Vec<super::views::ViewFile>>,
+    /// Whether no view reads the clock.
+    pub timeless: bool,
+}
+
+/// Whether SQL may call a function the optimizer evaluates once, to the time it plans.
+fn reads_clock(sql: &str) -> bool {
+    let sql = sql.to_ascii_lowercase();
+    [
+        "now(",
+        "current_date",
+        "current_time",
+        "today(",
+        "to_timestamp_now",
+    ]
+    .iter()
+    .any(|f| sql.contains(f))
+}
+
+/// An engine's tables: its rows, and the shape of the catalog it registers them in. A catalog
+/// made by an earlier engine (`shared`) is never changed: a refresh that needs another shape
+/// (a table that grew a column, other views) fails with [`EngineError::Reshaped`], and a
+/// fresh engine is made instead.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    pub data: Arc<SnapshotData>,
+    shape: std::sync::Mutex<Shape>,
+    pub shared: std::sync::atomic::AtomicBool,
+    /// Optimized plans by their SQL, for the engines sharing this catalog; emptied whenever
+    /// a table or view is made again.
+    pub plans: Plans,
+}
+
+/// See [`Catalog::plans`].
+pub type Plans = Arc<std::sync::Mutex<HashMap<String, datafusion::logical_expr::LogicalPlan>>>;
+
+impl Catalog {
+    /// The catalog of an engine following another: `shape` as that one made it, never changed.
+    pub fn following(data: Arc<SnapshotData>, shape: Shape, plans: Plans) -> Catalog {
+        Catalog {
+            data,
+            shape: std::sync::Mutex::new(shape),
+            shared: std::sync::atomic::AtomicBool::new(true),
+            plans,
+        }
+    }
+
+    fn plans(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, datafusion::logical_expr::LogicalPlan>> {
+        self.plans.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The optimized plan kept for `sql`, if any.
+    pub fn plan(&self, sql: &str) -> Option<datafusion::logical_expr::LogicalPlan> {
+        self.plans().get(sql).cloned()
+    }
+
+    /// Keep `plan` for `sql`, unless the query or a view reads the clock (`now()`,
+    /// `current_date`: the optimizer turns them into the time it ran).
+    pub fn keep_plan(&self, sql: &str, plan: &datafusion::logical_expr::LogicalPlan) {
+        let timeless = self.shape().timeless && !reads_clock(sql);
+        if timeless {
+            self.plans().insert(sql.to_string(), plan.clone());
+        }
+    }
+
+    /// Record the views created (the plans kept are made for the ones before).
+    pub fn set_views(&self, views: &[super::views::ViewFile]) {
+        let mut shape = self.shape();
+        shape.timeless = !views.iter().any(|v| reads_clock(&v.sql));
+        shape.views = Some(views.to_vec());
+        drop(shape);
+        self.plans().clear();
+    }
+
+    pub fn shape(&self) -> std::sync::MutexGuard<'_, Shape> {
+        self.shape.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn is_shared(&self) -> bool {
+        self.shared.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Serve `rows` as table `name`. Returns whether the catalog got a new table of that
+    /// name (the views over it must be made again).
+    pub fn put(
+        &self,
+        ctx: &SessionContext,
+        name: &str,
+        rows: Arc<dyn TableProvider>,
+    ) -> Result<bool, EngineError> {
+        let schema = rows.schema();
+        self.data.put(name, rows);
+        let mut shape = self.shape();
+        if shape.tables.get(name) == Some(&schema) {
+            return Ok(false);
+        }
+        if self.is_shared() {
+            return Err(EngineError::Reshaped(format!(
+                "table '{name}' changed its columns"
+            )));
+        }
+        let table = SnapshotTable {
+            name: name.to_string(),
+            schema: schema.clone(),
+        };
+        replace_table(ctx, name, Arc::new(table))?;
+        shape.tables.insert(name.to_string(), schema);
+        drop(shape);
+        self.plans().clear();
+        Ok(true)
+    }
+}
+
 /// Register every entity's current-state table and change table.
 ///
 /// The state's segments are served as they are, with a `_live` mask, under
 /// `__<entity>_rows`; the entity's table is a view keeping the live rows. So a refresh costs
 /// a bit per row whatever changed, and a query pays for filtering only the tables it reads.
-pub async fn register(ctx: &SessionContext, state: &State) -> Result<(), EngineError> {
+pub async fn register(
+    ctx: &SessionContext,
+    catalog: &Catalog,
+    state: &State,
+) -> Result<(), EngineError> {
     let partitions = ctx.copied_config().target_partitions().max(1);
     // The change tables read the feed's files through this store.
     if let Some(feed) = state.feed() {
@@ -36,7 +235,11 @@ pub async fn register(ctx: &SessionContext, state: &State) -> Result<(), EngineE
         let rows = format!("__{}_rows", entity.name());
         let batches = split(table.segments_with_live(), partitions);
         let mem = MemTable::try_new(table.live_schema(), batches)?;
-        replace_table(ctx, &rows, Arc::new(mem))?;
+        let new = catalog.put(ctx, &rows, Arc::new(mem))?;
+        register_changes(ctx, catalog, state, entity)?;
+        if !new && ctx.table_exist(entity.name())? {
+            continue;
+        }
         let columns: Vec<String> = table
             .table_schema()
             .fields()
@@ -50,23 +253,27 @@ pub async fn register(ctx: &SessionContext, state: &State) -> Result<(), EngineE
             columns.join(", ")
         );
         ctx.sql(&view).await?.collect().await?;
-        register_changes(ctx, state, entity)?;
     }
     Ok(())
 }
 
 /// Register the ledger's tables (`ledger_open`, `ledger_sales`, …), each one partition: they
 /// are small.
-pub fn register_ledger(ctx: &SessionContext, ledger: &Ledger) -> Result<(), EngineError> {
+pub fn register_ledger(
+    ctx: &SessionContext,
+    catalog: &Catalog,
+    ledger: &Ledger,
+) -> Result<(), EngineError> {
     for (name, batch) in ledger.tables() {
         let mem = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
-        replace_table(ctx, name, Arc::new(mem))?;
+        catalog.put(ctx, name, Arc::new(mem))?;
     }
     Ok(())
 }
 
 fn register_changes(
     ctx: &SessionContext,
+    catalog: &Catalog,
     state: &State,
     entity: Entity,
 ) -> Result<(), EngineError> {
@@ -84,14 +291,16 @@ fn register_changes(
     };
     if urls.is_empty() {
         let empty = MemTable::try_new(schema, vec![vec![]])?;
-        return replace_table(ctx, &name, Arc::new(empty));
+        catalog.put(ctx, &name, Arc::new(empty))?;
+        return Ok(());
     }
     let options =
         ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
     let config = ListingTableConfig::new_with_multi_paths(urls)
         .with_listing_options(options)
         .with_schema(schema);
-    replace_table(ctx, &name, Arc::new(ListingTable::try_new(config)?))
+    catalog.put(ctx, &name, Arc::new(ListingTable::try_new(config)?))?;
+    Ok(())
 }
 
 /// Register a table under `name`, replacing any table of that name.

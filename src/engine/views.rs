@@ -16,7 +16,7 @@ use datafusion::prelude::SessionContext;
 use super::EngineError;
 
 /// One view: its name (the file stem) and its SQL (`CREATE OR REPLACE VIEW … AS …`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ViewFile {
     pub name: String,
     pub sql: String,

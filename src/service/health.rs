@@ -81,8 +81,11 @@ impl Health {
     ) -> Result<Health, EngineError> {
         use arrow::array::AsArray;
         use arrow::datatypes::Int64Type;
-        let batches = engine
-            .query("SELECT currency, CAST(invoices AS BIGINT) AS invoices FROM missing_fx_rates")
+        let (_, batches) = engine
+            .query_planned(
+                "SELECT currency, CAST(invoices AS BIGINT) AS invoices FROM missing_fx_rates",
+                None,
+            )
             .await?;
         for b in batches {
             let currencies = b.column(0).as_string::<i32>();

@@ -76,7 +76,7 @@ impl Snapshot {
     ) -> Result<QueryResult, crate::engine::EngineError> {
         match self.results.get(sql) {
             Some(result) => Ok(result.clone()),
-            None => self.engine.query_with_schema_on(sql, threads).await,
+            None => self.engine.query_planned(sql, threads).await,
         }
     }
 }
@@ -270,11 +270,11 @@ impl Runner {
         let made = tokio::select! {
             biased;
             _ = cancel.cancelled() => return Ok(()),
-            made = session.engine() => made,
+            made = session.next_engine() => made,
         };
         let (engine, params) = made?;
         let engine_made = began.elapsed();
-        let summary = engine.query_with_schema(KpiSummary::QUERY).await?;
+        let summary = engine.query_planned(KpiSummary::QUERY, None).await?;
         let kpi = KpiSummary::from_rows(&summary.1)?;
         let summarised = began.elapsed();
         let health = Health::of(session.feed.url.as_str(), &session.state)

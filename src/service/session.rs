@@ -96,6 +96,8 @@ pub struct Session {
     pub report: Option<CatchUpReport>,
     /// The plain reference views instead of the ledger.
     pub plain: bool,
+    /// The last engine of [`Session::next_engine`], for the next to share its catalog.
+    previous: Option<crate::engine::Seed>,
 }
 
 impl Session {
@@ -158,6 +160,7 @@ impl Session {
             state,
             report,
             plain: options.plain,
+            previous: None,
         })
     }
 
@@ -193,6 +196,39 @@ impl Session {
         self.engine_for(true, None).await
     }
 
+    /// [`Session::engine`] for a service, which makes one at every refresh: the views of the
+    /// last one (planned once) and its kept plans are used again, over the new rows, unless a
+    /// view was edited or a table grew a column since.
+    pub async fn next_engine(&mut self) -> Result<(Engine, KpiParams), SessionError> {
+        let params = self.kpi_params()?;
+        let fresh = self.new_engine()?;
+        if let Some(engine) = self.previous.take().and_then(|seed| fresh.following(seed)) {
+            match engine.refresh(&mut self.state, &params).await {
+                Ok(()) => {
+                    self.previous = Some(engine.seed());
+                    return Ok((engine, params));
+                }
+                Err(EngineError::Reshaped(why)) => {
+                    tracing::debug!(why, "the engine's views are made again");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        fresh.refresh(&mut self.state, &params).await?;
+        self.previous = Some(fresh.seed());
+        Ok((fresh, params))
+    }
+
+    /// An engine with the views of the queries folder as they are now, no rows yet.
+    fn new_engine(&self) -> Result<Engine, SessionError> {
+        let views = match self.plain {
+            true => ViewSet::Plain,
+            false => ViewSet::Incremental,
+        };
+        let folder = std::path::Path::new(&self.config.engine.queries);
+        Ok(Engine::new().with_queries(Some(folder), views)?)
+    }
+
     /// The same, with per-customer aging left out of the ledger (for commands that never
     /// read `aging`: a pass over the invoices saved).
     pub async fn engine_without_aging(&mut self) -> Result<(Engine, KpiParams), SessionError> {
@@ -213,12 +249,7 @@ impl Session {
         query: Option<&str>,
     ) -> Result<(Engine, KpiParams), SessionError> {
         let params = self.kpi_params()?;
-        let views = match self.plain {
-            true => ViewSet::Plain,
-            false => ViewSet::Incremental,
-        };
-        let folder = std::path::Path::new(&self.config.engine.queries);
-        let mut engine = Engine::new().with_queries(Some(folder), views)?;
+        let mut engine = self.new_engine()?;
         if !pin_aging {
             engine = engine.without_aging_pin();
         }
