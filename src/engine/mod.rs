@@ -207,8 +207,9 @@ impl Engine {
         false
     }
 
-    /// Register (or replace) every table of the state, the parameters, and the views on them
-    /// (views capture the tables they read, so they are made again after each registration).
+    /// Register the rows of every table of the state and the parameters, and make the views
+    /// on them (on a catalog shared with earlier engines, the views it has are kept: they
+    /// read each session's own rows).
     pub async fn refresh(
         &self,
         state: &mut State,
@@ -407,18 +408,7 @@ impl Engine {
                 optimized
             }
         };
-        let schema = Arc::new(plan.schema().as_arrow().clone());
-        let physical = (state.query_planner())
-            .create_physical_plan(&plan, &state)
-            .await?;
-        let planned = started.elapsed();
-        let batches = datafusion::physical_plan::collect(physical, state.task_ctx()).await?;
-        tracing::trace!(
-            planning_s = planned.as_secs_f64(),
-            execution_s = (started.elapsed() - planned).as_secs_f64(),
-            "query ran"
-        );
-        Ok((schema, batches))
+        run_optimized(&state, &plan, started).await
     }
 
     /// Run one SQL statement and return its schema too (for an empty result).
@@ -434,12 +424,25 @@ impl Engine {
 async fn collect_with_schema(
     df: datafusion::dataframe::DataFrame,
 ) -> Result<(arrow::datatypes::SchemaRef, Vec<arrow::array::RecordBatch>), EngineError> {
-    let schema = Arc::new(df.schema().as_arrow().clone());
     let started = std::time::Instant::now();
-    let task = Arc::new(df.task_ctx());
-    let plan = df.create_physical_plan().await?;
+    let (state, plan) = df.into_parts();
+    let optimized = state.optimize(&plan)?;
+    run_optimized(&state, &optimized, started).await
+}
+
+/// Plan an optimized logical plan for execution in `state` and collect its rows; the time
+/// since `started` spent planning and executing is traced.
+async fn run_optimized(
+    state: &datafusion::execution::SessionState,
+    plan: &datafusion::logical_expr::LogicalPlan,
+    started: std::time::Instant,
+) -> Result<(arrow::datatypes::SchemaRef, Vec<arrow::array::RecordBatch>), EngineError> {
+    let schema = Arc::new(plan.schema().as_arrow().clone());
+    let physical = (state.query_planner())
+        .create_physical_plan(plan, state)
+        .await?;
     let planned = started.elapsed();
-    let batches = datafusion::physical_plan::collect(plan, task).await?;
+    let batches = datafusion::physical_plan::collect(physical, state.task_ctx()).await?;
     tracing::trace!(
         planning_s = planned.as_secs_f64(),
         execution_s = (started.elapsed() - planned).as_secs_f64(),
