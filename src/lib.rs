@@ -3,7 +3,7 @@
 //! Data flows one way: ERP change feeds ([`feed`]) are validated and applied exactly once to
 //! current-state tables ([`state`], driven by [`ingest`]), which a DataFusion session
 //! ([`engine`]) serves to SQL. The synthetic ERP in [`generate`] writes realistic feeds for
-//! demos, tests and benchmarks.
+//! demos, tests and benchmarks; [`import`] turns other systems' exports into feeds.
 
 pub mod cli;
 pub mod config;
@@ -12,6 +12,7 @@ pub mod engine;
 pub mod feed;
 pub mod generate;
 pub mod hint;
+pub mod import;
 pub mod ingest;
 pub mod parquet_io;
 pub mod pipeline;

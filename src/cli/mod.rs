@@ -1,6 +1,7 @@
 //! The command line: one file per command; shared set-up (config, feed, state) lives here.
 
 mod generate;
+mod import;
 mod kpi;
 mod output;
 mod pipeline;
@@ -87,6 +88,8 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Write a synthetic ERP change feed (realistic payers, disputes, promises, FX)
     Generate(generate::GenerateArgs),
+    /// Write another system's export as a feed (IBM's late-payment histories)
+    Import(import::ImportArgs),
 }
 
 /// Parse the command line, run the command, and turn any error into one line on stderr.
@@ -113,6 +116,7 @@ pub fn main() -> ExitCode {
             Command::Status(args) => status::run(&cli.global, args).await,
             Command::Kpi(args) => kpi::run(&cli.global, args).await,
             Command::Generate(args) => generate::run(args).await,
+            Command::Import(args) => import::run(args).await,
         }
     });
     match result {
