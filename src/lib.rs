@@ -14,6 +14,7 @@ pub mod generate;
 pub mod hint;
 pub mod import;
 pub mod ingest;
+pub mod models;
 pub mod parquet_io;
 pub mod pipeline;
 pub mod service;
