@@ -47,6 +47,7 @@ const BUILTIN: &[(&str, &str)] = builtin!("":
     "dispute_stats",
     "promise_stats",
     "missing_fx_rates",
+    "invoice_outcomes",
 );
 
 /// The same building blocks of the KPI summary computed from the ledger (`ledger_*`

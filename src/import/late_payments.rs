@@ -54,6 +54,9 @@ pub struct Invoice {
     pub amount: i128,
     pub disputed: bool,
     pub settled_date: NaiveDate,
+    /// `DaysLate` as the export gives it (not imported: it follows from the dates; kept to
+    /// check what arstream computes).
+    pub days_late: i64,
 }
 
 /// What an import wrote.
@@ -142,6 +145,9 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Invoice>, ImportError> {
             amount,
             disputed,
             settled_date: date("SettledDate")?,
+            days_late: get("DaysLate")
+                .parse()
+                .map_err(|_| bad("DaysLate", format!("'{}' is not a number", get("DaysLate"))))?,
         };
         if invoice.settled_date < invoice.invoice_date {
             return Err(bad("SettledDate", "before the invoice date".into()));
