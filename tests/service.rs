@@ -67,6 +67,24 @@ async fn next_snapshot(snapshots: &mut Snapshots, after: u64, limit: Duration) -
     }
 }
 
+/// `<dir>/feed` with one invoice, I1 of 100.00.
+fn one_invoice_feed(dir: &std::path::Path) -> std::path::PathBuf {
+    let feed = dir.join("feed");
+    write(
+        &feed,
+        "invoices/a.parquet",
+        &invoices(&[("c", 1, "I1".into(), 10_000)]),
+    );
+    feed
+}
+
+/// `<dir>/queries`, the folder `options` names, made empty.
+fn queries_folder(dir: &std::path::Path) -> std::path::PathBuf {
+    let queries = dir.join("queries");
+    std::fs::create_dir_all(&queries).unwrap();
+    queries
+}
+
 /// Run `runner` as a service on a task of its own, until the token is cancelled.
 fn start(
     runner: &Arc<Runner>,
@@ -85,12 +103,7 @@ fn start(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_gets_the_snapshot_of_a_landed_file() {
     let dir = tempfile::tempdir().unwrap();
-    let feed = dir.path().join("feed");
-    write(
-        &feed,
-        "invoices/a.parquet",
-        &invoices(&[("c", 1, "I1".into(), 10_000)]),
-    );
+    let feed = one_invoice_feed(dir.path());
     // A poll a minute apart: the landing is seen through file-system notifications.
     let runner = Arc::new(Runner::new(options(dir.path(), Duration::from_secs(60))));
     let mut snapshots = runner.subscribe();
@@ -157,14 +170,8 @@ async fn value(snapshot: &Snapshot, sql: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edited_views_and_new_columns_are_seen_while_snapshots_keep_their_rows() {
     let dir = tempfile::tempdir().unwrap();
-    let feed = dir.path().join("feed");
-    write(
-        &feed,
-        "invoices/a.parquet",
-        &invoices(&[("c", 1, "I1".into(), 10_000)]),
-    );
-    let queries = dir.path().join("queries");
-    std::fs::create_dir_all(&queries).unwrap();
+    let feed = one_invoice_feed(dir.path());
+    let queries = queries_folder(dir.path());
     let view = |min: u32| {
         std::fs::write(
             queries.join("big_invoices.sql"),
@@ -232,14 +239,8 @@ async fn edited_views_and_new_columns_are_seen_while_snapshots_keep_their_rows()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_view_is_reported_once_and_the_service_stays_up() {
     let dir = tempfile::tempdir().unwrap();
-    let feed = dir.path().join("feed");
-    write(
-        &feed,
-        "invoices/a.parquet",
-        &invoices(&[("c", 1, "I1".into(), 10_000)]),
-    );
-    let queries = dir.path().join("queries");
-    std::fs::create_dir_all(&queries).unwrap();
+    let feed = one_invoice_feed(dir.path());
+    let queries = queries_folder(dir.path());
     let broken = queries.join("collector_productivity.sql");
     std::fs::write(
         &broken,

@@ -234,28 +234,28 @@ pub fn changes(invoices: &[Invoice], currency: &str) -> Vec<(Entity, String, Rec
             .text(Some(currency));
         if inv.disputed {
             // Opened when issued and resolved when settled: the export has only the flag.
-            months
-                .row(Entity::Disputes, inv.invoice_date, n, 1)
-                .text(Some(&format!("D-{}", inv.invoice_id)))
-                .text(Some(&inv.invoice_id))
-                .text(Some(&inv.customer_id))
-                .date(Some(days(inv.invoice_date)))
-                .decimal(inv.amount)
-                .text(Some(currency))
-                .text(Some("unknown"))
-                .text(Some("open"));
-            // The same dispute, resolved: the second change of its key.
-            months
-                .row(Entity::Disputes, inv.settled_date, n, 2)
-                .text(Some(&format!("D-{}", inv.invoice_id)))
-                .text(Some(&inv.invoice_id))
-                .text(Some(&inv.customer_id))
-                .date(Some(days(inv.invoice_date)))
-                .decimal(inv.amount)
-                .text(Some(currency))
-                .text(Some("unknown"))
-                .text(Some("resolved"))
-                .date(Some(days(inv.settled_date)));
+            // The resolution is the second change of the dispute's key.
+            for (seq, day, status, resolved) in [
+                (1, inv.invoice_date, "open", None),
+                (
+                    2,
+                    inv.settled_date,
+                    "resolved",
+                    Some(days(inv.settled_date)),
+                ),
+            ] {
+                months
+                    .row(Entity::Disputes, day, n, seq)
+                    .text(Some(&format!("D-{}", inv.invoice_id)))
+                    .text(Some(&inv.invoice_id))
+                    .text(Some(&inv.customer_id))
+                    .date(Some(days(inv.invoice_date)))
+                    .decimal(inv.amount)
+                    .text(Some(currency))
+                    .text(Some("unknown"))
+                    .text(Some(status))
+                    .date(resolved);
+            }
         }
     }
     (months.0.into_iter())
