@@ -28,6 +28,7 @@ pub struct Config {
     pub state: StateConfig,
     pub kpi: KpiConfig,
     pub engine: EngineConfig,
+    pub risk: RiskConfig,
 }
 
 /// `[kpi]`: the parameters of every KPI view (see `queries/README.md`).
@@ -60,6 +61,30 @@ impl Default for KpiConfig {
             rates_currency: None,
             grace_days: 3,
             bucket_edges: vec![30, 60, 90, 120],
+        }
+    }
+}
+
+/// `[risk]`: the late-payment risk model (see `docs/models.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RiskConfig {
+    /// An invoice is late when it is paid more than this many days after its due date, or not
+    /// at all. Default 30.
+    pub late_days: i32,
+    /// How far back the training snapshots reach, in days before the training date.
+    /// Default 365.
+    pub training_days: i32,
+    /// The backtest's cut-off, in days before its as-of date. Default 180.
+    pub backtest_days: i32,
+}
+
+impl Default for RiskConfig {
+    fn default() -> Self {
+        RiskConfig {
+            late_days: 30,
+            training_days: 365,
+            backtest_days: 180,
         }
     }
 }

@@ -3,6 +3,7 @@
 mod generate;
 mod import;
 mod kpi;
+mod model;
 mod output;
 mod pipeline;
 mod run;
@@ -90,6 +91,8 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Write another system's export as a feed (IBM's late-payment histories)
     Import(import::ImportArgs),
+    /// The late-payment risk model: its backtest beside the naive baseline
+    Model(model::ModelArgs),
 }
 
 /// Parse the command line, run the command, and turn any error into one line on stderr.
@@ -117,6 +120,7 @@ pub fn main() -> ExitCode {
             Command::Kpi(args) => kpi::run(&cli.global, args).await,
             Command::Generate(args) => generate::run(args).await,
             Command::Import(args) => import::run(args).await,
+            Command::Model(args) => model::run(&cli.global, args).await,
         }
     });
     match result {

@@ -7,6 +7,7 @@ use rustyline::error::ReadlineError;
 use super::GlobalArgs;
 use super::output::{self, Format};
 use crate::engine::Engine;
+use crate::service::risk::RiskTables;
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -22,12 +23,18 @@ pub struct SqlArgs {
 
 pub async fn run(global: &GlobalArgs, args: SqlArgs) -> anyhow::Result<ExitCode> {
     let mut session = super::open_session(global).await?;
-    let (engine, _) = match &args.query {
+    let (engine, params) = match &args.query {
         Some(query) => session.engine_for_query(query).await?,
         None => session.engine().await?,
     };
+    let mut risk = Risk {
+        as_of: params.as_of,
+        options: session.risk_options(),
+        made: false,
+    };
     match args.query {
         Some(query) => {
+            risk.make_if_read(&engine, &query).await;
             let (schema, batches) = match engine.query_read_only(&query).await {
                 Ok(result) => result,
                 Err(e) => anyhow::bail!(explain(&engine, e)),
@@ -35,14 +42,37 @@ pub async fn run(global: &GlobalArgs, args: SqlArgs) -> anyhow::Result<ExitCode>
             output::print(args.format, &schema, &batches)?;
             Ok(ExitCode::SUCCESS)
         }
-        None => shell(&engine, args.format).await,
+        None => shell(&engine, args.format, risk).await,
+    }
+}
+
+/// The risk model's tables (`invoice_scores`, `assignments`), made once, when a statement
+/// first reads them (through `worklist`, `invoice_risk`, …).
+struct Risk {
+    as_of: chrono::NaiveDate,
+    options: crate::models::risk::RiskOptions,
+    made: bool,
+}
+
+impl Risk {
+    async fn make_if_read(&mut self, engine: &Engine, sql: &str) {
+        if self.made || !engine.reads_derived(sql) {
+            return;
+        }
+        self.made = true;
+        let made = RiskTables::make(engine, self.as_of, self.options).await;
+        if let Err(e) = made {
+            eprintln!(
+                "warning: the risk scores could not be made, so invoice_scores and assignments are empty: {e}"
+            );
+        }
     }
 }
 
 const HELP: &str =
     "End a statement with ';'. Commands: \\d lists tables, \\d NAME describes one, \\q quits.";
 
-async fn shell(engine: &Engine, format: Format) -> anyhow::Result<ExitCode> {
+async fn shell(engine: &Engine, format: Format, mut risk: Risk) -> anyhow::Result<ExitCode> {
     let mut editor = rustyline::DefaultEditor::new()?;
     let history =
         std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".arstream_history"));
@@ -78,14 +108,18 @@ async fn shell(engine: &Engine, format: Format) -> anyhow::Result<ExitCode> {
                 if trimmed.ends_with(';') {
                     let statement = std::mem::take(&mut buffer);
                     let _ = editor.add_history_entry(statement.trim());
-                    execute(engine, statement.trim().trim_end_matches(';'), format, None).await;
+                    let sql = statement.trim().trim_end_matches(';');
+                    risk.make_if_read(engine, sql).await;
+                    execute(engine, sql, format, None).await;
                 }
             }
             Err(ReadlineError::Interrupted) => buffer.clear(),
             Err(ReadlineError::Eof) => {
                 // Input piped in may end without a last ';': run what is there.
                 let statement = std::mem::take(&mut buffer);
-                execute(engine, statement.trim().trim_end_matches(';'), format, None).await;
+                let sql = statement.trim().trim_end_matches(';');
+                risk.make_if_read(engine, sql).await;
+                execute(engine, sql, format, None).await;
                 break;
             }
             Err(e) => return Err(e.into()),

@@ -1,6 +1,7 @@
 //! The DataFusion session analysts query: one table per entity with its current state,
 //! `<entity>_changes` with every change row as it landed, and the views of `queries/`.
 
+pub mod derived;
 pub mod params;
 pub mod tables;
 pub mod views;
@@ -185,13 +186,26 @@ impl Engine {
     /// one-off `SELECT count(*) FROM invoices` need not wait for the ledger to be built).
     /// A statement that does not parse counts as reading it: its error comes later.
     pub fn reads_ledger(&self, sql: &str) -> bool {
+        self.reads_any(sql, |name| name.starts_with("ledger_"), true)
+    }
+
+    /// Whether `sql` reads a derived table (risk scores, assignments: see [`derived`]),
+    /// itself or through the views it reads (a statement that does not parse does not: its
+    /// error comes without computing them).
+    pub fn reads_derived(&self, sql: &str) -> bool {
+        self.reads_any(sql, |name| derived::NAMES.contains(&name), false)
+    }
+
+    /// Whether `sql` reads a table that is `wanted`, itself or through views; `unparsed` is
+    /// the answer for SQL that does not parse.
+    fn reads_any(&self, sql: &str, wanted: impl Fn(&str) -> bool, unparsed: bool) -> bool {
         let tables_of = |sql: &str| self.tables_read(sql);
         let Some(mut pending) = tables_of(sql) else {
-            return true;
+            return unparsed;
         };
         let mut seen = std::collections::HashSet::new();
         while let Some(name) = pending.pop() {
-            if name.starts_with("ledger_") {
+            if wanted(&name) {
                 return true;
             }
             if !seen.insert(name.clone()) {
@@ -200,7 +214,7 @@ impl Engine {
             if let Some(view) = self.views.iter().find(|v| v.name == name) {
                 match tables_of(&view.sql) {
                     Some(tables) => pending.extend(tables),
-                    None => return true,
+                    None => return unparsed,
                 }
             }
         }
@@ -228,6 +242,11 @@ impl Engine {
             let ledger = state.ledger(params.grace_days, pin);
             tables::register_ledger(&self.ctx, &self.catalog, ledger)?;
             *self.pinned() = ledger.aging_as_of().map(crate::dates::date);
+        }
+        for name in derived::NAMES {
+            let schema = derived::schema(name).expect("a derived table has a schema");
+            let empty = datafusion::datasource::MemTable::try_new(schema, vec![vec![]])?;
+            self.catalog.put(&self.ctx, name, Arc::new(empty))?;
         }
         let ledger = started.elapsed();
         self.set_params(params).await?;
@@ -264,6 +283,21 @@ impl Engine {
         }
         views::create_all(&self.ctx, views).await?;
         self.catalog.set_views(views);
+        Ok(())
+    }
+
+    /// Serve `batch` as derived table `name` (see [`derived`]): the views over it read it
+    /// from now on, in this engine only.
+    pub fn put_derived(
+        &self,
+        name: &str,
+        batch: arrow::array::RecordBatch,
+    ) -> Result<(), EngineError> {
+        let expected = derived::schema(name)
+            .ok_or_else(|| EngineError::Queries(format!("'{name}' is not a derived table")))?;
+        let batch = batch.with_schema(expected)?;
+        let table = datafusion::datasource::MemTable::try_new(batch.schema(), vec![vec![batch]])?;
+        self.catalog.put(&self.ctx, name, Arc::new(table))?;
         Ok(())
     }
 

@@ -38,6 +38,7 @@ const BUILTIN: &[(&str, &str)] = builtin!("":
     "aging",
     "aging_totals",
     "monthly_sales",
+    "promise_results",
     "promise_outcomes",
     "promise_counts",
     "kpi_balances",
@@ -48,6 +49,12 @@ const BUILTIN: &[(&str, &str)] = builtin!("":
     "promise_stats",
     "missing_fx_rates",
     "invoice_outcomes",
+    "risk_segments",
+    "invoice_risk",
+    "customer_risk",
+    "next_actions",
+    "worklist_queue",
+    "worklist",
 );
 
 /// The same building blocks of the KPI summary computed from the ledger (`ledger_*`

@@ -1,5 +1,10 @@
-//! Models judged by backtests: what a score is measured with, beside the naive baseline it
-//! must beat. (The risk model and the cash forecast come next: issues 15 and 16.)
+//! Models judged by backtests: the late-payment risk model, what its scores are measured
+//! with, and the naive baseline they must beat (`docs/models.md`).
 
 pub mod baseline;
+pub mod features;
+pub mod history;
+pub mod logistic;
 pub mod metrics;
+pub mod reasons;
+pub mod risk;

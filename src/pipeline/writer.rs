@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::outputs::{OutputError, write_steps};
 use super::spec::Step;
-use crate::service::{Snapshot, Snapshots};
+use crate::service::{Snapshot, Snapshots, background};
 use crate::store::Location;
 
 /// What a lane did with a snapshot.
@@ -93,42 +93,10 @@ impl OutputWriter {
     }
 }
 
-/// Run a lane of a big extract on a thread of its own, at the lowest CPU priority, with a
-/// runtime of its own (the extract's query runs on that one thread): while it takes seconds,
-/// the refresh path and the outputs written at every refresh keep both cores.
+/// Run a lane of a big extract in the background (see [`background`]): its query runs on
+/// that one thread.
 fn in_background(lane: Lane, snapshots: Snapshots, cancel: CancellationToken) -> JoinHandle<()> {
-    let (done, finished) = tokio::sync::oneshot::channel::<()>();
-    let spawned = std::thread::Builder::new()
-        .name("arstream-extract".into())
-        .spawn(move || {
-            lower_this_threads_priority();
-            match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime.block_on(lane.run(snapshots, cancel)),
-                Err(e) => tracing::error!("cannot start the background extract's runtime: {e}"),
-            }
-            let _ = done.send(());
-        });
-    if let Err(e) = spawned {
-        tracing::error!("cannot start the background extract's thread: {e}");
-    }
-    tokio::spawn(async move {
-        let _ = finished.await;
-    })
-}
-
-/// The calling thread (only) at nice 19, so that it runs when nothing else wants the CPU.
-fn lower_this_threads_priority() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: plain system calls on the calling thread's own id.
-    unsafe {
-        let tid = libc::gettid() as libc::id_t;
-        if libc::setpriority(libc::PRIO_PROCESS, tid, 19) != 0 {
-            tracing::debug!("cannot lower the background extract's priority");
-        }
-    }
+    background::spawn("extract", move || lane.run(snapshots, cancel))
 }
 
 struct Lane {

@@ -12,8 +12,10 @@
 //! something changes (new feed files, an edited view), so the service stays up without
 //! hammering it.
 
+pub mod background;
 pub mod health;
 pub mod kpi;
+pub mod risk;
 pub mod schedule;
 pub mod session;
 pub mod trigger;
@@ -28,9 +30,11 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::Engine;
 use crate::engine::params::KpiParams;
 use crate::ingest::{CatchUpReport, IngestError, catch_up_until, open_and_catch_up};
+use crate::models::risk::RiskOptions;
 use crate::state::StateError;
 use health::Health;
 use kpi::KpiSummary;
+use risk::RiskTables;
 use schedule::Schedule;
 use session::{Session, SessionError, SessionOptions};
 use trigger::Trigger;
@@ -61,7 +65,16 @@ pub struct Snapshot {
     pub engine: Arc<Engine>,
     /// When the refresh began (its catch-up): a consumer's latency is measured from here.
     pub began: Instant,
+    /// The risk model's tables of this snapshot, made once on first ask (see
+    /// [`Snapshot::risk_tables`]).
+    risk: tokio::sync::OnceCell<Result<Arc<RiskTables>, String>>,
+    risk_options: RiskOptions,
+    /// The runner's latest risk tables, which later snapshots serve until they have theirs.
+    latest_risk: LatestRisk,
 }
+
+/// The risk tables made last, by whichever snapshot.
+type LatestRisk = Arc<std::sync::Mutex<Option<Arc<RiskTables>>>>;
 
 /// A query's schema and rows.
 pub type QueryResult = (arrow::datatypes::SchemaRef, Vec<arrow::array::RecordBatch>);
@@ -74,10 +87,28 @@ impl Snapshot {
         sql: &str,
         threads: Option<usize>,
     ) -> Result<QueryResult, crate::engine::EngineError> {
-        match self.results.get(sql) {
-            Some(result) => Ok(result.clone()),
-            None => self.engine.query_planned(sql, threads).await,
+        if let Some(result) = self.results.get(sql) {
+            return Ok(result.clone());
         }
+        if self.engine.reads_derived(sql)
+            && let Err(e) = self.risk_tables().await
+        {
+            tracing::warn!("the risk scores of this refresh could not be made: {e}");
+        }
+        self.engine.query_planned(sql, threads).await
+    }
+
+    /// The risk model's scores and the collector assignments over this snapshot's rows (see
+    /// [`risk`]), made on the first ask and served by its engine from then on. Until then
+    /// its engine serves those of an earlier snapshot, if any.
+    pub async fn risk_tables(&self) -> Result<Arc<RiskTables>, String> {
+        let made = self.risk.get_or_init(|| async {
+            let made = RiskTables::make(&self.engine, self.params.as_of, self.risk_options).await;
+            let made = made.map(Arc::new).map_err(|e| e.to_string())?;
+            *self.latest_risk.lock().unwrap_or_else(|e| e.into_inner()) = Some(made.clone());
+            Ok(made)
+        });
+        made.await.clone()
     }
 }
 
@@ -129,6 +160,7 @@ pub struct Runner {
     options: RunnerOptions,
     snapshots: watch::Sender<Option<Arc<Snapshot>>>,
     notices: broadcast::Sender<Notice>,
+    latest_risk: LatestRisk,
 }
 
 impl Runner {
@@ -137,6 +169,7 @@ impl Runner {
             options,
             snapshots: watch::Sender::new(None),
             notices: broadcast::Sender::new(64),
+            latest_risk: LatestRisk::default(),
         }
     }
 
@@ -203,6 +236,7 @@ impl Runner {
         }
         let opts = session.ingest_options();
         let mut queries = QueriesFolder::new(&session.config.engine.queries);
+        let _scorer = risk::score_in_background(self.subscribe(), cancel.clone());
         loop {
             tokio::select! {
                 biased;
@@ -290,6 +324,14 @@ impl Runner {
             health_s = (began.elapsed() - summarised).as_secs_f64(),
             "refresh spans"
         );
+        let latest_risk = self
+            .latest_risk
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(tables) = latest_risk {
+            tables.put_into(&engine)?;
+        }
         let sequence = self.snapshots.borrow().as_ref().map_or(0, |s| s.sequence) + 1;
         let snapshot = Snapshot {
             sequence,
@@ -304,6 +346,9 @@ impl Runner {
             results: [(KpiSummary::QUERY.to_string(), summary)].into(),
             engine: Arc::new(engine),
             began,
+            risk: tokio::sync::OnceCell::new(),
+            risk_options: session.risk_options(),
+            latest_risk: self.latest_risk.clone(),
         };
         self.snapshots.send_replace(Some(Arc::new(snapshot)));
         Ok(())

@@ -191,6 +191,14 @@ impl Session {
         })
     }
 
+    /// What the risk model is asked, from `[risk]`.
+    pub fn risk_options(&self) -> crate::models::risk::RiskOptions {
+        crate::models::risk::RiskOptions {
+            late_days: self.config.risk.late_days,
+            training_days: self.config.risk.training_days,
+        }
+    }
+
     /// A query engine over the state, with the views made for the current parameters.
     pub async fn engine(&mut self) -> Result<(Engine, KpiParams), SessionError> {
         self.engine_for(true, None).await

@@ -1,0 +1,48 @@
+-- The next action on each customer with something open: the first rule that holds.
+--   hold for dispute     half or more of what is open is in dispute
+--   follow up a promise  a promise to pay falls due within 7 days either side of the as-of
+--                        date, or one was broken in the last 14 days
+--   escalate             an invoice over 60 days past due, or two promises broken in 90 days
+--   call                 the customer is high or critical risk, or over 30 days past due
+--   reminder             anything else
+CREATE OR REPLACE VIEW next_actions AS
+WITH open AS (
+    SELECT customer_id,
+           sum(CAST(open_amount_rc AS DOUBLE)) AS open_rc,
+           sum(CASE WHEN in_dispute THEN CAST(open_amount_rc AS DOUBLE) ELSE 0 END) AS disputed_rc,
+           max(days_past_due) AS max_days_past_due
+    FROM open_items
+    WHERE open_amount > 0
+    GROUP BY customer_id
+),
+promised AS (
+    SELECT pr.customer_id, count(*) AS falling_due
+    FROM params p
+    CROSS JOIN promises pr
+    WHERE pr.created_date <= p.as_of
+      AND pr.promised_date BETWEEN p.as_of - 7 AND p.as_of + 7
+    GROUP BY pr.customer_id
+),
+broken AS (
+    SELECT r.customer_id,
+           sum(CASE WHEN r.deadline > p.as_of - 14 THEN 1 ELSE 0 END) AS lately,
+           count(*) AS in_90_days
+    FROM params p
+    CROSS JOIN promise_results r
+    WHERE NOT r.kept
+      AND r.deadline > p.as_of - 90
+    GROUP BY r.customer_id
+)
+SELECT o.customer_id,
+       CASE
+           WHEN o.disputed_rc >= 0.5 * o.open_rc THEN 'hold for dispute'
+           WHEN coalesce(pm.falling_due, 0) > 0 OR coalesce(b.lately, 0) > 0
+               THEN 'follow up a promise'
+           WHEN o.max_days_past_due > 60 OR coalesce(b.in_90_days, 0) >= 2 THEN 'escalate'
+           WHEN r.segment IN ('high', 'critical') OR o.max_days_past_due > 30 THEN 'call'
+           ELSE 'reminder'
+       END AS next_action
+FROM open o
+LEFT JOIN customer_risk r ON r.customer_id = o.customer_id
+LEFT JOIN promised pm ON pm.customer_id = o.customer_id
+LEFT JOIN broken b ON b.customer_id = o.customer_id;

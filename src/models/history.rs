@@ -1,0 +1,352 @@
+//! What the risk model knows of the receivables: every invoice with the day it was paid,
+//! disputes with the days they opened and closed, promises with their deadlines and whether
+//! they were kept, and each customer's credit limits as they were recorded.
+//!
+//! Everything here is dated, so the features of any day are computed from the facts dated up
+//! to it (see [`super::features`]): that is how the model never learns from the future. The
+//! facts come from the views (`invoice_outcomes`, `promise_results`) and tables of an engine
+//! whose as-of date is the latest day anything may be known.
+
+use std::collections::HashMap;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Date32Type, Float64Type};
+
+use crate::engine::{Engine, EngineError};
+
+/// Days since 1970-01-01 (Arrow's Date32).
+pub type Day = i32;
+
+/// One invoice, as the engine's as-of date knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invoice {
+    pub invoice_id: String,
+    /// Index into [`History::customers`].
+    pub customer: u32,
+    pub invoice_date: Day,
+    pub due_date: Day,
+    /// In the invoice's currency.
+    pub amount: f64,
+    /// The first day its settlements covered it; `None` while unpaid.
+    pub paid_date: Option<Day>,
+    /// The day it was voided or deleted (recorded: `_ts`), if it was by the as-of date.
+    pub gone_on: Option<Day>,
+    /// For an invoice whose amount was corrected: each amount from the day it was recorded,
+    /// oldest first (`amount` is the latest).
+    pub corrections: Vec<(Day, f64)>,
+}
+
+impl Invoice {
+    /// Whether it existed on day `s`: issued by then, and not yet voided or deleted.
+    pub fn exists_on(&self, s: Day) -> bool {
+        self.invoice_date <= s && self.gone_on.is_none_or(|g| g > s)
+    }
+
+    /// Its amount as recorded by day `s` (the first recorded, for a day before that).
+    pub fn amount_on(&self, s: Day) -> f64 {
+        match self
+            .corrections
+            .iter()
+            .take_while(|(from, _)| *from <= s)
+            .last()
+        {
+            Some(&(_, amount)) => amount,
+            None => self.corrections.first().map_or(self.amount, |&(_, a)| a),
+        }
+    }
+
+    /// Whether it was open on day `s`: existed, and not yet paid.
+    pub fn open_on(&self, s: Day) -> bool {
+        self.exists_on(s) && self.paid_date.is_none_or(|p| p > s)
+    }
+}
+
+/// A dispute on an invoice.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Dispute {
+    pub invoice: Option<u32>,
+    pub opened: Day,
+    /// `None` while open.
+    pub closed: Option<Day>,
+}
+
+/// A promise to pay whose outcome is known: kept or broken, as of its deadline.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Promise {
+    pub deadline: Day,
+    pub kept: bool,
+}
+
+/// A customer's credit limit from the day it was recorded.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CreditLimit {
+    pub from: Day,
+    pub limit: f64,
+}
+
+/// Everything known, grouped by customer.
+#[derive(Debug, Default)]
+pub struct History {
+    /// Customer ids; the index is the customer's number everywhere else.
+    pub customers: Vec<String>,
+    /// Ordered by customer, then invoice date, then id.
+    pub invoices: Vec<Invoice>,
+    /// `invoices[by_customer[c].clone()]` are customer `c`'s.
+    pub by_customer: Vec<std::ops::Range<usize>>,
+    pub disputes: Vec<Vec<Dispute>>,
+    pub promises: Vec<Vec<Promise>>,
+    /// Oldest first.
+    pub credit_limits: Vec<Vec<CreditLimit>>,
+}
+
+const INVOICES: &str = "SELECT invoice_id, customer_id, invoice_date, due_date, \
+     CAST(amount AS DOUBLE) AS amount, paid_date FROM invoice_outcomes";
+/// The invoices voided or deleted by the as-of date, with the day that was recorded and their
+/// last version before (a delete carries only the key): they were open until then, and
+/// count in their customer's record of the days before.
+const GONE: &str = "WITH gone AS ( \
+         SELECT invoice_id, min(CAST(_ts AS DATE)) AS gone_on \
+         FROM invoices_changes CROSS JOIN params p \
+         WHERE (_op = 'd' OR status = 'void') AND CAST(_ts AS DATE) <= p.as_of \
+         GROUP BY invoice_id), \
+     versions AS ( \
+         SELECT c.invoice_id, c.customer_id, c.invoice_date, c.due_date, \
+                CAST(c.amount AS DOUBLE) AS amount, \
+                row_number() OVER (PARTITION BY c.invoice_id ORDER BY c._ts DESC, c._seq DESC) AS n \
+         FROM invoices_changes c JOIN gone g ON g.invoice_id = c.invoice_id \
+         WHERE c._op <> 'd' AND (c.status IS NULL OR c.status <> 'void')) \
+     SELECT v.invoice_id, v.customer_id, v.invoice_date, v.due_date, v.amount, \
+            CAST(NULL AS DATE) AS paid_date, g.gone_on \
+     FROM versions v JOIN gone g ON g.invoice_id = v.invoice_id WHERE v.n = 1";
+/// Every amount of the invoices whose amount was changed, with the day it was recorded.
+const CORRECTIONS: &str = "WITH changed AS ( \
+         SELECT invoice_id FROM invoices_changes WHERE _op = 'u' GROUP BY invoice_id) \
+     SELECT c.invoice_id, CAST(c._ts AS DATE) AS recorded_on, CAST(c.amount AS DOUBLE) AS amount \
+     FROM invoices_changes c JOIN changed USING (invoice_id) CROSS JOIN params p \
+     WHERE c._op <> 'd' AND c.amount IS NOT NULL AND CAST(c._ts AS DATE) <= p.as_of \
+     ORDER BY c.invoice_id, c._ts, c._seq";
+const DISPUTES: &str = "SELECT customer_id, invoice_id, opened_date, \
+     CASE WHEN status = 'open' THEN NULL ELSE resolved_date END AS closed_date \
+     FROM disputes CROSS JOIN params p WHERE opened_date <= p.as_of";
+const PROMISES: &str = "SELECT customer_id, deadline, kept FROM promise_results";
+/// Credit limits as recorded (`_ts`: when the change was made), the current one for a
+/// customer whose changes are not in the feed's log.
+const CREDIT_LIMITS: &str = "SELECT customer_id, CAST(_ts AS DATE) AS from_date, \
+     CAST(credit_limit AS DOUBLE) AS credit_limit FROM customers_changes \
+     CROSS JOIN params p WHERE CAST(_ts AS DATE) <= p.as_of AND credit_limit IS NOT NULL \
+     UNION ALL SELECT c.customer_id, CAST(NULL AS DATE), CAST(c.credit_limit AS DOUBLE) \
+     FROM customers c WHERE c.credit_limit IS NOT NULL";
+
+impl History {
+    /// Read what `engine` knows at its as-of date.
+    pub async fn read(engine: &Engine) -> Result<History, EngineError> {
+        let mut history = History::default();
+        let mut ids: HashMap<String, u32> = HashMap::new();
+        let (mut invoices, mut customers_of) = (Vec::new(), Vec::new());
+        let mut batches = engine.query(INVOICES).await?;
+        batches.extend(engine.query(GONE).await?);
+        for batch in batches {
+            let id = strings(&batch, 0)?;
+            let customer = strings(&batch, 1)?;
+            let (issued, due) = (dates(&batch, 2)?, dates(&batch, 3)?);
+            let (amount, paid) = (floats(&batch, 4)?, dates(&batch, 5)?);
+            let gone = (batch.num_columns() > 6)
+                .then(|| dates(&batch, 6))
+                .transpose()?;
+            for row in 0..batch.num_rows() {
+                let (Some(invoice_id), Some(c)) = (id.value(row), customer.value(row)) else {
+                    continue;
+                };
+                if issued.is_null(row) || due.is_null(row) {
+                    continue;
+                }
+                customers_of.push(c.to_string());
+                invoices.push(Invoice {
+                    invoice_id: invoice_id.to_string(),
+                    customer: 0,
+                    invoice_date: issued.value(row),
+                    due_date: due.value(row),
+                    amount: if amount.is_null(row) {
+                        0.0
+                    } else {
+                        amount.value(row)
+                    },
+                    paid_date: paid.is_valid(row).then(|| paid.value(row)),
+                    gone_on: gone
+                        .as_ref()
+                        .and_then(|g| g.is_valid(row).then(|| g.value(row))),
+                    corrections: Vec::new(),
+                });
+            }
+        }
+        // Customers are numbered in the order of their ids, so that the same facts give the
+        // same training rows in the same order (and the same model, to the last bit) however
+        // the engine ordered its results.
+        let mut sorted = customers_of.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        for c in &sorted {
+            history.number(&mut ids, c);
+        }
+        for (inv, c) in invoices.iter_mut().zip(&customers_of) {
+            inv.customer = ids[c.as_str()];
+        }
+        drop((sorted, customers_of));
+        invoices.sort_by(|a, b| {
+            (a.customer, a.invoice_date, &a.invoice_id).cmp(&(
+                b.customer,
+                b.invoice_date,
+                &b.invoice_id,
+            ))
+        });
+        let by_invoice: HashMap<String, u32> = (invoices.iter().enumerate())
+            .map(|(i, inv)| (inv.invoice_id.clone(), i as u32))
+            .collect();
+        for batch in engine.query(CORRECTIONS).await? {
+            let (id, on, amount) = (strings(&batch, 0)?, dates(&batch, 1)?, floats(&batch, 2)?);
+            for row in 0..batch.num_rows() {
+                let Some(&i) = id.value(row).and_then(|id| by_invoice.get(id)) else {
+                    continue;
+                };
+                if on.is_valid(row) && amount.is_valid(row) {
+                    let versions = &mut invoices[i as usize].corrections;
+                    if versions.last().is_none_or(|&(_, a)| a != amount.value(row)) {
+                        versions.push((on.value(row), amount.value(row)));
+                    }
+                }
+            }
+        }
+        let mut disputes = Vec::new();
+        for batch in engine.query(DISPUTES).await? {
+            let (customer, invoice) = (strings(&batch, 0)?, strings(&batch, 1)?);
+            let (opened, closed) = (dates(&batch, 2)?, dates(&batch, 3)?);
+            for row in 0..batch.num_rows() {
+                let Some(c) = customer.value(row) else {
+                    continue;
+                };
+                if opened.is_null(row) {
+                    continue;
+                }
+                let dispute = Dispute {
+                    invoice: (invoice.value(row)).and_then(|i| by_invoice.get(i).copied()),
+                    opened: opened.value(row),
+                    closed: closed.is_valid(row).then(|| closed.value(row)),
+                };
+                disputes.push((history.number(&mut ids, c), dispute));
+            }
+        }
+        drop(by_invoice);
+        let mut promises = Vec::new();
+        for batch in engine.query(PROMISES).await? {
+            let (customer, deadline) = (strings(&batch, 0)?, dates(&batch, 1)?);
+            let kept = batch.column(2).as_boolean();
+            for row in 0..batch.num_rows() {
+                if let (Some(c), true) = (customer.value(row), deadline.is_valid(row)) {
+                    let promise = Promise {
+                        deadline: deadline.value(row),
+                        kept: kept.is_valid(row) && kept.value(row),
+                    };
+                    promises.push((history.number(&mut ids, c), promise));
+                }
+            }
+        }
+        let mut limits = Vec::new();
+        for batch in engine.query(CREDIT_LIMITS).await? {
+            let (customer, from) = (strings(&batch, 0)?, dates(&batch, 1)?);
+            let limit = floats(&batch, 2)?;
+            for row in 0..batch.num_rows() {
+                if let (Some(c), true) = (customer.value(row), limit.is_valid(row)) {
+                    // The current limit of a customer with no change in the log counts from
+                    // the start.
+                    let from = if from.is_valid(row) {
+                        from.value(row)
+                    } else {
+                        Day::MIN
+                    };
+                    let limit = CreditLimit {
+                        from,
+                        limit: limit.value(row),
+                    };
+                    limits.push((history.number(&mut ids, c), limit));
+                }
+            }
+        }
+        let n = history.customers.len();
+        history.by_customer = vec![0..0; n];
+        let mut start = 0;
+        while start < invoices.len() {
+            let c = invoices[start].customer;
+            let end = start + invoices[start..].partition_point(|i| i.customer == c);
+            history.by_customer[c as usize] = start..end;
+            start = end;
+        }
+        history.invoices = invoices;
+        history.disputes = group(n, disputes);
+        history.promises = group(n, promises);
+        history.credit_limits = group(n, limits);
+        for limits in &mut history.credit_limits {
+            limits.sort_by_key(|l| l.from);
+            // A customer with a change in the log has its current limit twice: keep the
+            // dated ones.
+            if limits.len() > 1 && limits[0].from == Day::MIN {
+                limits.remove(0);
+            }
+        }
+        Ok(history)
+    }
+
+    fn number(&mut self, ids: &mut HashMap<String, u32>, customer: &str) -> u32 {
+        if let Some(&n) = ids.get(customer) {
+            return n;
+        }
+        let n = self.customers.len() as u32;
+        self.customers.push(customer.to_string());
+        ids.insert(customer.to_string(), n);
+        n
+    }
+
+    /// Customer `c`'s invoices.
+    pub fn invoices_of(&self, c: usize) -> &[Invoice] {
+        &self.invoices[self.by_customer[c].clone()]
+    }
+
+    /// The first day anything happened (an invoice was issued).
+    pub fn first_day(&self) -> Option<Day> {
+        self.invoices.iter().map(|i| i.invoice_date).min()
+    }
+}
+
+fn group<T>(n: usize, items: Vec<(u32, T)>) -> Vec<Vec<T>> {
+    let mut out: Vec<Vec<T>> = (0..n).map(|_| Vec::new()).collect();
+    for (c, item) in items {
+        out[c as usize].push(item);
+    }
+    out
+}
+
+/// A column as text, whatever string type the engine gave it.
+struct Strings(arrow::array::ArrayRef);
+
+impl Strings {
+    fn value(&self, row: usize) -> Option<&str> {
+        let a = self.0.as_string::<i32>();
+        a.is_valid(row).then(|| a.value(row))
+    }
+}
+
+fn strings(batch: &RecordBatch, i: usize) -> Result<Strings, EngineError> {
+    Ok(Strings(cast(batch.column(i), &DataType::Utf8)?))
+}
+
+fn dates(batch: &RecordBatch, i: usize) -> Result<arrow::array::Date32Array, EngineError> {
+    Ok(cast(batch.column(i), &DataType::Date32)?
+        .as_primitive::<Date32Type>()
+        .clone())
+}
+
+fn floats(batch: &RecordBatch, i: usize) -> Result<arrow::array::Float64Array, EngineError> {
+    Ok(cast(batch.column(i), &DataType::Float64)?
+        .as_primitive::<Float64Type>()
+        .clone())
+}

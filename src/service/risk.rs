@@ -1,0 +1,191 @@
+//! The risk consumer: from an engine's rows, the risk model's `invoice_scores` and the
+//! collector `assignments` of the worklist, handed back to the engine as derived tables
+//! (`engine::derived`), so that `invoice_risk`, `customer_risk` and `worklist` answer.
+//!
+//! The model is trained at the engine's as-of date on what was known then (see
+//! `models::risk`), and the invoices open that day are scored. The assignment runs on the
+//! worklist the scores make (`queries/worklist_queue.sql`), since who works a customer
+//! depends on where it ranks.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
+use arrow::compute::cast;
+use arrow::datatypes::DataType;
+
+use crate::assignment::{self, Account, Collector};
+use crate::dates::days;
+use crate::engine::derived::{self, ASSIGNMENTS, INVOICE_SCORES};
+use crate::engine::{Engine, EngineError};
+use crate::models::history::History;
+use crate::models::logistic::ModelError;
+use crate::models::risk::{self, RiskOptions};
+
+/// Why the risk tables could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum RiskError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("the risk model: {0}")]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Arrow(#[from] arrow::error::ArrowError),
+}
+
+/// The derived tables of one engine, and what making them took.
+#[derive(Debug, Clone)]
+pub struct RiskTables {
+    pub scores: RecordBatch,
+    pub assignments: RecordBatch,
+    pub as_of: chrono::NaiveDate,
+    pub trained_rows: usize,
+    pub took: Duration,
+}
+
+impl RiskTables {
+    /// Make them from `engine` (as of its as-of date `as_of`) and serve them in it.
+    pub async fn make(
+        engine: &Engine,
+        as_of: chrono::NaiveDate,
+        options: RiskOptions,
+    ) -> Result<RiskTables, RiskError> {
+        let started = Instant::now();
+        let history = History::read(engine).await?;
+        let read = started.elapsed();
+        let day = days(as_of);
+        let trained = risk::train(&history, day, options)?;
+        let scores = risk::score_open(&trained, &history, day, options.late_days);
+        let scores = risk::scores_batch(&history, &scores, day, options.late_days)?;
+        let modelled = started.elapsed();
+        engine.put_derived(INVOICE_SCORES, scores.clone())?;
+        let assignments = assign_worklist(engine).await?;
+        engine.put_derived(ASSIGNMENTS, assignments.clone())?;
+        tracing::debug!(
+            read_s = read.as_secs_f64(),
+            model_s = (modelled - read).as_secs_f64(),
+            assign_s = (started.elapsed() - modelled).as_secs_f64(),
+            invoices = scores.num_rows(),
+            training_rows = trained.rows,
+            "risk tables made"
+        );
+        Ok(RiskTables {
+            scores,
+            assignments,
+            as_of,
+            trained_rows: trained.rows,
+            took: started.elapsed(),
+        })
+    }
+
+    /// Serve these tables in another engine (a later snapshot's, until it has its own).
+    pub fn put_into(&self, engine: &Engine) -> Result<(), EngineError> {
+        engine.put_derived(INVOICE_SCORES, self.scores.clone())?;
+        engine.put_derived(ASSIGNMENTS, self.assignments.clone())
+    }
+}
+
+const QUEUE: &str = "SELECT customer_id, language, owner, CAST(expected_at_risk AS DOUBLE) \
+     FROM worklist_queue ORDER BY rank";
+const COLLECTORS: &str = "SELECT collector_id, languages, capacity FROM collectors";
+
+/// The `assignments` of the worklist as `engine` ranks it now (see [`crate::assignment`]).
+pub async fn assign_worklist(engine: &Engine) -> Result<RecordBatch, RiskError> {
+    let mut accounts = Vec::new();
+    for batch in engine.query(QUEUE).await? {
+        let (id, language, owner) = (text(&batch, 0)?, text(&batch, 1)?, text(&batch, 2)?);
+        let at_risk = cast(batch.column(3), &DataType::Float64)?;
+        let at_risk = at_risk.as_primitive::<arrow::datatypes::Float64Type>();
+        for row in 0..batch.num_rows() {
+            let Some(customer_id) = value(&id, row) else {
+                continue;
+            };
+            accounts.push(Account {
+                customer_id: customer_id.to_string(),
+                language: value(&language, row).map(str::to_string),
+                owner: value(&owner, row).map(str::to_string),
+                expected_at_risk: if at_risk.is_valid(row) {
+                    at_risk.value(row)
+                } else {
+                    0.0
+                },
+            });
+        }
+    }
+    let mut collectors = Vec::new();
+    for batch in engine.query(COLLECTORS).await? {
+        let (id, languages) = (text(&batch, 0)?, text(&batch, 1)?);
+        let capacity = cast(batch.column(2), &DataType::Int32)?;
+        let capacity = capacity.as_primitive::<arrow::datatypes::Int32Type>();
+        for row in 0..batch.num_rows() {
+            if let Some(collector_id) = value(&id, row) {
+                let cap = capacity.is_valid(row).then(|| capacity.value(row));
+                collectors.push(Collector::new(collector_id, value(&languages, row), cap));
+            }
+        }
+    }
+    collectors.sort_by(|a, b| a.collector_id.cmp(&b.collector_id));
+    let out = assignment::assign(&accounts, &collectors);
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(
+            out.iter().map(|a| a.customer_id.as_str()),
+        )),
+        Arc::new(StringArray::from_iter(
+            out.iter().map(|a| a.collector_id.as_deref()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            out.iter().map(|a| a.reason.as_str()),
+        )),
+    ];
+    let schema = derived::schema(ASSIGNMENTS).expect("assignments has a schema");
+    Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+fn text(batch: &RecordBatch, i: usize) -> Result<ArrayRef, RiskError> {
+    Ok(cast(batch.column(i), &DataType::Utf8)?)
+}
+
+fn value(array: &ArrayRef, row: usize) -> Option<&str> {
+    let strings = array.as_string::<i32>();
+    strings.is_valid(row).then(|| strings.value(row))
+}
+
+/// Keep the risk tables of the latest snapshot made, in the background (see
+/// [`super::background`]): after each, the newest snapshot published since, skipping those
+/// in between. A failure is logged once until its message changes.
+pub fn score_in_background(
+    mut snapshots: super::Snapshots,
+    cancel: tokio_util::sync::CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    super::background::spawn("risk model", move || async move {
+        let mut last_error: Option<String> = None;
+        loop {
+            let snapshot = snapshots.borrow_and_update().clone();
+            if let Some(snapshot) = snapshot {
+                let made = tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    made = snapshot.risk_tables() => made,
+                };
+                match made {
+                    Ok(tables) => {
+                        last_error = None;
+                        tracing::debug!(
+                            sequence = snapshot.sequence,
+                            took_s = tables.took.as_secs_f64(),
+                            "risk scores made"
+                        );
+                    }
+                    Err(e) if last_error.as_ref() != Some(&e) => {
+                        tracing::warn!("the risk scores could not be made: {e}");
+                        last_error = Some(e);
+                    }
+                    Err(_) => {}
+                }
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                changed = snapshots.changed() => if changed.is_err() { return },
+            }
+        }
+    })
+}
