@@ -8,6 +8,8 @@ WITH per_customer AS (
            sum(probability * CAST(open_amount_rc AS DOUBLE)) AS expected_at_risk,
            sum(CASE WHEN days_past_due > 0 THEN CAST(open_amount_rc AS DOUBLE) ELSE 0 END)
                AS past_due_amount_rc,
+           sum(CASE WHEN in_dispute THEN CAST(open_amount_rc AS DOUBLE) ELSE 0 END)
+               AS disputed_amount_rc,
            max(days_past_due) AS max_days_past_due,
            count(*) AS open_invoices,
            first_value(reasons ORDER BY probability * CAST(open_amount_rc AS DOUBLE) DESC)
@@ -20,6 +22,7 @@ SELECT c.customer_id,
        g.segment,
        CAST(c.open_amount_rc AS DECIMAL(18, 2)) AS open_amount_rc,
        CAST(c.past_due_amount_rc AS DECIMAL(18, 2)) AS past_due_amount_rc,
+       CAST(c.disputed_amount_rc AS DECIMAL(18, 2)) AS disputed_amount_rc,
        CAST(c.expected_at_risk AS DECIMAL(18, 2)) AS expected_at_risk,
        c.max_days_past_due,
        c.open_invoices,

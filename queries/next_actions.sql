@@ -1,4 +1,5 @@
--- The next action on each customer with something open: the first rule that holds.
+-- The next action on each customer with something open (the columns of customer_risk, and
+-- `next_action`): the first rule that holds.
 --   hold for dispute     half or more of what is open is in dispute
 --   follow up a promise  a promise to pay falls due within 7 days either side of the as-of
 --                        date, or one was broken in the last 14 days
@@ -6,16 +7,7 @@
 --   call                 the customer is high or critical risk, or over 30 days past due
 --   reminder             anything else
 CREATE OR REPLACE VIEW next_actions AS
-WITH open AS (
-    SELECT customer_id,
-           sum(CAST(open_amount_rc AS DOUBLE)) AS open_rc,
-           sum(CASE WHEN in_dispute THEN CAST(open_amount_rc AS DOUBLE) ELSE 0 END) AS disputed_rc,
-           max(days_past_due) AS max_days_past_due
-    FROM open_items
-    WHERE open_amount > 0
-    GROUP BY customer_id
-),
-promised AS (
+WITH promised AS (
     SELECT pr.customer_id, count(*) AS falling_due
     FROM params p
     CROSS JOIN promises pr
@@ -33,16 +25,15 @@ broken AS (
       AND r.deadline > p.as_of - 90
     GROUP BY r.customer_id
 )
-SELECT o.customer_id,
+SELECT r.*,
        CASE
-           WHEN o.disputed_rc >= 0.5 * o.open_rc THEN 'hold for dispute'
+           WHEN r.disputed_amount_rc >= 0.5 * r.open_amount_rc THEN 'hold for dispute'
            WHEN coalesce(pm.falling_due, 0) > 0 OR coalesce(b.lately, 0) > 0
                THEN 'follow up a promise'
-           WHEN o.max_days_past_due > 60 OR coalesce(b.in_90_days, 0) >= 2 THEN 'escalate'
-           WHEN r.segment IN ('high', 'critical') OR o.max_days_past_due > 30 THEN 'call'
+           WHEN r.max_days_past_due > 60 OR coalesce(b.in_90_days, 0) >= 2 THEN 'escalate'
+           WHEN r.segment IN ('high', 'critical') OR r.max_days_past_due > 30 THEN 'call'
            ELSE 'reminder'
        END AS next_action
-FROM open o
-LEFT JOIN customer_risk r ON r.customer_id = o.customer_id
-LEFT JOIN promised pm ON pm.customer_id = o.customer_id
-LEFT JOIN broken b ON b.customer_id = o.customer_id;
+FROM customer_risk r
+LEFT JOIN promised pm ON pm.customer_id = r.customer_id
+LEFT JOIN broken b ON b.customer_id = r.customer_id;

@@ -1,6 +1,7 @@
 -- The customers to work today, ranked: those with anything past due, or high or critical
--- risk, by expected amount at risk (highest first), with their next action. The
--- collector assignment (`assignments`) is made from this order; `worklist` adds it.
+-- risk, by expected amount at risk (highest first), with their next action (`next_actions`,
+-- over `customer_risk`). The collector assignment (`assignments`) is made from this order;
+-- `worklist` adds it.
 CREATE OR REPLACE VIEW worklist_queue AS
 SELECT row_number() OVER (ORDER BY r.expected_at_risk DESC NULLS LAST, r.customer_id) AS rank,
        r.customer_id,
@@ -13,10 +14,9 @@ SELECT row_number() OVER (ORDER BY r.expected_at_risk DESC NULLS LAST, r.custome
        r.past_due_amount_rc,
        r.expected_at_risk,
        r.max_days_past_due,
-       a.next_action,
+       r.next_action,
        r.reasons
-FROM customer_risk r
-JOIN next_actions a ON a.customer_id = r.customer_id
+FROM next_actions r
 LEFT JOIN customers c ON c.customer_id = r.customer_id
 WHERE r.past_due_amount_rc > 0
    OR r.segment IN ('high', 'critical');

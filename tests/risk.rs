@@ -16,7 +16,7 @@ use arstream::generate::render::BatchBuilder;
 use arstream::generate::simulate::Op;
 use arstream::ingest::IngestOptions;
 use arstream::models::features::{self, record};
-use arstream::models::history::History;
+use arstream::models::history::{History, PaidDates};
 use arstream::models::risk::{self, RiskOptions};
 use arstream::service::risk::assign_worklist;
 use chrono::NaiveDate;
@@ -138,6 +138,37 @@ async fn features_of_a_day_do_not_change_when_later_rows_land() {
         };
         assert_eq!(score(&then, &ta), score(&now, &tb));
     }
+}
+
+// The paid dates the model computes from the settlements are those of `invoice_outcomes`.
+#[tokio::test]
+async fn paid_dates_are_those_of_invoice_outcomes() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("feed");
+    common::generated_feed(&feed, 60, 8, 5, 400);
+    let engine = engine_over(&feed, &dir.path().join("state"), "2025-08-31").await;
+    let (view, computed) = (
+        History::read_with(&engine, PaidDates::FromView)
+            .await
+            .unwrap(),
+        History::read_with(&engine, PaidDates::Computed)
+            .await
+            .unwrap(),
+    );
+    let paid = |h: &History| -> Vec<(String, Option<i32>)> {
+        (h.invoices.iter())
+            .map(|i| (i.invoice_id.clone(), i.paid_date))
+            .collect()
+    };
+    assert!(
+        view.invoices
+            .iter()
+            .filter(|i| i.paid_date.is_some())
+            .count()
+            > 500
+    );
+    assert_eq!(paid(&view), paid(&computed));
+    assert_eq!(view.invoices, computed.invoices);
 }
 
 /// Money in cents.

@@ -286,6 +286,13 @@ impl Engine {
         Ok(())
     }
 
+    /// Whether view `name` is the one shipped with arstream (no queries folder replaces it).
+    pub fn uses_shipped_view(&self, name: &str) -> bool {
+        let shipped = views::builtin_plain(name);
+        shipped.is_some()
+            && (self.views.iter()).any(|v| v.name == name && Some(v.sql.as_str()) == shipped)
+    }
+
     /// Serve `batch` as derived table `name` (see [`derived`]): the views over it read it
     /// from now on, in this engine only.
     pub fn put_derived(

@@ -18,7 +18,7 @@ use super::reasons;
 const SNAPSHOT_EVERY: Day = 14;
 /// At most this many training rows (sampled evenly): enough for 16 weights, and training
 /// stays within seconds however big the state.
-const MAX_ROWS: usize = 400_000;
+const MAX_ROWS: usize = 100_000;
 
 /// What late means, and how far back training reaches.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -55,6 +55,7 @@ impl RiskTables {
         let read = started.elapsed();
         let day = days(as_of);
         let trained = risk::train(&history, day, options)?;
+        let training = started.elapsed() - read;
         let scores = risk::score_open(&trained, &history, day, options.late_days);
         let scores = risk::scores_batch(&history, &scores, day, options.late_days)?;
         let modelled = started.elapsed();
@@ -63,7 +64,8 @@ impl RiskTables {
         engine.put_derived(ASSIGNMENTS, assignments.clone())?;
         tracing::debug!(
             read_s = read.as_secs_f64(),
-            model_s = (modelled - read).as_secs_f64(),
+            train_s = training.as_secs_f64(),
+            score_s = (modelled - read - training).as_secs_f64(),
             assign_s = (started.elapsed() - modelled).as_secs_f64(),
             invoices = scores.num_rows(),
             training_rows = trained.rows,
