@@ -381,3 +381,92 @@ async fn segments_next_actions_worklist_order_and_assignment_on_a_hand_made_feed
     .await;
     assert!(dupes.is_empty());
 }
+
+// The service scores in the background: the first snapshot's engine gets its risk tables
+// without anyone asking, and the next snapshot serves them from its start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_scores_each_snapshot_in_the_background() {
+    use arstream::service::schedule::Schedule;
+    use arstream::service::session::SessionOptions;
+    use arstream::service::{Runner, RunnerOptions};
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("feed");
+    common::generated_feed(&feed, 40, 8, 3, 400);
+    let runner = std::sync::Arc::new(Runner::new(RunnerOptions {
+        session: SessionOptions {
+            feed: Some(feed.display().to_string()),
+            state: Some(dir.path().join("state").display().to_string()),
+            as_of: Some("2025-08-31".into()),
+            ..SessionOptions::default()
+        },
+        schedule: Schedule::Every(Duration::from_millis(200)),
+        watch_feed: false,
+    }));
+    let mut snapshots = runner.subscribe();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let task = {
+        let (runner, cancel) = (runner.clone(), cancel.clone());
+        tokio::spawn(async move { runner.run(&cancel, false).await })
+    };
+    let count = |engine: std::sync::Arc<Engine>| async move {
+        let rows = engine
+            .query("SELECT count(*) FROM invoice_scores")
+            .await
+            .unwrap();
+        arrow::util::display::array_value_to_string(rows[0].column(0), 0)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let first = tokio::time::timeout(Duration::from_secs(120), async {
+        loop {
+            if let Some(s) = snapshots.borrow_and_update().clone() {
+                return s;
+            }
+            snapshots.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("a first snapshot");
+    let mut scored = 0;
+    for _ in 0..600 {
+        scored = count(first.engine.clone()).await;
+        if scored > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        scored > 50,
+        "the background scorer scored the first snapshot"
+    );
+    let batch = common::invoices(&[("c", 900_000, "LATE-1".into(), 10_000)]);
+    common::write(&feed, "invoices/month=2025-08/late.parquet", &batch);
+    let second = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            if let Some(s) = snapshots.borrow_and_update().clone()
+                && s.sequence > first.sequence
+            {
+                return s;
+            }
+            snapshots.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("a second snapshot");
+    assert!(
+        count(second.engine.clone()).await > 0,
+        "carried into the next snapshot"
+    );
+    let (_, rows) = second
+        .query("SELECT count(*) FROM worklist", None)
+        .await
+        .unwrap();
+    assert_ne!(
+        arrow::util::display::array_value_to_string(rows[0].column(0), 0).unwrap(),
+        "0"
+    );
+    cancel.cancel();
+    task.await.unwrap().unwrap();
+}

@@ -7,6 +7,7 @@
 //! cargo run --release -p arstream-bench -- ingest --customers 2000   # a quick run
 //! cargo run --release -p arstream-bench -- kpi                       # against DuckDB
 //! cargo run --release -p arstream-bench -- refresh                   # file landed -> output read
+//! cargo run --release -p arstream-bench -- risk                      # train, score, assign
 //! ```
 //!
 //! `ingest`: `arstream generate` at scale, a full catch-up of what it wrote, and a reload of the
@@ -33,20 +34,7 @@ pub struct BenchArgs {
 #[derive(Debug, clap::Subcommand)]
 pub enum Which {
     /// Generate a feed, ingest it into a new state, reload the state; write docs/benchmarks.md
-    Ingest {
-        /// Customers of the generated feed
-        #[arg(long, default_value_t = 100_000)]
-        customers: u64,
-        /// Months of the generated feed
-        #[arg(long, default_value_t = 24)]
-        months: u64,
-        /// Where feeds and states are kept between runs
-        #[arg(long, default_value = "target/bench-data")]
-        data: PathBuf,
-        /// The report to update
-        #[arg(long, default_value = "docs/benchmarks.md")]
-        report: PathBuf,
-    },
+    Ingest(Scale),
     /// The KPI summary from the raw feed and from a loaded state, against DuckDB running the
     /// same views on the same feed (Python package `duckdb`, installed when missing)
     Kpi {
@@ -81,6 +69,26 @@ pub enum Which {
         #[arg(long, default_value = "docs/benchmarks.md")]
         report: PathBuf,
     },
+    /// The risk model at scale: scores, worklist and assignment from the ingest benchmark's
+    /// state (`sql "SELECT count(*) FROM worklist"`), and its backtest (`model report`)
+    Risk(Scale),
+}
+
+/// The generated feed a benchmark runs on, and where it keeps data and writes figures.
+#[derive(Debug, clap::Args)]
+pub struct Scale {
+    /// Customers of the generated feed
+    #[arg(long, default_value_t = 100_000)]
+    customers: u64,
+    /// Months of the generated feed
+    #[arg(long, default_value_t = 24)]
+    months: u64,
+    /// Where feeds and states are kept between runs
+    #[arg(long, default_value = "target/bench-data")]
+    data: PathBuf,
+    /// The report to update
+    #[arg(long, default_value = "docs/benchmarks.md")]
+    report: PathBuf,
 }
 
 fn main() -> ExitCode {
@@ -96,12 +104,7 @@ fn main() -> ExitCode {
 
 fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.which {
-        Which::Ingest {
-            customers,
-            months,
-            data,
-            report,
-        } => ingest(customers, months, &data, &report),
+        Which::Ingest(s) => ingest(s.customers, s.months, &s.data, &s.report),
         Which::Kpi {
             customers,
             months,
@@ -123,7 +126,81 @@ fn run(args: BenchArgs) -> anyhow::Result<()> {
             let label = format!("{customers} customers, {months} months");
             refresh::run(&feed, &label, files, &data, &report)
         }
+        Which::Risk(s) => risk(s.customers, s.months, &s.data, &s.report),
     }
+}
+
+/// See [`Which::Risk`].
+fn risk(customers: u64, months: u64, data: &Path, report_path: &Path) -> anyhow::Result<()> {
+    let (feed, _) = bench_feed(customers, months, data)?;
+    let state = data.join(format!("state-{customers}x{months}"));
+    if !state.join("checkpoints").exists() {
+        ingest(customers, months, data, report_path)?;
+    }
+    let (feed, state) = (feed.to_string_lossy(), state.to_string_lossy());
+    let base = ["--feed", &feed, "--state", &state, "--offline"];
+    let with = |extra: &[&'static str]| [base.as_slice(), extra].concat();
+    let debug = [("ARSTREAM_LOG", "arstream=debug")];
+    let loaded = measure_with(&with(&["sql", "SELECT count(*) FROM invoices"]), &[]);
+    let worklist = measure_with(&with(&["sql", "SELECT count(*) FROM worklist"]), &debug);
+    let backtest = measure_with(&with(&["model", "report", "--format", "json"]), &[]);
+    let spans = (worklist.stderr.lines())
+        .find(|l| l.contains("risk tables made"))
+        .unwrap_or("risk tables made: n/a");
+    let span = |key: &str| -> f64 {
+        (spans.split_whitespace())
+            .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    let report: serde_json::Value = serde_json::from_str(&backtest.stdout)?;
+    let (read, train, score, assign) = (
+        span("read_s"),
+        span("train_s"),
+        span("score_s"),
+        span("assign_s"),
+    );
+    let mut text = format!(
+        "State: the ingest benchmark's ({customers} customers, {months} months), loaded offline.\n\n"
+    );
+    text.push_str("| command | time | peak memory |\n|---|---|---|\n");
+    for (what, m) in [
+        (
+            "`sql \"SELECT count(*) FROM invoices\"` (loading the state only)",
+            &loaded,
+        ),
+        (
+            "`sql \"SELECT count(*) FROM worklist\"` (load, train, score, assign)",
+            &worklist,
+        ),
+        (
+            "`model report --format json` (load, train at the cut-off, backtest)",
+            &backtest,
+        ),
+    ] {
+        text.push_str(&format!(
+            "| {what} | {:.1} s | {:.0} MiB |\n",
+            m.seconds, m.peak_mib
+        ));
+    }
+    text.push_str(&format!(
+        "\nInner spans of the worklist command (debug log `risk tables made`): reading the history {read:.1} s, training {train:.1} s ({} rows), scoring {score:.1} s ({} open invoices), the worklist query and assignment {assign:.1} s; **training and scoring with the history they read: {:.1} s**.\n\n",
+        spans.split("training_rows=").nth(1).unwrap_or("?").trim(),
+        spans.split("invoices=").nth(1).and_then(|s| s.split_whitespace().next()).unwrap_or("?"),
+        read + train + score,
+    ));
+    text.push_str(&format!(
+        "Backtest at this size: AUC {:.3} (baseline {:.3}), Brier {:.4} (baseline {:.4}), {} test invoices, cut-off {}.\n",
+        report["auc"].as_f64().unwrap_or(f64::NAN),
+        report["baseline_auc"].as_f64().unwrap_or(f64::NAN),
+        report["brier"].as_f64().unwrap_or(f64::NAN),
+        report["baseline_brier"].as_f64().unwrap_or(f64::NAN),
+        report["test_invoices"],
+        report["cutoff"].as_str().unwrap_or("?"),
+    ));
+    write_section(report_path, "risk", &text)?;
+    println!("{text}");
+    Ok(())
 }
 
 /// The generated feed of these sizes, made when missing; returns its folder.
@@ -276,8 +353,13 @@ struct Measured {
 }
 
 fn measure(args: &[&str]) -> Measured {
+    measure_with(args, &[])
+}
+
+/// [`measure`] with these environment variables set for the child.
+fn measure_with(args: &[&str], envs: &[(&str, &str)]) -> Measured {
     let bin = arstream_binary().expect("the arstream binary");
-    measure_program(&bin.to_string_lossy(), args)
+    measure_program_with(&bin.to_string_lossy(), args, envs)
 }
 
 /// The release binary of arstream beside this one (`cargo build --release` makes it).
@@ -329,9 +411,13 @@ fn python_with_duckdb(data: &Path) -> anyhow::Result<PathBuf> {
     Ok(python)
 }
 
+fn measure_program(program: &str, args: &[&str]) -> Measured {
+    measure_program_with(program, args, &[])
+}
+
 // The child is reaped by wait4, which also gives its own peak memory.
 #[allow(clippy::zombie_processes)]
-fn measure_program(program: &str, args: &[&str]) -> Measured {
+fn measure_program_with(program: &str, args: &[&str], envs: &[(&str, &str)]) -> Measured {
     println!("running {program} {}", args.join(" "));
     let tmp = std::env::temp_dir();
     let out_path = tmp.join(format!("arstream-bench-{}.out", std::process::id()));
@@ -341,6 +427,7 @@ fn measure_program(program: &str, args: &[&str]) -> Measured {
     let started = Instant::now();
     let child = Command::new(program)
         .args(args)
+        .envs(envs.iter().copied())
         .stdout(out_file)
         .stderr(err_file)
         .spawn()
