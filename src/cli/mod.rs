@@ -66,6 +66,10 @@ pub struct GlobalArgs {
     /// the reference definition, slower on a big state
     #[arg(long, global = true)]
     pub plain: bool,
+    /// The risk model's late: paid more than this many days after the due date, or not at
+    /// all [default: from config [risk] late_days, 30]
+    #[arg(long, global = true, value_name = "DAYS")]
+    pub late_days: Option<i32>,
     /// Log format: text, or json (one object per line, for services and log collectors)
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -216,6 +220,7 @@ impl GlobalArgs {
             window: self.window,
             currency: self.currency.clone(),
             plain: self.plain,
+            late_days: self.late_days,
         }
     }
 }

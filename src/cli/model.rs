@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use super::GlobalArgs;
 use crate::dates::days;
 use crate::models::history::History;
-use crate::models::risk::{self, RiskOptions};
+use crate::models::risk;
 
 #[derive(Debug, clap::Args)]
 pub struct ModelArgs {
@@ -30,10 +30,6 @@ pub enum ModelCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
-    /// Late means paid more than this many days after the due date, or not at all
-    /// [default: from config [risk] late_days, 30]
-    #[arg(long, value_name = "DAYS")]
-    pub late_days: Option<i32>,
     /// The training date [default: the as-of date minus [risk] backtest_days, 180]
     #[arg(long, value_name = "DATE")]
     pub cutoff: Option<NaiveDate>,
@@ -51,14 +47,8 @@ pub async fn run(global: &GlobalArgs, args: ModelArgs) -> anyhow::Result<ExitCod
     let ModelCommand::Report(args) = args.command;
     let mut session = super::open_session(global).await?;
     let (engine, params) = session.engine_without_aging().await?;
+    let options = session.risk_options();
     let risk = &session.config.risk;
-    let options = RiskOptions {
-        late_days: args.late_days.unwrap_or(risk.late_days),
-        training_days: risk.training_days,
-    };
-    if options.late_days < 0 {
-        anyhow::bail!("--late-days must be 0 or more, not {}", options.late_days);
-    }
     let cutoff = args
         .cutoff
         .unwrap_or(params.as_of - chrono::Duration::days(risk.backtest_days.into()));

@@ -34,11 +34,19 @@ pub fn reasons(
 
 /// The reason of an invoice already more than `late_days` past due: it is late by now.
 pub fn already_late(days_past_due: i32) -> String {
-    format!("already {days_past_due} days past due")
+    format!("already {} past due", days(days_past_due))
+}
+
+/// `1 day`, `5 days`.
+fn days(n: i32) -> String {
+    match n {
+        1 | -1 => format!("{n} day"),
+        _ => format!("{n} days"),
+    }
 }
 
 fn say(feature: &str, f: &Features, r: &CustomerRecord, late_days: i32) -> Option<String> {
-    let days = |d: f64| format!("{} days", d.round() as i64);
+    let mean = |d: f64| days(d.round() as i32);
     Some(match feature {
         "late_share" | "settled_invoices" if r.decided == 0 => "no payment history yet".into(),
         "late_share" => format!(
@@ -47,14 +55,14 @@ fn say(feature: &str, f: &Features, r: &CustomerRecord, late_days: i32) -> Optio
         ),
         "settled_invoices" => format!("only {} invoices settled so far", r.decided),
         "mean_days_late" if r.paid > 0 => {
-            format!("pays {} after due on average", days(r.mean_days_late))
+            format!("pays {} after due on average", mean(r.mean_days_late))
         }
         "recent_trend" => format!(
             "paying later lately ({} late in the last 90 days vs {} usually)",
-            days(r.recent_mean?),
-            days(r.mean_days_late)
+            mean(r.recent_mean?),
+            mean(r.mean_days_late)
         ),
-        "worst_recent" => format!("paid one invoice {} late recently", days(r.recent_worst?)),
+        "worst_recent" => format!("paid one invoice {} late recently", mean(r.recent_worst?)),
         "other_invoices_late" => format!(
             "{} other invoices over {late_days} days past due",
             r.open_late
@@ -66,10 +74,14 @@ fn say(feature: &str, f: &Features, r: &CustomerRecord, late_days: i32) -> Optio
         "open_disputes" => format!("{} open disputes", r.open_disputes),
         "disputed" if f.disputed => "invoice in dispute".into(),
         "broken_promises" => format!("broke {} promises to pay this year", r.broken_promises),
-        "kept_promises" => format!("kept {} promises to pay this year", r.kept_promises),
+        "kept_promises" => format!(
+            "needed {} promises to pay this year (kept)",
+            r.kept_promises
+        ),
         "amount_vs_usual" => format!("{:.1}x its usual invoice amount", f.amount_vs_usual?),
-        "days_past_due" if f.days_past_due > 0 => format!("{} days past due", f.days_past_due),
-        "days_past_due" => format!("due in {} days", -f.days_past_due),
+        "days_past_due" if f.days_past_due > 0 => format!("{} past due", days(f.days_past_due)),
+        "days_past_due" if f.days_past_due == 0 => "due today".into(),
+        "days_past_due" => format!("due in {}", days(-f.days_past_due)),
         "due_month_sin" | "due_month_cos" => format!("due in {}", month_name(f.due_month)),
         "terms" => format!("{}-day payment terms", f.terms_days),
         _ => return None,

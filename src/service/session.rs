@@ -30,6 +30,8 @@ pub struct SessionOptions {
     pub currency: Option<String>,
     /// The plain reference views instead of the ledger.
     pub plain: bool,
+    /// Late means paid more than this many days after due (`[risk] late_days`).
+    pub late_days: Option<i32>,
 }
 
 impl SessionOptions {
@@ -72,6 +74,8 @@ pub enum SessionError {
     },
     #[error("--as-of '{0}' is not a date (YYYY-MM-DD, today or feed)")]
     AsOf(String),
+    #[error("late days must be 0 or more (--late-days, [risk] late_days), not {0}")]
+    LateDays(i32),
     #[error(transparent)]
     Engine(#[from] EngineError),
 }
@@ -148,6 +152,12 @@ impl Session {
         }
         if let Some(window) = options.window {
             config.kpi.window_days = window;
+        }
+        if let Some(late_days) = options.late_days {
+            config.risk.late_days = late_days;
+        }
+        if config.risk.late_days < 0 {
+            return Err(SessionError::LateDays(config.risk.late_days));
         }
         // Rates stay quoted in the file's currency when --currency asks for another.
         (config.kpi.rates_currency).get_or_insert_with(|| config.kpi.currency.clone());
