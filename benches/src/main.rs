@@ -198,6 +198,9 @@ fn risk(customers: u64, months: u64, data: &Path, report_path: &Path) -> anyhow:
         report["test_invoices"],
         report["cutoff"].as_str().unwrap_or("?"),
     ));
+    text.push_str(
+        "\nCommand: `cargo build --release && cargo run --release -p arstream-bench -- risk`.\n",
+    );
     write_section(report_path, "risk", &text)?;
     println!("{text}");
     Ok(())
