@@ -240,14 +240,10 @@ impl History {
         let by_invoice: HashMap<&str, u32> = (invoices.iter().enumerate())
             .map(|(i, inv)| (inv.invoice_id.as_str(), i as u32))
             .collect();
-        if paid == PaidDates::Computed {
-            let settled = settlements(engine, &by_invoice).await?;
-            drop(by_invoice);
-            paid_dates(&mut invoices, settled);
-        }
-        let by_invoice: HashMap<&str, u32> = (invoices.iter().enumerate())
-            .map(|(i, inv)| (inv.invoice_id.as_str(), i as u32))
-            .collect();
+        let paid_on = match paid {
+            PaidDates::Computed => paid_dates(&invoices, settlements(engine, &by_invoice).await?),
+            PaidDates::FromView => Vec::new(),
+        };
         let numbered = started.elapsed();
         let mut corrections: Vec<(u32, Day, f64)> = Vec::new();
         for batch in engine.query(CORRECTIONS).await? {
@@ -282,6 +278,9 @@ impl History {
             }
         }
         drop(by_invoice);
+        for (i, day) in paid_on {
+            invoices[i as usize].paid_date = Some(day);
+        }
         // In the order recorded (the query's order), each change of amount once.
         for (i, on, amount) in corrections {
             let versions = &mut invoices[i as usize].corrections;
@@ -414,13 +413,14 @@ async fn settlements(
 
 /// `invoice_outcomes`' paid date of each invoice: the first day its settlements dated up to
 /// then add up to its amount (`tests/risk.rs` holds the two to the same dates).
-fn paid_dates(invoices: &mut [Invoice], mut settled: Vec<(u32, Day, i64)>) {
+fn paid_dates(invoices: &[Invoice], mut settled: Vec<(u32, Day, i64)>) -> Vec<(u32, Day)> {
     settled.sort_unstable();
+    let mut paid = Vec::new();
     let mut at = 0;
     while at < settled.len() {
         let i = settled[at].0;
         let end = at + settled[at..].partition_point(|s| s.0 == i);
-        let inv = &mut invoices[i as usize];
+        let inv = &invoices[i as usize];
         if inv.gone_on.is_some() {
             // Void or deleted: not in `invoice_outcomes`, never paid.
             at = end;
@@ -436,12 +436,13 @@ fn paid_dates(invoices: &mut [Invoice], mut settled: Vec<(u32, Day, i64)>) {
                 k += 1;
             }
             if total >= owed {
-                inv.paid_date = Some(day);
+                paid.push((i, day));
                 break;
             }
         }
         at = end;
     }
+    paid
 }
 
 fn group<T>(n: usize, items: Vec<(u32, T)>) -> Vec<Vec<T>> {
@@ -453,16 +454,17 @@ fn group<T>(n: usize, items: Vec<(u32, T)>) -> Vec<Vec<T>> {
 }
 
 /// A column as text, whatever string type the engine gave it.
-struct Strings(arrow::array::ArrayRef);
+pub(crate) struct Strings(arrow::array::ArrayRef);
 
 impl Strings {
-    fn value(&self, row: usize) -> Option<&str> {
+    pub(crate) fn value(&self, row: usize) -> Option<&str> {
         let a = self.0.as_string::<i32>();
         a.is_valid(row).then(|| a.value(row))
     }
 }
 
-fn strings(batch: &RecordBatch, i: usize) -> Result<Strings, EngineError> {
+/// Column `i` of `batch` as [`Strings`].
+pub(crate) fn strings(batch: &RecordBatch, i: usize) -> Result<Strings, EngineError> {
     Ok(Strings(cast(batch.column(i), &DataType::Utf8)?))
 }
 

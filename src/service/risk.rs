@@ -18,7 +18,7 @@ use crate::assignment::{self, Account, Collector};
 use crate::dates::days;
 use crate::engine::derived::{self, ASSIGNMENTS, INVOICE_SCORES};
 use crate::engine::{Engine, EngineError};
-use crate::models::history::History;
+use crate::models::history::{History, strings};
 use crate::models::logistic::ModelError;
 use crate::models::risk::{self, RiskOptions};
 
@@ -95,17 +95,21 @@ const COLLECTORS: &str = "SELECT collector_id, languages, capacity FROM collecto
 pub async fn assign_worklist(engine: &Engine) -> Result<RecordBatch, RiskError> {
     let mut accounts = Vec::new();
     for batch in engine.query(QUEUE).await? {
-        let (id, language, owner) = (text(&batch, 0)?, text(&batch, 1)?, text(&batch, 2)?);
+        let (id, language, owner) = (
+            strings(&batch, 0)?,
+            strings(&batch, 1)?,
+            strings(&batch, 2)?,
+        );
         let at_risk = cast(batch.column(3), &DataType::Float64)?;
         let at_risk = at_risk.as_primitive::<arrow::datatypes::Float64Type>();
         for row in 0..batch.num_rows() {
-            let Some(customer_id) = value(&id, row) else {
+            let Some(customer_id) = id.value(row) else {
                 continue;
             };
             accounts.push(Account {
                 customer_id: customer_id.to_string(),
-                language: value(&language, row).map(str::to_string),
-                owner: value(&owner, row).map(str::to_string),
+                language: language.value(row).map(str::to_string),
+                owner: owner.value(row).map(str::to_string),
                 expected_at_risk: if at_risk.is_valid(row) {
                     at_risk.value(row)
                 } else {
@@ -116,13 +120,13 @@ pub async fn assign_worklist(engine: &Engine) -> Result<RecordBatch, RiskError> 
     }
     let mut collectors = Vec::new();
     for batch in engine.query(COLLECTORS).await? {
-        let (id, languages) = (text(&batch, 0)?, text(&batch, 1)?);
+        let (id, languages) = (strings(&batch, 0)?, strings(&batch, 1)?);
         let capacity = cast(batch.column(2), &DataType::Int32)?;
         let capacity = capacity.as_primitive::<arrow::datatypes::Int32Type>();
         for row in 0..batch.num_rows() {
-            if let Some(collector_id) = value(&id, row) {
+            if let Some(collector_id) = id.value(row) {
                 let cap = capacity.is_valid(row).then(|| capacity.value(row));
-                collectors.push(Collector::new(collector_id, value(&languages, row), cap));
+                collectors.push(Collector::new(collector_id, languages.value(row), cap));
             }
         }
     }
@@ -141,15 +145,6 @@ pub async fn assign_worklist(engine: &Engine) -> Result<RecordBatch, RiskError> 
     ];
     let schema = derived::schema(ASSIGNMENTS).expect("assignments has a schema");
     Ok(RecordBatch::try_new(schema, columns)?)
-}
-
-fn text(batch: &RecordBatch, i: usize) -> Result<ArrayRef, RiskError> {
-    Ok(cast(batch.column(i), &DataType::Utf8)?)
-}
-
-fn value(array: &ArrayRef, row: usize) -> Option<&str> {
-    let strings = array.as_string::<i32>();
-    strings.is_valid(row).then(|| strings.value(row))
 }
 
 /// Keep the risk tables of the latest snapshot made, in the background (see
