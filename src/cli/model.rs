@@ -1,4 +1,5 @@
-//! `arstream model report`: the risk model's backtest beside its baseline.
+//! `arstream model report`: the risk model's and the cash forecast's backtests, each beside
+//! its baselines.
 
 use std::process::ExitCode;
 
@@ -7,6 +8,7 @@ use chrono::NaiveDate;
 
 use super::GlobalArgs;
 use crate::dates::days;
+use crate::models::cash_backtest::{self, CashBacktest};
 use crate::models::history::History;
 use crate::models::risk;
 
@@ -18,10 +20,13 @@ pub struct ModelArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ModelCommand {
-    /// Backtest the risk model: train as of a cut-off before the as-of date (--as-of), score
-    /// the invoices open at the cut-off or issued after it whose outcome is decided by the
-    /// as-of date, and compare ROC AUC and Brier score with the baseline (each customer's
-    /// share of late invoices at the cut-off)
+    /// Backtest the risk model and the cash forecast. The risk model: train as of a cut-off
+    /// before the as-of date (--as-of), score the invoices open at the cut-off or issued after
+    /// it whose outcome is decided by the as-of date, and compare ROC AUC and Brier score with
+    /// the baseline (each customer's share of late invoices at the cut-off). The forecast:
+    /// forecast 13 weeks before the as-of date, compare each week with the cash that came in
+    /// (WAPE, band coverage), beside forecasting every invoice paid on its due date and at its
+    /// customer's average delay
     #[command(
         after_help = "Examples:\n  arstream model report\n  arstream model report --as-of 2025-12-31 --late-days 30 --format json\n  arstream model report --cutoff 2025-06-30"
     )]
@@ -61,28 +66,45 @@ pub async fn run(global: &GlobalArgs, args: ModelArgs) -> anyhow::Result<ExitCod
     let history = History::read(&engine)
         .await
         .context("reading the receivables history")?;
-    let report = risk::backtest(&history, days(params.as_of), days(cutoff), options)
+    let risk = risk::backtest(&history, days(params.as_of), days(cutoff), options)
         .context("backtesting the risk model")?;
+    let forecast = cash_backtest::backtest(&history, days(params.as_of))
+        .context("backtesting the cash forecast")?;
+    let report = Report { risk, forecast };
     match args.format {
         ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        ReportFormat::Table => print_table(&report),
+        ReportFormat::Table => {
+            print_table(&report.risk);
+            println!();
+            print_forecast(&report.forecast);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_table(r: &risk::Backtest) {
-    let better = |model: f64, baseline: f64, higher_is_better: bool| {
-        let wins = if higher_is_better {
-            model > baseline
-        } else {
-            model < baseline
-        };
-        if wins {
-            "model better"
-        } else {
-            "baseline better or equal"
-        }
+/// Both backtests: `model report`'s JSON is one object with the keys of both.
+#[derive(serde::Serialize)]
+struct Report {
+    #[serde(flatten)]
+    risk: risk::Backtest,
+    #[serde(flatten)]
+    forecast: CashBacktest,
+}
+
+fn better(model: f64, baseline: f64, higher_is_better: bool) -> &'static str {
+    let wins = if higher_is_better {
+        model > baseline
+    } else {
+        model < baseline
     };
+    if wins {
+        "model better"
+    } else {
+        "baseline better or equal"
+    }
+}
+
+fn print_table(r: &risk::Backtest) {
     println!(
         "Risk model backtest: late = paid over {} days after due, or unpaid",
         r.late_days
@@ -115,5 +137,50 @@ fn print_table(r: &risk::Backtest) {
     println!();
     println!(
         "  baseline: each customer's share of late invoices at the cut-off (overall share for a new one)"
+    );
+}
+
+fn print_forecast(f: &CashBacktest) {
+    println!(
+        "Cash forecast backtest: forecast as of {} ({} open invoices), receipts in the 13 weeks after ({:.2} {})",
+        f.forecast_from, f.forecast_invoices, f.actual_receipts, f.currency
+    );
+    println!();
+    println!(
+        "  {:<10} {:>14} {:>14} {:>14} {:>14} {:>14} {:>14}",
+        "week from", "actual", "forecast", "low (80 %)", "high (80 %)", "due date", "avg delay"
+    );
+    for w in &f.forecast_weeks {
+        println!(
+            "  {:<10} {:>14.2} {:>14.2} {:>14.2} {:>14.2} {:>14.2} {:>14.2}",
+            w.week_start.to_string(),
+            w.actual,
+            w.expected,
+            w.low,
+            w.high,
+            w.due_date,
+            w.average_delay
+        );
+    }
+    println!();
+    println!("  {:<28} {:>8}", "", "WAPE");
+    println!("  {:<28} {:>7.1}%", "forecast", 100.0 * f.wape);
+    let vs = |b: f64| better(f.wape, b, false);
+    println!(
+        "  {:<28} {:>7.1}%   {}",
+        "baseline: paid on due date",
+        100.0 * f.wape_due_date,
+        vs(f.wape_due_date)
+    );
+    println!(
+        "  {:<28} {:>7.1}%   {}",
+        "baseline: average delay",
+        100.0 * f.wape_average_delay,
+        vs(f.wape_average_delay)
+    );
+    println!(
+        "  band coverage: {:.0}% of the 13 weeks inside the 80 % band ({} band)",
+        100.0 * f.band_coverage,
+        f.band
     );
 }

@@ -35,6 +35,8 @@ pub struct Invoice {
     /// For an invoice whose amount was corrected: each amount from the day it was recorded,
     /// oldest first (`amount` is the latest).
     pub corrections: Vec<(Day, f64)>,
+    /// Index into [`History::currencies`].
+    pub currency: u16,
 }
 
 impl Invoice {
@@ -78,6 +80,24 @@ pub struct Promise {
     pub kept: bool,
 }
 
+/// A promise to pay as it was made (open or not): on an invoice, or on the account.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pledge {
+    pub invoice: Option<u32>,
+    pub created: Day,
+    pub promised: Day,
+    /// In the invoice's currency.
+    pub amount: f64,
+}
+
+/// A payment (cash) or adjustment (credit) dated `day`, on an invoice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settlement {
+    pub day: Day,
+    pub cents: i64,
+    pub cash: bool,
+}
+
 /// A customer's credit limit from the day it was recorded.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CreditLimit {
@@ -98,21 +118,36 @@ pub struct History {
     pub promises: Vec<Vec<Promise>>,
     /// Oldest first.
     pub credit_limits: Vec<Vec<CreditLimit>>,
+    /// Every promise made by the as-of date, by customer.
+    pub pledges: Vec<Vec<Pledge>>,
+    /// Settlements by invoice, oldest first: invoice `i`'s are
+    /// `settlements[settled_from[i]..settled_from[i + 1]]`.
+    pub settlements: Vec<Settlement>,
+    pub settled_from: Vec<u32>,
+    /// Currency codes; the index is [`Invoice::currency`].
+    pub currencies: Vec<String>,
+    /// Each currency's closing rate at the as-of date in the reporting currency (`fx_closing`),
+    /// `None` when it has none.
+    pub rates: Vec<Option<f64>>,
+    /// The reporting currency, and the grace days after a promised date (`params`).
+    pub reporting_currency: String,
+    pub grace_days: i32,
 }
 
-const INVOICES: &str = "SELECT invoice_id, customer_id, invoice_date, due_date, \
-     CAST(amount AS DOUBLE) AS amount, paid_date FROM invoice_outcomes";
+const INVOICES: &str = "SELECT o.invoice_id, o.customer_id, o.invoice_date, o.due_date, \
+     CAST(o.amount AS DOUBLE) AS amount, o.paid_date, i.currency \
+     FROM invoice_outcomes o JOIN invoices i ON i.invoice_id = o.invoice_id";
 /// The same invoices without their paid dates, which [`paid_dates`] computes from
 /// [`SETTLEMENTS`] as `invoice_outcomes` defines them, in a fraction of the time on a big
 /// state (its window over every settlement takes most of a minute at 10 million invoices).
 const INVOICES_UNPAID: &str = "SELECT invoice_id, customer_id, invoice_date, due_date, \
-     CAST(amount AS DOUBLE) AS amount, CAST(NULL AS DATE) AS paid_date \
-     FROM invoices CROSS JOIN params p WHERE invoice_date <= p.as_of AND status <> 'void'";
+     CAST(amount AS DOUBLE) AS amount, CAST(NULL AS DATE) AS paid_date, i.currency \
+     FROM invoices i CROSS JOIN params p WHERE invoice_date <= p.as_of AND status <> 'void'";
 /// Payments and adjustments on an invoice dated up to the as-of date, in cents.
 const SETTLEMENTS: &str = "SELECT invoice_id, payment_date AS settled_on, \
-     CAST(amount * 100 AS BIGINT) AS cents FROM payments CROSS JOIN params p \
+     CAST(amount * 100 AS BIGINT) AS cents, true AS cash FROM payments CROSS JOIN params p \
      WHERE invoice_id IS NOT NULL AND payment_date <= p.as_of \
-     UNION ALL SELECT invoice_id, adjustment_date, CAST(amount * 100 AS BIGINT) \
+     UNION ALL SELECT invoice_id, adjustment_date, CAST(amount * 100 AS BIGINT), false \
      FROM adjustments CROSS JOIN params p \
      WHERE invoice_id IS NOT NULL AND adjustment_date <= p.as_of";
 /// The invoices voided or deleted by the as-of date, with the day that was recorded and their
@@ -125,12 +160,12 @@ const GONE: &str = "WITH gone AS ( \
          GROUP BY invoice_id), \
      versions AS ( \
          SELECT c.invoice_id, c.customer_id, c.invoice_date, c.due_date, \
-                CAST(c.amount AS DOUBLE) AS amount, \
+                CAST(c.amount AS DOUBLE) AS amount, c.currency, \
                 row_number() OVER (PARTITION BY c.invoice_id ORDER BY c._ts DESC, c._seq DESC) AS n \
          FROM invoices_changes c JOIN gone g ON g.invoice_id = c.invoice_id \
          WHERE c._op <> 'd' AND (c.status IS NULL OR c.status <> 'void')) \
      SELECT v.invoice_id, v.customer_id, v.invoice_date, v.due_date, v.amount, \
-            CAST(NULL AS DATE) AS paid_date, g.gone_on \
+            CAST(NULL AS DATE) AS paid_date, v.currency, g.gone_on \
      FROM versions v JOIN gone g ON g.invoice_id = v.invoice_id WHERE v.n = 1";
 /// Every amount of the invoices whose amount was changed, with the day it was recorded.
 const CORRECTIONS: &str = "WITH changed AS ( \
@@ -143,6 +178,10 @@ const DISPUTES: &str = "SELECT customer_id, invoice_id, opened_date, \
      CASE WHEN status = 'open' THEN NULL ELSE resolved_date END AS closed_date \
      FROM disputes CROSS JOIN params p WHERE opened_date <= p.as_of";
 const PROMISES: &str = "SELECT customer_id, deadline, kept FROM promise_results";
+const PLEDGES: &str = "SELECT customer_id, invoice_id, created_date, promised_date, \
+     CAST(amount AS DOUBLE) FROM promises CROSS JOIN params p WHERE created_date <= p.as_of";
+const RATES: &str = "SELECT currency, CAST(rate AS DOUBLE) FROM fx_closing";
+const PARAMS: &str = "SELECT currency, grace_days FROM params";
 /// Credit limits as recorded (`_ts`: when the change was made), the current one for a
 /// customer whose changes are not in the feed's log.
 const CREDIT_LIMITS: &str = "SELECT customer_id, CAST(_ts AS DATE) AS from_date, \
@@ -183,8 +222,9 @@ impl History {
             let customer = strings(&batch, 1)?;
             let (issued, due) = (dates(&batch, 2)?, dates(&batch, 3)?);
             let (amount, paid) = (floats(&batch, 4)?, dates(&batch, 5)?);
-            let gone = (batch.num_columns() > 6)
-                .then(|| dates(&batch, 6))
+            let currency = strings(&batch, 6)?;
+            let gone = (batch.num_columns() > 7)
+                .then(|| dates(&batch, 7))
                 .transpose()?;
             for row in 0..batch.num_rows() {
                 let (Some(invoice_id), Some(c)) = (id.value(row), customer.value(row)) else {
@@ -216,6 +256,7 @@ impl History {
                         .as_ref()
                         .and_then(|g| g.is_valid(row).then(|| g.value(row))),
                     corrections: Vec::new(),
+                    currency: history.currency(currency.value(row).unwrap_or("")),
                 });
             }
         }
@@ -240,8 +281,9 @@ impl History {
         let by_invoice: HashMap<&str, u32> = (invoices.iter().enumerate())
             .map(|(i, inv)| (inv.invoice_id.as_str(), i as u32))
             .collect();
+        let (settled, settled_from) = settlements(engine, &by_invoice).await?;
         let paid_on = match paid {
-            PaidDates::Computed => paid_dates(&invoices, settlements(engine, &by_invoice).await?),
+            PaidDates::Computed => paid_dates(&invoices, &settled, &settled_from),
             PaidDates::FromView => Vec::new(),
         };
         let numbered = started.elapsed();
@@ -255,6 +297,27 @@ impl History {
                 if on.is_valid(row) && amount.is_valid(row) {
                     corrections.push((i, on.value(row), amount.value(row)));
                 }
+            }
+        }
+        let mut pledges = Vec::new();
+        for batch in engine.query(PLEDGES).await? {
+            let (customer, invoice) = (strings(&batch, 0)?, strings(&batch, 1)?);
+            let (created, promised) = (dates(&batch, 2)?, dates(&batch, 3)?);
+            let amount = floats(&batch, 4)?;
+            for row in 0..batch.num_rows() {
+                let Some(c) = customer.value(row) else {
+                    continue;
+                };
+                if created.is_null(row) || promised.is_null(row) || amount.is_null(row) {
+                    continue;
+                }
+                let pledge = Pledge {
+                    invoice: (invoice.value(row)).and_then(|i| by_invoice.get(i).copied()),
+                    created: created.value(row),
+                    promised: promised.value(row),
+                    amount: amount.value(row),
+                };
+                pledges.push((history.number(&mut ids, c), pledge));
             }
         }
         let mut disputes = Vec::new();
@@ -325,6 +388,7 @@ impl History {
                 }
             }
         }
+        history.read_rates_and_params(engine).await?;
         tracing::debug!(
             invoices_s = invoices_read.as_secs_f64(),
             gone_s = (gone_read - invoices_read).as_secs_f64(),
@@ -348,6 +412,9 @@ impl History {
         history.disputes = group(n, disputes);
         history.promises = group(n, promises);
         history.credit_limits = group(n, limits);
+        history.pledges = group(n, pledges);
+        history.settlements = settled;
+        history.settled_from = settled_from;
         for limits in &mut history.credit_limits {
             limits.sort_by_key(|l| l.from);
             // A customer with a change in the log has its current limit twice: keep the
@@ -367,6 +434,60 @@ impl History {
         self.customers.push(customer.to_string());
         ids.insert(customer.to_string(), n);
         n
+    }
+
+    fn currency(&mut self, code: &str) -> u16 {
+        match self.currencies.iter().position(|c| c == code) {
+            Some(i) => i as u16,
+            None => {
+                self.currencies.push(code.to_string());
+                (self.currencies.len() - 1) as u16
+            }
+        }
+    }
+
+    /// The closing rates of the currencies (`fx_closing`), the reporting currency and the
+    /// promise grace days.
+    async fn read_rates_and_params(&mut self, engine: &Engine) -> Result<(), EngineError> {
+        let mut rates = vec![None; self.currencies.len()];
+        for batch in engine.query(RATES).await? {
+            let (code, rate) = (strings(&batch, 0)?, floats(&batch, 1)?);
+            for row in 0..batch.num_rows() {
+                let Some(code) = code.value(row) else {
+                    continue;
+                };
+                if let Some(i) = self.currencies.iter().position(|c| c == code) {
+                    rates[i] = rate.is_valid(row).then(|| rate.value(row));
+                }
+            }
+        }
+        self.rates = rates;
+        for batch in engine.query(PARAMS).await? {
+            if batch.num_rows() > 0 {
+                self.reporting_currency = strings(&batch, 0)?.value(0).unwrap_or("").into();
+                let grace = cast(batch.column(1), &DataType::Int32)?;
+                self.grace_days = grace.as_primitive::<arrow::datatypes::Int32Type>().value(0);
+            }
+        }
+        Ok(())
+    }
+
+    /// Invoice `i`'s settlements, oldest first.
+    pub fn settlements_of(&self, i: usize) -> &[Settlement] {
+        match (self.settled_from.get(i), self.settled_from.get(i + 1)) {
+            (Some(&from), Some(&to)) => &self.settlements[from as usize..to as usize],
+            _ => &[],
+        }
+    }
+
+    /// What is still open on invoice `i` on day `s`, in its currency: its amount then less
+    /// its settlements dated by then.
+    pub fn balance_on(&self, i: usize, s: Day) -> f64 {
+        let settled: i64 = (self.settlements_of(i).iter())
+            .take_while(|x| x.day <= s)
+            .map(|x| x.cents)
+            .sum();
+        self.invoices[i].amount_on(s) - settled as f64 / 100.0
     }
 
     /// Customer `c`'s invoices.
@@ -389,58 +510,66 @@ pub enum PaidDates {
     Computed,
 }
 
-/// The settlements of the invoices of `by_invoice`: (invoice, day, cents).
+/// The settlements of the invoices of `by_invoice`, by invoice and oldest first, and where
+/// each invoice's begin (see [`History::settled_from`]).
 async fn settlements(
     engine: &Engine,
     by_invoice: &HashMap<&str, u32>,
-) -> Result<Vec<(u32, Day, i64)>, EngineError> {
-    let mut out = Vec::new();
+) -> Result<(Vec<Settlement>, Vec<u32>), EngineError> {
+    let mut all = Vec::new();
     for batch in engine.query(SETTLEMENTS).await? {
         let (id, on) = (strings(&batch, 0)?, dates(&batch, 1)?);
         let cents = cast(batch.column(2), &DataType::Int64)?;
         let cents = cents.as_primitive::<arrow::datatypes::Int64Type>();
+        let cash = batch.column(3).as_boolean();
         for row in 0..batch.num_rows() {
             let Some(&i) = id.value(row).and_then(|id| by_invoice.get(id)) else {
                 continue;
             };
             if on.is_valid(row) && cents.is_valid(row) {
-                out.push((i, on.value(row), cents.value(row)));
+                let cash = cash.is_valid(row) && cash.value(row);
+                all.push((i, on.value(row), cents.value(row), cash));
             }
         }
     }
-    Ok(out)
+    all.sort_unstable();
+    let mut from = vec![0u32; by_invoice.len() + 1];
+    for &(i, ..) in &all {
+        from[i as usize + 1] += 1;
+    }
+    for i in 1..from.len() {
+        from[i] += from[i - 1];
+    }
+    let settled = (all.into_iter())
+        .map(|(_, day, cents, cash)| Settlement { day, cents, cash })
+        .collect();
+    Ok((settled, from))
 }
 
 /// `invoice_outcomes`' paid date of each invoice: the first day its settlements dated up to
 /// then add up to its amount (`tests/risk.rs` holds the two to the same dates).
-fn paid_dates(invoices: &[Invoice], mut settled: Vec<(u32, Day, i64)>) -> Vec<(u32, Day)> {
-    settled.sort_unstable();
+fn paid_dates(invoices: &[Invoice], settled: &[Settlement], from: &[u32]) -> Vec<(u32, Day)> {
     let mut paid = Vec::new();
-    let mut at = 0;
-    while at < settled.len() {
-        let i = settled[at].0;
-        let end = at + settled[at..].partition_point(|s| s.0 == i);
-        let inv = &invoices[i as usize];
-        if inv.gone_on.is_some() {
-            // Void or deleted: not in `invoice_outcomes`, never paid.
-            at = end;
+    for (i, inv) in invoices.iter().enumerate() {
+        let mine = &settled[from[i] as usize..from[i + 1] as usize];
+        // Void or deleted: not in `invoice_outcomes`, never paid.
+        if mine.is_empty() || inv.gone_on.is_some() {
             continue;
         }
         let owed = (inv.amount * 100.0).round() as i64;
         let mut total = 0i64;
-        let mut k = at;
-        while k < end {
-            let day = settled[k].1;
-            while k < end && settled[k].1 == day {
-                total += settled[k].2;
+        let mut k = 0;
+        while k < mine.len() {
+            let day = mine[k].day;
+            while k < mine.len() && mine[k].day == day {
+                total += mine[k].cents;
                 k += 1;
             }
             if total >= owed {
-                paid.push((i, day));
+                paid.push((i as u32, day));
                 break;
             }
         }
-        at = end;
     }
     paid
 }

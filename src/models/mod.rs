@@ -2,7 +2,10 @@
 //! with, and the naive baseline they must beat (`docs/models.md`).
 
 pub mod baseline;
+pub mod cash_backtest;
+pub mod delays;
 pub mod features;
+pub mod forecast;
 pub mod history;
 pub mod logistic;
 pub mod metrics;
