@@ -2,6 +2,9 @@
 -- the reporting currency at the closing rate. Definitions: docs/kpis.md. A ratio whose
 -- denominator is zero is null. The figures it divides come from `kpi_balances`, `kpi_flows`,
 -- `promise_counts` and `monthly_sales` (computed from the ledger unless run with --plain).
+-- `cash_forecast_wape` is the cash forecast's backtested error (`forecast_accuracy`: the
+-- forecast made 13 weeks before the as-of date against the receipts since; docs/models.md),
+-- null until the models have run on this state.
 CREATE OR REPLACE VIEW kpi_summary AS
 WITH resolutions AS (
     SELECT avg(CAST(d.resolved_date - d.opened_date AS DOUBLE)) AS mean_days,
@@ -51,7 +54,7 @@ SELECT p.as_of,
        CAST(pd.kept AS DOUBLE) / CAST(nullif(pd.promises, 0) AS DOUBLE) AS ptp_kept_rate,
        rs.mean_days AS dispute_resolution_days,
        rs.median_days AS dispute_resolution_days_median,
-       CAST(NULL AS DOUBLE) AS cash_forecast_wape,
+       (SELECT max(wape) FROM forecast_accuracy) AS cash_forecast_wape,
        bl.unconverted_invoices
 FROM params p
 CROSS JOIN kpi_balances bl

@@ -18,7 +18,7 @@ use arstream::ingest::IngestOptions;
 use arstream::models::features::{self, record};
 use arstream::models::history::{History, PaidDates};
 use arstream::models::risk::{self, RiskOptions};
-use arstream::service::risk::assign_worklist;
+use arstream::service::models::assign_worklist;
 use chrono::NaiveDate;
 
 fn date(s: &str) -> NaiveDate {
@@ -441,6 +441,12 @@ async fn the_service_scores_each_snapshot_in_the_background() {
         scored > 50,
         "the background scorer scored the first snapshot"
     );
+    // Scores are served as soon as made; the forecast is made after them, and the tables
+    // go to later snapshots once all are.
+    tokio::time::timeout(Duration::from_secs(120), first.model_tables())
+        .await
+        .expect("the first snapshot's model tables")
+        .unwrap();
     let batch = common::invoices(&[("c", 900_000, "LATE-1".into(), 10_000)]);
     common::write(&feed, "invoices/month=2025-08/late.parquet", &batch);
     let second = tokio::time::timeout(Duration::from_secs(60), async {

@@ -10,6 +10,7 @@ use super::GlobalArgs;
 use super::output::{self, Format};
 use crate::engine::Engine;
 use crate::pipeline::history;
+use crate::service::models::ModelTables;
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -59,6 +60,12 @@ pub async fn run(global: &GlobalArgs, args: KpiArgs) -> anyhow::Result<ExitCode>
     warn_missing_rates(&engine).await?;
     if let (Some(from), Some(to)) = (args.from, args.to) {
         return history(&engine, params, from, to, args).await;
+    }
+    if engine.reads_derived(crate::service::kpi::KpiSummary::QUERY) {
+        let made = ModelTables::put_forecast_accuracy(&engine, params.as_of).await;
+        if let Err(e) = made {
+            eprintln!("warning: the cash forecast's backtest could not be made: {e}");
+        }
     }
     let checked = started.elapsed();
     let (schema, summary) = engine

@@ -7,7 +7,7 @@ use rustyline::error::ReadlineError;
 use super::GlobalArgs;
 use super::output::{self, Format};
 use crate::engine::Engine;
-use crate::service::risk::RiskTables;
+use crate::service::models::ModelTables;
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -46,8 +46,8 @@ pub async fn run(global: &GlobalArgs, args: SqlArgs) -> anyhow::Result<ExitCode>
     }
 }
 
-/// The risk model's tables (`invoice_scores`, `assignments`), made once, when a statement
-/// first reads them (through `worklist`, `invoice_risk`, …).
+/// The models' tables (`invoice_scores`, `assignments`, `cash_forecast`, …), made once, when
+/// a statement first reads them (through `worklist`, `invoice_risk`, `kpi_summary`, …).
 struct Risk {
     as_of: chrono::NaiveDate,
     options: crate::models::risk::RiskOptions,
@@ -60,10 +60,10 @@ impl Risk {
             return;
         }
         self.made = true;
-        let made = RiskTables::make(engine, self.as_of, self.options).await;
+        let made = ModelTables::make(engine, self.as_of, self.options).await;
         if let Err(e) = made {
             eprintln!(
-                "warning: the risk scores could not be made, so invoice_scores and assignments are empty: {e}"
+                "warning: the risk scores and cash forecast could not be made, so their tables are empty: {e}"
             );
         }
     }

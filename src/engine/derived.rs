@@ -1,5 +1,7 @@
 //! Tables the engine's consumers compute from its rows and hand back to it: the risk
-//! model's `invoice_scores` and the collector `assignments`. They are registered empty at
+//! model's `invoice_scores`, the collector `assignments`, and the cash forecast's
+//! `forecast_invoices`, `forecast_weeks` (read through the views `invoice_forecast` and
+//! `cash_forecast`) and `forecast_accuracy`. They are registered empty at
 //! every refresh, so that the views over them (`invoice_risk`, `worklist`, …) plan; their
 //! consumer fills them ([`super::Engine::put_derived`]), and a query that reads them waits
 //! for it (see [`super::Engine::reads_derived`]).
@@ -13,12 +15,27 @@ pub const INVOICE_SCORES: &str = "invoice_scores";
 /// The collector of each customer of the worklist, or why none.
 pub const ASSIGNMENTS: &str = "assignments";
 
+/// Each open invoice's expected receipt in the next 13 weeks.
+pub const FORECAST_INVOICES: &str = "forecast_invoices";
+/// The 13 weeks' expected receipts with their 80 % band.
+pub const FORECAST_WEEKS: &str = "forecast_weeks";
+/// The forecast's backtest beside its baselines (one row).
+pub const FORECAST_ACCURACY: &str = "forecast_accuracy";
+
 /// The derived tables' names.
-pub const NAMES: [&str; 2] = [INVOICE_SCORES, ASSIGNMENTS];
+pub const NAMES: [&str; 5] = [
+    INVOICE_SCORES,
+    ASSIGNMENTS,
+    FORECAST_INVOICES,
+    FORECAST_WEEKS,
+    FORECAST_ACCURACY,
+];
 
 /// The columns of derived table `name`.
 pub fn schema(name: &str) -> Option<SchemaRef> {
     let text = |name: &str, nullable| Field::new(name, DataType::Utf8, nullable);
+    let number = |name: &str| Field::new(name, DataType::Float64, false);
+    let date = |name: &str| Field::new(name, DataType::Date32, false);
     let fields = match name {
         INVOICE_SCORES => vec![
             text("invoice_id", false),
@@ -32,6 +49,36 @@ pub fn schema(name: &str) -> Option<SchemaRef> {
             text("customer_id", false),
             text("collector_id", true),
             text("reason", false),
+        ],
+        FORECAST_INVOICES => vec![
+            text("invoice_id", false),
+            text("customer_id", false),
+            number("open_amount"),
+            number("expected_amount"),
+            Field::new("expected_date", DataType::Date32, true),
+            text("basis", false),
+            text("currency", false),
+            date("forecast_as_of"),
+        ],
+        FORECAST_WEEKS => vec![
+            Field::new("week", DataType::Int32, false),
+            date("week_start"),
+            date("week_end"),
+            number("expected"),
+            number("low"),
+            number("high"),
+            text("currency", false),
+            date("forecast_as_of"),
+        ],
+        FORECAST_ACCURACY => vec![
+            date("as_of"),
+            date("forecast_from"),
+            number("wape"),
+            number("wape_due_date"),
+            number("wape_average_delay"),
+            number("band_coverage"),
+            number("actual_receipts"),
+            text("currency", false),
         ],
         _ => return None,
     };

@@ -55,6 +55,8 @@ const BUILTIN: &[(&str, &str)] = builtin!("":
     "next_actions",
     "worklist_queue",
     "worklist",
+    "cash_forecast",
+    "invoice_forecast",
 );
 
 /// The same building blocks of the KPI summary computed from the ledger (`ledger_*`

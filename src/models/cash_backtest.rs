@@ -3,8 +3,8 @@
 //! beside two naive forecasts of the same invoices: every invoice paid on its due date, and
 //! every invoice paid at its customer's average past delay (`docs/models.md`).
 //!
-//! The backtest measures timing: forecast and receipts convert at the as-of date's closing
-//! rates, so a currency's move is not counted as the forecast's error. Receipts on invoices
+//! The backtest measures timing: forecast and receipts convert at the closing rates of the day
+//! forecast from, so a currency's move since is not counted as the forecast's error. Receipts on invoices
 //! issued after the forecast day are not in it (nothing forecast them).
 
 use super::delays::{CustomerDelays, Population};
@@ -122,10 +122,11 @@ pub fn backtest(history: &History, as_of: Day) -> Result<CashBacktest, CashBackt
 /// gives (for customer `c`), or the first day after `s` when that day has passed.
 fn naive(history: &History, s: Day, day: impl Fn(Day, usize) -> Day) -> [f64; WEEKS] {
     let mut weeks = [0.0; WEEKS];
+    let rates = history.rates_on(s);
     for (i, inv) in history.invoices.iter().enumerate() {
         let (Some(balance), Some(rate)) = (
             forecast::open_balance(history, i, s),
-            forecast::rate_of(history, i),
+            forecast::rate_of(history, &rates, i),
         ) else {
             continue;
         };

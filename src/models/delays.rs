@@ -68,14 +68,19 @@ impl Population {
             if inv.due_date > s || inv.due_date < s - WINDOW_DAYS || !inv.exists_on(s) {
                 continue;
             }
-            for x in history.settlements_of(i).iter().take_while(|x| x.day <= s) {
+            for x in history
+                .settlements_of(i)
+                .iter()
+                .take_while(|x| x.day <= s)
+                .filter(|x| x.known <= s)
+            {
                 let span = cash_span(x.day - inv.due_date);
                 settled[span] += x.cents;
                 if x.cash {
                     cash[span] += x.cents;
                 }
             }
-            match inv.paid_date.filter(|&p| p <= s) {
+            match inv.paid_by(s) {
                 Some(p) => {
                     paid[index(p - inv.due_date)] += 1.0;
                     delay_sum += f64::from(p - inv.due_date);
@@ -186,7 +191,7 @@ impl CustomerDelays {
             .take_while(|inv| inv.invoice_date >= s - REACH_DAYS)
             .filter(|inv| inv.exists_on(s))
             .filter_map(|inv| {
-                let paid = inv.paid_date.filter(|&p| p <= s)?;
+                let paid = inv.paid_by(s)?;
                 let weight = 0.5f64.powf(f64::from(s - paid) / HALF_LIFE_DAYS);
                 let delay = (paid - inv.due_date).clamp(EARLIEST, LATEST);
                 Some((delay, weight, month(inv.due_date)))
@@ -201,7 +206,7 @@ impl CustomerDelays {
     pub fn learn_all(history: &History, c: usize, s: Day) -> CustomerDelays {
         let delays = (history.invoices_of(c).iter())
             .filter(|inv| inv.exists_on(s))
-            .filter_map(|inv| Some((inv.paid_date.filter(|&p| p <= s)? - inv.due_date, 1.0, 0)))
+            .filter_map(|inv| Some((inv.paid_by(s)? - inv.due_date, 1.0, 0)))
             .collect();
         CustomerDelays { delays }
     }

@@ -69,6 +69,8 @@ pub struct InvoiceForecast {
     /// The expected day of receipt within the 13 weeks (`None`: nothing expected in them).
     pub expected_day: Option<Day>,
     pub basis: Basis,
+    /// What of `expected` falls in each week.
+    pub weeks: [f64; WEEKS],
 }
 
 /// One week's receipts.
@@ -246,7 +248,7 @@ impl<'h> Forecaster<'h> {
 /// Whether invoice `i` is open on day `s`, and its balance then.
 pub(crate) fn open_balance(history: &History, i: usize, s: Day) -> Option<f64> {
     let inv = &history.invoices[i];
-    if !inv.exists_on(s) || inv.paid_date.is_some_and(|p| p <= s) {
+    if !inv.exists_on(s) || inv.paid_by(s).is_some() {
         return None;
     }
     let balance = history.balance_on(i, s);
@@ -254,7 +256,8 @@ pub(crate) fn open_balance(history: &History, i: usize, s: Day) -> Option<f64> {
 }
 
 /// The cash received on the invoices open on day `o` in each of the 13 weeks after it, in the
-/// reporting currency; `None` for a week not over by `known_by`.
+/// reporting currency at the closing rates of `o` (as the forecast of `o` converts); `None` for
+/// a week not over by `known_by`.
 pub fn receipts(history: &History, o: Day, known_by: Day) -> [Option<f64>; WEEKS] {
     let mut out = [None; WEEKS];
     for (w, week) in out.iter_mut().enumerate() {
@@ -262,15 +265,16 @@ pub fn receipts(history: &History, o: Day, known_by: Day) -> [Option<f64>; WEEKS
             *week = Some(0.0);
         }
     }
+    let rates = history.rates_on(o);
     for i in 0..history.invoices.len() {
-        let Some(rate) = rate_of(history, i) else {
+        let Some(rate) = rate_of(history, &rates, i) else {
             continue;
         };
         if open_balance(history, i, o).is_none() {
             continue;
         }
         for x in history.settlements_of(i) {
-            if !x.cash || x.day <= o || x.day > o + HORIZON {
+            if !x.cash || x.day <= o || x.day > o + HORIZON || x.known > known_by {
                 continue;
             }
             if let Some(sum) = &mut out[((x.day - o - 1) / 7) as usize] {
@@ -281,9 +285,9 @@ pub fn receipts(history: &History, o: Day, known_by: Day) -> [Option<f64>; WEEKS
     out
 }
 
-pub(crate) fn rate_of(history: &History, i: usize) -> Option<f64> {
-    history
-        .rates
+/// Invoice `i`'s rate of `rates` (a day's, from [`History::rates_on`]).
+pub(crate) fn rate_of(history: &History, rates: &[Option<f64>], i: usize) -> Option<f64> {
+    rates
         .get(usize::from(history.invoices[i].currency))
         .copied()
         .flatten()
@@ -319,7 +323,8 @@ fn dispute_holds(history: &History, s: Day) -> HashMap<u32, Day> {
 
 /// The promises active on day `s` of customer `c` (made by then, and their promised day plus
 /// the grace days not yet past), as (invoice, promised day, amount): a promise on the account
-/// goes to its open invoices, the oldest due first.
+/// goes to its open invoices, the oldest due first. In the order made: the last made for an
+/// invoice is the one that counts.
 fn active_promises(
     history: &History,
     c: usize,
@@ -335,7 +340,7 @@ fn active_promises(
                 let i = i as usize;
                 // Kept already: paid since it was made, as much as promised.
                 let paid: i64 = (history.settlements_of(i).iter())
-                    .filter(|x| x.cash && x.day >= p.created && x.day <= s)
+                    .filter(|x| x.cash && x.day >= p.created && x.day <= s && x.known <= s)
                     .map(|x| x.cents)
                     .sum();
                 if (paid as f64) / 100.0 + PAID < p.amount && open.iter().any(|o| o.0 == i) {
@@ -376,6 +381,7 @@ fn kept_share(history: &History, c: usize, s: Day, everyone: f64) -> f64 {
 /// to learn from.
 fn invoice_forecasts(history: &History, s: Day) -> Option<(Vec<InvoiceForecast>, Sums, usize)> {
     let population = Population::learn(history, s)?;
+    let rates = history.rates_on(s);
     let holds = dispute_holds(history, s);
     let (kept, decided) = (history.promises.iter().flatten())
         .filter(|p| p.deadline <= s)
@@ -407,7 +413,7 @@ fn invoice_forecasts(history: &History, s: Day) -> Option<(Vec<InvoiceForecast>,
             kept_share(history, c, s, everyone_keeps)
         };
         for &(i, balance) in &open {
-            let Some(rate) = rate_of(history, i) else {
+            let Some(rate) = rate_of(history, &rates, i) else {
                 unconverted += 1;
                 continue;
             };
@@ -432,7 +438,7 @@ fn invoice_forecasts(history: &History, s: Day) -> Option<(Vec<InvoiceForecast>,
             let basis = if let Some(&until) = holds.get(&(i as u32)) {
                 from(until - 1, 1.0, &mut days);
                 Basis::Dispute(until)
-            } else if let Some(&(_, promised, amount)) = promises.iter().find(|p| p.0 == i) {
+            } else if let Some(&(_, promised, amount)) = promises.iter().rfind(|p| p.0 == i) {
                 let on = promised.max(s + 1);
                 let share = keeps * (amount / balance).min(1.0);
                 if on <= s + HORIZON {
@@ -451,8 +457,10 @@ fn invoice_forecasts(history: &History, s: Day) -> Option<(Vec<InvoiceForecast>,
             }
             let open_rc = balance * rate;
             let (mut total, mut weighted) = (0.0, 0.0);
+            let mut weeks = [0.0; WEEKS];
             for (w, week) in days.chunks(7).enumerate() {
                 let p: f64 = week.iter().sum();
+                weeks[w] = p * open_rc;
                 sums.expected[w] += p * open_rc;
                 sums.variance[w] += open_rc * open_rc * p * (1.0 - p);
             }
@@ -466,6 +474,7 @@ fn invoice_forecasts(history: &History, s: Day) -> Option<(Vec<InvoiceForecast>,
                 expected: total * open_rc,
                 expected_day: (total > 1e-9).then(|| s + 1 + (weighted / total).round() as Day),
                 basis,
+                weeks,
             });
         }
     }

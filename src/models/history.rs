@@ -37,6 +37,9 @@ pub struct Invoice {
     pub corrections: Vec<(Day, f64)>,
     /// Index into [`History::currencies`].
     pub currency: u16,
+    /// The day its payment in full was known: the settlements that paid it dated and applied
+    /// to it by then (see [`Settlement::known`]); `None` while unpaid.
+    pub paid_known: Option<Day>,
 }
 
 impl Invoice {
@@ -56,6 +59,13 @@ impl Invoice {
             Some(&(_, amount)) => amount,
             None => self.corrections.first().map_or(self.amount, |&(_, a)| a),
         }
+    }
+
+    /// Its paid date, if its payment in full was known by day `s` (a payment recorded late
+    /// counts from the day it was recorded, though dated earlier).
+    pub fn paid_by(&self, s: Day) -> Option<Day> {
+        self.paid_date
+            .filter(|_| self.paid_known.is_some_and(|k| k <= s))
     }
 
     /// Whether it was open on day `s`: existed, and not yet paid.
@@ -96,6 +106,10 @@ pub struct Settlement {
     pub day: Day,
     pub cents: i64,
     pub cash: bool,
+    /// The day it was known on the invoice: its date, or the day it was applied to the
+    /// invoice when that was recorded later (`_ts` of the change that applied it: cash that
+    /// came without remittance advice is applied days after it came).
+    pub known: Day,
 }
 
 /// A customer's credit limit from the day it was recorded.
@@ -118,7 +132,7 @@ pub struct History {
     pub promises: Vec<Vec<Promise>>,
     /// Oldest first.
     pub credit_limits: Vec<Vec<CreditLimit>>,
-    /// Every promise made by the as-of date, by customer.
+    /// Every promise made by the as-of date, by customer, in the order made.
     pub pledges: Vec<Vec<Pledge>>,
     /// Settlements by invoice, oldest first: invoice `i`'s are
     /// `settlements[settled_from[i]..settled_from[i + 1]]`.
@@ -126,11 +140,13 @@ pub struct History {
     pub settled_from: Vec<u32>,
     /// Currency codes; the index is [`Invoice::currency`].
     pub currencies: Vec<String>,
-    /// Each currency's closing rate at the as-of date in the reporting currency (`fx_closing`),
-    /// `None` when it has none.
-    pub rates: Vec<Option<f64>>,
-    /// The reporting currency, and the grace days after a promised date (`params`).
+    /// Each currency's rates in the feed's quote currency, oldest first (none for the quote
+    /// currency itself, which is 1).
+    pub quotes: Vec<Vec<(Day, f64)>>,
+    /// The reporting currency, the currency the rates are quoted in, and the grace days
+    /// after a promised date (`params`).
     pub reporting_currency: String,
+    pub rates_currency: String,
     pub grace_days: i32,
 }
 
@@ -144,12 +160,22 @@ const INVOICES_UNPAID: &str = "SELECT invoice_id, customer_id, invoice_date, due
      CAST(amount AS DOUBLE) AS amount, CAST(NULL AS DATE) AS paid_date, i.currency \
      FROM invoices i CROSS JOIN params p WHERE invoice_date <= p.as_of AND status <> 'void'";
 /// Payments and adjustments on an invoice dated up to the as-of date, in cents.
-const SETTLEMENTS: &str = "SELECT invoice_id, payment_date AS settled_on, \
-     CAST(amount * 100 AS BIGINT) AS cents, true AS cash FROM payments CROSS JOIN params p \
-     WHERE invoice_id IS NOT NULL AND payment_date <= p.as_of \
-     UNION ALL SELECT invoice_id, adjustment_date, CAST(amount * 100 AS BIGINT), false \
-     FROM adjustments CROSS JOIN params p \
-     WHERE invoice_id IS NOT NULL AND adjustment_date <= p.as_of";
+const SETTLEMENTS: &str = "WITH applied AS ( \
+         SELECT payment_id, invoice_id, min(CAST(_ts AS DATE)) AS applied_on \
+         FROM payments_changes WHERE invoice_id IS NOT NULL GROUP BY payment_id, invoice_id), \
+     credited AS ( \
+         SELECT adjustment_id, invoice_id, min(CAST(_ts AS DATE)) AS applied_on \
+         FROM adjustments_changes WHERE invoice_id IS NOT NULL GROUP BY adjustment_id, invoice_id) \
+     SELECT x.invoice_id, x.payment_date AS settled_on, CAST(x.amount * 100 AS BIGINT) AS cents, \
+            true AS cash, a.applied_on \
+     FROM payments x CROSS JOIN params p \
+     LEFT JOIN applied a ON a.payment_id = x.payment_id AND a.invoice_id = x.invoice_id \
+     WHERE x.invoice_id IS NOT NULL AND x.payment_date <= p.as_of \
+     UNION ALL SELECT x.invoice_id, x.adjustment_date, CAST(x.amount * 100 AS BIGINT), false, \
+            a.applied_on \
+     FROM adjustments x CROSS JOIN params p \
+     LEFT JOIN credited a ON a.adjustment_id = x.adjustment_id AND a.invoice_id = x.invoice_id \
+     WHERE x.invoice_id IS NOT NULL AND x.adjustment_date <= p.as_of";
 /// The invoices voided or deleted by the as-of date, with the day that was recorded and their
 /// last version before (a delete carries only the key): they were open until then, and
 /// count in their customer's record of the days before.
@@ -180,8 +206,9 @@ const DISPUTES: &str = "SELECT customer_id, invoice_id, opened_date, \
 const PROMISES: &str = "SELECT customer_id, deadline, kept FROM promise_results";
 const PLEDGES: &str = "SELECT customer_id, invoice_id, created_date, promised_date, \
      CAST(amount AS DOUBLE) FROM promises CROSS JOIN params p WHERE created_date <= p.as_of";
-const RATES: &str = "SELECT currency, CAST(rate AS DOUBLE) FROM fx_closing";
-const PARAMS: &str = "SELECT currency, grace_days FROM params";
+const RATES: &str = "SELECT f.currency, f.rate_date, CAST(f.rate AS DOUBLE) FROM fx_rates f \
+     CROSS JOIN params p WHERE f.rate_date <= p.as_of AND f.currency <> p.rates_currency";
+const PARAMS: &str = "SELECT currency, grace_days, rates_currency FROM params";
 /// Credit limits as recorded (`_ts`: when the change was made), the current one for a
 /// customer whose changes are not in the feed's log.
 const CREDIT_LIMITS: &str = "SELECT customer_id, CAST(_ts AS DATE) AS from_date, \
@@ -257,8 +284,20 @@ impl History {
                         .and_then(|g| g.is_valid(row).then(|| g.value(row))),
                     corrections: Vec::new(),
                     currency: history.currency(currency.value(row).unwrap_or("")),
+                    paid_known: None,
                 });
             }
+        }
+        // Currencies in the order of their codes, for the same reason as customers below.
+        let mut codes: Vec<(String, u16)> = (history.currencies.iter().cloned()).zip(0..).collect();
+        codes.sort_unstable();
+        let mut recode = vec![0u16; codes.len()];
+        for (new, (_, old)) in codes.iter().enumerate() {
+            recode[usize::from(*old)] = new as u16;
+        }
+        history.currencies = codes.into_iter().map(|(code, _)| code).collect();
+        for inv in &mut invoices {
+            inv.currency = recode[usize::from(inv.currency)];
         }
         // Customers are numbered in the order of their ids, so that the same facts give the
         // same training rows in the same order (and the same model, to the last bit) however
@@ -344,6 +383,7 @@ impl History {
         for (i, day) in paid_on {
             invoices[i as usize].paid_date = Some(day);
         }
+        paid_known(&mut invoices, &settled, &settled_from);
         // In the order recorded (the query's order), each change of amount once.
         for (i, on, amount) in corrections {
             let versions = &mut invoices[i as usize].corrections;
@@ -413,6 +453,14 @@ impl History {
         history.promises = group(n, promises);
         history.credit_limits = group(n, limits);
         history.pledges = group(n, pledges);
+        // In the order they were made, whatever order the engine gave them in.
+        for pledges in &mut history.pledges {
+            pledges.sort_by(|a, b| {
+                (a.created, a.promised, a.invoice)
+                    .cmp(&(b.created, b.promised, b.invoice))
+                    .then(a.amount.total_cmp(&b.amount))
+            });
+        }
         history.settlements = settled;
         history.settled_from = settled_from;
         for limits in &mut history.credit_limits {
@@ -446,30 +494,59 @@ impl History {
         }
     }
 
-    /// The closing rates of the currencies (`fx_closing`), the reporting currency and the
-    /// promise grace days.
+    /// The rates of the currencies, the reporting currency and the promise grace days.
     async fn read_rates_and_params(&mut self, engine: &Engine) -> Result<(), EngineError> {
-        let mut rates = vec![None; self.currencies.len()];
-        for batch in engine.query(RATES).await? {
-            let (code, rate) = (strings(&batch, 0)?, floats(&batch, 1)?);
-            for row in 0..batch.num_rows() {
-                let Some(code) = code.value(row) else {
-                    continue;
-                };
-                if let Some(i) = self.currencies.iter().position(|c| c == code) {
-                    rates[i] = rate.is_valid(row).then(|| rate.value(row));
-                }
-            }
-        }
-        self.rates = rates;
         for batch in engine.query(PARAMS).await? {
             if batch.num_rows() > 0 {
                 self.reporting_currency = strings(&batch, 0)?.value(0).unwrap_or("").into();
                 let grace = cast(batch.column(1), &DataType::Int32)?;
                 self.grace_days = grace.as_primitive::<arrow::datatypes::Int32Type>().value(0);
+                self.rates_currency = strings(&batch, 2)?.value(0).unwrap_or("").into();
             }
         }
+        let reporting = self.reporting_currency.clone();
+        self.currency(&reporting);
+        let mut quotes = Vec::new();
+        for batch in engine.query(RATES).await? {
+            let (code, on, rate) = (strings(&batch, 0)?, dates(&batch, 1)?, floats(&batch, 2)?);
+            for row in 0..batch.num_rows() {
+                if let (Some(code), true, true) =
+                    (code.value(row), on.is_valid(row), rate.is_valid(row))
+                {
+                    quotes.push((self.currency(code), on.value(row), rate.value(row)));
+                }
+            }
+        }
+        quotes.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)).then(a.2.total_cmp(&b.2)));
+        self.quotes = vec![Vec::new(); self.currencies.len()];
+        for (c, on, rate) in quotes {
+            self.quotes[usize::from(c)].push((on, rate));
+        }
         Ok(())
+    }
+
+    /// Each currency's closing rate on day `s` in the reporting currency, as `fx_closing`
+    /// makes it (the latest quote dated by then, through the quote currency); `None` for a
+    /// currency with no quote by then, and for all when the reporting currency has none.
+    pub fn rates_on(&self, s: Day) -> Vec<Option<f64>> {
+        let quote = |c: usize| -> Option<f64> {
+            if self.currencies[c] == self.rates_currency {
+                return Some(1.0);
+            }
+            let q = &self.quotes[c];
+            let at = q.partition_point(|&(on, _)| on <= s);
+            (at > 0).then(|| q[at - 1].1)
+        };
+        let reporting = self
+            .currencies
+            .iter()
+            .position(|c| *c == self.reporting_currency);
+        let Some(reporting) = reporting.and_then(quote) else {
+            return vec![None; self.currencies.len()];
+        };
+        (0..self.currencies.len())
+            .map(|c| quote(c).map(|q| q / reporting))
+            .collect()
     }
 
     /// Invoice `i`'s settlements, oldest first.
@@ -481,10 +558,11 @@ impl History {
     }
 
     /// What is still open on invoice `i` on day `s`, in its currency: its amount then less
-    /// its settlements dated by then.
+    /// its settlements dated and known by then.
     pub fn balance_on(&self, i: usize, s: Day) -> f64 {
         let settled: i64 = (self.settlements_of(i).iter())
             .take_while(|x| x.day <= s)
+            .filter(|x| x.known <= s)
             .map(|x| x.cents)
             .sum();
         self.invoices[i].amount_on(s) - settled as f64 / 100.0
@@ -522,13 +600,19 @@ async fn settlements(
         let cents = cast(batch.column(2), &DataType::Int64)?;
         let cents = cents.as_primitive::<arrow::datatypes::Int64Type>();
         let cash = batch.column(3).as_boolean();
+        let applied = dates(&batch, 4)?;
         for row in 0..batch.num_rows() {
             let Some(&i) = id.value(row).and_then(|id| by_invoice.get(id)) else {
                 continue;
             };
             if on.is_valid(row) && cents.is_valid(row) {
                 let cash = cash.is_valid(row) && cash.value(row);
-                all.push((i, on.value(row), cents.value(row), cash));
+                let day = on.value(row);
+                let known = match applied.is_valid(row) {
+                    true => applied.value(row).max(day),
+                    false => day,
+                };
+                all.push((i, day, cents.value(row), cash, known));
             }
         }
     }
@@ -541,9 +625,44 @@ async fn settlements(
         from[i] += from[i - 1];
     }
     let settled = (all.into_iter())
-        .map(|(_, day, cents, cash)| Settlement { day, cents, cash })
+        .map(|(_, day, cents, cash, known)| Settlement {
+            day,
+            cents,
+            cash,
+            known,
+        })
         .collect();
     Ok((settled, from))
+}
+
+/// The day each invoice's payment in full was known (see [`Invoice::paid_known`]): the first
+/// day by which the settlements dated and known by then add up to its amount, and not before
+/// its paid date.
+fn paid_known(invoices: &mut [Invoice], settled: &[Settlement], from: &[u32]) {
+    let mut mine: Vec<(Day, i64)> = Vec::new();
+    for (i, inv) in invoices.iter_mut().enumerate() {
+        let Some(paid) = inv.paid_date else {
+            continue;
+        };
+        mine.clear();
+        mine.extend(
+            (settled[from[i] as usize..from[i + 1] as usize].iter())
+                .map(|x| (x.known.max(x.day), x.cents)),
+        );
+        mine.sort_unstable();
+        let owed = (inv.amount * 100.0).round() as i64;
+        let mut total = 0i64;
+        let mut known = None;
+        for &(day, cents) in &mine {
+            total += cents;
+            if total >= owed {
+                known = Some(day.max(paid));
+                break;
+            }
+        }
+        // Paid as the view says, though the settlements do not add up: known on its date.
+        inv.paid_known = Some(known.unwrap_or(paid));
+    }
 }
 
 /// `invoice_outcomes`' paid date of each invoice: the first day its settlements dated up to

@@ -13,9 +13,10 @@
 //! hammering it.
 
 pub mod background;
+pub mod forecast;
 pub mod health;
 pub mod kpi;
-pub mod risk;
+pub mod models;
 pub mod schedule;
 pub mod session;
 pub mod trigger;
@@ -34,7 +35,7 @@ use crate::models::risk::RiskOptions;
 use crate::state::StateError;
 use health::Health;
 use kpi::KpiSummary;
-use risk::RiskTables;
+use models::ModelTables;
 use schedule::Schedule;
 use session::{Session, SessionError, SessionOptions};
 use trigger::Trigger;
@@ -65,16 +66,17 @@ pub struct Snapshot {
     pub engine: Arc<Engine>,
     /// When the refresh began (its catch-up): a consumer's latency is measured from here.
     pub began: Instant,
-    /// The risk model's tables of this snapshot, made once on first ask (see
-    /// [`Snapshot::risk_tables`]).
-    risk: tokio::sync::OnceCell<Result<Arc<RiskTables>, String>>,
+    /// The models' tables of this snapshot (risk scores, assignments, cash forecast), made
+    /// once on first ask (see
+    /// [`Snapshot::model_tables`]).
+    models: tokio::sync::OnceCell<Result<Arc<ModelTables>, String>>,
     risk_options: RiskOptions,
-    /// The runner's latest risk tables, which later snapshots serve until they have theirs.
-    latest_risk: LatestRisk,
+    /// The runner's latest model tables, which later snapshots serve until they have theirs.
+    latest_models: LatestModels,
 }
 
-/// The risk tables made last, by whichever snapshot.
-type LatestRisk = Arc<std::sync::Mutex<Option<Arc<RiskTables>>>>;
+/// The model tables made last, by whichever snapshot.
+type LatestModels = Arc<std::sync::Mutex<Option<Arc<ModelTables>>>>;
 
 /// A query's schema and rows.
 pub type QueryResult = (arrow::datatypes::SchemaRef, Vec<arrow::array::RecordBatch>);
@@ -91,21 +93,21 @@ impl Snapshot {
             return Ok(result.clone());
         }
         if self.engine.reads_derived(sql)
-            && let Err(e) = self.risk_tables().await
+            && let Err(e) = self.model_tables().await
         {
-            tracing::warn!("the risk scores of this refresh could not be made: {e}");
+            tracing::warn!("the model tables of this refresh could not be made: {e}");
         }
         self.engine.query_planned(sql, threads).await
     }
 
-    /// The risk model's scores and the collector assignments over this snapshot's rows (see
-    /// [`risk`]), made on the first ask and served by its engine from then on. Until then
+    /// The risk model's scores, the collector assignments and the cash forecast over this
+    /// snapshot's rows (see [`models`]), made on the first ask and served by its engine from then on. Until then
     /// its engine serves those of an earlier snapshot, if any.
-    pub async fn risk_tables(&self) -> Result<Arc<RiskTables>, String> {
-        let made = self.risk.get_or_init(|| async {
-            let made = RiskTables::make(&self.engine, self.params.as_of, self.risk_options).await;
+    pub async fn model_tables(&self) -> Result<Arc<ModelTables>, String> {
+        let made = self.models.get_or_init(|| async {
+            let made = ModelTables::make(&self.engine, self.params.as_of, self.risk_options).await;
             let made = made.map(Arc::new).map_err(|e| e.to_string())?;
-            *self.latest_risk.lock().unwrap_or_else(|e| e.into_inner()) = Some(made.clone());
+            *self.latest_models.lock().unwrap_or_else(|e| e.into_inner()) = Some(made.clone());
             Ok(made)
         });
         made.await.clone()
@@ -160,7 +162,7 @@ pub struct Runner {
     options: RunnerOptions,
     snapshots: watch::Sender<Option<Arc<Snapshot>>>,
     notices: broadcast::Sender<Notice>,
-    latest_risk: LatestRisk,
+    latest_models: LatestModels,
 }
 
 impl Runner {
@@ -169,7 +171,7 @@ impl Runner {
             options,
             snapshots: watch::Sender::new(None),
             notices: broadcast::Sender::new(64),
-            latest_risk: LatestRisk::default(),
+            latest_models: LatestModels::default(),
         }
     }
 
@@ -236,7 +238,7 @@ impl Runner {
         }
         let opts = session.ingest_options();
         let mut queries = QueriesFolder::new(&session.config.engine.queries);
-        let _scorer = risk::score_in_background(self.subscribe(), cancel.clone());
+        let _scorer = models::score_in_background(self.subscribe(), cancel.clone());
         loop {
             tokio::select! {
                 biased;
@@ -308,6 +310,15 @@ impl Runner {
         };
         let (engine, params) = made?;
         let engine_made = began.elapsed();
+        // The latest model tables first: the summary reads the forecast's backtest.
+        let latest_models = self
+            .latest_models
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(tables) = latest_models {
+            tables.put_into(&engine)?;
+        }
         let summary = engine.query_planned(KpiSummary::QUERY, None).await?;
         let kpi = KpiSummary::from_rows(&summary.1)?;
         let summarised = began.elapsed();
@@ -324,14 +335,6 @@ impl Runner {
             health_s = (began.elapsed() - summarised).as_secs_f64(),
             "refresh spans"
         );
-        let latest_risk = self
-            .latest_risk
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        if let Some(tables) = latest_risk {
-            tables.put_into(&engine)?;
-        }
         let sequence = self.snapshots.borrow().as_ref().map_or(0, |s| s.sequence) + 1;
         let snapshot = Snapshot {
             sequence,
@@ -346,9 +349,9 @@ impl Runner {
             results: [(KpiSummary::QUERY.to_string(), summary)].into(),
             engine: Arc::new(engine),
             began,
-            risk: tokio::sync::OnceCell::new(),
+            models: tokio::sync::OnceCell::new(),
             risk_options: session.risk_options(),
-            latest_risk: self.latest_risk.clone(),
+            latest_models: self.latest_models.clone(),
         };
         self.snapshots.send_replace(Some(Arc::new(snapshot)));
         Ok(())

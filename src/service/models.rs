@@ -1,6 +1,8 @@
-//! The risk consumer: from an engine's rows, the risk model's `invoice_scores` and the
-//! collector `assignments` of the worklist, handed back to the engine as derived tables
-//! (`engine::derived`), so that `invoice_risk`, `customer_risk` and `worklist` answer.
+//! The models' consumer: from an engine's rows, the risk model's `invoice_scores`, the
+//! collector `assignments` of the worklist and the cash forecast's tables (see
+//! [`super::forecast`]), handed back to the engine as derived tables (`engine::derived`), so
+//! that `invoice_risk`, `customer_risk`, `worklist`, `cash_forecast` and `kpi_summary`'s
+//! `cash_forecast_wape` answer.
 //!
 //! The model is trained at the engine's as-of date on what was known then (see
 //! `models::risk`), and the invoices open that day are scored. The assignment runs on the
@@ -16,40 +18,50 @@ use arrow::datatypes::DataType;
 
 use crate::assignment::{self, Account, Collector};
 use crate::dates::days;
-use crate::engine::derived::{self, ASSIGNMENTS, INVOICE_SCORES};
+use crate::engine::derived::{
+    self, ASSIGNMENTS, FORECAST_ACCURACY, FORECAST_INVOICES, FORECAST_WEEKS, INVOICE_SCORES,
+};
 use crate::engine::{Engine, EngineError};
+use crate::models::cash_backtest;
+use crate::models::forecast::{ForecastError, Forecaster};
 use crate::models::history::{History, strings};
 use crate::models::logistic::ModelError;
 use crate::models::risk::{self, RiskOptions};
 
-/// Why the risk tables could not be made.
+/// Why the model tables could not be made.
 #[derive(Debug, thiserror::Error)]
-pub enum RiskError {
+pub enum ModelTablesError {
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error("the risk model: {0}")]
     Model(#[from] ModelError),
+    #[error("the cash forecast: {0}")]
+    Forecast(#[from] ForecastError),
     #[error(transparent)]
     Arrow(#[from] arrow::error::ArrowError),
 }
 
 /// The derived tables of one engine, and what making them took.
 #[derive(Debug, Clone)]
-pub struct RiskTables {
+pub struct ModelTables {
     pub scores: RecordBatch,
     pub assignments: RecordBatch,
+    pub invoice_forecast: RecordBatch,
+    pub cash_forecast: RecordBatch,
+    /// No row when the history is too short to backtest.
+    pub forecast_accuracy: RecordBatch,
     pub as_of: chrono::NaiveDate,
     pub trained_rows: usize,
     pub took: Duration,
 }
 
-impl RiskTables {
+impl ModelTables {
     /// Make them from `engine` (as of its as-of date `as_of`) and serve them in it.
     pub async fn make(
         engine: &Engine,
         as_of: chrono::NaiveDate,
         options: RiskOptions,
-    ) -> Result<RiskTables, RiskError> {
+    ) -> Result<ModelTables, ModelTablesError> {
         let started = Instant::now();
         let history = History::read(engine).await?;
         let read = started.elapsed();
@@ -62,28 +74,67 @@ impl RiskTables {
         engine.put_derived(INVOICE_SCORES, scores.clone())?;
         let assignments = assign_worklist(engine).await?;
         engine.put_derived(ASSIGNMENTS, assignments.clone())?;
+        let assigned = started.elapsed();
+        let forecast = Forecaster::new(&history).forecast(day)?;
+        let invoice_forecast = super::forecast::invoice_batch(&history, &forecast)?;
+        let cash_forecast = super::forecast::weeks_batch(&history, &forecast)?;
+        let forecasted = started.elapsed();
+        let backtest = match cash_backtest::backtest(&history, day) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                tracing::debug!("no forecast backtest: {e}");
+                None
+            }
+        };
+        let forecast_accuracy = super::forecast::accuracy_batch(as_of, backtest.as_ref())?;
         tracing::debug!(
             read_s = read.as_secs_f64(),
             train_s = training.as_secs_f64(),
             score_s = (modelled - read - training).as_secs_f64(),
-            assign_s = (started.elapsed() - modelled).as_secs_f64(),
+            assign_s = (assigned - modelled).as_secs_f64(),
+            forecast_s = (forecasted - assigned).as_secs_f64(),
+            backtest_s = (started.elapsed() - forecasted).as_secs_f64(),
             invoices = scores.num_rows(),
             training_rows = trained.rows,
-            "risk tables made"
+            "model tables made"
         );
-        Ok(RiskTables {
+        let tables = ModelTables {
             scores,
             assignments,
+            invoice_forecast,
+            cash_forecast,
+            forecast_accuracy,
             as_of,
             trained_rows: trained.rows,
             took: started.elapsed(),
-        })
+        };
+        tables.put_forecast_into(engine)?;
+        Ok(tables)
+    }
+
+    /// Only the forecast's backtest, served as `forecast_accuracy` (what `kpi_summary` reads):
+    /// no risk model to train, no forecast of today.
+    pub async fn put_forecast_accuracy(
+        engine: &Engine,
+        as_of: chrono::NaiveDate,
+    ) -> Result<(), ModelTablesError> {
+        let history = History::read(engine).await?;
+        let backtest = cash_backtest::backtest(&history, days(as_of)).ok();
+        let batch = super::forecast::accuracy_batch(as_of, backtest.as_ref())?;
+        Ok(engine.put_derived(FORECAST_ACCURACY, batch)?)
+    }
+
+    fn put_forecast_into(&self, engine: &Engine) -> Result<(), EngineError> {
+        engine.put_derived(FORECAST_INVOICES, self.invoice_forecast.clone())?;
+        engine.put_derived(FORECAST_WEEKS, self.cash_forecast.clone())?;
+        engine.put_derived(FORECAST_ACCURACY, self.forecast_accuracy.clone())
     }
 
     /// Serve these tables in another engine (a later snapshot's, until it has its own).
     pub fn put_into(&self, engine: &Engine) -> Result<(), EngineError> {
         engine.put_derived(INVOICE_SCORES, self.scores.clone())?;
-        engine.put_derived(ASSIGNMENTS, self.assignments.clone())
+        engine.put_derived(ASSIGNMENTS, self.assignments.clone())?;
+        self.put_forecast_into(engine)
     }
 }
 
@@ -92,7 +143,7 @@ const QUEUE: &str = "SELECT customer_id, language, owner, CAST(expected_at_risk 
 const COLLECTORS: &str = "SELECT collector_id, languages, capacity FROM collectors";
 
 /// The `assignments` of the worklist as `engine` ranks it now (see [`crate::assignment`]).
-pub async fn assign_worklist(engine: &Engine) -> Result<RecordBatch, RiskError> {
+pub async fn assign_worklist(engine: &Engine) -> Result<RecordBatch, ModelTablesError> {
     let mut accounts = Vec::new();
     for batch in engine.query(QUEUE).await? {
         let (id, language, owner) = (
@@ -147,21 +198,21 @@ pub async fn assign_worklist(engine: &Engine) -> Result<RecordBatch, RiskError> 
     Ok(RecordBatch::try_new(schema, columns)?)
 }
 
-/// Keep the risk tables of the latest snapshot made, in the background (see
+/// Keep the model tables of the latest snapshot made, in the background (see
 /// [`super::background`]): after each, the newest snapshot published since, skipping those
 /// in between. A failure is logged once until its message changes.
 pub fn score_in_background(
     mut snapshots: super::Snapshots,
     cancel: tokio_util::sync::CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
-    super::background::spawn("risk model", move || async move {
+    super::background::spawn("models", move || async move {
         let mut last_error: Option<String> = None;
         loop {
             let snapshot = snapshots.borrow_and_update().clone();
             if let Some(snapshot) = snapshot {
                 let made = tokio::select! {
                     _ = cancel.cancelled() => return,
-                    made = snapshot.risk_tables() => made,
+                    made = snapshot.model_tables() => made,
                 };
                 match made {
                     Ok(tables) => {
@@ -169,11 +220,11 @@ pub fn score_in_background(
                         tracing::debug!(
                             sequence = snapshot.sequence,
                             took_s = tables.took.as_secs_f64(),
-                            "risk scores made"
+                            "model tables made"
                         );
                     }
                     Err(e) if last_error.as_ref() != Some(&e) => {
-                        tracing::warn!("the risk scores could not be made: {e}");
+                        tracing::warn!("the risk scores and cash forecast could not be made: {e}");
                         last_error = Some(e);
                     }
                     Err(_) => {}
