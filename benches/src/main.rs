@@ -72,6 +72,9 @@ pub enum Which {
     /// The risk model at scale: scores, worklist and assignment from the ingest benchmark's
     /// state (`sql "SELECT count(*) FROM worklist"`), and its backtest (`model report`)
     Risk(Scale),
+    /// The cash forecast at scale: the forecast and its backtest from the ingest benchmark's
+    /// state (`sql "SELECT * FROM cash_forecast"`), `kpi` with its WAPE, and `model report`
+    Forecast(Scale),
 }
 
 /// The generated feed a benchmark runs on, and where it keeps data and writes figures.
@@ -127,6 +130,7 @@ fn run(args: BenchArgs) -> anyhow::Result<()> {
             refresh::run(&feed, &label, files, &data, &report)
         }
         Which::Risk(s) => risk(s.customers, s.months, &s.data, &s.report),
+        Which::Forecast(s) => forecast(s.customers, s.months, &s.data, &s.report),
     }
 }
 
@@ -144,15 +148,8 @@ fn risk(customers: u64, months: u64, data: &Path, report_path: &Path) -> anyhow:
     let loaded = measure_with(&with(&["sql", "SELECT count(*) FROM invoices"]), &[]);
     let worklist = measure_with(&with(&["sql", "SELECT count(*) FROM worklist"]), &debug);
     let backtest = measure_with(&with(&["model", "report", "--format", "json"]), &[]);
-    let spans = (worklist.stderr.lines())
-        .find(|l| l.contains("risk tables made"))
-        .unwrap_or("risk tables made: n/a");
-    let span = |key: &str| -> f64 {
-        (spans.split_whitespace())
-            .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(f64::NAN)
-    };
+    let spans = model_spans(&worklist.stderr);
+    let span = |key: &str| span_of(&spans, key);
     let report: serde_json::Value = serde_json::from_str(&backtest.stdout)?;
     let (read, train, score, assign) = (
         span("read_s"),
@@ -184,7 +181,7 @@ fn risk(customers: u64, months: u64, data: &Path, report_path: &Path) -> anyhow:
         ));
     }
     text.push_str(&format!(
-        "\nInner spans of the worklist command (debug log `risk tables made`): reading the history {read:.1} s, training {train:.1} s ({} rows), scoring {score:.1} s ({} open invoices), the worklist query and assignment {assign:.1} s; **training and scoring with the history they read: {:.1} s**.\n\n",
+        "\nInner spans of the worklist command (debug log `model tables made`): reading the history {read:.1} s, training {train:.1} s ({} rows), scoring {score:.1} s ({} open invoices), the worklist query and assignment {assign:.1} s; **training and scoring with the history they read: {:.1} s** (the same command then makes the cash forecast: see its section).\n\n",
         spans.split("training_rows=").nth(1).unwrap_or("?").trim(),
         spans.split("invoices=").nth(1).and_then(|s| s.split_whitespace().next()).unwrap_or("?"),
         read + train + score,
@@ -202,6 +199,94 @@ fn risk(customers: u64, months: u64, data: &Path, report_path: &Path) -> anyhow:
         "\nCommand: `cargo build --release && cargo run --release -p arstream-bench -- risk`.\n",
     );
     write_section(report_path, "risk", &text)?;
+    println!("{text}");
+    Ok(())
+}
+
+/// The debug line `model tables made` of a command's log.
+fn model_spans(stderr: &str) -> String {
+    (stderr.lines())
+        .find(|l| l.contains("model tables made"))
+        .unwrap_or("model tables made: n/a")
+        .to_string()
+}
+
+/// The seconds of span `key` (`key_s=…`) of [`model_spans`].
+fn span_of(spans: &str, key: &str) -> f64 {
+    (spans.split_whitespace())
+        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// See [`Which::Forecast`].
+fn forecast(customers: u64, months: u64, data: &Path, report_path: &Path) -> anyhow::Result<()> {
+    let (feed, _) = bench_feed(customers, months, data)?;
+    let state = data.join(format!("state-{customers}x{months}"));
+    if !state.join("checkpoints").exists() {
+        ingest(customers, months, data, report_path)?;
+    }
+    let (feed, state) = (feed.to_string_lossy(), state.to_string_lossy());
+    let base = ["--feed", &feed, "--state", &state, "--offline"];
+    let with = |extra: &[&'static str]| [base.as_slice(), extra].concat();
+    let debug = [("ARSTREAM_LOG", "arstream=debug")];
+    let loaded = measure_with(&with(&["sql", "SELECT count(*) FROM invoices"]), &[]);
+    let weeks = measure_with(&with(&["sql", "SELECT * FROM cash_forecast"]), &debug);
+    let kpi = measure_with(&with(&["kpi", "--format", "json"]), &[]);
+    let backtest = measure_with(&with(&["model", "report", "--format", "json"]), &[]);
+    let spans = model_spans(&weeks.stderr);
+    let (read, forecast, backtested) = (
+        span_of(&spans, "read_s"),
+        span_of(&spans, "forecast_s"),
+        span_of(&spans, "backtest_s"),
+    );
+    let report: serde_json::Value = serde_json::from_str(&backtest.stdout)?;
+    let kpi: (serde_json::Value, Measured) = (serde_json::from_str(&kpi.stdout)?, kpi);
+    let mut text = format!(
+        "State: the ingest benchmark's ({customers} customers, {months} months), loaded offline.\n\n"
+    );
+    text.push_str("| command | time | peak memory |\n|---|---|---|\n");
+    for (what, m) in [
+        (
+            "`sql \"SELECT count(*) FROM invoices\"` (loading the state only)",
+            &loaded,
+        ),
+        (
+            "`sql \"SELECT * FROM cash_forecast\"` (load; risk model, worklist, forecast and backtest)",
+            &weeks,
+        ),
+        (
+            "`kpi --format json` (load, the KPIs, the forecast's backtest)",
+            &kpi.1,
+        ),
+        (
+            "`model report --format json` (load, both backtests)",
+            &backtest,
+        ),
+    ] {
+        text.push_str(&format!(
+            "| {what} | {:.1} s | {:.0} MiB |\n",
+            m.seconds, m.peak_mib
+        ));
+    }
+    text.push_str(&format!(
+        "\nInner spans of the `cash_forecast` command (debug log `model tables made`): reading the history {read:.1} s, the forecast of the as-of date with its band {forecast:.1} s, the backtest 13 weeks before {backtested:.1} s; **forecast and backtest with the history they read: {:.1} s**.\n\n",
+        read + forecast + backtested,
+    ));
+    text.push_str(&format!(
+        "Backtest at this size, from {}: WAPE {:.3} (paid on due date {:.3}, average delay {:.3}), band coverage {:.2}, {} open invoices; `kpi` shows cash_forecast_wape {}.\n",
+        report["forecast_from"].as_str().unwrap_or("?"),
+        report["wape"].as_f64().unwrap_or(f64::NAN),
+        report["wape_due_date"].as_f64().unwrap_or(f64::NAN),
+        report["wape_average_delay"].as_f64().unwrap_or(f64::NAN),
+        report["band_coverage"].as_f64().unwrap_or(f64::NAN),
+        report["forecast_invoices"],
+        kpi.0["cash_forecast_wape"],
+    ));
+    text.push_str(
+        "\nCommand: `cargo build --release && cargo run --release -p arstream-bench -- forecast`.\n",
+    );
+    write_section(report_path, "forecast", &text)?;
     println!("{text}");
     Ok(())
 }

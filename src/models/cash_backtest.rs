@@ -58,9 +58,19 @@ pub enum CashBacktestError {
 
 /// Forecast as of `as_of - 91` and compare with what came in by `as_of`.
 pub fn backtest(history: &History, as_of: Day) -> Result<CashBacktest, CashBacktestError> {
+    backtest_with(&mut Forecaster::new(history), as_of)
+}
+
+/// [`backtest`] with the forecasts `forecaster` made already (those of the band of a
+/// forecast of `as_of` are most of the backtest's).
+pub fn backtest_with(
+    forecaster: &mut Forecaster,
+    as_of: Day,
+) -> Result<CashBacktest, CashBacktestError> {
+    let history = forecaster.history();
     let from = as_of - HORIZON;
     let date = crate::dates::date;
-    let forecast = Forecaster::new(history).forecast(from)?;
+    let forecast = forecaster.forecast(from)?;
     let actual = forecast::receipts(history, from, as_of).map(|a| a.unwrap_or(0.0));
     let total: f64 = actual.iter().sum();
     if total <= 0.0 {

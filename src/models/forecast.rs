@@ -25,7 +25,7 @@ pub const HORIZON: Day = 7 * WEEKS as Day;
 /// The band's calibration: forecasts this many days apart…
 const CALIBRATE_EVERY: Day = 13;
 /// …this many of them, at most.
-const CALIBRATION_ORIGINS: Day = 28;
+const CALIBRATION_ORIGINS: Day = 14;
 /// Ratios needed to trust their percentiles (of a span of weeks, or all).
 const MIN_RATIOS: usize = 20;
 /// A promise is kept as the customer's kept share, smoothed towards everyone's as if by this
@@ -163,9 +163,14 @@ impl<'h> Forecaster<'h> {
         }
     }
 
+    pub fn history(&self) -> &'h History {
+        self.history
+    }
+
     /// The forecast of day `s`, its band measured on what was known by `s`.
     pub fn forecast(&mut self, s: Day) -> Result<Forecast, ForecastError> {
-        let (invoices, sums, unconverted) = invoice_forecasts(self.history, s)
+        self.prepare(&self.calibration_origins(s));
+        let (invoices, sums, unconverted) = invoice_forecasts(self.history, s, true)
             .ok_or(ForecastError::NoPayments(crate::dates::date(s)))?;
         self.sums.insert(s, Some(sums.clone()));
         let band = self.band(s);
@@ -209,13 +214,8 @@ impl<'h> Forecaster<'h> {
     /// the receipts known by `s`, week by week in three spans of the horizon (further weeks
     /// are forecast less surely), all weeks together for a span with too few.
     fn band(&mut self, s: Day) -> Band {
-        let first = self.history.first_day().unwrap_or(s);
         let mut ratios: [Vec<f64>; SPANS.len()] = Default::default();
-        for k in 1..=CALIBRATION_ORIGINS {
-            let o = s - k * CALIBRATE_EVERY;
-            if o < first + HORIZON {
-                break;
-            }
+        for o in self.calibration_origins(s) {
             let history = self.history;
             let Some(sums) = self.sums_of(o) else {
                 continue;
@@ -237,11 +237,46 @@ impl<'h> Forecaster<'h> {
     }
 
     fn sums_of(&mut self, o: Day) -> Option<&Sums> {
+        self.prepare(&[o]);
+        self.sums.get(&o).and_then(Option::as_ref)
+    }
+
+    /// The days whose forecasts measure the band of a forecast of `s` (those with 91 days of
+    /// history before them).
+    fn calibration_origins(&self, s: Day) -> Vec<Day> {
+        let first = self.history.first_day().unwrap_or(s);
+        (1..=CALIBRATION_ORIGINS)
+            .map(|k| s - k * CALIBRATE_EVERY)
+            .take_while(|&o| o >= first + HORIZON)
+            .collect()
+    }
+
+    /// The week sums of the forecasts of `origins` not made yet, on all cores.
+    pub fn prepare(&mut self, origins: &[Day]) {
+        let missing: Vec<Day> = (origins.iter().copied())
+            .filter(|o| !self.sums.contains_key(o))
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let history = self.history;
-        self.sums
-            .entry(o)
-            .or_insert_with(|| invoice_forecasts(history, o).map(|(_, sums, _)| sums))
-            .as_ref()
+        let made: Vec<(Day, Option<Sums>)> = std::thread::scope(|scope| {
+            let chunks = missing.chunks(missing.len().div_ceil(threads));
+            let handles: Vec<_> = chunks
+                .map(|chunk| {
+                    scope.spawn(move || {
+                        (chunk.iter())
+                            .map(|&o| (o, invoice_forecasts(history, o, false).map(|f| f.1)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            (handles.into_iter())
+                .flat_map(|h| h.join().expect("a forecast thread panicked"))
+                .collect()
+        });
+        self.sums.extend(made);
     }
 }
 
@@ -377,9 +412,13 @@ fn kept_share(history: &History, c: usize, s: Day, everyone: f64) -> f64 {
     (kept + PROMISE_PRIOR * everyone) / (all + PROMISE_PRIOR)
 }
 
-/// Every open invoice's forecast on day `s` and the week sums; `None` without a paid invoice
-/// to learn from.
-fn invoice_forecasts(history: &History, s: Day) -> Option<(Vec<InvoiceForecast>, Sums, usize)> {
+/// Every open invoice's forecast on day `s` (with `keep_invoices`; none without) and the week
+/// sums; `None` without a paid invoice to learn from.
+fn invoice_forecasts(
+    history: &History,
+    s: Day,
+    keep_invoices: bool,
+) -> Option<(Vec<InvoiceForecast>, Sums, usize)> {
     let population = Population::learn(history, s)?;
     let rates = history.rates_on(s);
     let holds = dispute_holds(history, s);
@@ -467,6 +506,9 @@ fn invoice_forecasts(history: &History, s: Day) -> Option<(Vec<InvoiceForecast>,
             for (j, p) in days.iter().enumerate() {
                 total += p;
                 weighted += p * j as f64;
+            }
+            if !keep_invoices {
+                continue;
             }
             invoices.push(InvoiceForecast {
                 invoice: i,

@@ -159,13 +159,21 @@ const INVOICES: &str = "SELECT o.invoice_id, o.customer_id, o.invoice_date, o.du
 const INVOICES_UNPAID: &str = "SELECT invoice_id, customer_id, invoice_date, due_date, \
      CAST(amount AS DOUBLE) AS amount, CAST(NULL AS DATE) AS paid_date, i.currency \
      FROM invoices i CROSS JOIN params p WHERE invoice_date <= p.as_of AND status <> 'void'";
-/// Payments and adjustments on an invoice dated up to the as-of date, in cents.
-const SETTLEMENTS: &str = "WITH applied AS ( \
-         SELECT payment_id, invoice_id, min(CAST(_ts AS DATE)) AS applied_on \
-         FROM payments_changes WHERE invoice_id IS NOT NULL GROUP BY payment_id, invoice_id), \
+/// Payments and adjustments on an invoice dated up to the as-of date, in cents, with the day
+/// one that was changed after it was made (cash applied to its invoice days after it came) was
+/// first recorded on its invoice. One made on its invoice is taken as known on its date.
+const SETTLEMENTS: &str = "WITH updated AS ( \
+         SELECT DISTINCT payment_id FROM payments_changes WHERE _op = 'u'), \
+     applied AS ( \
+         SELECT c.payment_id, c.invoice_id, min(CAST(c._ts AS DATE)) AS applied_on \
+         FROM payments_changes c JOIN updated USING (payment_id) \
+         WHERE c.invoice_id IS NOT NULL GROUP BY c.payment_id, c.invoice_id), \
+     adjusted AS ( \
+         SELECT DISTINCT adjustment_id FROM adjustments_changes WHERE _op = 'u'), \
      credited AS ( \
-         SELECT adjustment_id, invoice_id, min(CAST(_ts AS DATE)) AS applied_on \
-         FROM adjustments_changes WHERE invoice_id IS NOT NULL GROUP BY adjustment_id, invoice_id) \
+         SELECT c.adjustment_id, c.invoice_id, min(CAST(c._ts AS DATE)) AS applied_on \
+         FROM adjustments_changes c JOIN adjusted USING (adjustment_id) \
+         WHERE c.invoice_id IS NOT NULL GROUP BY c.adjustment_id, c.invoice_id) \
      SELECT x.invoice_id, x.payment_date AS settled_on, CAST(x.amount * 100 AS BIGINT) AS cents, \
             true AS cash, a.applied_on \
      FROM payments x CROSS JOIN params p \

@@ -75,11 +75,12 @@ impl ModelTables {
         let assignments = assign_worklist(engine).await?;
         engine.put_derived(ASSIGNMENTS, assignments.clone())?;
         let assigned = started.elapsed();
-        let forecast = Forecaster::new(&history).forecast(day)?;
+        let mut forecaster = Forecaster::new(&history);
+        let forecast = forecaster.forecast(day)?;
         let invoice_forecast = super::forecast::invoice_batch(&history, &forecast)?;
         let cash_forecast = super::forecast::weeks_batch(&history, &forecast)?;
         let forecasted = started.elapsed();
-        let backtest = match cash_backtest::backtest(&history, day) {
+        let backtest = match cash_backtest::backtest_with(&mut forecaster, day) {
             Ok(b) => Some(b),
             Err(e) => {
                 tracing::debug!("no forecast backtest: {e}");
