@@ -95,7 +95,7 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Write another system's export as a feed (IBM's late-payment histories)
     Import(import::ImportArgs),
-    /// The late-payment risk model: its backtest beside the naive baseline
+    /// The late-payment risk model and the cash forecast: their backtests beside naive baselines
     Model(model::ModelArgs),
 }
 
