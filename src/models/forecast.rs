@@ -10,7 +10,7 @@
 //! past day is what it would have said then (`tests/forecast.rs`).
 //!
 //! The band is measured, not assumed: the forecasts of earlier days (every 13 days over the
-//! half year before) against the receipts that came in since, their actual ÷ forecast ratios'
+//! quarter before) against the receipts that came in since, their actual ÷ forecast ratios'
 //! 10th and 90th percentiles around today's forecast. With too few of those (a short history),
 //! the spread the invoices' own chances give (as if independent), which is narrower.
 
@@ -25,7 +25,7 @@ pub const HORIZON: Day = 7 * WEEKS as Day;
 /// The band's calibration: forecasts this many days apart…
 const CALIBRATE_EVERY: Day = 13;
 /// …this many of them, at most.
-const CALIBRATION_ORIGINS: Day = 14;
+const CALIBRATION_ORIGINS: Day = 7;
 /// Ratios needed to trust their percentiles (of a span of weeks, or all).
 const MIN_RATIOS: usize = 20;
 /// A promise is kept as the customer's kept share, smoothed towards everyone's as if by this

@@ -256,6 +256,12 @@ impl History {
             engine.query(SETTLEMENTS),
             engine.query(CORRECTIONS),
         )?;
+        let (pledge_rows, dispute_rows, promise_rows, limit_rows) = futures::try_join!(
+            engine.query(PLEDGES),
+            engine.query(DISPUTES),
+            engine.query(PROMISES),
+            engine.query(CREDIT_LIMITS),
+        )?;
         let invoices_read = started.elapsed();
         batches.extend(gone);
         let gone_read = invoices_read;
@@ -359,7 +365,7 @@ impl History {
             }
         }
         let mut pledges = Vec::new();
-        for batch in engine.query(PLEDGES).await? {
+        for batch in pledge_rows {
             let (customer, invoice) = (strings(&batch, 0)?, strings(&batch, 1)?);
             let (created, promised) = (dates(&batch, 2)?, dates(&batch, 3)?);
             let amount = floats(&batch, 4)?;
@@ -381,7 +387,7 @@ impl History {
         }
         let mut disputes = Vec::new();
         let corrected = started.elapsed();
-        for batch in engine.query(DISPUTES).await? {
+        for batch in dispute_rows {
             let (customer, invoice) = (strings(&batch, 0)?, strings(&batch, 1)?);
             let (opened, closed) = (dates(&batch, 2)?, dates(&batch, 3)?);
             for row in 0..batch.num_rows() {
@@ -413,7 +419,7 @@ impl History {
         }
         let mut promises = Vec::new();
         let disputed = started.elapsed();
-        for batch in engine.query(PROMISES).await? {
+        for batch in promise_rows {
             let (customer, deadline) = (strings(&batch, 0)?, dates(&batch, 1)?);
             let kept = batch.column(2).as_boolean();
             for row in 0..batch.num_rows() {
@@ -428,7 +434,7 @@ impl History {
         }
         let mut limits = Vec::new();
         let promised = started.elapsed();
-        for batch in engine.query(CREDIT_LIMITS).await? {
+        for batch in limit_rows {
             let (customer, from) = (strings(&batch, 0)?, dates(&batch, 1)?);
             let limit = floats(&batch, 2)?;
             for row in 0..batch.num_rows() {

@@ -23,7 +23,7 @@ use crate::engine::derived::{
 };
 use crate::engine::{Engine, EngineError};
 use crate::models::cash_backtest;
-use crate::models::forecast::{ForecastError, Forecaster};
+use crate::models::forecast::Forecaster;
 use crate::models::history::{History, strings};
 use crate::models::logistic::ModelError;
 use crate::models::risk::{self, RiskOptions};
@@ -35,8 +35,6 @@ pub enum ModelTablesError {
     Engine(#[from] EngineError),
     #[error("the risk model: {0}")]
     Model(#[from] ModelError),
-    #[error("the cash forecast: {0}")]
-    Forecast(#[from] ForecastError),
     #[error(transparent)]
     Arrow(#[from] arrow::error::ArrowError),
 }
@@ -75,10 +73,19 @@ impl ModelTables {
         let assignments = assign_worklist(engine).await?;
         engine.put_derived(ASSIGNMENTS, assignments.clone())?;
         let assigned = started.elapsed();
+        // A feed with no payment yet has no forecast (nor its backtest), but still its scores.
         let mut forecaster = Forecaster::new(&history);
-        let forecast = forecaster.forecast(day)?;
-        let invoice_forecast = super::forecast::invoice_batch(&history, &forecast)?;
-        let cash_forecast = super::forecast::weeks_batch(&history, &forecast)?;
+        let (invoice_forecast, cash_forecast) = match forecaster.forecast(day) {
+            Ok(forecast) => (
+                super::forecast::invoice_batch(&history, &forecast)?,
+                super::forecast::weeks_batch(&history, &forecast)?,
+            ),
+            Err(e) => {
+                tracing::debug!("no cash forecast: {e}");
+                let empty = |name| RecordBatch::new_empty(derived::schema(name).expect("a schema"));
+                (empty(FORECAST_INVOICES), empty(FORECAST_WEEKS))
+            }
+        };
         let forecasted = started.elapsed();
         let backtest = match cash_backtest::backtest_with(&mut forecaster, day) {
             Ok(b) => Some(b),
