@@ -40,15 +40,10 @@ async fn history_of(feed: &Path, state: &Path, as_of: &str) -> History {
 }
 
 fn copy_dir(from: &Path, to: &Path) {
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let target = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-            copy_dir(&p, &target);
-        } else {
-            std::fs::copy(&p, &target).unwrap();
-        }
+    for file in common::walk(from) {
+        let target = to.join(file.strip_prefix(from).unwrap());
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&file, target).unwrap();
     }
 }
 
@@ -187,40 +182,13 @@ async fn an_open_dispute_holds_its_invoice_until_its_expected_resolution() {
     assert!(after(f) > 0.3 * open, "{:?}", f.weeks);
 }
 
-/// Copy the files of `feed` for the months up to `last` (`month=YYYY-MM` in their path).
-fn copy_months_up_to(feed: &Path, out: &Path, last: &str) {
-    for entry in walk(feed) {
-        let rel = entry.strip_prefix(feed).unwrap();
-        let text = rel.to_string_lossy();
-        let month = text.split("month=").nth(1).map(|m| &m[..7]);
-        if month.is_none_or(|m| m <= last) {
-            let to = out.join(rel);
-            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-            std::fs::copy(&entry, to).unwrap();
-        }
-    }
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
 #[tokio::test]
 async fn a_forecast_of_a_past_day_does_not_change_when_later_rows_land() {
     let dir = tempfile::tempdir().unwrap();
     let full = dir.path().join("full");
     let early = dir.path().join("early");
     common::generated_feed(&full, 60, 10, 11, 500);
-    copy_months_up_to(&full, &early, "2025-07");
+    common::copy_months_up_to(&full, &early, "2025-07");
     let then = history_of(&early, &dir.path().join("s1"), "2025-07-31").await;
     let now = history_of(&full, &dir.path().join("s2"), "2025-10-31").await;
     assert!(now.invoices.len() > then.invoices.len() + 100);

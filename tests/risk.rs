@@ -40,33 +40,6 @@ async fn engine_over(feed: &Path, state: &Path, as_of: &str) -> Engine {
     engine
 }
 
-/// Copy the files of `feed` for the months up to `last` (`month=YYYY-MM` in their path).
-fn copy_months_up_to(feed: &Path, out: &Path, last: &str) {
-    for entry in walk(feed) {
-        let rel = entry.strip_prefix(feed).unwrap();
-        let text = rel.to_string_lossy();
-        let month = text.split("month=").nth(1).map(|m| &m[..7]);
-        if month.is_none_or(|m| m <= last) {
-            let to = out.join(rel);
-            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-            std::fs::copy(&entry, to).unwrap();
-        }
-    }
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
 /// Every feature of every invoice open on `s`, and every customer's record that day, by id.
 fn features_on(history: &History, s: i32, late_days: i32) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -93,7 +66,7 @@ async fn features_of_a_day_do_not_change_when_later_rows_land() {
     let full = dir.path().join("full");
     let early = dir.path().join("early");
     common::generated_feed(&full, 60, 10, 11, 500);
-    copy_months_up_to(&full, &early, "2025-06");
+    common::copy_months_up_to(&full, &early, "2025-06");
     let known_then = engine_over(&early, &dir.path().join("s1"), "2025-06-30").await;
     let known_now = engine_over(&full, &dir.path().join("s2"), "2025-10-31").await;
     let (then, now) = (

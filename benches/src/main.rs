@@ -134,13 +134,24 @@ fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
 }
 
-/// See [`Which::Risk`].
-fn risk(customers: u64, months: u64, data: &Path, report_path: &Path) -> anyhow::Result<()> {
+/// The ingest benchmark's feed and state of these sizes, made when missing.
+fn ingested_state(
+    customers: u64,
+    months: u64,
+    data: &Path,
+    report_path: &Path,
+) -> anyhow::Result<(PathBuf, PathBuf)> {
     let (feed, _) = bench_feed(customers, months, data)?;
     let state = data.join(format!("state-{customers}x{months}"));
     if !state.join("checkpoints").exists() {
         ingest(customers, months, data, report_path)?;
     }
+    Ok((feed, state))
+}
+
+/// See [`Which::Risk`].
+fn risk(customers: u64, months: u64, data: &Path, report_path: &Path) -> anyhow::Result<()> {
+    let (feed, state) = ingested_state(customers, months, data, report_path)?;
     let (feed, state) = (feed.to_string_lossy(), state.to_string_lossy());
     let base = ["--feed", &feed, "--state", &state, "--offline"];
     let with = |extra: &[&'static str]| [base.as_slice(), extra].concat();
@@ -221,11 +232,7 @@ fn span_of(spans: &str, key: &str) -> f64 {
 
 /// See [`Which::Forecast`].
 fn forecast(customers: u64, months: u64, data: &Path, report_path: &Path) -> anyhow::Result<()> {
-    let (feed, _) = bench_feed(customers, months, data)?;
-    let state = data.join(format!("state-{customers}x{months}"));
-    if !state.join("checkpoints").exists() {
-        ingest(customers, months, data, report_path)?;
-    }
+    let (feed, state) = ingested_state(customers, months, data, report_path)?;
     let (feed, state) = (feed.to_string_lossy(), state.to_string_lossy());
     let base = ["--feed", &feed, "--state", &state, "--offline"];
     let with = |extra: &[&'static str]| [base.as_slice(), extra].concat();

@@ -220,3 +220,31 @@ pub fn sorted_rows(batch: &RecordBatch) -> Vec<String> {
     rows.sort();
     rows
 }
+
+/// Copy the files of `feed` for the months up to `last` (`month=YYYY-MM` in their path).
+pub fn copy_months_up_to(feed: &Path, out: &Path, last: &str) {
+    for entry in walk(feed) {
+        let rel = entry.strip_prefix(feed).unwrap();
+        let text = rel.to_string_lossy();
+        let month = text.split("month=").nth(1).map(|m| &m[..7]);
+        if month.is_none_or(|m| m <= last) {
+            let to = out.join(rel);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(&entry, to).unwrap();
+        }
+    }
+}
+
+/// Every file under `dir`.
+pub fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
