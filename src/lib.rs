@@ -16,6 +16,7 @@ pub mod hint;
 pub mod import;
 pub mod ingest;
 pub mod models;
+pub mod outreach;
 pub mod parquet_io;
 pub mod pipeline;
 pub mod service;

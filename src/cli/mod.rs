@@ -5,6 +5,7 @@ mod import;
 mod kpi;
 mod model;
 mod output;
+mod outreach;
 mod pipeline;
 mod run;
 mod sql;
@@ -97,6 +98,9 @@ pub enum Command {
     Import(import::ImportArgs),
     /// The late-payment risk model and the cash forecast: their backtests beside naive baselines
     Model(model::ModelArgs),
+    /// Dunning by policy (pipelines/outreach.toml): preview, send, log and replay reminders
+    /// over email, SMS and webhooks, each message once
+    Outreach(outreach::OutreachArgs),
 }
 
 /// Parse the command line, run the command, and turn any error into one line on stderr.
@@ -125,6 +129,7 @@ pub fn main() -> ExitCode {
             Command::Generate(args) => generate::run(args).await,
             Command::Import(args) => import::run(args).await,
             Command::Model(args) => model::run(&cli.global, args).await,
+            Command::Outreach(args) => outreach::run(&cli.global, args).await,
         }
     });
     match result {

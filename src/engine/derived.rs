@@ -5,6 +5,10 @@
 //! every refresh, so that the views over them (`invoice_risk`, `worklist`, …) plan; their
 //! consumer fills them ([`super::Engine::put_derived`]), and a query that reads them waits
 //! for it (see [`super::Engine::reads_derived`]).
+//!
+//! `outreach_opt_outs` is registered empty the same way, for the view `outreach_invoices`;
+//! outreach fills it from its policy's opt-out list. No model makes it, so reading it waits
+//! for nothing.
 
 use std::sync::Arc;
 
@@ -22,7 +26,10 @@ pub const FORECAST_WEEKS: &str = "forecast_weeks";
 /// The forecast's backtest beside its baselines (one row).
 pub const FORECAST_ACCURACY: &str = "forecast_accuracy";
 
-/// The derived tables' names.
+/// The customers outreach must not write to (a policy's `opt_outs` file).
+pub const OUTREACH_OPT_OUTS: &str = "outreach_opt_outs";
+
+/// The models' tables: what a query waits for when it reads one.
 pub const NAMES: [&str; 5] = [
     INVOICE_SCORES,
     ASSIGNMENTS,
@@ -45,6 +52,7 @@ pub fn schema(name: &str) -> Option<SchemaRef> {
             Field::new("scored_as_of", DataType::Date32, false),
             Field::new("late_days", DataType::Int32, false),
         ],
+        OUTREACH_OPT_OUTS => vec![text("customer_id", false), text("reason", false)],
         ASSIGNMENTS => vec![
             text("customer_id", false),
             text("collector_id", true),

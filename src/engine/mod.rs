@@ -243,7 +243,10 @@ impl Engine {
             tables::register_ledger(&self.ctx, &self.catalog, ledger)?;
             *self.pinned() = ledger.aging_as_of().map(crate::dates::date);
         }
-        for name in derived::NAMES {
+        for name in derived::NAMES
+            .into_iter()
+            .chain([derived::OUTREACH_OPT_OUTS])
+        {
             let schema = derived::schema(name).expect("a derived table has a schema");
             let empty = datafusion::datasource::MemTable::try_new(schema, vec![vec![]])?;
             self.catalog.put(&self.ctx, name, Arc::new(empty))?;

@@ -57,6 +57,8 @@ const BUILTIN: &[(&str, &str)] = builtin!("":
     "worklist",
     "cash_forecast",
     "invoice_forecast",
+    "outreach_invoices",
+    "outreach_candidates",
 );
 
 /// The same building blocks of the KPI summary computed from the ledger (`ledger_*`

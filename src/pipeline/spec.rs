@@ -6,6 +6,7 @@
 //! state = "../.arstream/state"
 //! out = "../.arstream/out"
 //! as_of = "feed"                    # today | feed | YYYY-MM-DD
+//! # outreach = "outreach.toml"      # send by this policy after each refresh (docs/outreach.md)
 //!
 //! [schedule]
 //! every = "30s"                     # or: cron = "0 6 * * *" and timezone = "Europe/Paris"
@@ -49,6 +50,7 @@ struct RawPipeline {
     as_of: Option<Spanned<String>>,
     schedule: Spanned<RawSchedule>,
     steps: Spanned<Vec<Spanned<RawStep>>>,
+    outreach: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -129,10 +131,13 @@ pub struct Pipeline {
     pub as_of: Option<String>,
     pub schedule: Schedule,
     pub steps: Vec<Step>,
+    /// The outreach policy `run` sends by after each refresh (see `crate::outreach`); none:
+    /// no outreach.
+    pub outreach: Option<PathBuf>,
 }
 
 /// Line (1-based) of a byte offset.
-fn line_of(text: &str, offset: usize) -> usize {
+pub(crate) fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
@@ -152,6 +157,15 @@ fn parse_every(text: &str) -> Option<Duration> {
         _ => return None,
     };
     (seconds > 0.0 && seconds.is_finite()).then(|| Duration::from_secs_f64(seconds))
+}
+
+/// Whether `file` is an outreach policy: its TOML has a top-level `rules` array.
+fn is_outreach_policy(file: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return false;
+    };
+    text.parse::<toml::Table>()
+        .is_ok_and(|t| t.get("rules").is_some_and(|r| r.is_array()))
 }
 
 /// Read and check one pipeline file. `views` are the names a `view` step may use.
@@ -354,6 +368,20 @@ pub fn parse(file: &str, text: &str, base: &Path, views: &[String]) -> Result<Pi
         });
     }
 
+    let outreach = match &raw.outreach {
+        None => None,
+        Some(policy) => {
+            let path = base.join(policy.get_ref());
+            if !path.is_file() {
+                return Err(error(
+                    policy.span().start,
+                    format!("outreach policy {} does not exist", path.display()),
+                ));
+            }
+            Some(path)
+        }
+    };
+
     Ok(Pipeline {
         name,
         description: raw.description,
@@ -364,16 +392,21 @@ pub fn parse(file: &str, text: &str, base: &Path, views: &[String]) -> Result<Pi
         as_of: raw.as_of.map(|a| a.into_inner()),
         schedule,
         steps,
+        outreach,
     })
 }
 
 /// The pipeline files of a folder, sorted by name.
+///
+/// An outreach policy in the same folder (a file with `[[rules]]`, such as `outreach.toml`)
+/// is not a pipeline: a pipeline names it with its `outreach` key.
 pub fn files(folder: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
         .map(|entries| {
             entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .filter(|p| !is_outreach_policy(p))
                 .collect()
         })
         .unwrap_or_default();

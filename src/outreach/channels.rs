@@ -1,0 +1,335 @@
+//! How a recorded message leaves: email over SMTP (lettre; the server from
+//! `ARSTREAM_SMTP_URL`), webhooks (an HTTP POST of JSON signed with HMAC-SHA256 keyed by
+//! `ARSTREAM_WEBHOOK_SECRET`), SMS through an HTTP gateway (its request shape in the policy,
+//! its token from `ARSTREAM_SMS_TOKEN`), or the file outbox, whenever a channel has no server
+//! configured. Every delivery carries the message's id (`Message-ID`, `Idempotency-Key`), so
+//! a receiver can drop the one duplicate a crash may cause.
+//!
+//! A failure is transient (the server is down or busy: SMTP 4xx, HTTP 5xx or 429, no
+//! connection, a timeout) or permanent (SMTP 5xx, another HTTP 4xx): see [`Failure`].
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use lettre::message::header::{self, Header, HeaderName, HeaderValue};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use sha2::Sha256;
+
+use super::OutreachError;
+use super::ledger::Message;
+use super::policy::{Channel, Policy, SmsGateway};
+
+/// Why a delivery failed: try again later, or never.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    Transient(String),
+    Permanent(String),
+}
+
+/// Where a channel's messages go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Smtp,
+    Http,
+    Outbox,
+}
+
+impl Via {
+    pub fn name(self) -> &'static str {
+        match self {
+            Via::Smtp => "smtp",
+            Via::Http => "http",
+            Via::Outbox => "outbox",
+        }
+    }
+}
+
+/// The `Content-Language` header of an email.
+#[derive(Debug, Clone)]
+struct ContentLanguage(String);
+
+impl Header for ContentLanguage {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("Content-Language")
+    }
+
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(ContentLanguage(s.trim().to_string()))
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), self.0.clone())
+    }
+}
+
+/// The channels of a policy, with the servers the environment configures.
+pub struct Channels {
+    smtp: Option<AsyncSmtpTransport<Tokio1Executor>>,
+    http: reqwest::Client,
+    webhook_url: Option<String>,
+    webhook_secret: Option<String>,
+    sms: SmsGateway,
+    sms_url: Option<String>,
+    sms_token: Option<String>,
+    outbox: PathBuf,
+    sender: lettre::message::Mailbox,
+    reply_to: Option<lettre::message::Mailbox>,
+}
+
+/// An environment variable that is set and not empty.
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+impl Channels {
+    /// The channels of `policy`: SMTP from `ARSTREAM_SMTP_URL`, the webhook from the policy
+    /// or `ARSTREAM_WEBHOOK_URL`, the SMS gateway from the policy or `ARSTREAM_SMS_URL`;
+    /// what has none writes to `outbox`.
+    pub fn from_env(policy: &Policy, outbox: &Path) -> Result<Channels, OutreachError> {
+        let smtp = match env("ARSTREAM_SMTP_URL") {
+            None => None,
+            Some(url) => Some(
+                AsyncSmtpTransport::<Tokio1Executor>::from_url(&url)
+                    .map_err(|e| {
+                        OutreachError::Channel(format!(
+                            "ARSTREAM_SMTP_URL is not an SMTP URL such as smtp://127.0.0.1:2525 or smtps://user:pass@host:465: {e}"
+                        ))
+                    })?
+                    .timeout(Some(Duration::from_secs(30)))
+                    .build(),
+            ),
+        };
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| OutreachError::Channel(format!("HTTP client: {e}")))?;
+        let sender = policy
+            .sender
+            .parse()
+            .expect("checked when the policy loaded");
+        let reply_to = policy
+            .reply_to
+            .as_ref()
+            .map(|r| r.parse().expect("checked when the policy loaded"));
+        Ok(Channels {
+            smtp,
+            http,
+            webhook_url: env("ARSTREAM_WEBHOOK_URL").or_else(|| policy.webhook_url.clone()),
+            webhook_secret: env("ARSTREAM_WEBHOOK_SECRET"),
+            sms: policy.sms.clone(),
+            sms_url: env("ARSTREAM_SMS_URL").or_else(|| policy.sms.url.clone()),
+            sms_token: env("ARSTREAM_SMS_TOKEN"),
+            outbox: outbox.to_path_buf(),
+            sender,
+            reply_to,
+        })
+    }
+
+    /// Where messages of `channel` go.
+    pub fn via(&self, channel: Channel) -> Via {
+        let configured = match channel {
+            Channel::Email => self.smtp.is_some(),
+            Channel::Webhook => self.webhook_url.is_some(),
+            Channel::Sms => self.sms_url.is_some(),
+        };
+        match configured {
+            true if channel == Channel::Email => Via::Smtp,
+            true => Via::Http,
+            false => Via::Outbox,
+        }
+    }
+
+    /// Deliver `message` once (retries are the caller's).
+    pub async fn deliver(&self, message: &Message) -> Result<Via, Failure> {
+        let via = self.via(message.channel);
+        match (message.channel, via) {
+            (_, Via::Outbox) => self.to_outbox(message).map(|_| Via::Outbox),
+            (Channel::Email, _) => self.email(message).await.map(|_| Via::Smtp),
+            (Channel::Webhook, _) => {
+                let url = self.webhook_url.as_deref().expect("via http");
+                let body = webhook_body(message);
+                let signature = self.webhook_secret.as_deref().map(|k| sign(k, &body));
+                let mut request = self
+                    .http
+                    .post(url)
+                    .header("Content-Type", "application/json")
+                    .header("Idempotency-Key", &message.id);
+                if let Some(s) = signature {
+                    request = request.header(SIGNATURE_HEADER, s);
+                }
+                self.post(request.body(body)).await.map(|_| Via::Http)
+            }
+            (Channel::Sms, _) => {
+                let url = self.sms_url.as_deref().expect("via http");
+                let body = self.sms_body(message)?;
+                let mut request = self
+                    .http
+                    .post(url)
+                    .header("Content-Type", &self.sms.content_type)
+                    .header("Idempotency-Key", &message.id);
+                if let Some(token) = &self.sms_token {
+                    let value = format!("{}{token}", self.sms.token_prefix);
+                    request = request.header(self.sms.token_header.as_str(), value);
+                }
+                self.post(request.body(body)).await.map(|_| Via::Http)
+            }
+        }
+    }
+
+    /// The email of `message`, as sent and as written to the outbox.
+    fn email_of(&self, message: &Message) -> Result<lettre::Message, Failure> {
+        let to: lettre::message::Mailbox = message.to.parse().map_err(|e| {
+            Failure::Permanent(format!("malformed email address '{}': {e}", message.to))
+        })?;
+        let mut builder = lettre::Message::builder()
+            .from(self.sender.clone())
+            .to(to)
+            .subject(message.subject.clone())
+            .message_id(Some(message.id.clone()))
+            .header(ContentLanguage(message.language.clone()))
+            .header(header::ContentType::TEXT_PLAIN);
+        if let Some(r) = &self.reply_to {
+            builder = builder.reply_to(r.clone());
+        }
+        // 8bit keeps the text readable as written; a line too long for it falls back to what
+        // lettre picks (quoted-printable or base64).
+        let body = lettre::message::Body::new_with_encoding(
+            message.body.clone(),
+            header::ContentTransferEncoding::EightBit,
+        )
+        .unwrap_or_else(lettre::message::Body::new);
+        builder
+            .body(body)
+            .map_err(|e| Failure::Permanent(format!("the email cannot be built: {e}")))
+    }
+
+    async fn email(&self, message: &Message) -> Result<(), Failure> {
+        let email = self.email_of(message)?;
+        let smtp = self.smtp.as_ref().expect("via smtp");
+        match smtp.send(email).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_permanent() => Err(Failure::Permanent(format!("SMTP: {e}"))),
+            Err(e) => Err(Failure::Transient(format!("SMTP: {e}"))),
+        }
+    }
+
+    async fn post(&self, request: reqwest::RequestBuilder) -> Result<(), Failure> {
+        match request.send().await {
+            Err(e) => Err(Failure::Transient(format!("HTTP: {e}"))),
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) => {
+                let status = r.status();
+                let text = r.text().await.unwrap_or_default();
+                let text: String = text.chars().take(200).collect();
+                let reason = format!("HTTP {status}: {}", text.trim());
+                match status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
+                    true => Err(Failure::Transient(reason)),
+                    false => Err(Failure::Permanent(reason)),
+                }
+            }
+        }
+    }
+
+    fn sms_body(&self, message: &Message) -> Result<String, Failure> {
+        let mut env = minijinja::Environment::new();
+        env.add_template("sms", &self.sms.body)
+            .map_err(|e| Failure::Permanent(format!("sms body: {e}")))?;
+        let text = match message.subject.is_empty() {
+            true => message.body.trim().to_string(),
+            false => format!("{}\n{}", message.subject, message.body.trim()),
+        };
+        env.get_template("sms")
+            .and_then(|t| {
+                t.render(minijinja::context! {
+                    to => message.to,
+                    text => text,
+                    message_id => message.id,
+                    sender => self.sender.to_string(),
+                })
+            })
+            .map_err(|e| Failure::Permanent(format!("sms body: {e}")))
+    }
+
+    /// Write `message` to the outbox: `<outbox>/<day>/<id>.eml` (an email as it would be
+    /// sent) or `.json` (the webhook's or SMS gateway's request body). Written whole or not at
+    /// all; the same message written again replaces itself.
+    fn to_outbox(&self, message: &Message) -> Result<(), Failure> {
+        let folder = self.outbox.join(message.day.to_string());
+        let name = outbox_name(&message.id);
+        let (file, bytes) = match message.channel {
+            Channel::Email => {
+                let email = self.email_of(message)?;
+                (folder.join(format!("{name}.eml")), email.formatted())
+            }
+            Channel::Webhook => (
+                folder.join(format!("{name}.webhook.json")),
+                webhook_body(message).into_bytes(),
+            ),
+            Channel::Sms => (
+                folder.join(format!("{name}.sms.json")),
+                self.sms_body(message)?.into_bytes(),
+            ),
+        };
+        let write = || -> std::io::Result<()> {
+            std::fs::create_dir_all(&folder)?;
+            let partial = file.with_extension("partial");
+            std::fs::write(&partial, &bytes)?;
+            std::fs::rename(&partial, &file)
+        };
+        write().map_err(|e| Failure::Transient(format!("outbox {}: {e}", file.display())))
+    }
+}
+
+/// A file name for a message id (`<2025-12-31.C1.…@example.com>` → without brackets, `@`
+/// as `_at_`).
+pub fn outbox_name(id: &str) -> String {
+    id.trim_matches(['<', '>'])
+        .replace('@', "_at_")
+        .replace(['/', '\\'], "_")
+}
+
+/// The header that carries a webhook's signature: `sha256=<hex HMAC-SHA256 of the body>`.
+pub const SIGNATURE_HEADER: &str = "X-Arstream-Signature";
+
+/// The signature of `body` keyed by `secret`.
+pub fn sign(secret: &str, body: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
+    mac.update(body.as_bytes());
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// The JSON a webhook receives: the message, its invoices and its text.
+pub fn webhook_body(message: &Message) -> String {
+    let body = serde_json::json!({
+        "message_id": message.id,
+        "day": message.day,
+        "customer_id": message.customer_id,
+        "audience": message.audience,
+        "rule": message.rule,
+        "stage": message.stage,
+        "language": message.language,
+        "subject": message.subject,
+        "text": message.body,
+        "invoices": message.items,
+    });
+    body.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signature_is_the_hmac_of_the_body() {
+        // RFC 4231 test case 2.
+        assert_eq!(
+            sign("Jefe", "what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        assert_eq!(
+            outbox_name("<2025-12-31.C1.ab.customer@x.example>"),
+            "2025-12-31.C1.ab.customer_at_x.example"
+        );
+    }
+}

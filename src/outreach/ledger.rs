@@ -1,0 +1,507 @@
+//! The outreach ledger: what was sent, skipped, failed or is waiting, so that each
+//! (rule, stage, invoice) entry goes out at most once, across restarts and crashes.
+//!
+//! It is one append-only file of JSON lines (`ledger.jsonl`, in `<state>/outreach` or the
+//! policy's `ledger` folder). A message is recorded `pending`, with everything needed to send
+//! it again byte for byte, and made durable *before* it is sent; `sent` is appended after the
+//! server accepted it. A crash between the two leaves it pending: the next `send` sends it
+//! again with the same `Message-ID` / `Idempotency-Key`, which receivers use to drop the
+//! duplicate. That is the one message that may go out twice, and only with the same id.
+//!
+//! A lock file keeps two senders off one ledger.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::policy::{Audience, Channel, Slot};
+
+/// Why the ledger cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("outreach ledger {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("outreach ledger {path}, line {line}: {message}")]
+    Corrupt {
+        path: String,
+        line: usize,
+        message: String,
+    },
+    #[error(
+        "outreach ledger {0} is in use by another `outreach send` or `run` (its lock is held); wait for it to finish"
+    )]
+    Locked(String),
+}
+
+/// One invoice a message is about, as it was when the message was made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    pub rule: String,
+    pub stage: String,
+    pub invoice_id: String,
+    pub due_date: NaiveDate,
+    pub days_past_due: i64,
+    pub open_amount: f64,
+    pub currency: String,
+}
+
+/// A message as recorded before it is sent: everything needed to send it again unchanged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    /// The `Message-ID` (email) and `Idempotency-Key` (HTTP): one per customer, audience,
+    /// lead stage and day.
+    pub id: String,
+    pub day: NaiveDate,
+    pub customer_id: String,
+    pub audience: Audience,
+    pub channel: Channel,
+    /// The rule and stage that chose the channel and template (the latest stage among items).
+    pub rule: String,
+    pub stage: String,
+    /// Email address, phone number, or (webhook) the customer id.
+    pub to: String,
+    pub language: String,
+    pub subject: String,
+    pub body: String,
+    pub items: Vec<Item>,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// An entry that did not go out, and why (suppression, or a message that lost all reason to
+/// go out while it waited).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Skip {
+    pub day: NaiveDate,
+    pub rule: String,
+    pub stage: String,
+    pub customer_id: String,
+    pub invoice_id: String,
+    pub reason: String,
+    /// The message it was in, when it was one waiting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// One line of the ledger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "lowercase")]
+pub enum Record {
+    Pending(Message),
+    /// Accepted by the server (or written to the outbox: `via`).
+    Sent {
+        id: String,
+        via: String,
+        at: DateTime<Utc>,
+    },
+    /// A transient failure: the message stays pending and is retried by the next send.
+    Waiting {
+        id: String,
+        reason: String,
+        at: DateTime<Utc>,
+    },
+    /// A permanent failure (a malformed address, a 4xx): never retried.
+    Failed {
+        id: String,
+        reason: String,
+        at: DateTime<Utc>,
+    },
+    Skipped(Skip),
+}
+
+/// Where a message stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Status {
+    /// Recorded, not yet accepted; `waiting` is the last transient failure, if any.
+    Pending {
+        waiting: Option<String>,
+    },
+    Sent {
+        via: String,
+        at: DateTime<Utc>,
+    },
+    Failed {
+        reason: String,
+    },
+    /// Dropped while pending (everything in it was paid or disputed meanwhile).
+    Skipped {
+        reason: String,
+    },
+}
+
+/// A message and where it stands.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub message: Message,
+    pub status: Status,
+}
+
+/// The key of an entry that goes out at most once.
+pub type EntryKey = (String, String, String);
+
+/// The ledger, loaded, with its file open for appending.
+pub struct Ledger {
+    path: PathBuf,
+    file: Option<File>,
+    _lock: Option<File>,
+    messages: Vec<Entry>,
+    by_id: HashMap<String, usize>,
+    /// (rule, stage, invoice) of every message recorded, whatever its status.
+    entries: HashSet<EntryKey>,
+    /// (rule, invoice) → the stages recorded for it.
+    stages: HashMap<(String, String), Vec<String>>,
+    /// (day, customer, slot) that already have their message.
+    written: HashSet<(NaiveDate, String, Slot)>,
+    skips: Vec<Skip>,
+    skip_keys: HashSet<(EntryKey, String)>,
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> LedgerError + '_ {
+    move |source| LedgerError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+impl Ledger {
+    /// An empty ledger in memory only (previews of days not yet sent, replays).
+    pub fn in_memory() -> Ledger {
+        Ledger {
+            path: PathBuf::new(),
+            file: None,
+            _lock: None,
+            messages: Vec::new(),
+            by_id: HashMap::new(),
+            entries: HashSet::new(),
+            stages: HashMap::new(),
+            written: HashSet::new(),
+            skips: Vec::new(),
+            skip_keys: HashSet::new(),
+        }
+    }
+
+    /// The ledger of `folder`, read only (for `log` and `preview`): nothing is locked or
+    /// written. A folder with no ledger yet reads as empty.
+    pub fn read(folder: &Path) -> Result<Ledger, LedgerError> {
+        let mut ledger = Ledger::in_memory();
+        ledger.path = folder.join("ledger.jsonl");
+        ledger.load()?;
+        Ok(ledger)
+    }
+
+    /// The ledger of `folder` for sending: locked against other senders, loaded, open for
+    /// appending.
+    pub fn open(folder: &Path) -> Result<Ledger, LedgerError> {
+        std::fs::create_dir_all(folder).map_err(io(folder))?;
+        let lock_path = folder.join("ledger.lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
+        lock_exclusive(&lock, &lock_path)?;
+        let mut ledger = Ledger::in_memory();
+        ledger.path = folder.join("ledger.jsonl");
+        let complete = ledger.load()?;
+        ledger._lock = Some(lock);
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&ledger.path)
+            .map_err(io(&ledger.path))?;
+        // Cut a torn last line off, so that what is appended next starts a line of its own.
+        if file.metadata().map_err(io(&ledger.path))?.len() > complete {
+            file.set_len(complete).map_err(io(&ledger.path))?;
+        }
+        ledger.file = Some(file);
+        Ok(ledger)
+    }
+
+    /// Read the file; returns the length of its complete lines (a last line torn by a crash
+    /// while it was written is left out: its message was never sent, as a pending record is
+    /// durable before sending).
+    fn load(&mut self) -> Result<u64, LedgerError> {
+        let text = match std::fs::read(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(io(&self.path)(e)),
+        };
+        let mut complete = 0usize;
+        let mut line_number = 0usize;
+        while complete < text.len() {
+            line_number += 1;
+            let Some(end) = text[complete..].iter().position(|&b| b == b'\n') else {
+                tracing::warn!(
+                    "outreach ledger {}: its last line was cut short (a crash while writing it); dropped",
+                    self.path.display()
+                );
+                break;
+            };
+            let line = &text[complete..complete + end];
+            complete += end + 1;
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let record =
+                serde_json::from_slice::<Record>(line).map_err(|e| LedgerError::Corrupt {
+                    path: self.path.display().to_string(),
+                    line: line_number,
+                    message: e.to_string(),
+                })?;
+            self.apply(record);
+        }
+        Ok(complete as u64)
+    }
+
+    /// Take `record` into the in-memory view.
+    fn apply(&mut self, record: Record) {
+        fn status_of<'a>(ledger: &'a mut Ledger, id: &str) -> Option<&'a mut Status> {
+            let i = ledger.by_id.get(id).copied()?;
+            Some(&mut ledger.messages[i].status)
+        }
+        match record {
+            Record::Pending(message) => {
+                for item in &message.items {
+                    let key = (
+                        item.rule.clone(),
+                        item.stage.clone(),
+                        item.invoice_id.clone(),
+                    );
+                    self.entries.insert(key);
+                    (self
+                        .stages
+                        .entry((item.rule.clone(), item.invoice_id.clone())))
+                    .or_default()
+                    .push(item.stage.clone());
+                }
+                let slot = Slot {
+                    audience: message.audience,
+                    channel: (message.audience == Audience::Collector).then_some(message.channel),
+                };
+                self.written
+                    .insert((message.day, message.customer_id.clone(), slot));
+                match self.by_id.get(&message.id) {
+                    // Recorded again (a crash before its first record was read back): the
+                    // first stands.
+                    Some(_) => {}
+                    None => {
+                        self.by_id.insert(message.id.clone(), self.messages.len());
+                        self.messages.push(Entry {
+                            message,
+                            status: Status::Pending { waiting: None },
+                        });
+                    }
+                }
+            }
+            Record::Sent { id, via, at } => {
+                if let Some(s) = status_of(self, &id) {
+                    *s = Status::Sent { via, at };
+                }
+            }
+            Record::Waiting { id, reason, .. } => {
+                if let Some(s) = status_of(self, &id)
+                    && matches!(s, Status::Pending { .. })
+                {
+                    *s = Status::Pending {
+                        waiting: Some(reason),
+                    };
+                }
+            }
+            Record::Failed { id, reason, .. } => {
+                if let Some(s) = status_of(self, &id) {
+                    *s = Status::Failed { reason };
+                }
+            }
+            Record::Skipped(skip) => {
+                if let Some(id) = &skip.message_id
+                    && let Some(s) = status_of(self, id)
+                    && matches!(s, Status::Pending { .. })
+                {
+                    *s = Status::Skipped {
+                        reason: skip.reason.clone(),
+                    };
+                }
+                let key = (
+                    skip.rule.clone(),
+                    skip.stage.clone(),
+                    skip.invoice_id.clone(),
+                );
+                self.skip_keys.insert((key, skip.reason.clone()));
+                self.skips.push(skip);
+            }
+        }
+    }
+
+    /// Append `records` and take them in; `durable`: flushed to disk before returning (a
+    /// pending message before it is sent, a mark before the next message goes out).
+    pub fn append(&mut self, records: Vec<Record>, durable: bool) -> Result<(), LedgerError> {
+        if let Some(file) = &mut self.file {
+            let mut text = String::new();
+            for record in &records {
+                text.push_str(&serde_json::to_string(record).expect("a record serializes"));
+                text.push('\n');
+            }
+            file.write_all(text.as_bytes()).map_err(io(&self.path))?;
+            if durable {
+                file.sync_data().map_err(io(&self.path))?;
+            }
+        }
+        for record in records {
+            self.apply(record);
+        }
+        Ok(())
+    }
+
+    /// Make everything appended so far durable.
+    pub fn sync(&mut self) -> Result<(), LedgerError> {
+        if let Some(file) = &mut self.file {
+            file.sync_data().map_err(io(&self.path))?;
+        }
+        Ok(())
+    }
+
+    /// Whether entry (rule, stage, invoice) is in a message already, whatever its status.
+    pub fn has_entry(&self, rule: &str, stage: &str, invoice: &str) -> bool {
+        self.entries
+            .contains(&(rule.to_string(), stage.to_string(), invoice.to_string()))
+    }
+
+    /// The stages of `rule` already in a message for `invoice`.
+    pub fn stages_of(&self, rule: &str, invoice: &str) -> &[String] {
+        self.stages
+            .get(&(rule.to_string(), invoice.to_string()))
+            .map_or(&[], |v| v.as_slice())
+    }
+
+    /// Whether this skip is recorded already (a suppressed entry is recorded once per reason).
+    pub fn has_skip(&self, rule: &str, stage: &str, invoice: &str, reason: &str) -> bool {
+        let key = (rule.to_string(), stage.to_string(), invoice.to_string());
+        self.skip_keys.contains(&(key, reason.to_string()))
+    }
+
+    /// Whether `customer` already has its message of `day` in `slot`.
+    pub fn has_written(&self, day: NaiveDate, customer: &str, slot: Slot) -> bool {
+        self.written.contains(&(day, customer.to_string(), slot))
+    }
+
+    /// Every message, in the order recorded.
+    pub fn messages(&self) -> &[Entry] {
+        &self.messages
+    }
+
+    /// Every skip, in the order recorded.
+    pub fn skips(&self) -> &[Skip] {
+        &self.skips
+    }
+
+    /// The messages recorded and not yet sent, failed or skipped.
+    pub fn pending(&self) -> Vec<Message> {
+        (self.messages.iter())
+            .filter(|e| matches!(e.status, Status::Pending { .. }))
+            .map(|e| e.message.clone())
+            .collect()
+    }
+}
+
+/// Take an exclusive lock on `file`, or say who holds it.
+fn lock_exclusive(file: &File, path: &Path) -> Result<(), LedgerError> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor this process owns; released when the file is closed.
+    let done = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if done == 0 {
+        return Ok(());
+    }
+    let error = std::io::Error::last_os_error();
+    match error.raw_os_error() {
+        Some(libc::EWOULDBLOCK) => Err(LedgerError::Locked(path.display().to_string())),
+        _ => Err(io(path)(error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(id: &str, invoice: &str) -> Message {
+        Message {
+            id: id.into(),
+            day: NaiveDate::from_ymd_opt(2025, 12, 31).unwrap(),
+            customer_id: "C1".into(),
+            audience: Audience::Customer,
+            channel: Channel::Email,
+            rule: "overdue".into(),
+            stage: "first".into(),
+            to: "a@example.com".into(),
+            language: "en".into(),
+            subject: "s".into(),
+            body: "b".into(),
+            items: vec![Item {
+                rule: "overdue".into(),
+                stage: "first".into(),
+                invoice_id: invoice.into(),
+                due_date: NaiveDate::from_ymd_opt(2025, 12, 1).unwrap(),
+                days_past_due: 30,
+                open_amount: 10.0,
+                currency: "USD".into(),
+            }],
+            recorded_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_ledger_reads_back_what_it_recorded_and_its_lock_keeps_a_second_sender_off() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut ledger = Ledger::open(dir.path()).unwrap();
+            assert!(matches!(
+                Ledger::open(dir.path()),
+                Err(LedgerError::Locked(_))
+            ));
+            ledger
+                .append(vec![Record::Pending(message("m1", "I1"))], true)
+                .unwrap();
+            ledger
+                .append(vec![Record::Pending(message("m2", "I2"))], true)
+                .unwrap();
+            let at = Utc::now();
+            let sent = Record::Sent {
+                id: "m1".into(),
+                via: "smtp".into(),
+                at,
+            };
+            ledger.append(vec![sent], true).unwrap();
+        }
+        // A crash while the next line was written leaves it torn: it is dropped.
+        let path = dir.path().join("ledger.jsonl");
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"t\":\"sent\",\"id\":\"m2\",\"v").unwrap();
+        let mut ledger = Ledger::open(dir.path()).unwrap();
+        let at = Utc::now();
+        let failed = Record::Failed {
+            id: "m2".into(),
+            reason: "550".into(),
+            at,
+        };
+        ledger.append(vec![failed], true).unwrap();
+        drop(ledger);
+        let ledger = Ledger::open(dir.path()).unwrap();
+        assert!(ledger.has_entry("overdue", "first", "I1"));
+        assert!(ledger.has_entry("overdue", "first", "I2"));
+        assert!(!ledger.has_entry("overdue", "second", "I1"));
+        assert!(ledger.pending().is_empty());
+        assert_eq!(
+            ledger.messages()[1].status,
+            Status::Failed {
+                reason: "550".into()
+            }
+        );
+    }
+}

@@ -1,0 +1,362 @@
+//! What goes out on a day: the policy's rules over the candidates, less what the ledger has.
+//!
+//! For each rule, in the policy's order, each invoice its trigger holds for has the latest
+//! stage due at its days past due ([`super::policy::Rule::stage_due`]). Such an entry
+//! (rule, stage, invoice) is:
+//! - left alone when the ledger has it, or a later stage of the rule for the invoice;
+//! - skipped, with the reason, when the invoice is suppressed (recorded once per reason);
+//! - otherwise due. A customer's due entries make **one message per audience and day**: the
+//!   entry of the latest stage (by day; the first rule on a tie) chooses channel and
+//!   template, and the message lists all the invoices. A customer written to already that day
+//!   waits for the next.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::OutreachError;
+use super::candidates::Candidate;
+use super::ledger::{Item, Ledger, Message, Skip};
+use super::policy::{Audience, Channel, Policy, Slot, Stage};
+use super::render::{CollectorView, Context, CustomerView, InvoiceView, Templates};
+
+/// A message decided on: its customer and audience, and its entries (rule, stage and
+/// candidate indexes), the lead first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Draft {
+    pub customer_id: String,
+    pub audience: Audience,
+    /// (rule, stage, candidate) indexes; the first is the lead, the rest by due date.
+    pub entries: Vec<EntryAt>,
+}
+
+/// (rule, stage, candidate) indexes of one entry.
+type EntryAt = (usize, usize, usize);
+
+/// A day's decisions.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub drafts: Vec<Draft>,
+    pub skips: Vec<Skip>,
+    /// Entries due for customers who already have their message of the day: they go out on
+    /// the next day.
+    pub deferred: usize,
+}
+
+/// Decide `day`'s messages.
+pub fn plan(
+    policy: &Policy,
+    candidates: &[Candidate],
+    ledger: &Ledger,
+    day: NaiveDate,
+    now: DateTime<Utc>,
+) -> Plan {
+    let mut out = Plan::default();
+    // (customer, slot) → its due entries, in the order first seen.
+    let mut due: Vec<((String, Slot), Vec<EntryAt>)> = Vec::new();
+    let mut at: HashMap<(String, Slot), usize> = HashMap::new();
+    for (r, rule) in policy.rules.iter().enumerate() {
+        for (c, candidate) in candidates.iter().enumerate() {
+            if !candidate.triggered[r] {
+                continue;
+            }
+            let Some(stage) = rule.stage_due(candidate.days_past_due) else {
+                continue;
+            };
+            let s = rule
+                .stages
+                .iter()
+                .position(|x| x == stage)
+                .expect("a stage of the rule");
+            let recorded = ledger.stages_of(&rule.name, &candidate.invoice_id);
+            let later_or_same = |name: &String| {
+                (rule.stages.iter())
+                    .position(|x| &x.name == name)
+                    .is_none_or(|i| i >= s)
+            };
+            if recorded.iter().any(later_or_same) {
+                continue;
+            }
+            if let Some(reason) = &candidate.suppressed {
+                if !ledger.has_skip(&rule.name, &stage.name, &candidate.invoice_id, reason) {
+                    out.skips.push(Skip {
+                        day,
+                        rule: rule.name.clone(),
+                        stage: stage.name.clone(),
+                        customer_id: candidate.customer_id.clone(),
+                        invoice_id: candidate.invoice_id.clone(),
+                        reason: reason.clone(),
+                        message_id: None,
+                        at: now,
+                    });
+                }
+                continue;
+            }
+            // An open amount without a rate counts as its own amount against the minimum.
+            let open_rc = candidate.open_amount_rc.unwrap_or(candidate.open_amount);
+            if open_rc < rule.min_open_amount {
+                continue;
+            }
+            let key = (candidate.customer_id.clone(), Slot::of(stage));
+            if ledger.has_written(day, &key.0, key.1) {
+                out.deferred += 1;
+                continue;
+            }
+            let i = *at.entry(key.clone()).or_insert_with(|| {
+                due.push((key, Vec::new()));
+                due.len() - 1
+            });
+            due[i].1.push((r, s, c));
+        }
+    }
+    for ((customer_id, slot), mut entries) in due {
+        let stage_day = |&(r, s, _): &EntryAt| policy.rules[r].stages[s].day;
+        let lead = (0..entries.len())
+            .max_by_key(|&i| (stage_day(&entries[i]), std::cmp::Reverse(entries[i].0)))
+            .expect("a group has entries");
+        let lead = entries.remove(lead);
+        entries.sort_by(|a, b| {
+            let (ca, cb) = (&candidates[a.2], &candidates[b.2]);
+            (ca.due_date, &ca.invoice_id).cmp(&(cb.due_date, &cb.invoice_id))
+        });
+        // Every entry is recorded; an invoice due in two rules is listed once (compose).
+        let mut all = vec![lead];
+        all.extend(entries);
+        out.drafts.push(Draft {
+            customer_id,
+            audience: slot.audience,
+            entries: all,
+        });
+    }
+    out
+}
+
+/// The `Message-ID` of a customer's message of a day to an audience: the same whenever it is
+/// made, so a message sent again after a crash carries the id it had.
+pub fn message_id(day: NaiveDate, customer: &str, slot: Slot, sender: &str) -> String {
+    let safe: String = (customer.chars())
+        .map(
+            |c| match c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                true => c,
+                false => '_',
+            },
+        )
+        .take(40)
+        .collect();
+    let hash = twox_hash::XxHash64::oneshot(0, customer.as_bytes());
+    let domain = sender
+        .rsplit_once('@')
+        .map(|(_, d)| d.trim_end_matches('>').trim())
+        .filter(|d| !d.is_empty())
+        .unwrap_or("arstream.invalid");
+    format!(
+        "<{day}.{safe}.{:08x}.{}@{domain}>",
+        hash as u32,
+        slot.name()
+    )
+}
+
+/// Why `address` cannot be an email recipient, if it cannot.
+fn email_problem(address: Option<&str>) -> Option<String> {
+    match address.map(str::trim).filter(|a| !a.is_empty()) {
+        None => Some("no email address".into()),
+        Some(a) => a
+            .parse::<lettre::Address>()
+            .err()
+            .map(|e| format!("malformed email address '{a}': {e}")),
+    }
+}
+
+/// Why `phone` cannot be an SMS recipient, if it cannot: E.164, `+` then 7 to 15 digits
+/// (spaces, dots, dashes and parentheses are allowed between them).
+fn phone_problem(phone: Option<&str>) -> Option<String> {
+    let Some(p) = phone.map(str::trim).filter(|p| !p.is_empty()) else {
+        return Some("no phone number".into());
+    };
+    let rest = p.strip_prefix('+');
+    let digits = p.chars().filter(|c| c.is_ascii_digit()).count();
+    let allowed = p
+        .chars()
+        .skip(1)
+        .all(|c| c.is_ascii_digit() || " .-()".contains(c));
+    match rest.is_some() && allowed && (7..=15).contains(&digits) {
+        true => None,
+        false => Some(format!(
+            "malformed phone number '{p}': not +<country code><number>"
+        )),
+    }
+}
+
+/// A draft as a message: its recipient, language and words. `Err` holds the message with the
+/// reason it cannot go out (a malformed or missing address): it is recorded as failed.
+pub fn compose(
+    policy: &Policy,
+    templates: &Templates,
+    candidates: &[Candidate],
+    draft: &Draft,
+    day: NaiveDate,
+    now: DateTime<Utc>,
+) -> Result<Result<Message, (Message, String)>, OutreachError> {
+    let (lead_rule, lead_stage, lead_candidate) = draft.entries[0];
+    let rule = &policy.rules[lead_rule];
+    let stage: &Stage = &rule.stages[lead_stage];
+    let first = &candidates[lead_candidate];
+    let id = message_id(day, &draft.customer_id, Slot::of(stage), &policy.sender);
+    let reader_language = match draft.audience {
+        Audience::Customer => first.language.as_deref(),
+        // Collectors read the policy's language.
+        Audience::Collector => None,
+    };
+    let language = templates.language_for(&stage.template, reader_language);
+    let mut seen = std::collections::HashSet::new();
+    let invoices: Vec<InvoiceView> = (draft.entries.iter())
+        .filter(|(_, _, c)| seen.insert(*c))
+        .map(|&(r, s, c)| {
+            let x = &candidates[c];
+            InvoiceView {
+                invoice_id: x.invoice_id.clone(),
+                invoice_date: x.invoice_date,
+                due_date: x.due_date,
+                amount: x.amount,
+                open_amount: x.open_amount,
+                currency: x.currency.clone(),
+                days_past_due: x.days_past_due,
+                rule: policy.rules[r].name.clone(),
+                stage: policy.rules[r].stages[s].name.clone(),
+            }
+        })
+        .collect();
+    let mut context = Context {
+        customer: CustomerView {
+            id: first.customer_id.clone(),
+            name: first.customer_name.clone(),
+            email: first.email.clone(),
+            phone: first.phone.clone(),
+            country: first.country.clone(),
+        },
+        collector: CollectorView {
+            id: first.collector_id.clone(),
+            name: first.collector_name.clone(),
+            email: first.collector_email.clone(),
+        },
+        totals: Context::totals_of(&invoices),
+        invoices,
+        rule: rule.name.clone(),
+        stage: stage.name.clone(),
+        day,
+        audience: draft.audience.name().into(),
+        language,
+        message_id: id.clone(),
+        sender: policy.sender.clone(),
+        payment_link: None,
+    };
+    context.payment_link = templates.payment_link(&context)?;
+    let rendered = templates.render(&stage.template, &context)?;
+    let (to, problem) = match (stage.channel, draft.audience) {
+        (Channel::Email, Audience::Customer) => {
+            (first.email.clone(), email_problem(first.email.as_deref()))
+        }
+        (Channel::Email, Audience::Collector) => {
+            let problem = match &first.collector_email {
+                None => Some("the customer has no collector with an email address".into()),
+                Some(e) => email_problem(Some(e)),
+            };
+            (first.collector_email.clone(), problem)
+        }
+        (Channel::Sms, Audience::Customer) => {
+            (first.phone.clone(), phone_problem(first.phone.as_deref()))
+        }
+        (Channel::Sms, Audience::Collector) => (
+            None,
+            Some(
+                "collectors have no phone number in the feed: escalate by email or webhook".into(),
+            ),
+        ),
+        (Channel::Webhook, _) => (Some(first.customer_id.clone()), None),
+    };
+    let items = (draft.entries.iter())
+        .map(|&(r, s, c)| {
+            let x = &candidates[c];
+            Item {
+                rule: policy.rules[r].name.clone(),
+                stage: policy.rules[r].stages[s].name.clone(),
+                invoice_id: x.invoice_id.clone(),
+                due_date: x.due_date,
+                days_past_due: x.days_past_due,
+                open_amount: x.open_amount,
+                currency: x.currency.clone(),
+            }
+        })
+        .collect();
+    let message = Message {
+        id,
+        day,
+        customer_id: draft.customer_id.clone(),
+        audience: draft.audience,
+        channel: stage.channel,
+        rule: rule.name.clone(),
+        stage: stage.name.clone(),
+        to: to.unwrap_or_default(),
+        language: rendered.language,
+        subject: rendered.subject,
+        body: rendered.body,
+        items,
+        recorded_at: now,
+    };
+    Ok(match problem {
+        None => Ok(message),
+        Some(reason) => Err((message, reason)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_checked_before_anything_is_sent() {
+        assert_eq!(email_problem(Some("ap@acme.example")), None);
+        assert!(
+            email_problem(Some("ap@@acme"))
+                .unwrap()
+                .contains("malformed")
+        );
+        assert_eq!(email_problem(None).unwrap(), "no email address");
+        assert_eq!(phone_problem(Some("+1-555-0004")), None);
+        assert_eq!(phone_problem(Some("+33 6 12 34 56 78")), None);
+        assert!(
+            phone_problem(Some("555-0004"))
+                .unwrap()
+                .contains("malformed")
+        );
+        assert!(
+            phone_problem(Some("+1 call me"))
+                .unwrap()
+                .contains("malformed")
+        );
+    }
+
+    #[test]
+    fn a_message_id_is_the_same_whenever_it_is_made() {
+        let day = NaiveDate::from_ymd_opt(2025, 12, 31).unwrap();
+        let customer = Slot {
+            audience: Audience::Customer,
+            channel: None,
+        };
+        let a = message_id(day, "C 1", customer, "AR <ar@acme.example>");
+        assert_eq!(a, message_id(day, "C 1", customer, "AR <ar@acme.example>"));
+        assert!(
+            a.starts_with("<2025-12-31.C_1.") && a.ends_with(".customer@acme.example>"),
+            "{a}"
+        );
+        assert_ne!(a, message_id(day, "C_1", customer, "AR <ar@acme.example>"));
+        let case = Slot {
+            audience: Audience::Collector,
+            channel: Some(Channel::Webhook),
+        };
+        assert!(
+            message_id(day, "C 1", case, "ar@acme.example")
+                .ends_with(".collector-webhook@acme.example>")
+        );
+    }
+}
