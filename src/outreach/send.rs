@@ -5,7 +5,7 @@
 //! down: no point knocking on it for each). A permanent failure is recorded and the others go
 //! on.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use backon::BackoffBuilder;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -96,7 +96,7 @@ impl Sender<'_> {
         let skips = planned.skips.into_iter().map(Record::Skipped).collect();
         ledger.append(skips, true)?;
 
-        let mut down: HashSet<Channel> = HashSet::new();
+        let mut down: HashMap<Channel, String> = HashMap::new();
         let mut unsynced = 0usize;
         for message in carried {
             if stopped(cancel) {
@@ -210,7 +210,7 @@ impl Sender<'_> {
         ledger: &mut Ledger,
         message: &Message,
         new: bool,
-        down: &mut HashSet<Channel>,
+        down: &mut HashMap<Channel, String>,
         unsynced: &mut usize,
     ) -> Result<Option<bool>, OutreachError> {
         let via = self.channels.via(message.channel);
@@ -219,7 +219,13 @@ impl Sender<'_> {
             // Durable before it leaves, unless it only goes to the outbox.
             ledger.append(vec![Record::Pending(message.clone())], !outbox)?;
         }
-        if down.contains(&message.channel) {
+        if let Some(reason) = down.get(&message.channel) {
+            let waiting = Record::Waiting {
+                id: message.id.clone(),
+                reason: format!("not tried: {reason} (for an earlier message of this send)"),
+                at: Utc::now(),
+            };
+            ledger.append(vec![waiting], !outbox)?;
             return Ok(None);
         }
         let retry = self.policy.retry;
@@ -262,7 +268,7 @@ impl Sender<'_> {
                     channel = message.channel.name(),
                     "{reason}: this and the channel's other messages wait for the next send"
                 );
-                down.insert(message.channel);
+                down.insert(message.channel, reason.clone());
                 (Record::Waiting { id, reason, at }, None)
             }
         };

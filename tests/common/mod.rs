@@ -12,6 +12,8 @@ use arstream::generate::simulate::Op;
 use arstream::ingest::{CatchUpReport, IngestOptions, catch_up, open_state};
 use arstream::state::State;
 
+pub mod servers;
+
 /// One invoice change: op, seq, id, amount in cents.
 pub type InvoiceChange = (&'static str, i64, String, i64);
 
