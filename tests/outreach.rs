@@ -778,3 +778,50 @@ fn preview_shows_the_messages_in_words_without_sending_and_a_bad_policy_names_it
         text(&out)
     );
 }
+
+#[test]
+fn a_pipeline_with_outreach_sends_after_its_refresh_once() {
+    let fx = Fixture::new(0);
+    let dir = fx.policy.parent().unwrap();
+    std::fs::create_dir_all(dir.join("pipelines")).unwrap();
+    std::fs::write(
+        dir.join("pipelines/dunning.toml"),
+        format!(
+            "name = \"dunning\"\nfeed = \"{}\"\nstate = \"{}\"\nout = \"../out\"\nas_of = \"{AS_OF}\"\noutreach = \"{}\"\n\n[schedule]\nevery = \"1s\"\n\n[[steps]]\nview = \"kpi_summary\"\n",
+            fx.feed.display(),
+            fx.state.display(),
+            fx.policy.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("arstream.toml"),
+        "[engine]\npipelines = \"pipelines\"\n",
+    )
+    .unwrap();
+    let run = || {
+        Command::new(BIN)
+            .arg("--config")
+            .arg(dir.join("arstream.toml"))
+            .args(["run", "--pipeline", "dunning", "--once"])
+            .env_remove("ARSTREAM_SMTP_URL")
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("outreach 2025-12-31: 7 sent"),
+        "{}",
+        text(&out)
+    );
+    let outbox = fx.state.join("outreach/outbox/2025-12-31");
+    let files = std::fs::read_dir(&outbox).unwrap().count();
+    assert_eq!(files, 7, "{}", outbox.display());
+    let again = run();
+    assert!(
+        text(&again).contains("outreach 2025-12-31: 0 sent"),
+        "{}",
+        text(&again)
+    );
+}

@@ -13,6 +13,8 @@ use tokio_util::sync::CancellationToken;
 use super::status::print_table;
 use super::{GlobalArgs, LogFormat};
 use crate::ingest::CatchUpReport;
+use crate::outreach::Outreach;
+use crate::outreach::subscriber::{self, Sent};
 use crate::pipeline::catalog::{self, Plan};
 use crate::pipeline::writer::{OutputWriter, Written};
 use crate::service::health::Health;
@@ -131,7 +133,26 @@ pub(crate) async fn once(plan: &Plan, verbose: bool) -> anyhow::Result<ExitCode>
         print_report(&snapshot.refresh.catch_up);
         print_table(&snapshot.health);
     }
+    if let Some(outreach) = outreach_of(plan)? {
+        let mut ledger = crate::outreach::ledger::Ledger::open(&outreach.ledger_folder)?;
+        let channels = outreach.channels()?;
+        let report =
+            subscriber::send_for(&outreach, &mut ledger, &channels, &snapshot, Some(&cancel))
+                .await?;
+        super::outreach::print_send(&report, &outreach);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The outreach policy of the plan's pipeline, loaded, with its ledger in the state folder.
+fn outreach_of(plan: &Plan) -> anyhow::Result<Option<Outreach>> {
+    let Some(file) = plan.pipeline.as_ref().and_then(|p| p.outreach.as_ref()) else {
+        return Ok(None);
+    };
+    let config = crate::config::Config::load(plan.session.config.as_deref())?;
+    let state = plan.session.state.clone().unwrap_or(config.state.url);
+    let location = crate::store::open(&state, true)?;
+    Ok(Some(Outreach::load(file, &location.url)?))
 }
 
 fn print_report(r: &CatchUpReport) {
@@ -180,12 +201,20 @@ async fn serve(plan: &Plan, format: LogFormat) -> anyhow::Result<ExitCode> {
         pipeline: plan.pipeline.as_ref().map(|p| p.name.clone()),
     };
     let writer = writer(plan)?;
+    let outreach = outreach_of(plan)?;
     let runner = runner(plan, true);
     let mut snapshots = runner.subscribe();
     let mut notices = runner.notices();
     let (mut written, lanes) = match &writer {
         Some(w) => w.spawn(runner.subscribe(), cancel.clone()),
         None => (tokio::sync::mpsc::unbounded_channel().1, Vec::new()),
+    };
+    let (mut sent, _outreach) = match outreach {
+        Some(o) => {
+            let (rx, handle) = subscriber::spawn(o, runner.subscribe(), cancel.clone());
+            (rx, Some(handle))
+        }
+        None => (tokio::sync::mpsc::unbounded_channel().1, None),
     };
     let run = runner.run(&cancel, false);
     tokio::pin!(run);
@@ -200,6 +229,7 @@ async fn serve(plan: &Plan, format: LogFormat) -> anyhow::Result<ExitCode> {
             }
             Ok(notice) = notices.recv() => lines.notice(&notice),
             Some(event) = written.recv() => lines.written(&event),
+            Some(event) = sent.recv() => lines.sent(&event),
         }
     };
     // Writes in flight finish, or are left after two seconds (each output is one PUT or
@@ -295,6 +325,39 @@ impl Lines {
                     "error outputs={} sequence={sequence} error={error:?}",
                     names.join(",")
                 ),
+            },
+        }
+    }
+
+    fn sent(&self, event: &Sent) {
+        match event {
+            Sent::Done { sequence, report } => {
+                let closed = report.window_closed.as_deref();
+                match self.json {
+                    true => println!(
+                        "{}",
+                        serde_json::json!({"event": "outreach", "sequence": sequence, "day": report.day, "sent": report.sent, "failed": report.failed, "waiting": report.waiting, "skipped": report.skipped, "deferred": report.deferred, "window_closed": closed})
+                    ),
+                    false => println!(
+                        "outreach sequence={sequence} day={} sent={} failed={} waiting={} skipped={} deferred={}{}",
+                        report.day.map(|d| d.to_string()).unwrap_or_default(),
+                        report.sent,
+                        report.failed,
+                        report.waiting,
+                        report.skipped,
+                        report.deferred,
+                        closed
+                            .map(|c| format!(" window_closed={c:?}"))
+                            .unwrap_or_default()
+                    ),
+                }
+            }
+            Sent::Failed { sequence, error } => match self.json {
+                true => eprintln!(
+                    "{}",
+                    serde_json::json!({"event": "error", "outreach": true, "sequence": sequence, "error": error})
+                ),
+                false => eprintln!("error outreach sequence={sequence} error={error:?}"),
             },
         }
     }

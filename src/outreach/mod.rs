@@ -16,6 +16,7 @@ pub mod policy;
 pub mod render;
 pub mod replay;
 pub mod send;
+pub mod subscriber;
 
 use std::path::{Path, PathBuf};
 
