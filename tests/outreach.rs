@@ -825,3 +825,50 @@ fn a_pipeline_with_outreach_sends_after_its_refresh_once() {
         text(&again)
     );
 }
+
+#[test]
+fn replay_shows_who_would_have_been_written_to_and_who_paid_after() {
+    let fx = Fixture::new(0);
+    let out = fx.run(
+        &[
+            "replay",
+            "--from",
+            "2025-12-28",
+            "--to",
+            AS_OF,
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let found: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let contacts = found["contacts"].as_array().unwrap();
+    // C08's invoice was 7 days past due on the 28th and paid on the 29th.
+    let payer = contacts
+        .iter()
+        .find(|c| c["customer_id"] == "C08")
+        .expect("C08 contacted");
+    assert_eq!(
+        (payer["day"].as_str(), payer["stage"].as_str()),
+        (Some("2025-12-28"), Some("second"))
+    );
+    let second = (found["stages"].as_array().unwrap().iter())
+        .find(|s| s["rule"] == "standard" && s["stage"] == "second")
+        .unwrap();
+    assert!(
+        second["paid_within_7_days"].as_u64().unwrap() >= 1,
+        "{second}"
+    );
+    // Nobody twice for the same stage, and nothing sent or recorded.
+    let mut keys: Vec<String> = contacts
+        .iter()
+        .map(|c| format!("{}/{}/{}", c["customer_id"], c["audience"], c["stage"]))
+        .collect();
+    let all = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), all, "{keys:?}");
+    assert!(found["skipped"]["in dispute"].as_u64().unwrap() >= 1);
+    assert!(fx.log().is_empty());
+}

@@ -75,6 +75,9 @@ pub enum Which {
     /// The cash forecast at scale: the forecast and its backtest from the ingest benchmark's
     /// state (`sql "SELECT * FROM cash_forecast"`), `kpi` with its WAPE, and `model report`
     Forecast(Scale),
+    /// Outreach at scale: `outreach send` of the as-of date over the ingest benchmark's state
+    /// to the file outbox (a fresh ledger), then the same send again (nothing left to send)
+    Outreach(Scale),
 }
 
 /// The generated feed a benchmark runs on, and where it keeps data and writes figures.
@@ -131,6 +134,7 @@ fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         Which::Risk(s) => risk(s.customers, s.months, &s.data, &s.report),
         Which::Forecast(s) => forecast(s.customers, s.months, &s.data, &s.report),
+        Which::Outreach(s) => outreach(s.customers, s.months, &s.data, &s.report),
     }
 }
 
@@ -296,6 +300,152 @@ fn forecast(customers: u64, months: u64, data: &Path, report_path: &Path) -> any
     write_section(report_path, "forecast", &text)?;
     println!("{text}");
     Ok(())
+}
+
+/// The benchmark's policy: the shipped sequence without the risk-segment rule (which would
+/// time the risk model, measured in its own section), no send window, its ledger in `folder`.
+const OUTREACH_POLICY: &str = r#"name = "bench-dunning"
+sender = "Accounts Receivable <ar@example.com>"
+templates = "TEMPLATES"
+ledger = "LEDGER"
+payment_link = "https://pay.example.com/c/{{ customer_id | urlencode }}?invoices={{ invoice_ids | urlencode }}"
+
+[[rules]]
+name = "standard"
+trigger = "days_past_due >= -3"
+min_open_amount = 25
+
+[[rules.stages]]
+name = "courtesy"
+day = -3
+channel = "email"
+template = "courtesy"
+
+[[rules.stages]]
+name = "first-reminder"
+day = 1
+channel = "email"
+template = "reminder"
+
+[[rules.stages]]
+name = "second-reminder"
+day = 7
+channel = "email"
+template = "reminder"
+
+[[rules.stages]]
+name = "sms-reminder"
+day = 15
+channel = "sms"
+template = "sms-reminder"
+
+[[rules.stages]]
+name = "final-notice"
+day = 30
+channel = "email"
+template = "final-notice"
+
+[[rules.stages]]
+name = "escalate"
+day = 45
+channel = "email"
+template = "escalation"
+to = "collector"
+"#;
+
+/// See [`Which::Outreach`].
+fn outreach(customers: u64, months: u64, data: &Path, report_path: &Path) -> anyhow::Result<()> {
+    let (feed, state) = ingested_state(customers, months, data, report_path)?;
+    let folder = std::path::absolute(data.join("outreach-bench"))?;
+    let ledger = folder.join("ledger");
+    let _ = std::fs::remove_dir_all(&ledger);
+    std::fs::create_dir_all(&folder)?;
+    let templates =
+        std::path::absolute(Path::new(env!("CARGO_MANIFEST_DIR")).join("../pipelines/templates"))?;
+    let policy = folder.join("outreach.toml");
+    let text = OUTREACH_POLICY
+        .replace("TEMPLATES", &templates.to_string_lossy())
+        .replace("LEDGER", &ledger.to_string_lossy());
+    std::fs::write(&policy, text)?;
+    let (feed, state, policy) = (
+        feed.to_string_lossy(),
+        state.to_string_lossy(),
+        policy.to_string_lossy(),
+    );
+    let base = ["--feed", &feed, "--state", &state, "--offline"];
+    let debug = [("ARSTREAM_LOG", "arstream=debug")];
+    let loaded = measure_with(
+        &[base.as_slice(), &["sql", "SELECT count(*) FROM invoices"]].concat(),
+        &[],
+    );
+    let send = [base.as_slice(), &["outreach", "--policy", &policy, "send"]].concat();
+    let first = measure_with(&send, &debug);
+    anyhow::ensure!(
+        first.stdout.contains(" sent"),
+        "the send failed: {}",
+        first.stderr
+    );
+    let again = measure_with(&send, &[]);
+    let outbox = du(&ledger.join("outbox"));
+    let files = walk_count(&ledger.join("outbox"));
+    let line = |m: &Measured| m.stdout.lines().next().unwrap_or("").to_string();
+    let span = |key: &str| {
+        (first.stderr.lines())
+            .find(|l| l.contains("outreach sent"))
+            .map(|l| span_of(l, key))
+            .unwrap_or(f64::NAN)
+    };
+    let mut text = format!(
+        "State: the ingest benchmark's ({customers} customers, {months} months), loaded offline. Policy: the shipped sequence (courtesy, reminders, SMS, final notice, escalation) without its risk-segment rule, no send window; every channel to the file outbox.\n\n"
+    );
+    text.push_str("| command | time | peak memory |\n|---|---|---|\n");
+    for (what, m) in [
+        (
+            "`sql \"SELECT count(*) FROM invoices\"` (loading the state only)",
+            &loaded,
+        ),
+        (
+            "`outreach send` (load, candidates, plan, render, record, write the outbox)",
+            &first,
+        ),
+        (
+            "`outreach send` again (the same day: nothing left to send)",
+            &again,
+        ),
+    ] {
+        text.push_str(&format!(
+            "| {what} | {:.1} s | {:.0} MiB |\n",
+            m.seconds, m.peak_mib
+        ));
+    }
+    text.push_str(&format!(
+        "\nFirst send: `{}`; the outbox holds {files} files ({:.0} MiB). Second: `{}`.\n\nInner spans of the first send (debug log `outreach sent`): the engine over the loaded state and the candidates query {:.1} s ({} rows), planning, rendering, recording and writing the messages {:.1} s.\n",
+        line(&first),
+        outbox / 1_048_576.0,
+        line(&again),
+        span("candidates_s"),
+        (first.stderr.lines()).find(|l| l.contains("outreach sent")).and_then(|l| l.split("rows=").nth(1)).and_then(|r| r.split_whitespace().next()).unwrap_or("?"),
+        span("send_s"),
+    ));
+    text.push_str("\nCommand: `cargo build --release && cargo run --release -p arstream-bench -- outreach`.\n");
+    write_section(report_path, "outreach", &text)?;
+    println!("{text}");
+    Ok(())
+}
+
+/// How many files are under `dir`.
+fn walk_count(dir: &Path) -> usize {
+    let mut count = 0;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => pending.push(e.path()),
+                _ => count += 1,
+            }
+        }
+    }
+    count
 }
 
 /// The generated feed of these sizes, made when missing; returns its folder.

@@ -319,7 +319,9 @@ async fn send(
     outreach: &Outreach,
     args: SendArgs,
 ) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
     let (_engine, day, rows) = candidates_of(session, outreach).await?;
+    let read = started.elapsed();
     let mut ledger = Ledger::open(&outreach.ledger_folder)?;
     let channels = outreach.channels().map_err(explain)?;
     let sender = Sender {
@@ -339,6 +341,13 @@ async fn send(
         )
         .await
         .map_err(explain)?;
+    tracing::debug!(
+        candidates_s = read.as_secs_f64(),
+        rows = rows.len(),
+        send_s = (started.elapsed() - read).as_secs_f64(),
+        sent = report.sent,
+        "outreach sent"
+    );
     print_send(&report, outreach);
     Ok(match report.waiting > 0 {
         true => ExitCode::from(WAITING),
@@ -475,7 +484,7 @@ fn log(outreach: &Outreach, args: &LogArgs) -> anyhow::Result<ExitCode> {
                 ("channel", text(&|e| opt(&e.channel))),
                 ("via", text(&|e| opt(&e.via))),
                 ("to", text(&|e| opt(&e.to))),
-                ("invoices", text(&|e| e.invoices.join(" "))),
+                ("invoices", text(&|e| shorten(&e.invoices))),
                 ("reason", text(&|e| opt(&e.reason))),
                 ("message_id", text(&|e| opt(&e.message_id))),
             ];
@@ -487,6 +496,14 @@ fn log(outreach: &Outreach, args: &LogArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// At most three invoice numbers, then how many more (the JSON format lists all).
+fn shorten(invoices: &[String]) -> String {
+    match invoices.len() {
+        0..=3 => invoices.join(" "),
+        n => format!("{} … (+{})", invoices[..3].join(" "), n - 3),
+    }
 }
 
 /// Print string columns as a table.

@@ -4,8 +4,8 @@
 //!
 //! Each day's candidates are the views at that as-of date over the state as it is now (the
 //! views read business dates, so a payment recorded late counts from its date). A rule that
-//! reads the risk segment is scored each day by the risk model trained as of that day, from
-//! what was known then (`docs/models.md`).
+//! reads the risk segment is scored each day by the risk model, retrained every 7 days from
+//! what was known by then (`docs/models.md`).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -86,13 +86,22 @@ pub async fn replay(
     let mut ledger = Ledger::in_memory();
     let mut contacts = Vec::new();
     let mut skipped: BTreeMap<String, usize> = BTreeMap::new();
+    let mut model: Option<(NaiveDate, Option<risk::Trained>)> = None;
     let mut day = from;
     while day <= to {
         let mut at = params.clone();
         at.as_of = day;
         engine.set_params(&at).await?;
         if let Some(history) = &history {
-            put_scores(engine, history, day, risk_options)?;
+            // Retrained weekly, each time from what was known by then.
+            if model
+                .as_ref()
+                .is_none_or(|(trained_on, _)| (day - *trained_on).num_days() >= 7)
+            {
+                model = Some((day, risk::train(history, days(day), risk_options).ok()));
+            }
+            let trained = model.as_ref().and_then(|(_, t)| t.as_ref());
+            put_scores(engine, history, trained, day, risk_options.late_days)?;
         }
         let batches = engine.query(&query).await?;
         let rows = candidates::from_batches(&batches, policy.rules.len())?;
@@ -201,11 +210,13 @@ pub async fn replay(
 /// Each paid invoice's paid date as known at the engine's as-of date.
 async fn paid_dates(engine: &Engine) -> Result<HashMap<String, NaiveDate>, OutreachError> {
     let batches = engine
-        .query("SELECT CAST(invoice_id AS VARCHAR) AS invoice_id, paid_date FROM invoice_outcomes WHERE paid_date IS NOT NULL")
+        .query("SELECT invoice_id, paid_date FROM invoice_outcomes WHERE paid_date IS NOT NULL")
         .await?;
     let mut out = HashMap::new();
     for batch in &batches {
-        let ids = batch.column(0).as_string::<i32>();
+        let ids = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8)
+            .map_err(|e| OutreachError::View(format!("invoice_outcomes.invoice_id: {e}")))?;
+        let ids = ids.as_string::<i32>();
         let dates = batch.column(1).as_primitive::<Date32Type>();
         for i in 0..batch.num_rows() {
             if !dates.is_null(i) {
@@ -216,22 +227,23 @@ async fn paid_dates(engine: &Engine) -> Result<HashMap<String, NaiveDate>, Outre
     Ok(out)
 }
 
-/// The risk model trained and scoring as of `day`, served as `invoice_scores`.
+/// The invoices open on `day` scored by `trained`, served as `invoice_scores`.
 fn put_scores(
     engine: &Engine,
     history: &History,
+    trained: Option<&risk::Trained>,
     day: NaiveDate,
-    options: RiskOptions,
+    late_days: i32,
 ) -> Result<(), OutreachError> {
     let d = days(day);
-    let batch = match risk::train(history, d, options) {
-        Ok(trained) => {
-            let scores = risk::score_open(&trained, history, d, options.late_days);
-            risk::scores_batch(history, &scores, d, options.late_days)
+    let batch = match trained {
+        Some(trained) => {
+            let scores = risk::score_open(trained, history, d, late_days);
+            risk::scores_batch(history, &scores, d, late_days)
                 .map_err(|e| OutreachError::View(e.to_string()))?
         }
         // Too early for the model (no outcome yet): no segment that day.
-        Err(_) => arrow::array::RecordBatch::new_empty(
+        None => arrow::array::RecordBatch::new_empty(
             crate::engine::derived::schema(crate::engine::derived::INVOICE_SCORES)
                 .expect("a schema"),
         ),
