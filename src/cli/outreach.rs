@@ -70,6 +70,7 @@ pub enum OutreachFormat {
 
 #[derive(Debug, clap::Args)]
 pub struct PreviewArgs {
+    /// Output format (json: every message with its body, recipient and channel)
     #[arg(long, value_enum, default_value_t = OutreachFormat::Table)]
     pub format: OutreachFormat,
     /// Only this customer's messages
@@ -89,6 +90,8 @@ pub struct SendArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct LogArgs {
+    /// Output format (json: a list of entries with status, reason, rule, stage, customer_id,
+    /// channel, message_id)
     #[arg(long, value_enum, default_value_t = OutreachFormat::Table)]
     pub format: OutreachFormat,
     /// Only entries with this status
@@ -113,6 +116,7 @@ pub struct ReplayArgs {
     /// The last day
     #[arg(long, value_name = "DATE")]
     pub to: NaiveDate,
+    /// Output format (json: adds every contact)
     #[arg(long, value_enum, default_value_t = OutreachFormat::Table)]
     pub format: OutreachFormat,
 }
@@ -329,7 +333,7 @@ async fn send(
         templates: &outreach.templates,
         channels: &channels,
     };
-    let cancel = super::run::stop_on_signals();
+    let cancel = super::stop_on_signals();
     let report = sender
         .send(
             &mut ledger,

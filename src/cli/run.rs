@@ -8,10 +8,8 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
-
 use super::status::print_table;
-use super::{GlobalArgs, LogFormat};
+use super::{GlobalArgs, LogFormat, stop_on_signals};
 use crate::ingest::CatchUpReport;
 use crate::outreach::Outreach;
 use crate::outreach::subscriber::{self, Sent};
@@ -397,38 +395,4 @@ impl Lines {
             false => println!("stopped after {ran:.1} s"),
         }
     }
-}
-
-/// A token cancelled on Ctrl-C, or SIGTERM where there is one. The handlers are installed
-/// when this is called, so a signal that arrives during the first catch-up is not lost (and
-/// does not kill the process mid-write).
-pub(crate) fn stop_on_signals() -> CancellationToken {
-    let cancel = CancellationToken::new();
-    let token = cancel.clone();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let term = signal(SignalKind::terminate());
-        let int = signal(SignalKind::interrupt());
-        tokio::spawn(async move {
-            match (term, int) {
-                (Ok(mut term), Ok(mut int)) => {
-                    tokio::select! {
-                        _ = term.recv() => {}
-                        _ = int.recv() => {}
-                    }
-                }
-                _ => {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
-            }
-            token.cancel();
-        });
-    }
-    #[cfg(not(unix))]
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        token.cancel();
-    });
-    cancel
 }
