@@ -872,3 +872,65 @@ fn replay_shows_who_would_have_been_written_to_and_who_paid_after() {
     assert!(found["skipped"]["in dispute"].as_u64().unwrap() >= 1);
     assert!(fx.log().is_empty());
 }
+
+#[test]
+fn a_waiting_message_whose_invoices_were_paid_meanwhile_is_skipped_and_a_4xx_is_final() {
+    let fx = Fixture::new(0);
+    let port = free_port();
+    let hooks = HttpServer::start(400);
+    let env = [
+        ("ARSTREAM_SMTP_URL", format!("smtp://127.0.0.1:{port}")),
+        ("ARSTREAM_WEBHOOK_URL", hooks.url("/hooks")),
+    ];
+    let out = fx.run(&["send"], &env);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    // The webhooks were refused for good (HTTP 400): failed, not waiting.
+    let failed: Vec<_> = fx
+        .log()
+        .into_iter()
+        .filter(|e| e["status"] == "failed" && e["channel"] == "webhook")
+        .collect();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert!(
+        failed[0]["reason"].as_str().unwrap().contains("HTTP 400"),
+        "{failed:?}"
+    );
+
+    // C01 pays both invoices while the SMTP server is down.
+    let mut b = BatchBuilder::new(Entity::Payments);
+    for (n, (invoice, cents)) in [("I-1001", 120_000i128), ("I-1002", 30_000)]
+        .into_iter()
+        .enumerate()
+    {
+        b.row(Op::Create, 1_000 + n as i64, TS + 3_600_000_000)
+            .text(Some(&format!("P-C01-{n}")))
+            .text(Some("C01"))
+            .text(Some(invoice))
+            .date(Some(D))
+            .decimal(cents)
+            .text(Some("USD"));
+    }
+    common::write(
+        &fx.feed,
+        "payments/month=2025-12/part-00001.parquet",
+        &b.finish(),
+    );
+
+    let smtp = SmtpServer::start(port, Duration::ZERO);
+    let out = fx.run(&["send"], &env);
+    assert!(out.status.success(), "{}", text(&out));
+    let to: Vec<String> = smtp.emails().iter().map(|e| e.to[0].clone()).collect();
+    assert_eq!(to.len(), 3, "{to:?}");
+    assert!(!to.contains(&"ap@acme.example".to_string()), "{to:?}");
+    let acme: Vec<_> = fx.entries_of("I-1001");
+    assert!(
+        acme.iter()
+            .any(|e| e["status"] == "skipped" && e["reason"] == "paid by the time of sending"),
+        "{acme:?}"
+    );
+    assert_eq!(
+        hooks.requests().len(),
+        2,
+        "a failed webhook was tried again"
+    );
+}
