@@ -7,24 +7,28 @@
 --   in dispute   a dispute on it is open at the as-of date
 --   promised     a promise to pay on it, or on the customer's account, is active: made by the
 --                as-of date and its promised date plus the grace days not yet past
---   paid         nothing is left open, and its last settlement was cash
---   credited     nothing is left open, and its last settlement was a credit or write-off
+--   paid         nothing is left open, and cash came on the day of its last settlement
+--   credited     nothing is left open, and its last settlement was a credit or write-off only
 --   opted out    the customer is on the opt-out list (the table outreach_opt_outs, from the
 --                policy's `opt_outs` file); an ERP's own opt-out column can be added here
 -- Amounts are in the invoice's currency; `open_amount_rc` in the reporting currency.
 CREATE OR REPLACE VIEW outreach_invoices AS
-WITH last_settlement AS (
-    SELECT invoice_id, settled_on, is_cash,
-           row_number() OVER (PARTITION BY invoice_id ORDER BY settled_on DESC, is_cash) AS n
+WITH recent_settlement AS (
+    -- Each invoice's last settlement of the last 7 days, and the last day cash came then.
+    SELECT invoice_id,
+           max(settled_on) AS settled_on,
+           max(CASE WHEN is_cash THEN settled_on END) AS cash_on
     FROM (
         SELECT x.invoice_id, x.payment_date AS settled_on, true AS is_cash
         FROM payments x CROSS JOIN params p
-        WHERE x.invoice_id IS NOT NULL AND x.payment_date <= p.as_of
+        WHERE x.invoice_id IS NOT NULL
+          AND x.payment_date > p.as_of - 7 AND x.payment_date <= p.as_of
         UNION ALL
         SELECT x.invoice_id, x.adjustment_date, false
         FROM adjustments x CROSS JOIN params p
-        WHERE x.adjustment_date <= p.as_of
+        WHERE x.adjustment_date > p.as_of - 7 AND x.adjustment_date <= p.as_of
     ) s
+    GROUP BY invoice_id
 ),
 account_promised AS (
     -- An active promise on the account holds every invoice of the customer.
@@ -59,16 +63,15 @@ SELECT o.invoice_id,
        CASE
            WHEN o.in_dispute THEN 'in dispute'
            WHEN o.promised_date IS NOT NULL OR ap.customer_id IS NOT NULL THEN 'promised'
-           WHEN o.open_amount <= 0 AND ls.is_cash THEN 'paid'
+           WHEN o.open_amount <= 0 AND ls.cash_on = ls.settled_on THEN 'paid'
            WHEN o.open_amount <= 0 THEN 'credited'
            WHEN x.customer_id IS NOT NULL THEN 'opted out'
        END AS suppressed
 FROM open_items o
-CROSS JOIN params p
 JOIN customers c ON c.customer_id = o.customer_id
 LEFT JOIN collectors k ON k.collector_id = c.collector_id
-LEFT JOIN last_settlement ls ON ls.invoice_id = o.invoice_id AND ls.n = 1
+LEFT JOIN recent_settlement ls ON ls.invoice_id = o.invoice_id
 LEFT JOIN account_promised ap ON ap.customer_id = o.customer_id
 LEFT JOIN (SELECT DISTINCT customer_id FROM outreach_opt_outs) x ON x.customer_id = o.customer_id
 WHERE o.open_amount > 0
-   OR (ls.settled_on > p.as_of - 7);
+   OR ls.invoice_id IS NOT NULL;
