@@ -70,6 +70,8 @@ pub struct Channels {
     webhook_url: Option<String>,
     webhook_secret: Option<String>,
     sms: SmsGateway,
+    /// The gateway's request body, compiled once.
+    sms_template: minijinja::Environment<'static>,
     sms_url: Option<String>,
     sms_token: Option<String>,
     outbox: PathBuf,
@@ -112,7 +114,12 @@ impl Channels {
             .reply_to
             .as_ref()
             .map(|r| r.parse().expect("checked when the policy loaded"));
+        let mut sms_template = minijinja::Environment::new();
+        sms_template
+            .add_template_owned("sms", policy.sms.body.clone())
+            .map_err(|e| OutreachError::Channel(format!("sms body: {e}")))?;
         Ok(Channels {
+            sms_template,
             smtp,
             http,
             webhook_url: env("ARSTREAM_WEBHOOK_URL").or_else(|| policy.webhook_url.clone()),
@@ -232,14 +239,12 @@ impl Channels {
     }
 
     fn sms_body(&self, message: &Message) -> Result<String, Failure> {
-        let mut env = minijinja::Environment::new();
-        env.add_template("sms", &self.sms.body)
-            .map_err(|e| Failure::Permanent(format!("sms body: {e}")))?;
         let text = match message.subject.is_empty() {
             true => message.body.trim().to_string(),
             false => format!("{}\n{}", message.subject, message.body.trim()),
         };
-        env.get_template("sms")
+        self.sms_template
+            .get_template("sms")
             .and_then(|t| {
                 t.render(minijinja::context! {
                     to => message.to,
