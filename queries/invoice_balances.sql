@@ -3,7 +3,9 @@
 --   open = amount - payments dated up to that day - adjustments dated up to that day.
 -- Payments and adjustments both settle an invoice, so they are summed together, once per
 -- invoice; `paid_in_window` is the cash (payments only) dated in the window. Amounts are in the
--- invoice's currency; `rate` is the closing rate (null when none).
+-- invoice's currency; `rate` is the closing rate (null when none). `days_since_settled` counts
+-- the days since its last settlement dated up to the as-of date (null: none), and
+-- `last_settled_by_cash` says whether cash came that day (else only credits).
 CREATE OR REPLACE VIEW invoice_balances AS
 WITH settlements AS (
     SELECT invoice_id, payment_date AS settled_on, amount, true AS is_cash
@@ -18,7 +20,9 @@ settled AS (
            sum(CASE WHEN s.settled_on <= p.as_of THEN s.amount ELSE 0 END) AS settled,
            sum(CASE WHEN s.settled_on <= p.window_start THEN s.amount ELSE 0 END) AS settled_at_start,
            sum(CASE WHEN s.is_cash AND s.settled_on > p.window_start AND s.settled_on <= p.as_of
-                    THEN s.amount ELSE 0 END) AS paid_in_window
+                    THEN s.amount ELSE 0 END) AS paid_in_window,
+           max(CASE WHEN s.settled_on <= p.as_of THEN s.settled_on END) AS last_settled_on,
+           max(CASE WHEN s.is_cash AND s.settled_on <= p.as_of THEN s.settled_on END) AS last_paid_on
     FROM params p
     CROSS JOIN settlements s
     GROUP BY s.invoice_id
@@ -36,6 +40,8 @@ SELECT i.invoice_id,
        p.as_of - i.due_date AS days_past_due,
        p.window_start - i.due_date AS days_past_due_at_start,
        coalesce(s.paid_in_window, 0) AS paid_in_window,
+       p.as_of - s.last_settled_on AS days_since_settled,
+       s.last_settled_on = s.last_paid_on AS last_settled_by_cash,
        fx.rate
 FROM params p
 CROSS JOIN invoices i

@@ -1,7 +1,8 @@
 -- One row per invoice that exists at the as-of date: its open amount (in its own currency and
 -- in the reporting currency), how late it is, its aging bucket, whether it is in dispute, and
 -- the promised date of an active promise to pay. Paid-off invoices are here with 0 open;
--- overpaid ones with a negative open amount.
+-- overpaid ones with a negative open amount. `days_since_settled` and `last_settled_by_cash`
+-- say how recently, and how, it was last settled (invoice_balances).
 CREATE OR REPLACE VIEW open_items AS
 WITH disputed AS (
     -- Open at the as-of date: opened by then and not resolved or rejected by then.
@@ -30,6 +31,8 @@ SELECT b.invoice_id,
        b.open_amount,
        b.open_amount * b.rate AS open_amount_rc,
        b.days_past_due,
+       b.days_since_settled,
+       b.last_settled_by_cash,
        k.bucket,
        d.invoice_id IS NOT NULL AS in_dispute,
        pr.promised_date

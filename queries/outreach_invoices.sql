@@ -13,24 +13,7 @@
 --                policy's `opt_outs` file); an ERP's own opt-out column can be added here
 -- Amounts are in the invoice's currency; `open_amount_rc` in the reporting currency.
 CREATE OR REPLACE VIEW outreach_invoices AS
-WITH recent_settlement AS (
-    -- Each invoice's last settlement of the last 7 days, and the last day cash came then.
-    SELECT invoice_id,
-           max(settled_on) AS settled_on,
-           max(CASE WHEN is_cash THEN settled_on END) AS cash_on
-    FROM (
-        SELECT x.invoice_id, x.payment_date AS settled_on, true AS is_cash
-        FROM payments x CROSS JOIN params p
-        WHERE x.invoice_id IS NOT NULL
-          AND x.payment_date > p.as_of - 7 AND x.payment_date <= p.as_of
-        UNION ALL
-        SELECT x.invoice_id, x.adjustment_date, false
-        FROM adjustments x CROSS JOIN params p
-        WHERE x.adjustment_date > p.as_of - 7 AND x.adjustment_date <= p.as_of
-    ) s
-    GROUP BY invoice_id
-),
-account_promised AS (
+WITH account_promised AS (
     -- An active promise on the account holds every invoice of the customer.
     SELECT DISTINCT pr.customer_id
     FROM params p
@@ -63,15 +46,15 @@ SELECT o.invoice_id,
        CASE
            WHEN o.in_dispute THEN 'in dispute'
            WHEN o.promised_date IS NOT NULL OR ap.customer_id IS NOT NULL THEN 'promised'
-           WHEN o.open_amount <= 0 AND ls.cash_on = ls.settled_on THEN 'paid'
+           WHEN o.open_amount <= 0 AND o.last_settled_by_cash THEN 'paid'
            WHEN o.open_amount <= 0 THEN 'credited'
            WHEN x.customer_id IS NOT NULL THEN 'opted out'
        END AS suppressed
 FROM open_items o
 JOIN customers c ON c.customer_id = o.customer_id
 LEFT JOIN collectors k ON k.collector_id = c.collector_id
-LEFT JOIN recent_settlement ls ON ls.invoice_id = o.invoice_id
 LEFT JOIN account_promised ap ON ap.customer_id = o.customer_id
 LEFT JOIN (SELECT DISTINCT customer_id FROM outreach_opt_outs) x ON x.customer_id = o.customer_id
+-- On open_items' own columns, so that the engine filters before joining the rest.
 WHERE o.open_amount > 0
-   OR ls.invoice_id IS NOT NULL;
+   OR o.days_since_settled < 7;
