@@ -19,6 +19,11 @@ use super::plan::{compose, plan};
 use super::policy::{Channel, Policy};
 use super::render::Templates;
 
+/// How many outbox messages are recorded between two flushes of the ledger to disk: writing
+/// one again after a crash replaces its own file, so they need not be flushed one by one (and
+/// flushing now and then keeps the file system's write-back from piling up to the end).
+const OUTBOX_BATCH: usize = 2_000;
+
 /// What a send did.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct SendReport {
@@ -93,12 +98,15 @@ impl Sender<'_> {
         ledger.append(skips, true)?;
 
         let mut down: HashMap<Channel, String> = HashMap::new();
+        let mut unsynced = 0usize;
         for message in carried {
             if stopped(cancel) {
                 report.stopped = true;
                 break;
             }
-            let result = self.deliver(ledger, &message, false, &mut down).await?;
+            let result = self
+                .deliver(ledger, &message, false, &mut down, &mut unsynced)
+                .await?;
             if result == Some(true) {
                 report.resent += 1;
             }
@@ -124,7 +132,9 @@ impl Sender<'_> {
                     continue;
                 }
             };
-            let result = self.deliver(ledger, &message, true, &mut down).await?;
+            let result = self
+                .deliver(ledger, &message, true, &mut down, &mut unsynced)
+                .await?;
             self.count(&message, result, &mut report);
         }
         ledger.sync()?;
@@ -201,6 +211,7 @@ impl Sender<'_> {
         message: &Message,
         new: bool,
         down: &mut HashMap<Channel, String>,
+        unsynced: &mut usize,
     ) -> Result<Option<bool>, OutreachError> {
         let via = self.channels.via(message.channel);
         let outbox = via == Via::Outbox;
@@ -261,9 +272,12 @@ impl Sender<'_> {
                 (Record::Waiting { id, reason, at }, None)
             }
         };
-        // An outbox message written again after a crash replaces its own file: its mark is
-        // flushed with the rest at the end of the send, not one by one.
-        ledger.append(vec![record], !outbox)?;
+        *unsynced += 1;
+        let durable = !outbox || *unsynced >= OUTBOX_BATCH;
+        if durable {
+            *unsynced = 0;
+        }
+        ledger.append(vec![record], durable)?;
         Ok(result)
     }
 }
