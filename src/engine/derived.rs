@@ -29,6 +29,16 @@ pub const FORECAST_ACCURACY: &str = "forecast_accuracy";
 /// The customers outreach must not write to (a policy's `opt_outs` file).
 pub const OUTREACH_OPT_OUTS: &str = "outreach_opt_outs";
 
+/// Every derived table, registered empty at each refresh.
+pub const ALL: [&str; 6] = [
+    INVOICE_SCORES,
+    ASSIGNMENTS,
+    FORECAST_INVOICES,
+    FORECAST_WEEKS,
+    FORECAST_ACCURACY,
+    OUTREACH_OPT_OUTS,
+];
+
 /// The models' tables: what a query waits for when it reads one.
 pub const NAMES: [&str; 5] = [
     INVOICE_SCORES,

@@ -156,6 +156,24 @@ pub fn message_id(day: NaiveDate, customer: &str, slot: Slot, sender: &str) -> S
     )
 }
 
+/// The entries of `draft` as the ledger records them.
+pub fn items(policy: &Policy, candidates: &[Candidate], draft: &Draft) -> Vec<Item> {
+    (draft.entries.iter())
+        .map(|&(r, s, c)| {
+            let x = &candidates[c];
+            Item {
+                rule: policy.rules[r].name.clone(),
+                stage: policy.rules[r].stages[s].name.clone(),
+                invoice_id: x.invoice_id.clone(),
+                due_date: x.due_date,
+                days_past_due: x.days_past_due,
+                open_amount: x.open_amount,
+                currency: x.currency.clone(),
+            }
+        })
+        .collect()
+}
+
 /// Why `address` cannot be an email recipient, if it cannot.
 fn email_problem(address: Option<&str>) -> Option<String> {
     match address.map(str::trim).filter(|a| !a.is_empty()) {
@@ -274,20 +292,7 @@ pub fn compose(
         ),
         (Channel::Webhook, _) => (Some(first.customer_id.clone()), None),
     };
-    let items = (draft.entries.iter())
-        .map(|&(r, s, c)| {
-            let x = &candidates[c];
-            Item {
-                rule: policy.rules[r].name.clone(),
-                stage: policy.rules[r].stages[s].name.clone(),
-                invoice_id: x.invoice_id.clone(),
-                due_date: x.due_date,
-                days_past_due: x.days_past_due,
-                open_amount: x.open_amount,
-                currency: x.currency.clone(),
-            }
-        })
-        .collect();
+    let items = items(policy, candidates, draft);
     let message = Message {
         id,
         day,

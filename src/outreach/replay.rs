@@ -14,8 +14,8 @@ use arrow::datatypes::Date32Type;
 use chrono::{NaiveDate, Utc};
 use serde::Serialize;
 
-use super::ledger::{Item, Ledger, Message, Record};
-use super::plan::{message_id, plan};
+use super::ledger::{Ledger, Message, Record};
+use super::plan::{items, message_id, plan};
 use super::policy::Slot;
 use super::{Outreach, OutreachError, candidates};
 use crate::dates::days;
@@ -114,17 +114,7 @@ pub async fn replay(
         for draft in &planned.drafts {
             let (r, s, _) = draft.entries[0];
             let stage = &policy.rules[r].stages[s];
-            let items: Vec<Item> = (draft.entries.iter())
-                .map(|&(r, s, c)| Item {
-                    rule: policy.rules[r].name.clone(),
-                    stage: policy.rules[r].stages[s].name.clone(),
-                    invoice_id: rows[c].invoice_id.clone(),
-                    due_date: rows[c].due_date,
-                    days_past_due: rows[c].days_past_due,
-                    open_amount: rows[c].open_amount,
-                    currency: rows[c].currency.clone(),
-                })
-                .collect();
+            let items = items(policy, &rows, draft);
             let mut invoices: Vec<String> = items.iter().map(|i| i.invoice_id.clone()).collect();
             invoices.dedup();
             contacts.push(Contact {
