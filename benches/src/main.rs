@@ -353,6 +353,9 @@ template = "escalation"
 to = "collector"
 "#;
 
+/// The as-of date of the outreach benchmark: the last day of the generated feed.
+const OUTREACH_DAY: &str = "2026-11-30";
+
 /// See [`Which::Outreach`].
 fn outreach(customers: u64, months: u64, data: &Path, report_path: &Path) -> anyhow::Result<()> {
     let (feed, state) = ingested_state(customers, months, data, report_path)?;
@@ -372,7 +375,16 @@ fn outreach(customers: u64, months: u64, data: &Path, report_path: &Path) -> any
         state.to_string_lossy(),
         policy.to_string_lossy(),
     );
-    let base = ["--feed", &feed, "--state", &state, "--offline"];
+    // A fixed day, so that every run sends the same messages.
+    let base = [
+        "--feed",
+        &feed,
+        "--state",
+        &state,
+        "--offline",
+        "--as-of",
+        OUTREACH_DAY,
+    ];
     let debug = [("ARSTREAM_LOG", "arstream=debug")];
     let loaded = measure_with(
         &[base.as_slice(), &["sql", "SELECT count(*) FROM invoices"]].concat(),
@@ -396,7 +408,7 @@ fn outreach(customers: u64, months: u64, data: &Path, report_path: &Path) -> any
             .unwrap_or(f64::NAN)
     };
     let mut text = format!(
-        "State: the ingest benchmark's ({customers} customers, {months} months), loaded offline. Policy: the shipped sequence (courtesy, reminders, SMS, final notice, escalation) without its risk-segment rule, no send window; every channel to the file outbox.\n\n"
+        "State: the ingest benchmark's ({customers} customers, {months} months), loaded offline, as of {OUTREACH_DAY}. Policy: the shipped sequence (courtesy, reminders, SMS, final notice, escalation) without its risk-segment rule, no send window; every channel to the file outbox.\n\n"
     );
     text.push_str("| command | time | peak memory |\n|---|---|---|\n");
     for (what, m) in [

@@ -151,7 +151,7 @@ impl Channels {
     pub async fn deliver(&self, message: &Message) -> Result<Via, Failure> {
         let via = self.via(message.channel);
         match (message.channel, via) {
-            (_, Via::Outbox) => self.to_outbox(message).map(|_| Via::Outbox),
+            (_, Via::Outbox) => self.write_outbox(message).map(|_| Via::Outbox),
             (Channel::Email, _) => self.email(message).await.map(|_| Via::Smtp),
             (Channel::Webhook, _) => {
                 let url = self.webhook_url.as_deref().expect("via http");
@@ -259,7 +259,7 @@ impl Channels {
     /// Write `message` to the outbox: `<outbox>/<day>/<id>.eml` (an email as it would be
     /// sent) or `.json` (the webhook's or SMS gateway's request body). Written whole or not at
     /// all; the same message written again replaces itself.
-    fn to_outbox(&self, message: &Message) -> Result<(), Failure> {
+    pub fn write_outbox(&self, message: &Message) -> Result<(), Failure> {
         let folder = self.outbox.join(message.day.to_string());
         let name = outbox_name(&message.id);
         let (file, bytes) = match message.channel {
@@ -276,14 +276,66 @@ impl Channels {
                 self.sms_body(message)?.into_bytes(),
             ),
         };
-        let write = || -> std::io::Result<()> {
-            std::fs::create_dir_all(&folder)?;
-            let partial = file.with_extension("partial");
-            std::fs::write(&partial, &bytes)?;
-            std::fs::rename(&partial, &file)
+        // The day's folder is made by its first message.
+        let write = || match write_whole(&folder, &file, &bytes) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(&folder)?;
+                write_whole(&folder, &file, &bytes)
+            }
+            written => written,
         };
         write().map_err(|e| Failure::Transient(format!("outbox {}: {e}", file.display())))
     }
+}
+
+/// Write `bytes` to `file` in `folder` whole or not at all. On Linux an unnamed file
+/// (`O_TMPFILE`) is written and then linked under its name: half the directory operations of
+/// a partial file renamed, and those are most of what writing a big outbox costs. Elsewhere,
+/// where the file system has no unnamed files, or when `file` exists already (a message
+/// written again after a crash replaces itself), a `.partial` file is renamed.
+fn write_whole(folder: &Path, file: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    if link_unnamed(folder, file, bytes)? {
+        return Ok(());
+    }
+    let partial = file.with_extension("partial");
+    std::fs::write(&partial, bytes)?;
+    std::fs::rename(&partial, file)
+}
+
+/// Whether `bytes` went to `file` through an unnamed file (see [`write_whole`]).
+#[cfg(target_os = "linux")]
+fn link_unnamed(folder: &Path, file: &Path, bytes: &[u8]) -> std::io::Result<bool> {
+    use std::ffi::CString;
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let Ok(mut unnamed) = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_TMPFILE)
+        .mode(0o644)
+        .open(folder)
+    else {
+        return Ok(false);
+    };
+    unnamed.write_all(bytes)?;
+    let fd = CString::new(format!("/proc/self/fd/{}", unnamed.as_raw_fd())).expect("no NUL");
+    let Ok(target) = CString::new(file.as_os_str().as_bytes()) else {
+        return Ok(false);
+    };
+    // SAFETY: both paths are NUL-terminated and outlive the call.
+    let linked = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            fd.as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    Ok(linked == 0)
 }
 
 /// A file name for a message id (`<2025-12-31.C1.…@example.com>` → without brackets, `@`
@@ -336,5 +388,22 @@ mod tests {
             outbox_name("<2025-12-31.C1.ab.customer@x.example>"),
             "2025-12-31.C1.ab.customer_at_x.example"
         );
+    }
+
+    #[test]
+    fn an_outbox_file_is_written_whole_and_written_again_replaces_itself() {
+        let dir = std::env::temp_dir().join(format!("arstream-outbox-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("m.eml");
+        write_whole(&dir, &file, b"first").unwrap();
+        write_whole(&dir, &file, b"second").unwrap();
+        assert_eq!(std::fs::read(&file).unwrap(), b"second");
+        let names: Vec<_> = (std::fs::read_dir(&dir).unwrap())
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["m.eml"], "no partial file is left behind");
+        assert!(write_whole(&dir.join("missing"), &dir.join("missing/m.eml"), b"x").is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

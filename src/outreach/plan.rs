@@ -30,6 +30,14 @@ pub struct Draft {
     pub entries: Vec<EntryAt>,
 }
 
+impl Draft {
+    /// The channel it goes out on: its lead stage's.
+    pub fn channel(&self, policy: &Policy) -> Channel {
+        let (rule, stage, _) = self.entries[0];
+        policy.rules[rule].stages[stage].channel
+    }
+}
+
 /// (rule, stage, candidate) indexes of one entry.
 type EntryAt = (usize, usize, usize);
 

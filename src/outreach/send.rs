@@ -15,13 +15,14 @@ use super::OutreachError;
 use super::candidates::Candidate;
 use super::channels::{Channels, Failure, Via};
 use super::ledger::{Ledger, Message, Record, Skip};
-use super::plan::{compose, plan};
+use super::plan::{Draft, compose, plan};
 use super::policy::{Channel, Policy};
 use super::render::Templates;
 
-/// How many outbox messages are recorded between two flushes of the ledger to disk: writing
-/// one again after a crash replaces its own file, so they need not be flushed one by one (and
-/// flushing now and then keeps the file system's write-back from piling up to the end).
+/// How many outbox messages are written and recorded between two flushes of the ledger to
+/// disk: writing one again after a crash replaces its own file, so they need not be flushed
+/// one by one (and flushing now and then keeps the file system's write-back from piling up to
+/// the end).
 const OUTBOX_BATCH: usize = 2_000;
 
 /// What a send did.
@@ -112,7 +113,11 @@ impl Sender<'_> {
             }
             self.count(&message, result, &mut report);
         }
-        for draft in &planned.drafts {
+        // Messages for a server go one by one; the outbox's are written a batch at a time on
+        // every core.
+        let (boxed, served): (Vec<&Draft>, Vec<&Draft>) = (planned.drafts.iter())
+            .partition(|d| self.channels.via(d.channel(self.policy)) == Via::Outbox);
+        for draft in served {
             if report.stopped || stopped(cancel) {
                 report.stopped = true;
                 break;
@@ -121,13 +126,7 @@ impl Sender<'_> {
             let message = match composed {
                 Ok(message) => message,
                 Err((message, reason)) => {
-                    let id = message.id.clone();
-                    let failed = Record::Failed {
-                        id,
-                        reason,
-                        at: now,
-                    };
-                    ledger.append(vec![Record::Pending(message), failed], false)?;
+                    ledger.append(unfit(message, reason, now), false)?;
                     report.failed += 1;
                     continue;
                 }
@@ -136,6 +135,20 @@ impl Sender<'_> {
                 .deliver(ledger, &message, true, &mut down, &mut unsynced)
                 .await?;
             self.count(&message, result, &mut report);
+        }
+        for batch in boxed.chunks(OUTBOX_BATCH) {
+            if report.stopped || stopped(cancel) {
+                report.stopped = true;
+                break;
+            }
+            self.to_outbox(
+                ledger,
+                candidates,
+                batch,
+                (day, now),
+                &mut down,
+                &mut report,
+            )?;
         }
         ledger.sync()?;
         Ok(report)
@@ -220,12 +233,7 @@ impl Sender<'_> {
             ledger.append(vec![Record::Pending(message.clone())], !outbox)?;
         }
         if let Some(reason) = down.get(&message.channel) {
-            let waiting = Record::Waiting {
-                id: message.id.clone(),
-                reason: format!("not tried: {reason} (for an earlier message of this send)"),
-                at: Utc::now(),
-            };
-            ledger.append(vec![waiting], !outbox)?;
+            ledger.append(vec![not_tried(message, reason)], !outbox)?;
             return Ok(None);
         }
         let retry = self.policy.retry;
@@ -248,30 +256,7 @@ impl Sender<'_> {
                 },
             }
         };
-        let at = Utc::now();
-        let id = message.id.clone();
-        let (record, result) = match outcome {
-            Ok(via) => (
-                Record::Sent {
-                    id,
-                    via: via.name().into(),
-                    at,
-                },
-                Some(true),
-            ),
-            Err(Failure::Permanent(reason)) => {
-                tracing::warn!(id = %message.id, customer = %message.customer_id, "not sent: {reason}");
-                (Record::Failed { id, reason, at }, Some(false))
-            }
-            Err(Failure::Transient(reason)) => {
-                tracing::warn!(
-                    channel = message.channel.name(),
-                    "{reason}: this and the channel's other messages wait for the next send"
-                );
-                down.insert(message.channel, reason.clone());
-                (Record::Waiting { id, reason, at }, None)
-            }
-        };
+        let (record, result) = outcome_record(message, outcome, down);
         *unsynced += 1;
         let durable = !outbox || *unsynced >= OUTBOX_BATCH;
         if durable {
@@ -279,6 +264,132 @@ impl Sender<'_> {
         }
         ledger.append(vec![record], durable)?;
         Ok(result)
+    }
+}
+
+/// What became of one message of an outbox batch.
+enum Written {
+    /// Its address is missing or malformed: it fails without being tried.
+    Unfit(Message, String),
+    /// Its channel went down earlier in the send.
+    NotTried(Message, String),
+    Tried(Message, Result<Via, Failure>),
+}
+
+impl Sender<'_> {
+    /// Compose and write `drafts` to the outbox, split over the cores, then record each
+    /// (pending, and what became of it) in their order, made durable once for the batch:
+    /// after a crash a message written but not recorded is planned again under the same id
+    /// and replaces its own file.
+    fn to_outbox(
+        &self,
+        ledger: &mut Ledger,
+        candidates: &[Candidate],
+        drafts: &[&Draft],
+        (day, now): (NaiveDate, DateTime<Utc>),
+        down: &mut HashMap<Channel, String>,
+        report: &mut SendReport,
+    ) -> Result<(), OutreachError> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let per_thread = drafts.len().div_ceil(threads).max(1);
+        let was_down = &*down;
+        let write = |draft: &Draft| -> Result<Written, OutreachError> {
+            let composed = compose(self.policy, self.templates, candidates, draft, day, now)?;
+            Ok(match composed {
+                Err((message, reason)) => Written::Unfit(message, reason),
+                Ok(message) => match was_down.get(&message.channel) {
+                    Some(reason) => Written::NotTried(message, reason.clone()),
+                    None => {
+                        let tried = self.channels.write_outbox(&message).map(|_| Via::Outbox);
+                        Written::Tried(message, tried)
+                    }
+                },
+            })
+        };
+        let parts: Vec<Result<Vec<Written>, OutreachError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (drafts.chunks(per_thread))
+                .map(|part| scope.spawn(move || part.iter().map(|d| write(d)).collect()))
+                .collect();
+            (handles.into_iter())
+                .map(|h| h.join().expect("an outbox writer panicked"))
+                .collect()
+        });
+        let mut records = Vec::with_capacity(2 * drafts.len());
+        for written in parts
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+        {
+            match written {
+                Written::Unfit(message, reason) => {
+                    records.extend(unfit(message, reason, now));
+                    report.failed += 1;
+                }
+                Written::NotTried(message, reason) => {
+                    let waiting = not_tried(&message, &reason);
+                    records.extend([Record::Pending(message), waiting]);
+                    report.waiting += 1;
+                }
+                Written::Tried(message, outcome) => {
+                    let (record, result) = outcome_record(&message, outcome, down);
+                    self.count(&message, result, report);
+                    records.extend([Record::Pending(message), record]);
+                }
+            }
+        }
+        ledger.append(records, true)?;
+        Ok(())
+    }
+}
+
+/// The records of a message that cannot go out: pending, and failed at once.
+fn unfit(message: Message, reason: String, at: DateTime<Utc>) -> Vec<Record> {
+    let id = message.id.clone();
+    vec![Record::Pending(message), Record::Failed { id, reason, at }]
+}
+
+/// A message not tried because its channel is down.
+fn not_tried(message: &Message, reason: &str) -> Record {
+    Record::Waiting {
+        id: message.id.clone(),
+        reason: format!("not tried: {reason} (for an earlier message of this send)"),
+        at: Utc::now(),
+    }
+}
+
+/// The record of a delivery's outcome, and the outcome for the report (`Some(true)` sent,
+/// `Some(false)` failed for good, `None` waiting). A transient failure marks the channel down.
+fn outcome_record(
+    message: &Message,
+    outcome: Result<Via, Failure>,
+    down: &mut HashMap<Channel, String>,
+) -> (Record, Option<bool>) {
+    let at = Utc::now();
+    let id = message.id.clone();
+    match outcome {
+        Ok(via) => (
+            Record::Sent {
+                id,
+                via: via.name().into(),
+                at,
+            },
+            Some(true),
+        ),
+        Err(Failure::Permanent(reason)) => {
+            tracing::warn!(id = %message.id, customer = %message.customer_id, "not sent: {reason}");
+            (Record::Failed { id, reason, at }, Some(false))
+        }
+        Err(Failure::Transient(reason)) => {
+            if !down.contains_key(&message.channel) {
+                tracing::warn!(
+                    channel = message.channel.name(),
+                    "{reason}: this and the channel's other messages wait for the next send"
+                );
+            }
+            down.insert(message.channel, reason.clone());
+            (Record::Waiting { id, reason, at }, None)
+        }
     }
 }
 
