@@ -97,6 +97,8 @@ pub struct EngineConfig {
     pub queries: String,
     /// Folder of pipeline files (`*.toml`). Default `pipelines`.
     pub pipelines: String,
+    /// Folder of dashboard layouts (`*.toml`). Default `dashboards`.
+    pub dashboards: String,
 }
 
 impl Default for EngineConfig {
@@ -104,6 +106,7 @@ impl Default for EngineConfig {
         EngineConfig {
             queries: "queries".into(),
             pipelines: "pipelines".into(),
+            dashboards: "dashboards".into(),
         }
     }
 }
@@ -176,6 +179,7 @@ impl Config {
         config.state.url = resolve(&base, &config.state.url);
         config.engine.queries = resolve(&base, &config.engine.queries);
         config.engine.pipelines = resolve(&base, &config.engine.pipelines);
+        config.engine.dashboards = resolve(&base, &config.engine.dashboards);
         Ok(config)
     }
 

@@ -8,6 +8,7 @@
 pub mod assignment;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod dates;
 pub mod engine;
 pub mod feed;

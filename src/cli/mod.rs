@@ -1,5 +1,6 @@
 //! The command line: one file per command; shared set-up (config, feed, state) lives here.
 
+mod dashboard;
 mod generate;
 mod import;
 mod kpi;
@@ -102,6 +103,9 @@ pub enum Command {
     /// Dunning by policy (pipelines/outreach.toml): preview, send, log and replay reminders
     /// over email, SMS and webhooks, each message once
     Outreach(outreach::OutreachArgs),
+    /// The live terminal dashboard: KPIs, aging, DSO, risk, worklist, forecast, outreach and
+    /// feed health, laid out by dashboards/*.toml (what `run` shows on a terminal)
+    Dashboard(dashboard::DashboardArgs),
 }
 
 /// Parse the command line, run the command, and turn any error into one line on stderr.
@@ -131,6 +135,7 @@ pub fn main() -> ExitCode {
             Command::Import(args) => import::run(args).await,
             Command::Model(args) => model::run(&cli.global, args).await,
             Command::Outreach(args) => outreach::run(&cli.global, args).await,
+            Command::Dashboard(args) => dashboard::run(&cli.global, args).await,
         }
     });
     match result {
@@ -196,7 +201,7 @@ fn init_logging(verbose: u8, format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(crate::dashboard::logs::Writer)
         .with_target(false);
     match format {
         LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),

@@ -34,10 +34,15 @@ pub struct RunArgs {
     /// Do one refresh and exit
     #[arg(long)]
     pub once: bool,
-    /// Log one line per refresh (as always without a terminal: the dashboard comes later).
-    /// Refresh, outputs, quarantine and stop lines go to stdout; errors and logs to stderr
+    /// Log one line per refresh instead of showing the dashboard (as always without a
+    /// terminal). Refresh, outputs, quarantine and stop lines go to stdout; errors and logs to
+    /// stderr
     #[arg(long)]
     pub headless: bool,
+    /// The dashboard layout on a terminal: a file of the dashboards folder without .toml, or
+    /// a path [default: controller]
+    #[arg(long, value_name = "NAME")]
+    pub layout: Option<String>,
     /// Poll the feed every this many seconds instead of the pipeline's schedule (0.05 to
     /// 86400; a local feed folder is also watched for new files)
     #[arg(long, value_name = "SECONDS", value_parser = poll_interval, allow_negative_numbers = true)]
@@ -76,10 +81,33 @@ pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode>
             return Ok(ExitCode::from(INVALID));
         }
     };
-    match args.once {
-        true => once(&plan, true).await,
-        false => serve(&plan, global.log_format).await,
+    if args.once {
+        return once(&plan, true).await;
     }
+    let layout = match args.headless || !crate::dashboard::on_terminal() {
+        true => None,
+        false => match dashboard_layout(&plan, args.layout.as_deref()) {
+            Ok(layout) => Some(layout),
+            Err(invalid) => {
+                eprintln!("error: {invalid}");
+                return Ok(ExitCode::from(INVALID));
+            }
+        },
+    };
+    serve(&plan, global.log_format, layout).await
+}
+
+/// The layout `name` (default `controller`) of the dashboards folder, or at a path.
+pub(crate) fn dashboard_layout(
+    plan: &Plan,
+    name: Option<&str>,
+) -> anyhow::Result<crate::dashboard::layout::Layout> {
+    let config = crate::config::Config::load(plan.session.config.as_deref())?;
+    let folder = std::path::PathBuf::from(&config.engine.dashboards);
+    Ok(crate::dashboard::layout::find(
+        &folder,
+        name.unwrap_or("controller"),
+    )?)
 }
 
 /// The outputs writer of a plan, refusing an output folder inside the feed.
@@ -189,9 +217,13 @@ fn peak_memory() -> Option<String> {
     Some(format!("{:.0} MiB", kib / 1024.0))
 }
 
-/// The service: the runner and the outputs writer until Ctrl-C or SIGTERM, a line per refresh
-/// and per outputs written.
-async fn serve(plan: &Plan, format: LogFormat) -> anyhow::Result<ExitCode> {
+/// The service: the runner and the outputs writer until Ctrl-C or SIGTERM, with the dashboard
+/// (`layout`) or a line per refresh and per outputs written.
+pub(crate) async fn serve(
+    plan: &Plan,
+    format: LogFormat,
+    layout: Option<crate::dashboard::layout::Layout>,
+) -> anyhow::Result<ExitCode> {
     // Installed first, so that a signal during the first catch-up also stops cleanly.
     let cancel = stop_on_signals();
     let lines = Lines {
@@ -207,6 +239,7 @@ async fn serve(plan: &Plan, format: LogFormat) -> anyhow::Result<ExitCode> {
         Some(w) => w.spawn(runner.subscribe(), cancel.clone()),
         None => (tokio::sync::mpsc::unbounded_channel().1, Vec::new()),
     };
+    let ledger = outreach.as_ref().map(|o| o.ledger_folder.clone());
     let (mut sent, _outreach) = match outreach {
         Some(o) => {
             let (rx, handle) = subscriber::spawn(o, runner.subscribe(), cancel.clone());
@@ -214,6 +247,39 @@ async fn serve(plan: &Plan, format: LogFormat) -> anyhow::Result<ExitCode> {
         }
         None => (tokio::sync::mpsc::unbounded_channel().1, None),
     };
+    if let Some(layout) = layout {
+        let shown = crate::dashboard::show(
+            layout,
+            runner.subscribe(),
+            runner.notices(),
+            ledger,
+            cancel.clone(),
+        );
+        let run = runner.run(&cancel, false);
+        tokio::pin!(run, shown);
+        let mut closed = false;
+        let stopped = loop {
+            tokio::select! {
+                result = &mut shown, if !closed => {
+                    closed = true;
+                    cancel.cancel();
+                    result?;
+                }
+                stopped = &mut run => break stopped?,
+                // What the consumers did is on the dashboard; their lines are not printed.
+                Some(_) = written.recv() => {}
+                Some(_) = sent.recv() => {}
+            }
+        };
+        if !closed {
+            cancel.cancel();
+            shown.await?;
+        }
+        let _ =
+            tokio::time::timeout(Duration::from_secs(2), futures::future::join_all(lanes)).await;
+        lines.stopped(stopped.ran, stopped.during_catch_up);
+        return Ok(ExitCode::SUCCESS);
+    }
     let run = runner.run(&cancel, false);
     tokio::pin!(run);
     let stopped = loop {

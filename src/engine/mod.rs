@@ -341,10 +341,36 @@ impl Engine {
         if !same {
             return None;
         }
-        let data = Arc::new(tables::SnapshotData::default());
+        Some(Engine::from_seed(
+            seed,
+            Arc::new(tables::SnapshotData::default()),
+            None,
+        ))
+    }
+
+    /// This engine's rows at another as-of date: the same rows, catalog and views (nothing is
+    /// copied), other parameters. For what reads only the parameters and the ledger's sums, as
+    /// the KPI summary does (a dashboard's KPI history, made while this engine serves on):
+    /// the views the ledger keeps at one date (`aging` per customer) still answer for this
+    /// engine's date.
+    pub fn at_as_of(&self, params: &params::KpiParams) -> Result<Engine, EngineError> {
+        params.validate().map_err(EngineError::Params)?;
+        let pinned = *self.pinned();
+        let data = Arc::new(self.catalog.data.copy());
+        let engine = Engine::from_seed(self.seed(), data, pinned);
+        params::register(&engine.ctx, &engine.catalog, params)?;
+        Ok(engine)
+    }
+
+    /// An engine on `seed`'s catalog and views with the rows of `data`.
+    fn from_seed(
+        seed: Seed,
+        data: Arc<tables::SnapshotData>,
+        pinned: Option<chrono::NaiveDate>,
+    ) -> Engine {
         let mut state = seed.state;
         state.config_mut().set_extension(data.clone());
-        Some(Engine {
+        Engine {
             ctx: SessionContext::new_with_state(state),
             catalog: tables::Catalog::following(data, seed.shape, seed.plans),
             views: seed.views,
@@ -352,8 +378,8 @@ impl Engine {
             view_set: seed.view_set,
             pin_aging: seed.pin_aging,
             ledger: seed.ledger,
-            pinned_as_of: std::sync::Mutex::new(None),
-        })
+            pinned_as_of: std::sync::Mutex::new(pinned),
+        }
     }
 
     fn pinned(&self) -> std::sync::MutexGuard<'_, Option<chrono::NaiveDate>> {

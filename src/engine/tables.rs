@@ -45,6 +45,14 @@ impl SnapshotData {
         tables.get(name).cloned()
     }
 
+    /// Another set holding the same tables (shared, not copied).
+    pub fn copy(&self) -> SnapshotData {
+        let tables = self.tables.read().unwrap_or_else(|e| e.into_inner());
+        SnapshotData {
+            tables: RwLock::new(tables.clone()),
+        }
+    }
+
     fn put(&self, name: &str, table: Arc<dyn TableProvider>) {
         let mut tables = self.tables.write().unwrap_or_else(|e| e.into_inner());
         tables.insert(name.to_string(), table);

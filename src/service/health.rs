@@ -16,6 +16,8 @@ pub struct Health {
     pub state: String,
     pub generation: u64,
     pub files_applied: usize,
+    /// The feed file applied last, if any.
+    pub last_applied: Option<String>,
     pub files_quarantined: Vec<QuarantineLine>,
     /// Entity → rows of its current state.
     pub tables: BTreeMap<String, usize>,
@@ -55,6 +57,7 @@ impl Health {
             state: state.location().url.to_string(),
             generation: cp.generation,
             files_applied: cp.applied.len(),
+            last_applied: cp.applied.last().map(|a| a.path.clone()),
             files_quarantined: (cp.quarantined.iter())
                 .map(|q| QuarantineLine {
                     path: q.path.clone(),

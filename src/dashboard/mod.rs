@@ -1,0 +1,172 @@
+//! The live terminal dashboard: KPI tiles, aging, DSO trend, risk segments, the worklist, the
+//! cash forecast, outreach and feed health, laid out by `dashboards/*.toml`.
+//!
+//! It is a subscriber of the service's snapshots, in three parts that never wait on each
+//! other: a worker turns each snapshot into a prepared [`board::Board`] (the queries run
+//! there, [`prepare`]), an input thread reads keys and the mouse, and the loop here redraws
+//! whenever either hands something over. A frame reads only prepared rows, so it never waits
+//! on a query or on I/O, and the first frame is on the screen before the state is loaded.
+
+pub mod app;
+pub mod board;
+pub mod draw;
+pub mod layout;
+pub mod logs;
+pub mod prepare;
+pub mod theme;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ratatui::crossterm::event::{self, Event};
+use ratatui::crossterm::execute;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use app::{App, Ask};
+use board::{Board, Detail};
+use layout::Layout;
+use prepare::Preparer;
+
+use crate::service::{Notice, Snapshot, Snapshots};
+
+/// What the worker hands the loop.
+enum Update {
+    Board(Board),
+    Detail(Detail),
+}
+
+/// Show the dashboard until `q` (or `cancel`): `snapshots` are the runner's, `notices` its
+/// failures; `ledger` is the outreach ledger's folder, when the pipeline has a policy.
+pub async fn show(
+    layout: Layout,
+    snapshots: Snapshots,
+    mut notices: tokio::sync::broadcast::Receiver<Notice>,
+    ledger: Option<PathBuf>,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    let mut terminal = ratatui::try_init()?;
+    let _ = execute!(std::io::stdout(), event::EnableMouseCapture);
+    logs::divert(true);
+    let (updates_tx, mut updates) = mpsc::unbounded_channel();
+    let (asks_tx, asks) = mpsc::unbounded_channel();
+    let worker = tokio::spawn(work(
+        Preparer::new(layout.clone(), ledger),
+        snapshots,
+        asks,
+        updates_tx,
+    ));
+    let (keys_tx, mut keys) = mpsc::unbounded_channel();
+    let stop_input = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let input = std::thread::spawn({
+        let stop = stop_input.clone();
+        move || read_input(keys_tx, stop)
+    });
+    let mut app = App::new(layout);
+    let result = loop {
+        if let Err(e) = terminal.draw(|frame| draw::draw(frame, &mut app)) {
+            break Err(e);
+        }
+        if app.quit {
+            break Ok(());
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => break Ok(()),
+            Some(event) = keys.recv() => {
+                let ask = match event {
+                    Event::Key(key) if key.kind == event::KeyEventKind::Press => app.on_key(key),
+                    Event::Mouse(mouse) => app.on_mouse(mouse),
+                    _ => None, // a resize: the next draw fits the new size
+                };
+                if let Some(ask) = ask {
+                    let _ = asks_tx.send(ask);
+                }
+            }
+            Some(update) = updates.recv() => match update {
+                Update::Board(board) => app.set_board(board),
+                Update::Detail(detail) => app.set_detail(detail),
+            },
+            Ok(notice) = notices.recv() => {
+                let Notice::Failed { error, .. } = notice;
+                app.notice = Some(format!("refresh failed: {error}"));
+            }
+        }
+    };
+    stop_input.store(true, std::sync::atomic::Ordering::Relaxed);
+    worker.abort();
+    let _ = execute!(std::io::stdout(), event::DisableMouseCapture);
+    ratatui::restore();
+    logs::divert(false);
+    let _ = input.join();
+    result
+}
+
+/// Read terminal events until `stop`, polling so that it notices.
+fn read_input(tx: mpsc::UnboundedSender<Event>, stop: Arc<std::sync::atomic::AtomicBool>) {
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        match event::poll(Duration::from_millis(100)) {
+            Ok(true) => match event::read() {
+                Ok(e) => {
+                    if tx.send(e).is_err() {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            },
+            Ok(false) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// The worker: a board per snapshot (the fast panels first, then those that wait for the
+/// models), and a detail per drill-down, each on the latest snapshot.
+async fn work(
+    mut preparer: Preparer,
+    mut snapshots: Snapshots,
+    mut asks: mpsc::UnboundedReceiver<Ask>,
+    updates: mpsc::UnboundedSender<Update>,
+) {
+    let mut board = Board::default();
+    let mut latest: Option<Arc<Snapshot>> = snapshots.borrow_and_update().clone();
+    let mut fresh = latest.is_some();
+    loop {
+        if fresh && let Some(snapshot) = latest.clone() {
+            fresh = false;
+            let status = Preparer::status(&snapshot);
+            let first = preparer
+                .board(&snapshot, false, prepare::carried(&board, status))
+                .await;
+            let _ = updates.send(Update::Board(first.clone()));
+            board = preparer.board(&snapshot, true, first).await;
+            if updates.send(Update::Board(board.clone())).is_err() {
+                return;
+            }
+            continue;
+        }
+        tokio::select! {
+            changed = snapshots.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                latest = snapshots.borrow_and_update().clone();
+                fresh = latest.is_some();
+            }
+            Some(ask) = asks.recv() => {
+                let Ask::Detail { customer_id, name } = ask;
+                let Some(snapshot) = latest.clone() else { continue };
+                let detail = preparer.detail(&snapshot, &customer_id, &name).await;
+                if updates.send(Update::Detail(detail)).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Whether the dashboard can be shown: stdout and stdin are terminals.
+pub fn on_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal() && std::io::stdin().is_terminal()
+}
