@@ -337,7 +337,10 @@ impl App {
     pub fn breadcrumb(&self) -> Vec<String> {
         let mut out = vec![self.layout.tabs[self.tab].name.clone()];
         if let Some(id) = self.focus {
-            out.push(self.layout.panels()[id].1.title.clone());
+            let title = self.layout.panels()[id].1.title.clone();
+            if out[0] != title {
+                out.push(title);
+            }
         }
         for screen in &self.stack {
             if let Screen::Detail { detail, .. } = screen {

@@ -174,7 +174,7 @@ fn change_text(tile: &Tile) -> Span<'static> {
     } else {
         THEME.bad
     };
-    Span::styled(format!("{arrow} {shown} m/m"), style)
+    Span::styled(format!("{arrow} {shown}"), style)
 }
 
 fn tiles(frame: &mut Frame, tiles: &[Tile], currency: &str, block: Block, area: Rect) {
@@ -324,13 +324,17 @@ fn trend(frame: &mut Frame, points: &[(chrono::NaiveDate, f64)], block: Block, a
 
 fn forecast(frame: &mut Frame, f: &Forecast, block: Block, area: Rect) {
     let pct = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{:.1} %", v * 100.0));
-    let note = format!(
-        " WAPE {} · due-date {} · avg-delay {} · band {} ",
-        pct(f.wape),
-        pct(f.wape_due_date),
-        pct(f.wape_average_delay),
-        pct(f.band_coverage)
-    );
+    let wide = area.width >= 72;
+    let note = match wide {
+        true => format!(
+            " backtest WAPE {} (baselines {}, {}) · band {} ",
+            pct(f.wape),
+            pct(f.wape_due_date),
+            pct(f.wape_average_delay),
+            pct(f.band_coverage)
+        ),
+        false => format!(" WAPE {} · band {} ", pct(f.wape), pct(f.band_coverage)),
+    };
     let beats = matches!((f.wape, f.wape_due_date, f.wape_average_delay), (Some(w), Some(a), Some(b)) if w < a && w < b);
     let block = block.title_bottom(
         Line::from(Span::styled(
@@ -374,11 +378,14 @@ fn forecast(frame: &mut Frame, f: &Forecast, block: Block, area: Rect) {
     .block(
         block.title(
             Line::from(Span::styled(
-                format!(
-                    " expected {} in {} weeks, 80 % band ",
-                    compact(total),
-                    f.weeks.len()
-                ),
+                match wide {
+                    true => format!(
+                        " expected {} in {} weeks, 80 % band ",
+                        compact(total),
+                        f.weeks.len()
+                    ),
+                    false => format!(" {} in {} wk ", compact(total), f.weeks.len()),
+                },
                 THEME.accent,
             ))
             .right_aligned(),
@@ -410,7 +417,8 @@ fn forecast(frame: &mut Frame, f: &Forecast, block: Block, area: Rect) {
 
 /// The columns' widths over the rows shown, fitted into `room`: each as wide as its widest
 /// cell (at most 40); when they do not fit, numbers are written short (1.23M) and then text
-/// columns shrink. Returns the widths and, per column, whether its numbers are written short.
+/// long text columns shrink, and then the columns on the right are left out. Returns the
+/// widths of the columns shown and, per column, whether its numbers are written short.
 fn widths(rows: &Rows, shown: &[usize], room: u16) -> (Vec<u16>, Vec<bool>) {
     let n = rows.columns.len();
     let widest = |c: usize, short: bool| -> u16 {
@@ -424,7 +432,7 @@ fn widths(rows: &Rows, shown: &[usize], room: u16) -> (Vec<u16>, Vec<bool>) {
             .unwrap_or(1)
             .min(40) as u16
     };
-    let fits = |w: &[u16]| w.iter().sum::<u16>() + n.saturating_sub(1) as u16 <= room;
+    let fits = |w: &[u16]| w.iter().sum::<u16>() + w.len().saturating_sub(1) as u16 <= room;
     let mut short = vec![false; n];
     let mut w: Vec<u16> = (0..n).map(|c| widest(c, false)).collect();
     if !fits(&w) {
@@ -433,14 +441,14 @@ fn widths(rows: &Rows, shown: &[usize], room: u16) -> (Vec<u16>, Vec<bool>) {
             w[c] = widest(c, true);
         }
     }
-    while !fits(&w) {
-        let Some(c) = (0..n)
-            .filter(|&c| !rows.numeric[c] && w[c] > 4)
-            .max_by_key(|&c| w[c])
-        else {
-            break;
-        };
-        w[c] -= 1;
+    // Then long text columns down to 12, then the columns on the right left out.
+    for c in (0..n).filter(|&c| !rows.numeric.get(c).copied().unwrap_or(false)) {
+        if !fits(&w) && w[c] > 12 {
+            w[c] = 12;
+        }
+    }
+    while w.len() > 1 && !fits(&w) {
+        w.pop();
     }
     (w, short)
 }
@@ -500,13 +508,15 @@ fn list(
     );
     let (widths, short) = widths(rows, &shown, area.width.saturating_sub(2));
     let numeric = |c: usize| rows.numeric.get(c).copied().unwrap_or(false);
-    let header = TableRow::new(rows.columns.iter().enumerate().map(|(c, name)| {
-        let name = cut(name, widths[c]);
-        match numeric(c) {
-            true => Cell::from(Line::from(name).right_aligned()).style(THEME.header),
-            false => Cell::from(name).style(THEME.header),
-        }
-    }));
+    let header = TableRow::new(rows.columns.iter().take(widths.len()).enumerate().map(
+        |(c, name)| {
+            let name = cut(name, widths[c]);
+            match numeric(c) {
+                true => Cell::from(Line::from(name).right_aligned()).style(THEME.header),
+                false => Cell::from(name).style(THEME.header),
+            }
+        },
+    ));
     let body: Vec<TableRow> = (shown.iter())
         .map(|&i| {
             let selected = focused && view.order.get(view.selected) == Some(&i);
@@ -520,15 +530,15 @@ fn list(
             } else {
                 Style::default()
             };
-            TableRow::new(rows.cells[i].iter().enumerate().map(|(c, text)| {
-                match (numeric(c), short[c]) {
+            TableRow::new(rows.cells[i].iter().take(widths.len()).enumerate().map(
+                |(c, text)| match (numeric(c), short[c]) {
                     (true, true) if !rows.numbers[i][c].is_nan() => {
                         Cell::from(Line::from(compact(rows.numbers[i][c])).right_aligned())
                     }
                     (true, _) => Cell::from(Line::from(text.clone()).right_aligned()),
                     (false, _) => Cell::from(cut(text, widths[c])),
-                }
-            }))
+                },
+            ))
             .style(style)
         })
         .collect();
@@ -661,9 +671,10 @@ fn status(frame: &mut Frame, app: &App, area: Rect) {
         ),
     };
     frame.render_widget(Paragraph::new(Line::from(left)).style(THEME.status), area);
-    let keys = match app.on_board() {
-        true => "Tab focus · / filter · s sort · ⏎ drill · ? help · q quit ",
-        false => "Esc back · ? help · q quit ",
+    let keys = match (app.on_board(), area.width >= 120) {
+        (true, true) => "Tab focus · / filter · s sort · ⏎ drill · ? help · q quit ",
+        (false, true) => "Esc back · ? help · q quit ",
+        (_, false) => " ? help · q quit ",
     };
     frame.render_widget(
         Paragraph::new(Span::styled(keys, THEME.status)).alignment(Alignment::Right),
@@ -726,4 +737,483 @@ fn help(frame: &mut Frame, area: Rect) {
         ),
         popup,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every panel drawn from fixed data, at 80x24 and 160x48, and the drill-down and help
+    //! screens (snapshots in `snapshots/`; review a change with `cargo insta review`, or
+    //! `INSTA_UPDATE=always` and `git diff`).
+
+    use chrono::NaiveDate;
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+    use super::super::app::App;
+    use super::super::board::{Board, Detail, Forecast, Prepared, Rows, Status, Tile, Unit, Week};
+    use super::super::layout;
+    use super::draw;
+
+    fn day(text: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
+    }
+
+    fn rows(columns: &[&str], numeric: &[bool], cells: &[&[&str]]) -> Rows {
+        Rows {
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            numeric: numeric.to_vec(),
+            cells: cells
+                .iter()
+                .map(|r| r.iter().map(|c| c.to_string()).collect())
+                .collect(),
+            numbers: (cells.iter())
+                .map(|r| {
+                    (r.iter().zip(numeric))
+                        .map(|(c, n)| match n {
+                            true => c.replace(',', "").parse().unwrap_or(f64::NAN),
+                            false => f64::NAN,
+                        })
+                        .collect()
+                })
+                .collect(),
+            more: None,
+        }
+    }
+
+    /// A board for the shipped controller layout with every panel prepared.
+    fn board(layout: &layout::Layout) -> Board {
+        let history = |start: f64, step: f64| -> Vec<f64> {
+            (0..13).map(|i| start + step * i as f64).collect()
+        };
+        let tile = |label, value: f64, unit, previous, history, higher_is_better| Tile {
+            label,
+            value: Some(value),
+            unit,
+            previous: Some(previous),
+            history,
+            higher_is_better,
+        };
+        let tiles = vec![
+            tile(
+                "Total AR",
+                14_090_000.0,
+                Unit::Money,
+                12_640_000.0,
+                history(9e6, 4e5),
+                false,
+            ),
+            tile(
+                "Past due",
+                5_360_000.0,
+                Unit::Money,
+                4_408_000.0,
+                history(3e6, 2e5),
+                false,
+            ),
+            tile("DSO", 57.2, Unit::Days, 49.7, history(40.0, 1.4), false),
+            tile(
+                "Best DSO",
+                35.4,
+                Unit::Days,
+                32.4,
+                history(30.0, 0.5),
+                false,
+            ),
+            tile("ADD", 21.7, Unit::Days, 17.3, history(10.0, 1.0), false),
+            tile("CEI", 79.5, Unit::Points, 83.8, history(90.0, -1.0), true),
+            Tile {
+                previous: None,
+                ..tile("PTP kept", 0.505, Unit::Percent, 0.0, vec![], true)
+            },
+        ];
+        let aging: Vec<(String, f64)> = ["current", "1-30", "31-60", "61-90", "91-120", "121+"]
+            .iter()
+            .zip([8.73e6, 3.17e6, 1.55e6, 2.1e5, 4.4e4, 3.8e5])
+            .map(|(b, v)| (b.to_string(), v))
+            .collect();
+        let dso: Vec<(NaiveDate, f64)> = (0..13)
+            .map(|i| {
+                (
+                    day("2025-01-31") + chrono::Months::new(i),
+                    [
+                        78.0, 60.0, 41.0, 35.0, 38.0, 45.0, 47.0, 48.0, 47.5, 50.0, 52.0, 54.0,
+                        57.2,
+                    ][i as usize],
+                )
+            })
+            .collect();
+        let segments = rows(
+            &[
+                "segment",
+                "customers",
+                "open_amount",
+                "past_due",
+                "expected_at_risk",
+            ],
+            &[false, true, true, true, true],
+            &[
+                &["low", "120", "4,123,774.17", "1,020,202.05", "412,999.84"],
+                &["medium", "21", "1,317.15", "429.70", "398.03"],
+                &["high", "25", "2,603,300.00", "1,792,630.00", "1,807,380.00"],
+                &[
+                    "critical",
+                    "33",
+                    "5,632,230.00",
+                    "3,319,500.00",
+                    "4,427,020.00",
+                ],
+            ],
+        );
+        let worklist = rows(
+            &[
+                "rank",
+                "customer_id",
+                "name",
+                "segment",
+                "probability",
+                "expected_at_risk",
+                "past_due",
+                "days",
+                "next_action",
+                "collector",
+                "currency",
+            ],
+            &[
+                true, false, false, false, true, true, true, true, false, false, false,
+            ],
+            &[
+                &[
+                    "1",
+                    "C000014",
+                    "Quinlan Foods",
+                    "critical",
+                    "0.86",
+                    "1,340,000.00",
+                    "974,200.00",
+                    "61",
+                    "follow up promise",
+                    "COL01",
+                    "EUR",
+                ],
+                &[
+                    "2",
+                    "C000102",
+                    "Holzwerk AG",
+                    "critical",
+                    "0.85",
+                    "907,100.00",
+                    "495,700.00",
+                    "65",
+                    "follow up promise",
+                    "COL02",
+                    "JPY",
+                ],
+                &[
+                    "3",
+                    "C000031",
+                    "Gallant Ltd",
+                    "critical",
+                    "0.88",
+                    "788,200.00",
+                    "298,400.00",
+                    "205",
+                    "escalate",
+                    "",
+                    "EUR",
+                ],
+                &[
+                    "4",
+                    "C000057",
+                    "Quincy Tools",
+                    "critical",
+                    "0.83",
+                    "528,100.00",
+                    "283,600.00",
+                    "40",
+                    "escalate",
+                    "",
+                    "EUR",
+                ],
+                &[
+                    "5",
+                    "C000084",
+                    "Galsol Industries",
+                    "high",
+                    "0.78",
+                    "485,500.00",
+                    "359,300.00",
+                    "306",
+                    "call",
+                    "COL03",
+                    "EUR",
+                ],
+                &[
+                    "6",
+                    "C000009",
+                    "Xanthe SARL",
+                    "high",
+                    "0.79",
+                    "145,100.00",
+                    "92,400.00",
+                    "49",
+                    "reminder",
+                    "COL01",
+                    "EUR",
+                ],
+            ],
+        );
+        let outreach = rows(
+            &[
+                "day",
+                "customer_id",
+                "channel",
+                "stage",
+                "status",
+                "to",
+                "invoices",
+            ],
+            &[false, false, false, false, false, false, true],
+            &[
+                &[
+                    "2025-12-31",
+                    "C000014",
+                    "email",
+                    "final-notice",
+                    "sent (outbox)",
+                    "ap@quinlan.example",
+                    "3",
+                ],
+                &[
+                    "2025-12-31",
+                    "C000102",
+                    "sms",
+                    "sms-reminder",
+                    "FAILED: malformed phone number '12'",
+                    "12",
+                    "1",
+                ],
+                &[
+                    "2025-12-30",
+                    "C000031",
+                    "email",
+                    "reminder-1",
+                    "waiting: SMTP: connection refused",
+                    "ar@gallant.example",
+                    "2",
+                ],
+            ],
+        );
+        let health = rows(
+            &["", ""],
+            &[false, false],
+            &[
+                &["last file", "payments/month=2025-12/part-0004.parquet"],
+                &["files applied", "121"],
+                &["quarantined", "1"],
+                &["last change", "2025-12-31T18:48:07Z"],
+                &[
+                    "✗ invoices/bad.parquet",
+                    "[missing_column] column 'due_date' is missing",
+                ],
+            ],
+        );
+        let weeks = (0..13)
+            .map(|i| {
+                let expected = 2.4e6 - 1.5e5 * i as f64;
+                Week {
+                    start: day("2026-01-01") + chrono::Days::new(7 * i),
+                    expected,
+                    low: expected * 0.8,
+                    high: expected * 1.15,
+                }
+            })
+            .collect();
+        let forecast = Forecast {
+            weeks,
+            wape: Some(0.126),
+            wape_due_date: Some(0.564),
+            wape_average_delay: Some(0.276),
+            band_coverage: Some(0.846),
+        };
+        let stats = rows(
+            &["reason", "disputes", "amount"],
+            &[false, true, true],
+            &[
+                &["pricing", "12", "45,000.00"],
+                &["quality", "3", "9,800.50"],
+            ],
+        );
+        let mut panels = std::collections::HashMap::new();
+        for (id, (_, panel)) in layout.panels().into_iter().enumerate() {
+            let prepared = match panel.kind {
+                layout::Kind::Kpis => Prepared::Tiles(tiles.clone()),
+                layout::Kind::Aging => Prepared::Bars(aging.clone()),
+                layout::Kind::DsoTrend => Prepared::Line(dso.clone()),
+                layout::Kind::Segments => Prepared::Rows(segments.clone()),
+                layout::Kind::Worklist => Prepared::Rows(worklist.clone()),
+                layout::Kind::Forecast => Prepared::Forecast(forecast.clone()),
+                layout::Kind::Outreach => Prepared::Rows(outreach.clone()),
+                layout::Kind::Health => Prepared::Rows(health.clone()),
+                layout::Kind::Table if id % 2 == 0 => {
+                    Prepared::Failed("table 'promise_statz' not found".into())
+                }
+                layout::Kind::Table => Prepared::Rows(stats.clone()),
+            };
+            panels.insert(id, prepared);
+        }
+        Board {
+            status: Status {
+                as_of: Some(day("2025-12-31")),
+                currency: "USD".into(),
+                sequence: 3,
+                generation: 12,
+                refreshed_at: "12:03:04".into(),
+                files_applied: 121,
+                quarantined: 1,
+                preparing: false,
+            },
+            panels,
+        }
+    }
+
+    fn controller() -> App {
+        let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboards");
+        let layout = layout::find(&folder, "controller").unwrap();
+        let mut app = App::new(layout.clone());
+        app.set_board(board(&layout));
+        app
+    }
+
+    fn screen(app: &mut App, width: u16, height: u16) -> String {
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+        terminal.draw(|frame| draw(frame, app)).unwrap();
+        terminal.backend().to_string()
+    }
+
+    fn press(app: &mut App, code: KeyCode) {
+        app.on_key(KeyEvent::new(code, KeyModifiers::NONE));
+    }
+
+    #[test]
+    fn every_tab_at_80x24_and_160x48() {
+        for (width, height) in [(80, 24), (160, 48)] {
+            let mut app = controller();
+            for tab in 0..app.layout.tabs.len() {
+                press(&mut app, KeyCode::Char(char::from(b'1' + tab as u8)));
+                insta::assert_snapshot!(
+                    format!("tab{}_{width}x{height}", tab + 1),
+                    screen(&mut app, width, height)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn loading_before_the_first_snapshot() {
+        let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboards");
+        let mut app = App::new(layout::find(&folder, "controller").unwrap());
+        insta::assert_snapshot!("loading_80x24", screen(&mut app, 80, 24));
+    }
+
+    #[test]
+    fn the_worklist_filtered_sorted_and_drilled_into() {
+        let mut app = controller();
+        press(&mut app, KeyCode::Char('2'));
+        press(&mut app, KeyCode::Char('/'));
+        for c in "segment:crit".chars() {
+            press(&mut app, KeyCode::Char(c));
+        }
+        insta::assert_snapshot!("worklist_typing_filter_80x24", screen(&mut app, 80, 24));
+        press(&mut app, KeyCode::Enter);
+        // Sort on rank, then descending on it.
+        press(&mut app, KeyCode::Char('s'));
+        press(&mut app, KeyCode::Char('s'));
+        press(&mut app, KeyCode::Down);
+        insta::assert_snapshot!("worklist_filtered_sorted_160x48", screen(&mut app, 160, 48));
+        let ask = app.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+        let Some(super::super::app::Ask::Detail { customer_id, name }) = ask else {
+            panic!("Enter on a worklist row drills into its customer");
+        };
+        assert_eq!(
+            (customer_id.as_str(), name.as_str()),
+            ("C000031", "Gallant Ltd")
+        );
+        insta::assert_snapshot!("detail_loading_80x24", screen(&mut app, 80, 24));
+        app.set_detail(Detail {
+            customer_id: customer_id.clone(),
+            name,
+            sections: Some(vec![
+                (
+                    "Risk".into(),
+                    rows(
+                        &["segment", "probability", "reasons"],
+                        &[false, true, false],
+                        &[&[
+                            "critical",
+                            "0.83",
+                            "pays 41 days after due on average; 3 invoices over 60 days",
+                        ]],
+                    ),
+                ),
+                (
+                    "Open invoices".into(),
+                    rows(
+                        &[
+                            "invoice_id",
+                            "due_date",
+                            "currency",
+                            "open_amount",
+                            "days_past_due",
+                        ],
+                        &[false, false, false, true, true],
+                        &[
+                            &["INV0001", "2025-11-12", "EUR", "12,833.57", "49"],
+                            &["INV0002", "2025-12-03", "EUR", "19,843.52", "28"],
+                        ],
+                    ),
+                ),
+                (
+                    "Disputes".into(),
+                    rows(
+                        &["dispute_id", "reason", "status"],
+                        &[false, false, false],
+                        &[],
+                    ),
+                ),
+                (
+                    "Promises".into(),
+                    rows(
+                        &["promise_id", "promised_date", "amount"],
+                        &[false, false, true],
+                        &[&["P17", "2026-01-05", "5,000.00"]],
+                    ),
+                ),
+                (
+                    "Outreach".into(),
+                    rows(
+                        &["day", "channel", "stage", "status"],
+                        &[false, false, false, false],
+                        &[&["2025-12-30", "email", "reminder-1", "sent (outbox)"]],
+                    ),
+                ),
+            ]),
+        });
+        insta::assert_snapshot!("detail_80x24", screen(&mut app, 80, 24));
+        insta::assert_snapshot!("detail_160x48", screen(&mut app, 160, 48));
+        press(&mut app, KeyCode::Esc);
+        assert!(app.on_board(), "Esc goes back to the board");
+    }
+
+    #[test]
+    fn the_help_screen() {
+        let mut app = controller();
+        press(&mut app, KeyCode::Char('?'));
+        insta::assert_snapshot!("help_80x24", screen(&mut app, 80, 24));
+        insta::assert_snapshot!("help_160x48", screen(&mut app, 160, 48));
+        press(&mut app, KeyCode::Char('x'));
+        assert!(!app.help && !app.quit, "any key closes the help");
+        press(&mut app, KeyCode::Char('q'));
+        assert!(app.quit);
+    }
 }
