@@ -20,6 +20,9 @@ pub struct DashboardArgs {
     /// The pipeline to run behind it [default: standard, when there is such a file]
     #[arg(long, value_name = "NAME")]
     pub pipeline: Option<String>,
+    /// Write the pipeline's outputs under this folder or URL instead of its `out`
+    #[arg(long, value_name = "URL")]
+    pub out: Option<String>,
     /// Look at the feed every this many seconds instead of the pipeline's schedule
     #[arg(long, value_name = "SECONDS")]
     pub interval: Option<f64>,
@@ -37,7 +40,12 @@ pub async fn run(global: &GlobalArgs, args: DashboardArgs) -> anyhow::Result<Exi
         .filter(|s| s.is_finite() && *s >= 0.05)
         .map(Duration::from_secs_f64);
     let options = global.session_options();
-    let plan = match catalog::plan(&options, args.pipeline.as_deref(), None, interval) {
+    let plan = match catalog::plan(
+        &options,
+        args.pipeline.as_deref(),
+        args.out.as_deref(),
+        interval,
+    ) {
         Ok(plan) => plan,
         Err(invalid) => {
             eprintln!("error: {invalid}");
