@@ -78,6 +78,10 @@ pub enum Which {
     /// Outreach at scale: `outreach send` of the as-of date over the ingest benchmark's state
     /// to the file outbox (a fresh ledger), then the same send again (nothing left to send)
     Outreach(Scale),
+    /// The dashboard at scale: the release binary's `dashboard` in tmux at 160x48 over the
+    /// ingest benchmark's state: the first frame while the state loads, and the frames drawn
+    /// once everything is loaded (keys sent: tabs, moves), from its debug log
+    Dashboard(Scale),
 }
 
 /// The generated feed a benchmark runs on, and where it keeps data and writes figures.
@@ -135,6 +139,7 @@ fn run(args: BenchArgs) -> anyhow::Result<()> {
         Which::Risk(s) => risk(s.customers, s.months, &s.data, &s.report),
         Which::Forecast(s) => forecast(s.customers, s.months, &s.data, &s.report),
         Which::Outreach(s) => outreach(s.customers, s.months, &s.data, &s.report),
+        Which::Dashboard(s) => dashboard(s.customers, s.months, &s.data, &s.report),
     }
 }
 
@@ -442,6 +447,152 @@ fn outreach(customers: u64, months: u64, data: &Path, report_path: &Path) -> any
     text.push_str("\nCommand: `cargo build --release && cargo run --release -p arstream-bench -- outreach`.\n");
     write_section(report_path, "outreach", &text)?;
     println!("{text}");
+    Ok(())
+}
+
+/// See [`Which::Dashboard`].
+fn dashboard(customers: u64, months: u64, data: &Path, report_path: &Path) -> anyhow::Result<()> {
+    use std::process::Command;
+    use std::time::{Duration, Instant};
+    anyhow::ensure!(
+        Command::new("tmux").arg("-V").output().is_ok(),
+        "the dashboard benchmark needs tmux"
+    );
+    let (feed, state) = ingested_state(customers, months, data, report_path)?;
+    let bin = arstream_binary()?;
+    let folder = std::path::absolute(data.join("dashboard-bench"))?;
+    let _ = std::fs::remove_dir_all(&folder);
+    std::fs::create_dir_all(&folder)?;
+    let log = folder.join("frames.log");
+    let session = format!("arstream-bench-{}", std::process::id());
+    let command = format!(
+        "ARSTREAM_LOG=arstream=debug '{}' --feed '{}' --state '{}' dashboard --out '{}' 2> '{}'; echo dashboard-exited-$?; sleep 5",
+        bin.display(),
+        std::path::absolute(&feed)?.display(),
+        std::path::absolute(&state)?.display(),
+        folder.join("out").display(),
+        log.display()
+    );
+    let screen = || -> String {
+        Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &session])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    let keys = |k: &str| {
+        let _ = Command::new("tmux")
+            .args(["send-keys", "-t", &session, k])
+            .status();
+    };
+    let wait_for = |text: &str, limit: Duration, every: Duration| -> anyhow::Result<f64> {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if screen().contains(text) {
+                return Ok(started.elapsed().as_secs_f64());
+            }
+            std::thread::sleep(every);
+        }
+        anyhow::bail!("the dashboard never showed '{text}':\n{}", screen())
+    };
+    let started = Instant::now();
+    let status = Command::new("tmux")
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            &session,
+            "-x",
+            "160",
+            "-y",
+            "48",
+            &command,
+        ])
+        .status()?;
+    anyhow::ensure!(status.success(), "tmux could not start");
+    let result = (|| -> anyhow::Result<(f64, f64, f64)> {
+        wait_for(
+            "arstream",
+            Duration::from_secs(10),
+            Duration::from_millis(5),
+        )?;
+        let first = started.elapsed().as_secs_f64();
+        let loading = screen().contains("loading the state");
+        anyhow::ensure!(loading, "the first frame does not say the state is loading");
+        wait_for(
+            "refresh #1",
+            Duration::from_secs(600),
+            Duration::from_millis(50),
+        )?;
+        let loaded = started.elapsed().as_secs_f64();
+        // The models' panels (risk, worklist, forecast) come last.
+        let deadline = Instant::now() + Duration::from_secs(900);
+        while screen().contains("preparing") && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let ready = started.elapsed().as_secs_f64();
+        for round in 0..20 {
+            for k in ["2", "j", "j", "k", "3", "1"] {
+                keys(k);
+                std::thread::sleep(Duration::from_millis(if round == 0 { 300 } else { 60 }));
+            }
+        }
+        keys("q");
+        wait_for(
+            "dashboard-exited-0",
+            Duration::from_secs(30),
+            Duration::from_millis(50),
+        )?;
+        Ok((first, loaded, ready))
+    })();
+    let _ = Command::new("tmux")
+        .args(["kill-session", "-t", &session])
+        .status();
+    let (first, loaded, ready) = result?;
+    let text = std::fs::read_to_string(&log)?;
+    let field = |line: &str, key: &str| -> Option<String> {
+        let rest = line.split(&format!("{key}=")).nth(1)?;
+        Some(rest.split_whitespace().next()?.to_string())
+    };
+    let mut frames: Vec<f64> = (text.lines())
+        .filter(|l| l.contains("frame drawn"))
+        .filter(|l| {
+            field(l, "width").as_deref() == Some("160")
+                && field(l, "height").as_deref() == Some("48")
+        })
+        .filter(|l| field(l, "preparing").as_deref() == Some("false"))
+        .filter_map(|l| field(l, "frame_us")?.parse::<f64>().ok())
+        .map(|us| us / 1000.0)
+        .collect();
+    anyhow::ensure!(
+        !frames.is_empty(),
+        "no frame of the loaded state in the log"
+    );
+    frames.sort_by(f64::total_cmp);
+    let at = |q: f64| frames[((frames.len() - 1) as f64 * q).round() as usize];
+    let mut body = format!(
+        "State: the ingest benchmark's ({customers} customers, {months} months), the shipped `controller` layout, the standard pipeline behind it (its outputs written as it runs); `dashboard` in tmux at 160x48.\n\n"
+    );
+    body.push_str("| what | figure |\n|---|---|\n");
+    body.push_str(&format!(
+        "| first frame (\"loading the state…\"), from starting the command | {first:.2} s |\n"
+    ));
+    body.push_str(&format!(
+        "| first snapshot on the screen (the state loaded, the KPIs drawn) | {loaded:.1} s |\n"
+    ));
+    body.push_str(&format!(
+        "| every panel drawn (the models' panels: risk, worklist, forecast) | {ready:.1} s |\n"
+    ));
+    body.push_str(&format!(
+        "| a full frame at 160x48, everything loaded (draw and write to the terminal; {} frames: tabs switched, rows moved) | median {:.3} ms, p99 {:.3} ms, max {:.3} ms |\n",
+        frames.len(),
+        at(0.5),
+        at(0.99),
+        at(1.0)
+    ));
+    body.push_str("\nFrame times are the dashboard's own (debug log `frame drawn`: from the start of the draw to the frame written to the terminal), the first frame is timed from outside (tmux polled every 5 ms).\n\nCommand: `cargo build --release && cargo run --release -p arstream-bench -- dashboard` (needs tmux).\n");
+    write_section(report_path, "dashboard", &body)?;
+    println!("{body}");
     Ok(())
 }
 

@@ -39,17 +39,17 @@ enum Update {
 
 /// Show the dashboard until `q` (or `cancel`): `snapshots` are the runner's, `notices` its
 /// failures; `ledger` is the outreach ledger's folder, when the pipeline has a policy.
+///
+/// The screen has a thread of its own, so that no work of the runner or of the worker (both on
+/// the caller's runtime) ever delays a frame or a key.
 pub async fn show(
     layout: Layout,
     snapshots: Snapshots,
-    mut notices: tokio::sync::broadcast::Receiver<Notice>,
+    notices: tokio::sync::broadcast::Receiver<Notice>,
     ledger: Option<PathBuf>,
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
-    let mut terminal = ratatui::try_init()?;
-    let _ = execute!(std::io::stdout(), event::EnableMouseCapture);
-    logs::divert(true);
-    let (updates_tx, mut updates) = mpsc::unbounded_channel();
+    let (updates_tx, updates) = mpsc::unbounded_channel();
     let (asks_tx, asks) = mpsc::unbounded_channel();
     let worker = tokio::spawn(work(
         Preparer::new(layout.clone(), ledger),
@@ -57,49 +57,100 @@ pub async fn show(
         asks,
         updates_tx,
     ));
-    let (keys_tx, mut keys) = mpsc::unbounded_channel();
-    let stop_input = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let input = std::thread::spawn({
-        let stop = stop_input.clone();
-        move || read_input(keys_tx, stop)
-    });
-    let mut app = App::new(layout);
-    let result = loop {
-        if let Err(e) = terminal.draw(|frame| draw::draw(frame, &mut app)) {
-            break Err(e);
-        }
-        if app.quit {
-            break Ok(());
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => break Ok(()),
-            Some(event) = keys.recv() => {
-                let ask = match event {
-                    Event::Key(key) if key.kind == event::KeyEventKind::Press => app.on_key(key),
-                    Event::Mouse(mouse) => app.on_mouse(mouse),
-                    _ => None, // a resize: the next draw fits the new size
-                };
-                if let Some(ask) = ask {
-                    let _ = asks_tx.send(ask);
+    let (done_tx, done) = tokio::sync::oneshot::channel();
+    let screen = Screen {
+        layout,
+        updates,
+        asks: asks_tx,
+        notices,
+        cancel,
+    };
+    std::thread::Builder::new()
+        .name("dashboard".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build();
+            let result = match runtime {
+                Ok(runtime) => runtime.block_on(screen.run()),
+                Err(e) => Err(e),
+            };
+            let _ = done_tx.send(result);
+        })?;
+    let result = done.await.unwrap_or(Ok(()));
+    worker.abort();
+    result
+}
+
+/// The screen's side: what it draws from and where it sends drill-downs.
+struct Screen {
+    layout: Layout,
+    updates: mpsc::UnboundedReceiver<Update>,
+    asks: mpsc::UnboundedSender<Ask>,
+    notices: tokio::sync::broadcast::Receiver<Notice>,
+    cancel: CancellationToken,
+}
+
+impl Screen {
+    /// Draw, then wait for a key, an update or a notice, until `q` or the cancel.
+    async fn run(mut self) -> std::io::Result<()> {
+        let mut terminal = ratatui::try_init()?;
+        let _ = execute!(std::io::stdout(), event::EnableMouseCapture);
+        logs::divert(true);
+        let (keys_tx, mut keys) = mpsc::unbounded_channel();
+        let stop_input = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let input = std::thread::spawn({
+            let stop = stop_input.clone();
+            move || read_input(keys_tx, stop)
+        });
+        let mut app = App::new(self.layout);
+        let result = loop {
+            let started = std::time::Instant::now();
+            let drawn = match terminal.draw(|frame| draw::draw(frame, &mut app)) {
+                Ok(drawn) => drawn.area,
+                Err(e) => break Err(e),
+            };
+            // The frame, written to the terminal: what the dashboard benchmark reads.
+            tracing::debug!(
+                frame_us = started.elapsed().as_micros() as u64,
+                width = drawn.width,
+                height = drawn.height,
+                loaded = app.board.status.as_of.is_some(),
+                preparing = app.board.status.preparing,
+                "frame drawn"
+            );
+            if app.quit {
+                break Ok(());
+            }
+            tokio::select! {
+                _ = self.cancel.cancelled() => break Ok(()),
+                Some(event) = keys.recv() => {
+                    let ask = match event {
+                        Event::Key(key) if key.kind == event::KeyEventKind::Press => app.on_key(key),
+                        Event::Mouse(mouse) => app.on_mouse(mouse),
+                        _ => None, // a resize: the next draw fits the new size
+                    };
+                    if let Some(ask) = ask {
+                        let _ = self.asks.send(ask);
+                    }
+                }
+                Some(update) = self.updates.recv() => match update {
+                    Update::Board(board) => app.set_board(board),
+                    Update::Detail(detail) => app.set_detail(detail),
+                },
+                Ok(notice) = self.notices.recv() => {
+                    let Notice::Failed { error, .. } = notice;
+                    app.notice = Some(format!("refresh failed: {error}"));
                 }
             }
-            Some(update) = updates.recv() => match update {
-                Update::Board(board) => app.set_board(board),
-                Update::Detail(detail) => app.set_detail(detail),
-            },
-            Ok(notice) = notices.recv() => {
-                let Notice::Failed { error, .. } = notice;
-                app.notice = Some(format!("refresh failed: {error}"));
-            }
-        }
-    };
-    stop_input.store(true, std::sync::atomic::Ordering::Relaxed);
-    worker.abort();
-    let _ = execute!(std::io::stdout(), event::DisableMouseCapture);
-    ratatui::restore();
-    logs::divert(false);
-    let _ = input.join();
-    result
+        };
+        stop_input.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = execute!(std::io::stdout(), event::DisableMouseCapture);
+        ratatui::restore();
+        logs::divert(false);
+        let _ = input.join();
+        result
+    }
 }
 
 /// Read terminal events until `stop`, polling so that it notices.
