@@ -441,11 +441,14 @@ fn widths(rows: &Rows, shown: &[usize], room: u16) -> (Vec<u16>, Vec<bool>) {
             w[c] = widest(c, true);
         }
     }
-    // Then long text columns down to 12, then the columns on the right left out.
-    for c in (0..n).filter(|&c| !rows.numeric.get(c).copied().unwrap_or(false)) {
-        if !fits(&w) && w[c] > 12 {
-            w[c] = 12;
-        }
+    // Then the widest text column a cell narrower at a time, down to 12; then the columns on
+    // the right left out.
+    while !fits(&w) {
+        let text = (0..n).filter(|&c| !rows.numeric.get(c).copied().unwrap_or(false) && w[c] > 12);
+        let Some(c) = text.max_by_key(|&c| w[c]) else {
+            break;
+        };
+        w[c] -= 1;
     }
     while w.len() > 1 && !fits(&w) {
         w.pop();
