@@ -60,6 +60,7 @@ fn every_command_has_help() {
         &["kpi", "--help"],
         &["pipeline", "--help"],
         &["pipeline", "validate", "--help"],
+        &["dashboard", "--help"],
     ] {
         let o = run(cmd, dir.path());
         assert!(o.status.success(), "{cmd:?}");
@@ -208,4 +209,47 @@ fn pipelines_validate_with_file_and_line_and_run_once() {
     let o = run(&["pipeline", "run", "nope"], p);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("no pipeline 'nope'"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_bad_dashboard_layout_is_one_error_with_file_and_line_and_no_terminal_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("feed");
+    small_feed(dir.path(), &feed);
+    let layout = dir.path().join("mine.toml");
+    std::fs::write(
+        &layout,
+        "name = \"mine\"\n[[tabs]]\nname = \"A\"\n[[tabs.rows]]\npanels = [{ panel = \"pie\" }]\n",
+    )
+    .unwrap();
+    let feed = feed.to_str().unwrap();
+    let o = run(
+        &[
+            "--feed",
+            feed,
+            "dashboard",
+            "--layout",
+            layout.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_one_line_error(&o, "mine.toml:5: unknown panel 'pie'");
+    assert_eq!(o.status.code(), Some(2));
+    // A good layout, but no terminal (the test's stdout is a pipe).
+    let o = run(
+        &["--feed", feed, "dashboard", "--layout", "controller"],
+        dir.path(),
+    );
+    assert!(
+        stderr(&o).contains("no dashboard layout 'controller'"),
+        "{}",
+        stderr(&o)
+    );
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/dashboards/controller.toml");
+    let o = run(
+        &["--feed", feed, "dashboard", "--layout", shipped],
+        dir.path(),
+    );
+    assert_one_line_error(&o, "needs a terminal");
+    assert_eq!(o.status.code(), Some(2));
 }

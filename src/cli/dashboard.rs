@@ -29,12 +29,6 @@ pub struct DashboardArgs {
 }
 
 pub async fn run(global: &GlobalArgs, args: DashboardArgs) -> anyhow::Result<ExitCode> {
-    if !crate::dashboard::on_terminal() {
-        eprintln!(
-            "error: the dashboard needs a terminal (stdin and stdout); `arstream run --headless` logs a line per refresh instead"
-        );
-        return Ok(ExitCode::from(INVALID));
-    }
     let interval = args
         .interval
         .filter(|s| s.is_finite() && *s >= 0.05)
@@ -59,5 +53,11 @@ pub async fn run(global: &GlobalArgs, args: DashboardArgs) -> anyhow::Result<Exi
             return Ok(ExitCode::from(INVALID));
         }
     };
+    if !crate::dashboard::on_terminal() {
+        eprintln!(
+            "error: the dashboard needs a terminal (stdin and stdout); `arstream run --headless` logs a line per refresh instead"
+        );
+        return Ok(ExitCode::from(INVALID));
+    }
     serve(&plan, global.log_format, Some(layout)).await
 }
