@@ -202,6 +202,29 @@ async fn compare(state: &mut State, rng: &mut Rng, label: &str, pinned: i32) {
         params.as_of = arstream::dates::date(BASE + rng.range(-5, 135) as i32);
         params.window_days = [7, 30, 90][rng.below(3) as usize];
         plain.set_params(&params).await.unwrap();
+        // An engine at the case's date, forked to this one (as the dashboard's KPI history
+        // does): the same KPI summary as the plain views at this date. Once a wave.
+        if round == 0 {
+            let base = Engine::new()
+                .with_queries(None, ViewSet::Incremental)
+                .unwrap();
+            base.refresh(state, &KpiParams::new(arstream::dates::date(pinned)))
+                .await
+                .unwrap();
+            let fork = base.at_as_of(&params).unwrap();
+            for sql in [
+                "SELECT * FROM kpi_summary",
+                "SELECT * FROM aging_totals ORDER BY ord",
+            ] {
+                let p = plain.query(sql).await.unwrap();
+                let f = fork.query(sql).await.unwrap();
+                assert_same(
+                    &format!("{label}, forked to {}: {sql}", params.as_of),
+                    &p,
+                    &f,
+                );
+            }
+        }
         if round == 0 {
             // Aging pinned afresh at another date (a pass over the invoices).
             ledger.refresh(state, &params).await.unwrap();
