@@ -117,13 +117,13 @@ impl App {
 
     /// Make list `id`'s order again from its filter and sort.
     fn refilter(&mut self, id: usize) {
-        let Some(rows) = self.rows(id).cloned() else {
+        let Some(Prepared::Rows(rows)) = self.board.panels.get(&id) else {
             return;
         };
         let view = self.lists.entry(id).or_default();
-        view.order = filtered(&rows, &view.filter);
+        view.order = filtered(rows, &view.filter);
         if let Some((column, descending)) = view.sort {
-            sort(&rows, &mut view.order, column, descending);
+            sort(rows, &mut view.order, column, descending);
         }
         view.selected = view.selected.min(view.order.len().saturating_sub(1));
         view.offset = view.offset.min(view.selected);

@@ -89,8 +89,8 @@ fn board(frame: &mut Frame, app: &mut App, area: Rect) {
                     THEME.border
                 })
                 .title(Span::styled(format!(" {} ", panel.title), THEME.title));
-            let prepared = app.board.panels.get(&id).cloned();
-            match prepared {
+            // Borrowed, never copied: a list may hold thousands of rows.
+            match app.board.panels.get(&id) {
                 None => {
                     let text = match app.board.status.as_of {
                         None => "loading the state…",
@@ -102,22 +102,22 @@ fn board(frame: &mut Frame, app: &mut App, area: Rect) {
                     );
                 }
                 Some(Prepared::Failed(error)) => frame.render_widget(
-                    Paragraph::new(Span::styled(error, THEME.bad))
+                    Paragraph::new(Span::styled(error.as_str(), THEME.bad))
                         .wrap(Wrap { trim: true })
                         .block(block),
                     *cell,
                 ),
                 Some(Prepared::Tiles(tiles)) => {
-                    self::tiles(frame, &tiles, &app.board.status.currency, block, *cell)
+                    self::tiles(frame, tiles, &app.board.status.currency, block, *cell)
                 }
-                Some(Prepared::Bars(bars)) => aging(frame, &bars, block, *cell),
-                Some(Prepared::Line(points)) => trend(frame, &points, block, *cell),
-                Some(Prepared::Forecast(f)) => forecast(frame, &f, block, *cell),
+                Some(Prepared::Bars(bars)) => aging(frame, bars, block, *cell),
+                Some(Prepared::Line(points)) => trend(frame, points, block, *cell),
+                Some(Prepared::Forecast(f)) => forecast(frame, f, block, *cell),
                 Some(Prepared::Rows(rows)) => {
                     let inner_rows = cell.height.saturating_sub(3) as usize;
                     app.page = inner_rows.max(1);
                     let view = app.lists.entry(id).or_default();
-                    list(frame, &rows, view, focused, panel.kind, block, *cell);
+                    list(frame, rows, view, focused, panel.kind, block, *cell);
                 }
             }
             id += 1;

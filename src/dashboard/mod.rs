@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use app::{App, Ask};
 use board::{Board, Detail};
 use layout::Layout;
-use prepare::Preparer;
+use prepare::{Phase, Preparer};
 
 use crate::service::{Notice, Snapshot, Snapshots};
 
@@ -186,13 +186,12 @@ async fn work(
         if fresh && let Some(snapshot) = latest.clone() {
             fresh = false;
             let status = Preparer::status(&snapshot);
-            let first = preparer
-                .board(&snapshot, false, prepare::carried(&board, status))
-                .await;
-            let _ = updates.send(Update::Board(first.clone()));
-            board = preparer.board(&snapshot, true, first).await;
-            if updates.send(Update::Board(board.clone())).is_err() {
-                return;
+            board = prepare::carried(&board, status);
+            for phase in [Phase::Quick, Phase::History, Phase::Models] {
+                board = preparer.board(&snapshot, phase, board).await;
+                if updates.send(Update::Board(board.clone())).is_err() {
+                    return;
+                }
             }
             continue;
         }

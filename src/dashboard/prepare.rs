@@ -61,6 +61,18 @@ pub struct Preparer {
     ledger: Option<PathBuf>,
     history: Option<History>,
     outreach: Option<(std::time::SystemTime, u64, Rows)>,
+    /// Whether a stale KPI history is made again now (else the panels go without it).
+    make_history: bool,
+}
+
+/// The parts of a board, in the order they are made: the panels of the snapshot's own rows
+/// (with the KPI history if it is still fresh), the KPI history (a query per month), and the
+/// panels that wait for the models' tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Quick,
+    History,
+    Models,
 }
 
 /// The KPI summary at the end of each month before the as-of date.
@@ -71,6 +83,8 @@ struct History {
     /// (as-of date, `kpi_summary` row as column → value), oldest first, the as-of date's
     /// not included.
     points: Vec<(NaiveDate, std::collections::HashMap<String, f64>)>,
+    /// False for the stand-in of the first board, which is made again at once.
+    made_now: bool,
 }
 
 /// How long a KPI history serves while the as-of date stays (late-recorded changes may
@@ -84,6 +98,7 @@ impl Preparer {
             ledger,
             history: None,
             outreach: None,
+            make_history: false,
         }
     }
 
@@ -101,9 +116,8 @@ impl Preparer {
         }
     }
 
-    /// The board of `snapshot`: first without the panels that wait for the models (`slow`
-    /// false), then with them.
-    pub async fn board(&mut self, snapshot: &Snapshot, slow: bool, mut board: Board) -> Board {
+    /// `board` with the panels of `phase` prepared from `snapshot`.
+    pub async fn board(&mut self, snapshot: &Snapshot, phase: Phase, mut board: Board) -> Board {
         let panels: Vec<(usize, Kind, Option<String>)> = (self.layout.panels().into_iter())
             .enumerate()
             .map(|(id, (_, p))| (id, p.kind, p.sql.clone()))
@@ -113,13 +127,20 @@ impl Preparer {
                 || sql
                     .as_deref()
                     .is_some_and(|s| snapshot.engine.reads_derived(s));
-            if needs_models != slow {
+            let has_history = matches!(kind, Kind::Kpis | Kind::DsoTrend);
+            let now = match phase {
+                Phase::Quick => !needs_models,
+                Phase::History => has_history && !needs_models,
+                Phase::Models => needs_models,
+            };
+            if !now {
                 continue;
             }
+            self.make_history = phase == Phase::History;
             let prepared = self.panel(snapshot, kind, sql.as_deref()).await;
             board.panels.insert(id, prepared);
         }
-        board.status.preparing = !slow;
+        board.status.preparing = phase != Phase::Models;
         board
     }
 
@@ -155,10 +176,20 @@ impl Preparer {
     async fn history(&mut self, snapshot: &Snapshot) -> &History {
         let as_of = snapshot.params.as_of;
         let fresh = self.history.as_ref().is_some_and(|h| {
-            h.as_of == as_of
+            h.made_now
+                && h.as_of == as_of
                 && (h.generation == snapshot.generation || h.made.elapsed() < HISTORY_FOR)
         });
-        if !fresh {
+        if !fresh && !self.make_history {
+            // Not now: the first board goes out without it.
+            self.history = Some(History {
+                as_of,
+                generation: snapshot.generation,
+                made: std::time::Instant::now(),
+                points: Vec::new(),
+                made_now: false,
+            });
+        } else if !fresh {
             let mut points = Vec::new();
             for months in (1..=HISTORY_MONTHS).rev() {
                 let day = months_before(as_of, months);
@@ -178,6 +209,7 @@ impl Preparer {
                 generation: snapshot.generation,
                 made: std::time::Instant::now(),
                 points,
+                made_now: true,
             });
         }
         self.history.as_ref().expect("made above")
