@@ -554,22 +554,27 @@ fn dashboard(customers: u64, months: u64, data: &Path, report_path: &Path) -> an
         let rest = line.split(&format!("{key}=")).nth(1)?;
         Some(rest.split_whitespace().next()?.to_string())
     };
-    let mut frames: Vec<f64> = (text.lines())
-        .filter(|l| l.contains("frame drawn"))
-        .filter(|l| {
-            field(l, "width").as_deref() == Some("160")
-                && field(l, "height").as_deref() == Some("48")
-        })
-        .filter(|l| field(l, "preparing").as_deref() == Some("false"))
-        .filter_map(|l| field(l, "frame_us")?.parse::<f64>().ok())
-        .map(|us| us / 1000.0)
-        .collect();
+    let times = |key: &str| -> Vec<f64> {
+        let mut out: Vec<f64> = (text.lines())
+            .filter(|l| l.contains("frame drawn"))
+            .filter(|l| {
+                field(l, "width").as_deref() == Some("160")
+                    && field(l, "height").as_deref() == Some("48")
+            })
+            .filter(|l| field(l, "preparing").as_deref() == Some("false"))
+            .filter_map(|l| field(l, key)?.parse::<f64>().ok())
+            .map(|us| us / 1000.0)
+            .collect();
+        out.sort_by(f64::total_cmp);
+        out
+    };
+    let (rendered, frames) = (times("render_us"), times("frame_us"));
     anyhow::ensure!(
         !frames.is_empty(),
         "no frame of the loaded state in the log"
     );
-    frames.sort_by(f64::total_cmp);
-    let at = |q: f64| frames[((frames.len() - 1) as f64 * q).round() as usize];
+    let quantile = |v: &[f64], q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    let at = |q: f64| quantile(&frames, q);
     let mut body = format!(
         "State: the ingest benchmark's ({customers} customers, {months} months), the shipped `controller` layout, the standard pipeline behind it (its outputs written as it runs); `dashboard` in tmux at 160x48.\n\n"
     );
@@ -590,7 +595,15 @@ fn dashboard(customers: u64, months: u64, data: &Path, report_path: &Path) -> an
         at(0.99),
         at(1.0)
     ));
-    body.push_str("\nFrame times are the dashboard's own (debug log `frame drawn`: from the start of the draw to the frame written to the terminal), the first frame is timed from outside (tmux polled every 5 ms).\n\nCommand: `cargo build --release && cargo run --release -p arstream-bench -- dashboard` (needs tmux).\n");
+    if !rendered.is_empty() {
+        body.push_str(&format!(
+            "| of which rendering the frame (every widget into the frame's buffer; inner span) | median {:.3} ms, p99 {:.3} ms, max {:.3} ms |\n",
+            quantile(&rendered, 0.5),
+            quantile(&rendered, 0.99),
+            quantile(&rendered, 1.0)
+        ));
+    }
+    body.push_str("\nFrame times are the dashboard's own (debug log `frame drawn`: from the start of the draw to the changed cells written to the terminal, and the inner span to the frame rendered into its buffer), the first frame is timed from outside (tmux polled every 5 ms).\n\nCommand: `cargo build --release && cargo run --release -p arstream-bench -- dashboard` (needs tmux).\n");
     write_section(report_path, "dashboard", &body)?;
     println!("{body}");
     Ok(())
