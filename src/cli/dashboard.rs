@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use super::GlobalArgs;
-use super::run::{INVALID, dashboard_layout, serve};
+use super::run::{INVALID, dashboard_layout, poll_interval, serve};
 use crate::pipeline::catalog;
 
 #[derive(Debug, clap::Args)]
@@ -23,16 +23,14 @@ pub struct DashboardArgs {
     /// Write the pipeline's outputs under this folder or URL instead of its `out`
     #[arg(long, value_name = "URL")]
     pub out: Option<String>,
-    /// Look at the feed every this many seconds instead of the pipeline's schedule
-    #[arg(long, value_name = "SECONDS")]
+    /// Look at the feed every this many seconds instead of the pipeline's schedule (0.05 to
+    /// 86400)
+    #[arg(long, value_name = "SECONDS", value_parser = poll_interval, allow_negative_numbers = true)]
     pub interval: Option<f64>,
 }
 
 pub async fn run(global: &GlobalArgs, args: DashboardArgs) -> anyhow::Result<ExitCode> {
-    let interval = args
-        .interval
-        .filter(|s| s.is_finite() && *s >= 0.05)
-        .map(Duration::from_secs_f64);
+    let interval = args.interval.map(Duration::from_secs_f64);
     let options = global.session_options();
     let plan = match catalog::plan(
         &options,

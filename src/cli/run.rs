@@ -50,7 +50,7 @@ pub struct RunArgs {
 }
 
 /// A poll interval in seconds: a finite number from 50 ms to a day.
-fn poll_interval(text: &str) -> Result<f64, String> {
+pub(crate) fn poll_interval(text: &str) -> Result<f64, String> {
     let seconds: f64 = text
         .trim()
         .parse()

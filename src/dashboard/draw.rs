@@ -29,7 +29,7 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     app.areas.clear();
     match app.stack.last().cloned() {
         Some(Screen::Detail { detail, scroll }) => {
-            super::draw::detail(frame, &detail, scroll, body, &app.breadcrumb())
+            self::detail(frame, &detail, scroll, body, &app.breadcrumb())
         }
         _ => board(frame, app, body),
     }
@@ -71,9 +71,10 @@ fn constraint(size: Size) -> Constraint {
 }
 
 fn board(frame: &mut Frame, app: &mut App, area: Rect) {
-    let tab = app.layout.tabs[app.tab].clone();
-    let rows = Split::vertical(tab.rows.iter().map(|r| constraint(r.height))).split(area);
     let first_id = app.panels_of_tab().first().copied().unwrap_or(0);
+    // Borrowed field by field: the tab is read while the areas and lists are written.
+    let tab = &app.layout.tabs[app.tab];
+    let rows = Split::vertical(tab.rows.iter().map(|r| constraint(r.height))).split(area);
     let mut id = first_id;
     for (row, row_area) in tab.rows.iter().zip(rows.iter()) {
         let cells =

@@ -178,12 +178,7 @@ struct RawPanel {
 
 /// Read and check a layout file.
 pub fn load(file: &Path) -> Result<Layout, SpecError> {
-    let shown = file.display().to_string();
-    let text = std::fs::read_to_string(file).map_err(|e| SpecError {
-        file: shown.clone(),
-        line: 1,
-        message: format!("cannot read the dashboard layout: {e}"),
-    })?;
+    let (shown, text) = crate::pipeline::spec::read_spec(file, "dashboard layout")?;
     parse(&shown, &text)
 }
 

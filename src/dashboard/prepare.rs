@@ -61,6 +61,8 @@ pub struct Preparer {
     ledger: Option<PathBuf>,
     history: Option<History>,
     outreach: Option<(std::time::SystemTime, u64, Rows)>,
+    /// The last KPI row queried: snapshot, query, row.
+    kpis: Option<(u64, String, std::collections::HashMap<String, f64>)>,
     /// Whether a stale KPI history is made again now (else the panels go without it).
     make_history: bool,
 }
@@ -99,6 +101,7 @@ impl Preparer {
             history: None,
             outreach: None,
             make_history: false,
+            kpis: None,
         }
     }
 
@@ -215,12 +218,29 @@ impl Preparer {
         self.history.as_ref().expect("made above")
     }
 
-    async fn tiles(&mut self, snapshot: &Snapshot, sql: &str) -> Result<Prepared, String> {
+    /// The KPI row of `snapshot` by `sql`, queried once for all the phases and panels that
+    /// show it.
+    async fn kpis_now(
+        &mut self,
+        snapshot: &Snapshot,
+        sql: &str,
+    ) -> Result<std::collections::HashMap<String, f64>, String> {
+        if let Some((sequence, made_by, row)) = &self.kpis
+            && (*sequence, made_by.as_str()) == (snapshot.sequence, sql)
+        {
+            return Ok(row.clone());
+        }
         let (_, batches) = snapshot
             .query(sql, Some(1))
             .await
             .map_err(|e| e.to_string())?;
-        let now = numbers_of_first_row(&batches).ok_or("the KPI query returned no row")?;
+        let row = numbers_of_first_row(&batches).ok_or("the KPI query returned no row")?;
+        self.kpis = Some((snapshot.sequence, sql.to_string(), row.clone()));
+        Ok(row)
+    }
+
+    async fn tiles(&mut self, snapshot: &Snapshot, sql: &str) -> Result<Prepared, String> {
+        let now = self.kpis_now(snapshot, sql).await?;
         let history = self.history(snapshot).await;
         let tiles = TILES
             .iter()
@@ -246,11 +266,7 @@ impl Preparer {
     }
 
     async fn dso(&mut self, snapshot: &Snapshot) -> Result<Prepared, String> {
-        let (_, batches) = snapshot
-            .query(KPI_SQL, Some(1))
-            .await
-            .map_err(|e| e.to_string())?;
-        let now = numbers_of_first_row(&batches).and_then(|r| r.get("dso").copied());
+        let now = self.kpis_now(snapshot, KPI_SQL).await?.get("dso").copied();
         let as_of = snapshot.params.as_of;
         let history = self.history(snapshot).await;
         let mut points: Vec<(NaiveDate, f64)> = (history.points.iter())

@@ -338,12 +338,7 @@ fn is_plain_name(name: &str) -> bool {
 
 /// Read and check a policy file.
 pub fn load(file: &Path) -> Result<Policy, SpecError> {
-    let shown = file.display().to_string();
-    let text = std::fs::read_to_string(file).map_err(|e| SpecError {
-        file: shown.clone(),
-        line: 1,
-        message: format!("cannot read the outreach policy: {e}"),
-    })?;
+    let (shown, text) = crate::pipeline::spec::read_spec(file, "outreach policy")?;
     parse(&shown, &text, file.parent().unwrap_or(Path::new(".")))
 }
 

@@ -168,14 +168,23 @@ fn is_outreach_policy(file: &Path) -> bool {
         .is_ok_and(|t| t.get("rules").is_some_and(|r| r.is_array()))
 }
 
+/// The text of a spec file and the name errors give it; a file that cannot be read is an
+/// error at its line 1 saying what it was to be (`what`: "pipeline", "outreach policy", …).
+pub(crate) fn read_spec(file: &Path, what: &str) -> Result<(String, String), SpecError> {
+    let shown = file.display().to_string();
+    match std::fs::read_to_string(file) {
+        Ok(text) => Ok((shown, text)),
+        Err(e) => Err(SpecError {
+            file: shown,
+            line: 1,
+            message: format!("cannot read the {what}: {e}"),
+        }),
+    }
+}
+
 /// Read and check one pipeline file. `views` are the names a `view` step may use.
 pub fn load(file: &Path, views: &[String]) -> Result<Pipeline, SpecError> {
-    let shown = file.display().to_string();
-    let text = std::fs::read_to_string(file).map_err(|e| SpecError {
-        file: shown.clone(),
-        line: 1,
-        message: format!("cannot read: {e}"),
-    })?;
+    let (shown, text) = read_spec(file, "pipeline")?;
     parse(
         &shown,
         &text,
