@@ -27,9 +27,10 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     .areas(frame.area());
     tabs(frame, app, top);
     app.areas.clear();
-    match app.stack.last().cloned() {
+    // Borrowed, never copied: a customer's detail may hold thousands of rows.
+    match app.stack.last() {
         Some(Screen::Detail { detail, scroll }) => {
-            self::detail(frame, &detail, scroll, body, &app.breadcrumb())
+            self::detail(frame, detail, *scroll, body, &app.breadcrumb())
         }
         _ => board(frame, app, body),
     }

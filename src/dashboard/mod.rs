@@ -138,6 +138,7 @@ impl Screen {
                 frame_us = started.elapsed().as_micros() as u64,
                 width = drawn.width,
                 height = drawn.height,
+                tab = app.tab + 1,
                 loaded = app.board.status.as_of.is_some(),
                 preparing = app.board.status.preparing,
                 "frame drawn"
