@@ -1152,7 +1152,11 @@ mod tests {
         // The first row is selected: its colours run across the list, gaps included.
         let first = header_y + 1;
         for x in [1, 2, 40, 158] {
-            assert_eq!(buffer[(x, first)].bg, super::THEME.selected.bg.unwrap(), "x {x}");
+            assert_eq!(
+                buffer[(x, first)].bg,
+                super::THEME.selected.bg.unwrap(),
+                "x {x}"
+            );
         }
         assert_ne!(buffer[(1, first + 1)].bg, super::THEME.selected.bg.unwrap());
     }
