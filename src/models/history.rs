@@ -220,7 +220,7 @@ const PLEDGES: &str = "SELECT customer_id, invoice_id, created_date, promised_da
      CAST(amount AS DOUBLE) FROM promises WHERE created_date <= $as_of";
 const RATES: &str = "SELECT f.currency, f.rate_date, CAST(f.rate AS DOUBLE) FROM fx_rates f \
      CROSS JOIN params p WHERE f.rate_date <= p.as_of AND f.currency <> p.rates_currency";
-const PARAMS: &str = "SELECT currency, grace_days, rates_currency FROM params";
+const PARAMS: &str = "SELECT currency, grace_days, rates_currency, as_of FROM params";
 /// Credit limits as recorded (`_ts`: when the change was made), the current one for a
 /// customer whose changes are not in the feed's log.
 const CREDIT_LIMITS: &str = "SELECT customer_id, CAST(_ts AS DATE) AS from_date, \
@@ -254,7 +254,7 @@ impl History {
             PaidDates::FromView => INVOICES,
             PaidDates::Computed => INVOICES_UNPAID,
         };
-        let as_of = as_of_literal(engine).await?;
+        let as_of = history.read_params(engine).await?;
         let query = |sql: &str| {
             let sql = sql.replace("$as_of", &as_of);
             async move { engine.query(&sql).await }
@@ -464,7 +464,7 @@ impl History {
                 }
             }
         }
-        history.read_rates_and_params(engine).await?;
+        history.read_rates(engine).await?;
         tracing::debug!(
             queries_s = invoices_read.as_secs_f64(),
             numbered_s = (sorted_at - gone_read).as_secs_f64(),
@@ -532,16 +532,28 @@ impl History {
         }
     }
 
-    /// The rates of the currencies, the reporting currency and the promise grace days.
-    async fn read_rates_and_params(&mut self, engine: &Engine) -> Result<(), EngineError> {
+    /// The reporting currency, the rates' currency and the promise grace days; returns the
+    /// as-of date as a SQL literal, for the queries (`$as_of`).
+    async fn read_params(&mut self, engine: &Engine) -> Result<String, EngineError> {
+        let mut as_of = None;
         for batch in engine.query(PARAMS).await? {
             if batch.num_rows() > 0 {
                 self.reporting_currency = strings(&batch, 0)?.value(0).unwrap_or("").into();
                 let grace = cast(batch.column(1), &DataType::Int32)?;
                 self.grace_days = grace.as_primitive::<arrow::datatypes::Int32Type>().value(0);
                 self.rates_currency = strings(&batch, 2)?.value(0).unwrap_or("").into();
+                let day = dates(&batch, 3)?;
+                as_of = day.is_valid(0).then(|| day.value(0));
             }
         }
+        match as_of {
+            Some(day) => Ok(format!("DATE '{}'", crate::dates::date(day))),
+            None => Err(EngineError::Params("params has no as-of date".into())),
+        }
+    }
+
+    /// The rates of the currencies (and the reporting currency among them).
+    async fn read_rates(&mut self, engine: &Engine) -> Result<(), EngineError> {
         let reporting = self.reporting_currency.clone();
         self.currency(&reporting);
         let mut quotes = Vec::new();
@@ -614,21 +626,6 @@ impl History {
     /// The first day anything happened (an invoice was issued).
     pub fn first_day(&self) -> Option<Day> {
         self.invoices.iter().map(|i| i.invoice_date).min()
-    }
-}
-
-/// The engine's as-of date (`params.as_of`) as a SQL literal.
-async fn as_of_literal(engine: &Engine) -> Result<String, EngineError> {
-    let batches = engine.query("SELECT as_of FROM params").await?;
-    let day = (batches.iter())
-        .find(|b| b.num_rows() > 0)
-        .map(|b| dates(b, 0))
-        .transpose()?
-        .filter(|d| d.is_valid(0))
-        .map(|d| d.value(0));
-    match day {
-        Some(day) => Ok(format!("DATE '{}'", crate::dates::date(day))),
-        None => Err(EngineError::Params("params has no as-of date".into())),
     }
 }
 
