@@ -19,14 +19,30 @@ impl Drop for Server {
     }
 }
 
+/// Ports handed out in this process. The tests here start their servers at once, and the OS
+/// may give two of them the same free port (free until a server binds it): the second server
+/// then fails to start while its test talks to the first's, until that one is stopped.
+static TAKEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+
+fn free_port() -> u16 {
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut taken = TAKEN.lock().unwrap();
+        if !taken.contains(&port) {
+            taken.push(port);
+            return port;
+        }
+    }
+}
+
 fn start_moto() -> (Server, String) {
     let python = common::python_with("moto[server]", "moto.server");
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(&python)
+    let port = free_port();
+    let mut child = Command::new(&python)
         .args([
             "-m",
             "moto.server",
@@ -43,6 +59,10 @@ fn start_moto() -> (Server, String) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "moto's server did not start");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "moto's server exited on start (port {port})"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     (Server(child), endpoint)
