@@ -42,7 +42,8 @@ pub enum OutreachCommand {
     Preview(PreviewArgs),
     /// Send the day's messages (the as-of date's): each is recorded in the ledger before it
     /// goes out and never goes out twice. Exit code 3: some messages wait for a server that is
-    /// down (the next send retries them)
+    /// down (the next send retries them); 4: a server refused to take messages from us (its
+    /// settings are to be fixed; the messages wait)
     #[command(
         after_help = "Channels without a server write to the outbox (<state>/outreach/outbox):\n  ARSTREAM_SMTP_URL        email, e.g. smtp://127.0.0.1:2525 or smtps://user:pass@host:465\n  ARSTREAM_WEBHOOK_URL     webhooks (or [channels.webhook] url); ARSTREAM_WEBHOOK_SECRET signs them\n  ARSTREAM_SMS_URL         the SMS gateway (or [channels.sms] url); ARSTREAM_SMS_TOKEN authorizes\n\nExamples:\n  arstream outreach send\n  ARSTREAM_SMTP_URL=smtp://127.0.0.1:2525 arstream outreach send --as-of 2025-12-31"
     )]
@@ -106,6 +107,8 @@ pub enum LogStatus {
     Skipped,
     Failed,
     Pending,
+    /// Left pending, then decided again when it could go out (see its reason).
+    Dropped,
 }
 
 #[derive(Debug, clap::Args)]
@@ -127,6 +130,10 @@ const CANDIDATES_VIEWS: &str = "SELECT * FROM outreach_candidates, invoice_outco
 /// Exit code of a send that left messages waiting for a server.
 const WAITING: u8 = 3;
 
+/// Exit code of a send whose server refused the sender (a configuration to fix); its
+/// messages wait.
+const REFUSED: u8 = 4;
+
 pub async fn run(global: &GlobalArgs, args: OutreachArgs) -> anyhow::Result<ExitCode> {
     let policy_file = |config: &crate::config::Config| {
         args.policy
@@ -134,12 +141,14 @@ pub async fn run(global: &GlobalArgs, args: OutreachArgs) -> anyhow::Result<Exit
             .unwrap_or_else(|| PathBuf::from(&config.engine.pipelines).join("outreach.toml"))
     };
     if let OutreachCommand::Log(log_args) = &args.command {
+        // The log reads the ledger only: a policy whose templates are broken still has one.
         let config = crate::config::Config::load(global.config.as_deref())?;
         let state = global.state.clone().unwrap_or(config.state.url.clone());
         let location = crate::store::open(&state, false)
             .with_context(|| format!("opening the state folder '{state}'"))?;
-        let outreach = load(&policy_file(&config), &location.url)?;
-        return log(&outreach, log_args);
+        let folder =
+            Outreach::ledger_folder_of(&policy_file(&config), &location.url).map_err(explain)?;
+        return log(&folder, log_args);
     }
     let mut session = super::open_session(global).await?;
     let outreach = load(&policy_file(&session.config), &session.state.location().url)?;
@@ -201,7 +210,13 @@ async fn candidates_of(
             .await
             .context("scoring the invoices for the rules that read the risk segment")?;
     }
-    let batches = engine.query(&query).await?;
+    let batches = match engine.query(&query).await {
+        Ok(batches) => batches,
+        Err(e) => {
+            let why = candidates::explain_failure(&outreach.policy, &engine, e).await;
+            return Err(explain(why));
+        }
+    };
     let rows = candidates::from_batches(&batches, outreach.policy.rules.len()).map_err(explain)?;
     Ok((engine, params.as_of, rows))
 }
@@ -214,7 +229,12 @@ async fn preview(
     let (_engine, day, rows) = candidates_of(session, outreach).await?;
     let ledger = Ledger::read(&outreach.ledger_folder)?;
     let now = Utc::now();
-    let planned = plan(&outreach.policy, &rows, &ledger, day, now);
+    let held = Default::default();
+    let planned = plan(&outreach.policy, &rows, &ledger, day, now, &held);
+    let changes = match ledger.policy() {
+        Some((last, at)) => Some((outreach.shape().changes_since(last), *at)),
+        None => None,
+    };
     let mut messages: Vec<(Message, Option<String>)> = Vec::new();
     for draft in &planned.drafts {
         if args
@@ -224,34 +244,25 @@ async fn preview(
         {
             continue;
         }
-        let composed = compose(
-            &outreach.policy,
-            &outreach.templates,
-            &rows,
-            draft,
-            day,
-            now,
-        )
-        .map_err(explain)?;
+        let policy = &outreach.policy;
+        let via = channels_via(outreach, &ledger, draft.channel(policy))?;
+        let composed = compose(policy, &outreach.templates, &rows, draft, (day, now), via);
         messages.push(match composed {
             Ok(m) => (m, None),
             Err((m, reason)) => (m, Some(reason)),
         });
     }
-    let channels = outreach.channels().map_err(explain)?;
     match args.format {
         OutreachFormat::Json => {
             #[derive(Serialize)]
             struct Shown<'a> {
                 #[serde(flatten)]
                 message: &'a Message,
-                via: &'static str,
                 problem: &'a Option<String>,
             }
             let shown: Vec<Shown> = (messages.iter())
                 .map(|(m, problem)| Shown {
                     message: m,
-                    via: channels.via(m.channel).name(),
                     problem,
                 })
                 .collect();
@@ -269,8 +280,25 @@ async fn preview(
                 planned.skips.len(),
                 planned.deferred
             );
+            if let Some((changes, at)) = &changes
+                && !changes.is_empty()
+            {
+                println!(
+                    "\nThe policy changed since the last send ({}); a send records the new one:",
+                    at.format("%Y-%m-%d %H:%M UTC")
+                );
+                for change in changes {
+                    println!("  - {change}");
+                }
+            }
+            let pending = ledger.pending().len();
+            if pending > 0 {
+                println!(
+                    "\n{pending} message(s) left pending by an earlier send are decided again before these (`outreach log --status pending`)"
+                );
+            }
             for (m, problem) in messages.iter().take(args.limit) {
-                let via = channels.via(m.channel).name();
+                let via = m.via.as_deref().unwrap_or("outbox");
                 println!(
                     "\n──── {} · {} → {} [{}] via {via}",
                     m.customer_id,
@@ -315,6 +343,22 @@ async fn preview(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Where a channel's new messages would go, as a send decides it.
+fn channels_via(
+    outreach: &Outreach,
+    ledger: &Ledger,
+    channel: crate::outreach::policy::Channel,
+) -> anyhow::Result<&'static str> {
+    use crate::outreach::channels::Via;
+    let configured = outreach.channels().map_err(explain)?.via(channel);
+    Ok(
+        match (configured, ledger.route(channel).and_then(Via::of)) {
+            (Via::Outbox, Some(server)) => server.name(),
+            (via, _) => via.name(),
+        },
+    )
+}
+
 fn display_to(m: &Message) -> &str {
     match m.to.is_empty() {
         true => "(no address)",
@@ -357,10 +401,16 @@ async fn send(
         "outreach sent"
     );
     print_send(&report, outreach);
-    Ok(match report.waiting > 0 {
-        true => ExitCode::from(WAITING),
-        false => ExitCode::SUCCESS,
-    })
+    Ok(exit_code(&report))
+}
+
+/// 4 when a server refused the sender, 3 when messages wait, else 0.
+pub fn exit_code(report: &SendReport) -> ExitCode {
+    match (report.refused.is_empty(), report.waiting > 0) {
+        (false, _) => ExitCode::from(REFUSED),
+        (true, true) => ExitCode::from(WAITING),
+        (true, false) => ExitCode::SUCCESS,
+    }
 }
 
 /// One line of a send's outcome, then the channels.
@@ -370,10 +420,14 @@ pub fn print_send(report: &SendReport, outreach: &Outreach) {
         println!("outreach {day}: nothing sent: {closed} (--ignore-window sends now)");
         return;
     }
+    for change in &report.policy_changes {
+        println!("outreach {day}: the policy changed since the last send: {change}");
+    }
     println!(
-        "outreach {day}: {} sent ({} left pending by an earlier send), {} failed, {} waiting, {} skipped, {} due tomorrow (one message a customer a day){}",
+        "outreach {day}: {} sent ({} left pending by an earlier send; {} decided again), {} failed, {} waiting, {} skipped, {} due tomorrow (one message a customer a day){}",
         report.sent,
         report.resent,
+        report.redecided,
         report.failed,
         report.waiting,
         report.skipped,
@@ -391,7 +445,12 @@ pub fn print_send(report: &SendReport, outreach: &Outreach) {
         };
         println!("  {channel} via {via}: {n}{place}");
     }
-    if report.waiting > 0 {
+    for (channel, answer) in &report.refused {
+        eprintln!(
+            "error: the {channel} server refused to take messages from us: {answer}. Nothing was lost: the {channel} messages wait; fix the server's settings (address, credentials, sender) and send again"
+        );
+    }
+    if report.waiting > 0 && report.refused.is_empty() {
         eprintln!(
             "warning: {} message(s) wait for a server that did not answer; `arstream outreach log --status pending` says why, and the next send retries them",
             report.waiting
@@ -416,8 +475,8 @@ struct LogEntry {
     at: chrono::DateTime<Utc>,
 }
 
-fn log(outreach: &Outreach, args: &LogArgs) -> anyhow::Result<ExitCode> {
-    let ledger = Ledger::read(&outreach.ledger_folder)?;
+fn log(folder: &std::path::Path, args: &LogArgs) -> anyhow::Result<ExitCode> {
+    let ledger = Ledger::read(folder)?;
     let mut entries: Vec<LogEntry> = Vec::new();
     for e in ledger.messages() {
         let m = &e.message;
@@ -433,6 +492,12 @@ fn log(outreach: &Outreach, args: &LogArgs) -> anyhow::Result<ExitCode> {
                 LogStatus::Skipped,
                 Some(reason.clone()),
                 None,
+                m.recorded_at,
+            ),
+            Status::Dropped { reason } => (
+                LogStatus::Dropped,
+                Some(reason.clone()),
+                m.via.clone(),
                 m.recorded_at,
             ),
         };
@@ -497,10 +562,7 @@ fn log(outreach: &Outreach, args: &LogArgs) -> anyhow::Result<ExitCode> {
                 ("message_id", text(&|e| opt(&e.message_id))),
             ];
             print_columns(columns)?;
-            println!(
-                "ledger: {}",
-                outreach.ledger_folder.join("ledger.jsonl").display()
-            );
+            println!("ledger: {}", folder.join("ledger.jsonl").display());
         }
     }
     Ok(ExitCode::SUCCESS)

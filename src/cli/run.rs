@@ -94,7 +94,7 @@ pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode>
             }
         },
     };
-    serve(&plan, global.log_format, layout).await
+    serve(&plan, global.log_format, layout, true).await
 }
 
 /// The layout `name` (default `controller`) of the dashboards folder, or at a path.
@@ -166,6 +166,7 @@ pub(crate) async fn once(plan: &Plan, verbose: bool) -> anyhow::Result<ExitCode>
             subscriber::send_for(&outreach, &mut ledger, &channels, &snapshot, Some(&cancel))
                 .await?;
         super::outreach::print_send(&report, &outreach);
+        return Ok(super::outreach::exit_code(&report));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -223,6 +224,7 @@ pub(crate) async fn serve(
     plan: &Plan,
     format: LogFormat,
     layout: Option<crate::dashboard::layout::Layout>,
+    send_outreach: bool,
 ) -> anyhow::Result<ExitCode> {
     // Installed first, so that a signal during the first catch-up also stops cleanly.
     let cancel = stop_on_signals();
@@ -240,7 +242,8 @@ pub(crate) async fn serve(
         None => (tokio::sync::mpsc::unbounded_channel().1, Vec::new()),
     };
     let ledger = outreach.as_ref().map(|o| o.ledger_folder.clone());
-    let (mut sent, _outreach) = match outreach {
+    // A dashboard only looks: it shows the ledger and never sends.
+    let (mut sent, _outreach) = match outreach.filter(|_| send_outreach) {
         Some(o) => {
             let (rx, handle) = subscriber::spawn(o, runner.subscribe(), cancel.clone());
             (rx, Some(handle))

@@ -41,30 +41,54 @@ pub struct Candidate {
     pub triggered: Vec<bool>,
 }
 
+/// A trigger as an expression: on lines of its own, so that a trailing `-- comment` ends
+/// there.
+fn predicate(trigger: &str) -> String {
+    format!("coalesce((\n{trigger}\n), false)")
+}
+
 /// The query that reads the candidates of `policy`: the view the triggers need, each trigger
-/// as a column. A trigger that does not plan is reported at its line of the policy.
+/// as a column. Each trigger is planned whole here (down to the physical plan, so that a
+/// subquery the engine cannot run is found now) and must be true or false; a trigger that
+/// does not is reported at its line of the policy.
 pub async fn query(policy: &Policy, engine: &Engine) -> Result<String, OutreachError> {
     let mut view = PLAIN_VIEW;
     for rule in &policy.rules {
-        let test = |v: &str| {
-            format!(
-                "SELECT 1 FROM {v} WHERE coalesce(({}), false)",
-                rule.trigger
-            )
+        let fail = |message: String| OutreachError::Policy(policy.trigger_error(rule, message));
+        let test = |v: &str| format!("SELECT (\n{}\n) AS holds FROM {v}", rule.trigger);
+        let planned = match engine.ctx.sql(&test(PLAIN_VIEW)).await {
+            Ok(df) => df,
+            Err(plain) => match engine.ctx.sql(&test(RISK_VIEW)).await {
+                Ok(df) => {
+                    view = RISK_VIEW;
+                    df
+                }
+                // The plain view's error names what is wrong unless the trigger reads the
+                // risk columns.
+                Err(risk) => {
+                    let plain = plain.strip_backtrace();
+                    return Err(fail(match plain.contains("segment") {
+                        true => risk.strip_backtrace(),
+                        false => plain,
+                    }));
+                }
+            },
         };
-        if engine.ctx.sql(&test(PLAIN_VIEW)).await.is_ok() {
-            continue;
+        let kind = planned.schema().field(0).data_type().clone();
+        if !matches!(
+            kind,
+            arrow::datatypes::DataType::Boolean | arrow::datatypes::DataType::Null
+        ) {
+            return Err(fail(format!(
+                "is {kind}, not true or false (a condition such as days_past_due >= 7)"
+            )));
         }
-        match engine.ctx.sql(&test(RISK_VIEW)).await {
-            Ok(_) => view = RISK_VIEW,
-            Err(e) => {
-                let message = e.strip_backtrace();
-                return Err(OutreachError::Policy(policy.trigger_error(rule, message)));
-            }
+        if let Err(e) = planned.create_physical_plan().await {
+            return Err(fail(e.strip_backtrace()));
         }
     }
     let flags: Vec<String> = (policy.rules.iter().enumerate())
-        .map(|(i, r)| format!("coalesce(({}), false) AS rule_{i}", r.trigger))
+        .map(|(i, r)| format!("{} AS rule_{i}", predicate(&r.trigger)))
         .collect();
     let any: Vec<String> = (0..policy.rules.len())
         .map(|i| format!("rule_{i}"))
@@ -78,6 +102,35 @@ pub async fn query(policy: &Policy, engine: &Engine) -> Result<String, OutreachE
         flags.join(", "),
         any.join(" OR ")
     ))
+}
+
+/// When the candidates' query failed while it ran (a cast that fails on some row), the rule
+/// whose trigger fails alone, with its line; else the error as it was.
+pub async fn explain_failure(
+    policy: &Policy,
+    engine: &Engine,
+    error: crate::engine::EngineError,
+) -> OutreachError {
+    let view = match engine.reads_derived("SELECT * FROM outreach_candidates") {
+        true => RISK_VIEW,
+        false => PLAIN_VIEW,
+    };
+    for rule in &policy.rules {
+        for v in [PLAIN_VIEW, view] {
+            let test = format!(
+                "SELECT count(*) FROM {v} WHERE {}",
+                predicate(&rule.trigger)
+            );
+            let Ok(df) = engine.ctx.sql(&test).await else {
+                continue;
+            };
+            if let Err(e) = df.collect().await {
+                return OutreachError::Policy(policy.trigger_error(rule, e.strip_backtrace()));
+            }
+            break;
+        }
+    }
+    OutreachError::Engine(error)
 }
 
 /// The candidates of the rows that [`query`] returned.
@@ -177,7 +230,9 @@ pub fn from_batches(
 }
 
 /// The opt-out list of `policy` as the table `outreach_opt_outs`: a CSV with a header, a
-/// `customer_id` column and, optionally, a `reason`.
+/// `customer_id` column and, optionally, a `reason`, in any order; quoted fields and a UTF-8
+/// byte order mark are read as a spreadsheet writes them. A file that cannot be read whole is
+/// an error, never an empty list: a customer left off it would be written to.
 pub fn opt_outs(policy: &Policy) -> Result<RecordBatch, OutreachError> {
     let schema = crate::engine::derived::schema(crate::engine::derived::OUTREACH_OPT_OUTS)
         .expect("outreach_opt_outs has a schema");
@@ -185,45 +240,108 @@ pub fn opt_outs(policy: &Policy) -> Result<RecordBatch, OutreachError> {
         return Ok(RecordBatch::new_empty(schema));
     };
     let shown = file.display().to_string();
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| OutreachError::OptOuts(format!("{shown}: {e}")))?;
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty());
-    let header: Vec<String> = match lines.next() {
-        Some((_, h)) => h
-            .split(',')
-            .map(|c| c.trim().to_ascii_lowercase())
-            .collect(),
-        None => return Ok(RecordBatch::new_empty(schema)),
-    };
-    let Some(id_at) = header.iter().position(|c| c == "customer_id") else {
-        return Err(OutreachError::OptOuts(format!(
-            "{shown}, line 1: the header has no customer_id column"
-        )));
-    };
-    let reason_at = header.iter().position(|c| c == "reason");
-    let (mut ids, mut reasons) = (Vec::new(), Vec::new());
-    for (n, line) in lines {
-        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        let id = fields.get(id_at).copied().unwrap_or("");
-        if id.is_empty() {
-            return Err(OutreachError::OptOuts(format!(
-                "{shown}, line {}: no customer_id",
-                n + 1
-            )));
-        }
-        ids.push(id.to_string());
-        let reason = reason_at.and_then(|r| fields.get(r).copied()).unwrap_or("");
-        reasons.push(match reason.is_empty() {
-            true => "opted out".to_string(),
-            false => reason.to_string(),
-        });
-    }
+    let bytes = std::fs::read(file).map_err(|e| OutreachError::OptOuts(format!("{shown}: {e}")))?;
+    let (ids, reasons) = read_opt_outs(&shown, &bytes)?;
     let columns: Vec<arrow::array::ArrayRef> = vec![
         std::sync::Arc::new(arrow::array::StringArray::from(ids)),
         std::sync::Arc::new(arrow::array::StringArray::from(reasons)),
     ];
     RecordBatch::try_new(schema, columns).map_err(|e| OutreachError::OptOuts(e.to_string()))
+}
+
+/// The customer ids and reasons of an opt-out CSV (`shown` names it in errors).
+fn read_opt_outs(shown: &str, bytes: &[u8]) -> Result<(Vec<String>, Vec<String>), OutreachError> {
+    let fail = |line: u64, message: String| {
+        OutreachError::OptOuts(format!("{shown}, line {line}: {message}"))
+    };
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(false)
+        .trim(csv::Trim::All)
+        .from_reader(bytes);
+    let header = reader
+        .headers()
+        .map_err(|e| fail(1, e.to_string()))?
+        .clone();
+    if header.iter().all(str::is_empty) {
+        return Err(fail(
+            1,
+            "no header: the first line names the columns (customer_id, and an optional reason)"
+                .into(),
+        ));
+    }
+    let column = |name: &str| header.iter().position(|c| c.eq_ignore_ascii_case(name));
+    let Some(id_at) = column("customer_id") else {
+        return Err(fail(1, "the header has no customer_id column".into()));
+    };
+    let reason_at = column("reason");
+    let (mut ids, mut reasons) = (Vec::new(), Vec::new());
+    for record in reader.records() {
+        let record = record.map_err(|e| {
+            let line = e.position().map_or(0, |p| p.line());
+            fail(line, e.to_string())
+        })?;
+        let line = record.position().map_or(0, |p| p.line());
+        if record.iter().all(str::is_empty) {
+            continue;
+        }
+        let id = record.get(id_at).unwrap_or("");
+        if id.is_empty() {
+            return Err(fail(line, "no customer_id".into()));
+        }
+        ids.push(id.to_string());
+        let reason = reason_at.and_then(|r| record.get(r)).unwrap_or("");
+        reasons.push(match reason.is_empty() {
+            true => "opted out".to_string(),
+            false => reason.to_string(),
+        });
+    }
+    Ok((ids, reasons))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(text: &[u8]) -> Result<Vec<String>, String> {
+        read_opt_outs("opt-outs.csv", text)
+            .map(|(ids, _)| ids)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn an_opt_out_list_is_read_as_csv_whatever_a_spreadsheet_wrote() {
+        assert_eq!(ids(b"customer_id\n\"C000000\"\n").unwrap(), ["C000000"]);
+        assert_eq!(
+            ids(b"\xEF\xBB\xBFcustomer_id,reason\nC1,x\n").unwrap(),
+            ["C1"]
+        );
+        let (ids_, reasons) = read_opt_outs(
+            "o.csv",
+            b"reason,customer_id\r\n\"asked, by phone\",C7\r\n,C8\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (ids_, reasons),
+            (
+                vec!["C7".to_string(), "C8".to_string()],
+                vec!["asked, by phone".to_string(), "opted out".to_string()]
+            )
+        );
+        assert_eq!(ids(b"Customer_ID\n C9 \n").unwrap(), ["C9"]);
+    }
+
+    #[test]
+    fn an_opt_out_list_that_cannot_be_read_is_an_error_not_an_empty_list() {
+        let e = ids(b"").unwrap_err();
+        assert!(e.contains("line 1: no header"), "{e}");
+        let e = ids(b"id,reason\nC1,x\n").unwrap_err();
+        assert!(e.contains("no customer_id column"), "{e}");
+        let e = ids(b"customer_id,reason\nC1,x,extra\n").unwrap_err();
+        assert!(e.contains("opt-outs.csv, line 2"), "{e}");
+        let e = ids(b"customer_id\n\xFF\xFE\n").unwrap_err();
+        assert!(e.contains("line 2"), "{e}");
+        let e = ids(b"customer_id,reason\n,x\n").unwrap_err();
+        assert!(e.contains("line 2: no customer_id"), "{e}");
+    }
 }

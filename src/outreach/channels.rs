@@ -5,26 +5,64 @@
 //! configured. Every delivery carries the message's id (`Message-ID`, `Idempotency-Key`), so
 //! a receiver can drop the one duplicate a crash may cause.
 //!
-//! A failure is transient (the server is down or busy: SMTP 4xx, HTTP 5xx or 429, no
-//! connection, a timeout) or permanent (SMTP 5xx, another HTTP 4xx): see [`Failure`].
+//! A failure is transient (not delivered: no connection, SMTP 4xx, HTTP 5xx, 429 or 408; try
+//! later), permanent (this message is refused: SMTP 5xx to its recipient or content, another
+//! HTTP 4xx), a refusal of the sender (the server refuses us: SMTP 5xx to the greeting, TLS,
+//! authentication or `MAIL FROM`, or a redirect of a POST: a configuration to fix, the
+//! channel's messages wait), or unconfirmed (the message went whole and the answer was lost:
+//! it may have arrived). See [`Failure`].
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use lettre::message::header::{self, Header, HeaderName, HeaderValue};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use sha2::Sha256;
 
 use super::OutreachError;
 use super::ledger::Message;
 use super::policy::{Channel, Policy, SmsGateway};
+use super::smtp::{SmtpError, SmtpServer};
 
-/// Why a delivery failed: try again later, or never.
+/// How much of an error response's body is read (for the reason): a few KiB, however large
+/// the body.
+const ERROR_BODY_BYTES: usize = 4 * 1024;
+
+/// Why a delivery failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
-    Transient(String),
+    /// Not delivered; try again later. The server may say when (`Retry-After`).
+    Transient(String, Option<Duration>),
+    /// This message is refused for good.
     Permanent(String),
+    /// The server refuses the sender: no message of the channel can go until its
+    /// configuration is fixed; they wait.
+    Refused(String),
+    /// The message went whole and its answer was lost: it may have arrived.
+    Unconfirmed(String),
+}
+
+impl Failure {
+    /// The reason, as recorded.
+    pub fn reason(&self) -> &str {
+        match self {
+            Failure::Transient(r, _)
+            | Failure::Permanent(r)
+            | Failure::Refused(r)
+            | Failure::Unconfirmed(r) => r,
+        }
+    }
+}
+
+impl From<SmtpError> for Failure {
+    fn from(e: SmtpError) -> Failure {
+        match e {
+            SmtpError::Unavailable(r) => Failure::Transient(r, None),
+            SmtpError::RefusedSender(r) => Failure::Refused(r),
+            SmtpError::RefusedMessage(r) => Failure::Permanent(r),
+            SmtpError::AnswerLost(r) => Failure::Unconfirmed(r),
+        }
+    }
 }
 
 /// Where a channel's messages go.
@@ -41,6 +79,16 @@ impl Via {
             Via::Smtp => "smtp",
             Via::Http => "http",
             Via::Outbox => "outbox",
+        }
+    }
+
+    /// The via of `name` (as a message records it).
+    pub fn of(name: &str) -> Option<Via> {
+        match name {
+            "smtp" => Some(Via::Smtp),
+            "http" => Some(Via::Http),
+            "outbox" => Some(Via::Outbox),
+            _ => None,
         }
     }
 }
@@ -65,7 +113,7 @@ impl Header for ContentLanguage {
 
 /// The channels of a policy, with the servers the environment configures.
 pub struct Channels {
-    smtp: Option<AsyncSmtpTransport<Tokio1Executor>>,
+    smtp: Option<SmtpServer>,
     http: reqwest::Client,
     webhook_url: Option<String>,
     webhook_secret: Option<String>,
@@ -91,19 +139,23 @@ impl Channels {
     pub fn from_env(policy: &Policy, outbox: &Path) -> Result<Channels, OutreachError> {
         let smtp = match env("ARSTREAM_SMTP_URL") {
             None => None,
-            Some(url) => Some(
-                AsyncSmtpTransport::<Tokio1Executor>::from_url(&url)
-                    .map_err(|e| {
-                        OutreachError::Channel(format!(
-                            "ARSTREAM_SMTP_URL is not an SMTP URL such as smtp://127.0.0.1:2525 or smtps://user:pass@host:465: {e}"
-                        ))
-                    })?
-                    .timeout(Some(Duration::from_secs(30)))
-                    .build(),
-            ),
+            Some(url) => Some(SmtpServer::from_url(&url).map_err(|e| {
+                OutreachError::Channel(format!(
+                    "ARSTREAM_SMTP_URL is not an SMTP URL such as smtp://127.0.0.1:2525 or smtps://user:pass@host:465: {e}"
+                ))
+            })?),
         };
+        // A redirect of a POST is not followed to another address unless it keeps the method
+        // and the body (307, 308): a 301 or 302 would turn it into a GET without the message.
+        let redirects = reqwest::redirect::Policy::custom(|attempt| {
+            match matches!(attempt.status().as_u16(), 307 | 308) && attempt.previous().len() < 5 {
+                true => attempt.follow(),
+                false => attempt.stop(),
+            }
+        });
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
+            .redirect(redirects)
             .build()
             .map_err(|e| OutreachError::Channel(format!("HTTP client: {e}")))?;
         let sender = policy
@@ -147,9 +199,19 @@ impl Channels {
         }
     }
 
-    /// Deliver `message` once (retries are the caller's).
-    pub async fn deliver(&self, message: &Message) -> Result<Via, Failure> {
-        let via = self.via(message.channel);
+    /// Where the server of `via` is, for messages ("smtp://host:port", a URL, a folder).
+    pub fn place(&self, channel: Channel) -> String {
+        match (channel, self.via(channel)) {
+            (_, Via::Outbox) => self.outbox.display().to_string(),
+            (Channel::Email, _) => (self.smtp.as_ref()).map_or(String::new(), |s| s.shown().into()),
+            (Channel::Webhook, _) => self.webhook_url.clone().unwrap_or_default(),
+            (Channel::Sms, _) => self.sms_url.clone().unwrap_or_default(),
+        }
+    }
+
+    /// Deliver `message` once by `via` (retries are the caller's; `via` is the channel's, or
+    /// the outbox).
+    pub async fn deliver(&self, message: &Message, via: Via) -> Result<Via, Failure> {
         match (message.channel, via) {
             (_, Via::Outbox) => self.write_outbox(message).map(|_| Via::Outbox),
             (Channel::Email, _) => self.email(message).await.map(|_| Via::Smtp),
@@ -192,20 +254,22 @@ impl Channels {
         let mut builder = lettre::Message::builder()
             .from(self.sender.clone())
             .to(to)
-            .subject(message.subject.clone())
+            .subject(header_text(&message.subject))
             .message_id(Some(message.id.clone()))
-            .header(ContentLanguage(message.language.clone()))
+            .header(ContentLanguage(header_text(&message.language)))
             .header(header::ContentType::TEXT_PLAIN);
         if let Some(r) = &self.reply_to {
             builder = builder.reply_to(r.clone());
         }
-        // 8bit keeps the text readable as written; a line too long for it falls back to what
-        // lettre picks (quoted-printable or base64).
+        // Line breaks are CRLF before the encoding is chosen (RFC 2045 6.7: a bare LF would
+        // make lettre pick quoted-printable and write it as =0A). 8bit keeps the text readable
+        // as written; a line too long for it falls back to what lettre picks.
+        let text = message.body.replace("\r\n", "\n").replace('\n', "\r\n");
         let body = lettre::message::Body::new_with_encoding(
-            message.body.clone(),
+            text.clone(),
             header::ContentTransferEncoding::EightBit,
         )
-        .unwrap_or_else(lettre::message::Body::new);
+        .unwrap_or_else(|_| lettre::message::Body::new(text));
         builder
             .body(body)
             .map_err(|e| Failure::Permanent(format!("the email cannot be built: {e}")))
@@ -214,27 +278,49 @@ impl Channels {
     async fn email(&self, message: &Message) -> Result<(), Failure> {
         let email = self.email_of(message)?;
         let smtp = self.smtp.as_ref().expect("via smtp");
-        match smtp.send(email).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_permanent() => Err(Failure::Permanent(format!("SMTP: {e}"))),
-            Err(e) => Err(Failure::Transient(format!("SMTP: {e}"))),
-        }
+        let envelope = email.envelope();
+        let to = envelope.to().first().expect("a recipient");
+        let from = envelope.from().expect("a sender");
+        smtp.send(from, to, &email.formatted())
+            .await
+            .map_err(Failure::from)
     }
 
     async fn post(&self, request: reqwest::RequestBuilder) -> Result<(), Failure> {
-        match request.send().await {
-            Err(e) => Err(Failure::Transient(format!("HTTP: {e}"))),
-            Ok(r) if r.status().is_success() => Ok(()),
-            Ok(r) => {
-                let status = r.status();
-                let text = r.text().await.unwrap_or_default();
-                let text: String = text.chars().take(200).collect();
-                let reason = format!("HTTP {status}: {}", text.trim());
-                match status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
-                    true => Err(Failure::Transient(reason)),
-                    false => Err(Failure::Permanent(reason)),
-                }
+        let response = match request.send().await {
+            Ok(r) => r,
+            // Not connected: nothing went. Otherwise the request may have reached the server.
+            Err(e) if e.is_connect() || e.is_builder() => {
+                return Err(Failure::Transient(format!("HTTP: {e}"), None));
             }
+            Err(e) => {
+                return Err(Failure::Unconfirmed(format!(
+                    "HTTP: the request went but no answer came back: {e}"
+                )));
+            }
+        };
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        if status.is_redirection() {
+            let location = (response.headers().get(reqwest::header::LOCATION))
+                .and_then(|l| l.to_str().ok())
+                .unwrap_or("nowhere")
+                .to_string();
+            return Err(Failure::Refused(format!(
+                "HTTP {status}: the server redirects to {location}; a POST is not followed to another address (only 307 and 308 keep its method and body): set the URL to where it points"
+            )));
+        }
+        let retry_after = (response.headers().get(reqwest::header::RETRY_AFTER))
+            .and_then(|v| v.to_str().ok())
+            .and_then(retry_after);
+        let text = error_body(response).await;
+        let text: String = text.chars().take(200).collect();
+        let reason = format!("HTTP {status}: {}", text.trim());
+        match status.is_server_error() || matches!(status.as_u16(), 429 | 408) {
+            true => Err(Failure::Transient(reason, retry_after)),
+            false => Err(Failure::Permanent(reason)),
         }
     }
 
@@ -284,8 +370,41 @@ impl Channels {
             }
             written => written,
         };
-        write().map_err(|e| Failure::Transient(format!("outbox {}: {e}", file.display())))
+        write().map_err(|e| Failure::Transient(format!("outbox {}: {e}", file.display()), None))
     }
+}
+
+/// A header's text on one line: control characters (a CR or LF in a customer's name would
+/// end the header early) become spaces.
+fn header_text(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// The first few KiB of an error response's body: enough for a reason, whatever its size.
+async fn error_body(mut response: reqwest::Response) -> String {
+    let mut bytes = Vec::new();
+    while bytes.len() < ERROR_BODY_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    bytes.truncate(ERROR_BODY_BYTES);
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// A `Retry-After` value: seconds, or an HTTP date.
+fn retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
+        .to_std()
+        .ok()
 }
 
 /// Write `bytes` to `file` in `folder` whole or not at all. On Linux an unnamed file
@@ -388,6 +507,14 @@ mod tests {
             outbox_name("<2025-12-31.C1.ab.customer@x.example>"),
             "2025-12-31.C1.ab.customer_at_x.example"
         );
+    }
+
+    #[test]
+    fn headers_stay_on_one_line_and_a_retry_after_is_read() {
+        assert_eq!(header_text("Evil\r\nBcc: x@y"), "Evil  Bcc: x@y");
+        assert_eq!(retry_after("120"), Some(Duration::from_secs(120)));
+        assert_eq!(retry_after("Sun, 06 Nov 1994 08:49:37 GMT"), None);
+        assert_eq!(retry_after("soon"), None);
     }
 
     #[test]

@@ -45,6 +45,10 @@ pub enum LedgerError {
 pub struct Item {
     pub rule: String,
     pub stage: String,
+    /// The stage's `day`: what identifies the stage for the ledger, whatever the policy's
+    /// names (absent from records written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<i32>,
     pub invoice_id: String,
     pub due_date: NaiveDate,
     pub days_past_due: i64,
@@ -72,6 +76,20 @@ pub struct Message {
     pub body: String,
     pub items: Vec<Item>,
     pub recorded_at: DateTime<Utc>,
+    /// Where it was made to go (`smtp`, `http`, `outbox`): it goes out there or keeps
+    /// waiting (absent from records written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+}
+
+impl Message {
+    /// The reader's slot of the day it takes.
+    pub fn slot(&self) -> Slot {
+        Slot {
+            audience: self.audience,
+            channel: (self.audience == Audience::Collector).then_some(self.channel),
+        }
+    }
 }
 
 /// An entry that did not go out, and why (suppression, or a message that lost all reason to
@@ -114,6 +132,133 @@ pub enum Record {
         at: DateTime<Utc>,
     },
     Skipped(Skip),
+    /// A pending message that did not go out as it was made: it was decided again when it
+    /// could go out (its entries are free to be planned anew, see [`super::send`]).
+    Dropped {
+        id: String,
+        reason: String,
+        at: DateTime<Utc>,
+    },
+    /// The shape of the policy a send ran with, written when it differs from the last one
+    /// recorded: what a later send compares its policy with.
+    Policy {
+        shape: PolicyShape,
+        at: DateTime<Utc>,
+    },
+}
+
+/// A policy as the ledger remembers it: its rules' stages, by name, day, channel and reader.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyShape {
+    pub rules: Vec<RuleShape>,
+}
+
+impl PolicyShape {
+    /// The shape of `policy`.
+    pub fn of(policy: &super::policy::Policy) -> PolicyShape {
+        PolicyShape {
+            rules: (policy.rules.iter())
+                .map(|r| RuleShape {
+                    name: r.name.clone(),
+                    stages: (r.stages.iter())
+                        .map(|s| StageShape {
+                            name: s.name.clone(),
+                            day: s.day,
+                            channel: s.channel,
+                            audience: s.audience,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    /// What changed from `before` to this shape, in words, with what it means for what is
+    /// sent; empty when nothing did.
+    pub fn changes_since(&self, before: &PolicyShape) -> Vec<String> {
+        let stages = |shape: &PolicyShape| -> Vec<(String, String, StageShape)> {
+            (shape.rules.iter())
+                .flat_map(|r| {
+                    r.stages
+                        .iter()
+                        .map(|s| (r.name.clone(), s.name.clone(), s.clone()))
+                })
+                .collect()
+        };
+        let (old, new) = (stages(before), stages(self));
+        let reader = |s: &StageShape| match s.audience {
+            Audience::Customer => "the customer".to_string(),
+            Audience::Collector => format!("the collector by {}", s.channel.name()),
+        };
+        let slot = |s: &StageShape| {
+            (
+                s.audience,
+                (s.audience == Audience::Collector).then_some(s.channel),
+            )
+        };
+        let mut out = Vec::new();
+        for (rule, name, s) in &new {
+            let same_place =
+                |(_, _, o): &&(String, String, StageShape)| slot(o) == slot(s) && o.day == s.day;
+            match old.iter().find(same_place) {
+                Some((old_rule, old_name, _)) if (old_rule, old_name) != (rule, name) => {
+                    out.push(format!(
+                        "stage '{old_rule}/{old_name}' is now '{rule}/{name}' (day {}, to {}): a name only, invoices that had it do not get it again",
+                        s.day,
+                        reader(s)
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    let earlier = (old.iter())
+                        .filter(|(_, _, o)| slot(o) == slot(s) && o.day < s.day)
+                        .map(|(_, _, o)| o.day)
+                        .max();
+                    let effect = match earlier {
+                        Some(d) => format!(
+                            "invoices that had the day-{d} stage or an earlier one get this one when {} days past due, even if it replaces a stage they had",
+                            s.day
+                        ),
+                        None => format!("invoices get it when {} days past due", s.day),
+                    };
+                    out.push(format!(
+                        "new stage '{rule}/{name}' at day {} to {}: {effect}",
+                        s.day,
+                        reader(s)
+                    ));
+                }
+            }
+        }
+        for (rule, name, o) in &old {
+            if !new
+                .iter()
+                .any(|(_, _, s)| slot(s) == slot(o) && s.day == o.day)
+            {
+                out.push(format!(
+                    "stage '{rule}/{name}' (day {}, to {}) is gone: nothing goes out at that day any more",
+                    o.day,
+                    reader(o)
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// One rule of a [`PolicyShape`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleShape {
+    pub name: String,
+    pub stages: Vec<StageShape>,
+}
+
+/// One stage of a [`RuleShape`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageShape {
+    pub name: String,
+    pub day: i32,
+    pub channel: Channel,
+    pub audience: Audience,
 }
 
 /// Where a message stands.
@@ -134,6 +279,18 @@ pub enum Status {
     Skipped {
         reason: String,
     },
+    /// Decided again when it could go out, instead of going out as it was made.
+    Dropped {
+        reason: String,
+    },
+}
+
+impl Status {
+    /// Whether the message was never handed to a server: it failed before any attempt, or
+    /// every attempt failed before the server took it (a waiting record follows each).
+    pub fn undelivered(&self) -> bool {
+        matches!(self, Status::Pending { waiting: Some(_) })
+    }
 }
 
 /// A message and where it stands.
@@ -153,14 +310,20 @@ pub struct Ledger {
     _lock: Option<File>,
     messages: Vec<Entry>,
     by_id: HashMap<String, usize>,
-    /// (rule, stage, invoice) of every message recorded, whatever its status.
+    /// (rule, stage, invoice) of every message recorded, whatever its status but dropped.
     entries: HashSet<EntryKey>,
     /// (rule, invoice) → the stages recorded for it.
     stages: HashMap<(String, String), Vec<String>>,
+    /// (invoice, slot) → the latest stage day a message to that reader was about it.
+    levels: HashMap<(String, Slot), i32>,
     /// (day, customer, slot) that already have their message.
     written: HashSet<(NaiveDate, String, Slot)>,
     skips: Vec<Skip>,
     skip_keys: HashSet<(EntryKey, String)>,
+    /// The policy of the last send, as recorded.
+    policy: Option<(PolicyShape, DateTime<Utc>)>,
+    /// channel → the server its messages last went to or were made for (`smtp`, `http`).
+    routes: HashMap<Channel, String>,
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> LedgerError + '_ {
@@ -181,9 +344,12 @@ impl Ledger {
             by_id: HashMap::new(),
             entries: HashSet::new(),
             stages: HashMap::new(),
+            levels: HashMap::new(),
             written: HashSet::new(),
             skips: Vec::new(),
             skip_keys: HashSet::new(),
+            policy: None,
+            routes: HashMap::new(),
         }
     }
 
@@ -236,6 +402,7 @@ impl Ledger {
         };
         let mut complete = 0usize;
         let mut line_number = 0usize;
+        let mut dropped = false;
         while complete < text.len() {
             line_number += 1;
             let Some(end) = text[complete..].iter().position(|&b| b == b'\n') else {
@@ -256,38 +423,69 @@ impl Ledger {
                     line: line_number,
                     message: e.to_string(),
                 })?;
-            self.apply(record);
+            dropped |= self.apply(record);
+        }
+        if dropped {
+            self.reindex();
         }
         Ok(complete as u64)
     }
 
-    /// Take `record` into the in-memory view.
-    fn apply(&mut self, record: Record) {
+    /// Take `message`'s entries into the indexes.
+    fn index(&mut self, message: &Message) {
+        let slot = message.slot();
+        for item in &message.items {
+            let key = (
+                item.rule.clone(),
+                item.stage.clone(),
+                item.invoice_id.clone(),
+            );
+            self.entries.insert(key);
+            (self
+                .stages
+                .entry((item.rule.clone(), item.invoice_id.clone())))
+            .or_default()
+            .push(item.stage.clone());
+            if let Some(level) = item.level {
+                let at = (self.levels)
+                    .entry((item.invoice_id.clone(), slot))
+                    .or_insert(level);
+                *at = (*at).max(level);
+            }
+        }
+        self.written
+            .insert((message.day, message.customer_id.clone(), slot));
+    }
+
+    /// Make the indexes again from the messages that were not dropped (a dropped message's
+    /// entries are free again).
+    fn reindex(&mut self) {
+        self.entries.clear();
+        self.stages.clear();
+        self.levels.clear();
+        self.written.clear();
+        let kept: Vec<Message> = (self.messages.iter())
+            .filter(|e| !matches!(e.status, Status::Dropped { .. }))
+            .map(|e| e.message.clone())
+            .collect();
+        for message in &kept {
+            self.index(message);
+        }
+    }
+
+    /// Take `record` into the in-memory view; true when it dropped a message (the indexes
+    /// are then to be made again, [`Ledger::reindex`]).
+    fn apply(&mut self, record: Record) -> bool {
         fn status_of<'a>(ledger: &'a mut Ledger, id: &str) -> Option<&'a mut Status> {
             let i = ledger.by_id.get(id).copied()?;
             Some(&mut ledger.messages[i].status)
         }
         match record {
             Record::Pending(message) => {
-                for item in &message.items {
-                    let key = (
-                        item.rule.clone(),
-                        item.stage.clone(),
-                        item.invoice_id.clone(),
-                    );
-                    self.entries.insert(key);
-                    (self
-                        .stages
-                        .entry((item.rule.clone(), item.invoice_id.clone())))
-                    .or_default()
-                    .push(item.stage.clone());
+                self.index(&message);
+                if let Some(via) = message.via.as_ref().filter(|v| *v != "outbox") {
+                    self.routes.insert(message.channel, via.clone());
                 }
-                let slot = Slot {
-                    audience: message.audience,
-                    channel: (message.audience == Audience::Collector).then_some(message.channel),
-                };
-                self.written
-                    .insert((message.day, message.customer_id.clone(), slot));
                 match self.by_id.get(&message.id) {
                     // Recorded again (a crash before its first record was read back): the
                     // first stands.
@@ -302,6 +500,12 @@ impl Ledger {
                 }
             }
             Record::Sent { id, via, at } => {
+                if via != "outbox"
+                    && let Some(&i) = self.by_id.get(&id)
+                {
+                    self.routes
+                        .insert(self.messages[i].message.channel, via.clone());
+                }
                 if let Some(s) = status_of(self, &id) {
                     *s = Status::Sent { via, at };
                 }
@@ -337,7 +541,16 @@ impl Ledger {
                 self.skip_keys.insert((key, skip.reason.clone()));
                 self.skips.push(skip);
             }
+            Record::Dropped { id, reason, .. } => {
+                // Its id is free: the message decided again may have the same one.
+                if let Some(i) = self.by_id.remove(&id) {
+                    self.messages[i].status = Status::Dropped { reason };
+                    return true;
+                }
+            }
+            Record::Policy { shape, at } => self.policy = Some((shape, at)),
         }
+        false
     }
 
     /// Append `records` and take them in; `durable`: flushed to disk before returning (a
@@ -354,8 +567,12 @@ impl Ledger {
                 file.sync_data().map_err(io(&self.path))?;
             }
         }
+        let mut dropped = false;
         for record in records {
-            self.apply(record);
+            dropped |= self.apply(record);
+        }
+        if dropped {
+            self.reindex();
         }
         Ok(())
     }
@@ -381,6 +598,23 @@ impl Ledger {
             .map_or(&[], |v| v.as_slice())
     }
 
+    /// The latest stage day of a message to `slot` about `invoice`, if any: a stage of that
+    /// day or earlier has gone to that reader about it, whatever its rule's or its own name.
+    pub fn level(&self, invoice: &str, slot: Slot) -> Option<i32> {
+        self.levels.get(&(invoice.to_string(), slot)).copied()
+    }
+
+    /// The server `channel`'s messages last went to or were made for (`smtp`, `http`), if
+    /// any: such a channel does not fall back to the outbox when its server is not set.
+    pub fn route(&self, channel: Channel) -> Option<&str> {
+        self.routes.get(&channel).map(String::as_str)
+    }
+
+    /// The policy of the last send, and when it was recorded.
+    pub fn policy(&self) -> Option<&(PolicyShape, DateTime<Utc>)> {
+        self.policy.as_ref()
+    }
+
     /// Whether this skip is recorded already (a suppressed entry is recorded once per reason).
     pub fn has_skip(&self, rule: &str, stage: &str, invoice: &str, reason: &str) -> bool {
         let key = (rule.to_string(), stage.to_string(), invoice.to_string());
@@ -402,7 +636,16 @@ impl Ledger {
         &self.skips
     }
 
-    /// The messages recorded and not yet sent, failed or skipped.
+    /// The messages recorded and not yet sent, failed, skipped or dropped, with where each
+    /// stands.
+    pub fn pending_entries(&self) -> Vec<Entry> {
+        (self.messages.iter())
+            .filter(|e| matches!(e.status, Status::Pending { .. }))
+            .cloned()
+            .collect()
+    }
+
+    /// The messages recorded and not yet sent, failed, skipped or dropped.
     pub fn pending(&self) -> Vec<Message> {
         (self.messages.iter())
             .filter(|e| matches!(e.status, Status::Pending { .. }))
@@ -446,6 +689,7 @@ mod tests {
             items: vec![Item {
                 rule: "overdue".into(),
                 stage: "first".into(),
+                level: Some(1),
                 invoice_id: invoice.into(),
                 due_date: NaiveDate::from_ymd_opt(2025, 12, 1).unwrap(),
                 days_past_due: 30,
@@ -453,6 +697,7 @@ mod tests {
                 currency: "USD".into(),
             }],
             recorded_at: Utc::now(),
+            via: Some("smtp".into()),
         }
     }
 

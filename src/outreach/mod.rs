@@ -16,6 +16,7 @@ pub mod policy;
 pub mod render;
 pub mod replay;
 pub mod send;
+pub mod smtp;
 pub mod subscriber;
 
 use std::path::{Path, PathBuf};
@@ -56,25 +57,41 @@ pub struct Outreach {
 impl Outreach {
     /// Load the policy `file` and its templates; the ledger lives in the policy's `ledger`
     /// folder, or in `outreach/` of a local state folder at `state`.
+    /// Every template is rendered once on sample values: a typo is found now, with its file
+    /// and line, not halfway through a send.
     pub fn load(file: &Path, state: &url::Url) -> Result<Outreach, OutreachError> {
         let policy = policy::load(file).map_err(OutreachError::Policy)?;
-        let templates = render::Templates::load(
-            &policy.templates,
-            &policy.default_language,
-            policy.payment_link.as_deref(),
-        )?;
-        let ledger_folder = match &policy.ledger {
-            Some(folder) => folder.clone(),
-            None => match state.to_file_path() {
-                Ok(path) if state.scheme() == "file" => path.join("outreach"),
-                _ => return Err(OutreachError::NoLedgerFolder(state.to_string())),
-            },
+        let ledger_folder = ledger_folder(policy.ledger.as_deref(), state)?;
+        let secret = match &policy.payment_link {
+            Some(_) => link_secret(&ledger_folder)?,
+            None => Vec::new(),
         };
+        let link = (policy.payment_link.as_deref())
+            .map(|l| (l, secret.as_slice(), policy.payment_link_days));
+        let templates = render::Templates::load(&policy.templates, &policy.default_language, link)?;
+        templates.check()?;
         Ok(Outreach {
             policy,
             templates,
             ledger_folder,
         })
+    }
+
+    /// The ledger folder of the policy `file` without loading the policy whole (its
+    /// templates may be missing): what `outreach log` needs. A policy that cannot be read
+    /// has its ledger in the state folder.
+    pub fn ledger_folder_of(file: &Path, state: &url::Url) -> Result<PathBuf, OutreachError> {
+        let configured = std::fs::read_to_string(file)
+            .ok()
+            .and_then(|text| text.parse::<toml::Table>().ok())
+            .and_then(|t| t.get("ledger").and_then(|l| l.as_str()).map(PathBuf::from))
+            .map(|l| file.parent().unwrap_or(Path::new(".")).join(l));
+        ledger_folder(configured.as_deref(), state)
+    }
+
+    /// The shape of the policy, as the ledger remembers it.
+    pub fn shape(&self) -> ledger::PolicyShape {
+        ledger::PolicyShape::of(&self.policy)
     }
 
     /// Where messages of channels without a server go.
@@ -94,5 +111,64 @@ impl Outreach {
     /// The channels of this policy, from the environment.
     pub fn channels(&self) -> Result<channels::Channels, OutreachError> {
         channels::Channels::from_env(&self.policy, &self.outbox())
+    }
+}
+
+/// The ledger's folder: the policy's `ledger`, or `outreach/` of a local state folder.
+fn ledger_folder(configured: Option<&Path>, state: &url::Url) -> Result<PathBuf, OutreachError> {
+    match configured {
+        Some(folder) => Ok(folder.to_path_buf()),
+        None => match state.to_file_path() {
+            Ok(path) if state.scheme() == "file" => Ok(path.join("outreach")),
+            _ => Err(OutreachError::NoLedgerFolder(state.to_string())),
+        },
+    }
+}
+
+/// The environment variable of the key that signs payment links.
+pub const LINK_SECRET_VAR: &str = "ARSTREAM_PAYMENT_LINK_SECRET";
+
+/// The key of payment links' tokens: `ARSTREAM_PAYMENT_LINK_SECRET`, or else one made once at
+/// random and kept in the ledger's folder (`payment-link.secret`, readable by its owner only),
+/// so that links verify across sends with nothing configured.
+fn link_secret(folder: &Path) -> Result<Vec<u8>, OutreachError> {
+    if let Ok(secret) = std::env::var(LINK_SECRET_VAR)
+        && !secret.trim().is_empty()
+    {
+        return Ok(secret.into_bytes());
+    }
+    let file = folder.join("payment-link.secret");
+    let failed = |e: std::io::Error| {
+        OutreachError::Template(format!("payment link secret {}: {e}", file.display()))
+    };
+    match std::fs::read_to_string(&file) {
+        Ok(text) if !text.trim().is_empty() => return Ok(text.trim().as_bytes().to_vec()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(failed(e)),
+    }
+    let mut key = [0u8; 32];
+    {
+        use std::io::Read;
+        let mut random = std::fs::File::open("/dev/urandom").map_err(failed)?;
+        random.read_exact(&mut key).map_err(failed)?;
+    }
+    let text = hex::encode(key);
+    std::fs::create_dir_all(folder).map_err(failed)?;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&file)
+        .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|_| f.sync_all()));
+    match written {
+        Ok(()) => Ok(text.into_bytes()),
+        // Another process made it first: its key is the one.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read_to_string(&file)
+            .map(|t| t.trim().as_bytes().to_vec())
+            .map_err(failed),
+        Err(e) => Err(failed(e)),
     }
 }

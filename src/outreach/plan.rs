@@ -3,18 +3,20 @@
 //! For each rule, in the policy's order, each invoice its trigger holds for has the latest
 //! stage due at its days past due ([`super::policy::Rule::stage_due`]). Such an entry
 //! (rule, stage, invoice) is:
-//! - left alone when the ledger has it, or a later stage of the rule for the invoice;
+//! - left alone when its reader (the customer, or the collector by a channel) already had a
+//!   message about the invoice at this stage's day or later ([`Ledger::level`]): stages are
+//!   known by their reader and day, not by the policy's names, so renaming a rule or a stage
+//!   neither sends a stage again nor stops the next;
 //! - skipped, with the reason, when the invoice is suppressed (recorded once per reason);
 //! - otherwise due. A customer's due entries make **one message per audience and day**: the
 //!   entry of the latest stage (by day; the first rule on a tie) chooses channel and
 //!   template, and the message lists all the invoices. A customer written to already that day
 //!   waits for the next.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::OutreachError;
 use super::candidates::Candidate;
 use super::ledger::{Item, Ledger, Message, Skip};
 use super::policy::{Audience, Channel, Policy, Slot, Stage};
@@ -52,12 +54,16 @@ pub struct Plan {
 }
 
 /// Decide `day`'s messages.
+///
+/// `held`: customers and slots that have a message going out today already (one that waited
+/// and goes now, or keeps waiting): their entries wait for the next day.
 pub fn plan(
     policy: &Policy,
     candidates: &[Candidate],
     ledger: &Ledger,
     day: NaiveDate,
     now: DateTime<Utc>,
+    held: &HashSet<(String, Slot)>,
 ) -> Plan {
     let mut out = Plan::default();
     // (customer, slot) → its due entries, in the order first seen.
@@ -76,11 +82,17 @@ pub fn plan(
                 .iter()
                 .position(|x| x == stage)
                 .expect("a stage of the rule");
+            if (ledger.level(&candidate.invoice_id, Slot::of(stage)))
+                .is_some_and(|level| level >= stage.day)
+            {
+                continue;
+            }
+            // Records written before stages were kept by day: by name, as they were then.
             let recorded = ledger.stages_of(&rule.name, &candidate.invoice_id);
             let later_or_same = |name: &String| {
                 (rule.stages.iter())
                     .position(|x| &x.name == name)
-                    .is_none_or(|i| i >= s)
+                    .is_some_and(|i| i >= s)
             };
             if recorded.iter().any(later_or_same) {
                 continue;
@@ -106,7 +118,7 @@ pub fn plan(
                 continue;
             }
             let key = (candidate.customer_id.clone(), Slot::of(stage));
-            if ledger.has_written(day, &key.0, key.1) {
+            if ledger.has_written(day, &key.0, key.1) || held.contains(&key) {
                 out.deferred += 1;
                 continue;
             }
@@ -172,6 +184,7 @@ pub fn items(policy: &Policy, candidates: &[Candidate], draft: &Draft) -> Vec<It
             Item {
                 rule: policy.rules[r].name.clone(),
                 stage: policy.rules[r].stages[s].name.clone(),
+                level: Some(policy.rules[r].stages[s].day),
                 invoice_id: x.invoice_id.clone(),
                 due_date: x.due_date,
                 days_past_due: x.days_past_due,
@@ -191,6 +204,12 @@ fn email_problem(address: Option<&str>) -> Option<String> {
             .err()
             .map(|e| format!("malformed email address '{a}': {e}")),
     }
+}
+
+/// `phone` in E.164 as a gateway takes it: `+` and the digits, nothing between them.
+fn e164(phone: &str) -> String {
+    let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
+    format!("+{digits}")
 }
 
 /// Why `phone` cannot be an SMS recipient, if it cannot: E.164, `+` then 7 to 15 digits
@@ -213,16 +232,17 @@ fn phone_problem(phone: Option<&str>) -> Option<String> {
     }
 }
 
-/// A draft as a message: its recipient, language and words. `Err` holds the message with the
-/// reason it cannot go out (a malformed or missing address): it is recorded as failed.
+/// A draft as a message: its recipient, language and words, and where it is to go (`via`).
+/// `Err` holds the message with the reason it cannot go out (a malformed or missing
+/// address, a template that does not render for it): it is recorded as failed, alone.
 pub fn compose(
     policy: &Policy,
     templates: &Templates,
     candidates: &[Candidate],
     draft: &Draft,
-    day: NaiveDate,
-    now: DateTime<Utc>,
-) -> Result<Result<Message, (Message, String)>, OutreachError> {
+    (day, now): (NaiveDate, DateTime<Utc>),
+    via: &str,
+) -> Result<Message, (Message, String)> {
     let (lead_rule, lead_stage, lead_candidate) = draft.entries[0];
     let rule = &policy.rules[lead_rule];
     let stage: &Stage = &rule.stages[lead_stage];
@@ -252,33 +272,31 @@ pub fn compose(
             }
         })
         .collect();
-    let mut context = Context {
-        customer: CustomerView {
+    let mut context = Context::new(
+        CustomerView {
             id: first.customer_id.clone(),
             name: first.customer_name.clone(),
             email: first.email.clone(),
             phone: first.phone.clone(),
             country: first.country.clone(),
         },
-        collector: CollectorView {
+        CollectorView {
             id: first.collector_id.clone(),
             name: first.collector_name.clone(),
             email: first.collector_email.clone(),
         },
-        totals: Context::totals_of(&invoices),
         invoices,
-        rule: rule.name.clone(),
-        stage: stage.name.clone(),
+        (rule.name.clone(), stage.name.clone()),
         day,
-        audience: draft.audience.name().into(),
-        language,
-        message_id: id.clone(),
-        sender: policy.sender.clone(),
-        payment_link: None,
-    };
-    context.payment_link = templates.payment_link(&context)?;
-    let rendered = templates.render(&stage.template, &context)?;
-    let (to, problem) = match (stage.channel, draft.audience) {
+        draft.audience.name().into(),
+        language.clone(),
+        (id.clone(), policy.sender.clone()),
+    );
+    let rendered = templates.payment_link(&context).and_then(|link| {
+        context.payment_link = link;
+        templates.render(&stage.template, &context)
+    });
+    let (to, mut problem) = match (stage.channel, draft.audience) {
         (Channel::Email, Audience::Customer) => {
             (first.email.clone(), email_problem(first.email.as_deref()))
         }
@@ -290,7 +308,12 @@ pub fn compose(
             (first.collector_email.clone(), problem)
         }
         (Channel::Sms, Audience::Customer) => {
-            (first.phone.clone(), phone_problem(first.phone.as_deref()))
+            let problem = phone_problem(first.phone.as_deref());
+            let to = match problem {
+                None => first.phone.as_deref().map(e164),
+                Some(_) => first.phone.clone(),
+            };
+            (to, problem)
         }
         (Channel::Sms, Audience::Collector) => (
             None,
@@ -300,7 +323,13 @@ pub fn compose(
         ),
         (Channel::Webhook, _) => (Some(first.customer_id.clone()), None),
     };
-    let items = items(policy, candidates, draft);
+    let (language, subject, body) = match rendered {
+        Ok(r) => (r.language, r.subject, r.body),
+        Err(e) => {
+            problem = problem.or(Some(e.to_string()));
+            (language, String::new(), String::new())
+        }
+    };
     let message = Message {
         id,
         day,
@@ -309,17 +338,18 @@ pub fn compose(
         channel: stage.channel,
         rule: rule.name.clone(),
         stage: stage.name.clone(),
-        to: to.unwrap_or_default(),
-        language: rendered.language,
-        subject: rendered.subject,
-        body: rendered.body,
-        items,
+        to: to.map(|t| t.trim().to_string()).unwrap_or_default(),
+        language,
+        subject,
+        body,
+        items: items(policy, candidates, draft),
         recorded_at: now,
+        via: Some(via.to_string()),
     };
-    Ok(match problem {
+    match problem {
         None => Ok(message),
         Some(reason) => Err((message, reason)),
-    })
+    }
 }
 
 #[cfg(test)]
@@ -336,6 +366,8 @@ mod tests {
         );
         assert_eq!(email_problem(None).unwrap(), "no email address");
         assert_eq!(phone_problem(Some("+1-555-0004")), None);
+        assert_eq!(e164("+1-555-0009"), "+15550009");
+        assert_eq!(e164("+33 6 12 34 56 78"), "+33612345678");
         assert_eq!(phone_problem(Some("+33 6 12 34 56 78")), None);
         assert!(
             phone_problem(Some("555-0004"))

@@ -28,6 +28,7 @@ struct RawPolicy {
     default_language: Option<Spanned<String>>,
     templates: Option<Spanned<String>>,
     payment_link: Option<Spanned<String>>,
+    payment_link_days: Option<Spanned<i64>>,
     opt_outs: Option<Spanned<String>>,
     ledger: Option<Spanned<String>>,
     send_window: Option<Spanned<RawWindow>>,
@@ -75,6 +76,8 @@ struct RawRetry {
     attempts: u32,
     first_wait: Spanned<String>,
     max_wait: Spanned<String>,
+    resend_first_wait: Option<Spanned<String>>,
+    resend_max_wait: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -263,13 +266,21 @@ pub struct SmsGateway {
     pub token_prefix: String,
 }
 
-/// How transient failures (a server down, a 5xx) are retried within one `send`.
+/// How transient failures (a server down, a 5xx) are retried: within one `send`
+/// (`attempts`, waits from `first_wait` doubling up to `max_wait`), and by the service while
+/// messages wait (from `resend_first_wait` doubling up to `resend_max_wait`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Retry {
     pub attempts: u32,
     pub first_wait: Duration,
     pub max_wait: Duration,
+    pub resend_first_wait: Duration,
+    pub resend_max_wait: Duration,
 }
+
+/// The longest wait between two tries within one send: longer, and a send would hold the
+/// ledger (and a user's terminal) for minutes; the service retries later instead.
+const MAX_WAIT_WITHIN_SEND: Duration = Duration::from_secs(60);
 
 /// A checked policy.
 #[derive(Debug, Clone)]
@@ -283,8 +294,11 @@ pub struct Policy {
     pub default_language: String,
     /// The folder of templates, `<template>.<language>.txt`.
     pub templates: PathBuf,
-    /// A minijinja template of the payment link (given `customer_id`, `invoice_ids`, …).
+    /// A minijinja template of the payment link (given `customer_id`, `invoice_ids`, `token`,
+    /// `expires`, …).
     pub payment_link: Option<String>,
+    /// How many days a payment link's token is valid after the day of its message.
+    pub payment_link_days: i64,
     /// A CSV file of customers not to write to (`customer_id`, optional `reason`).
     pub opt_outs: Option<PathBuf>,
     /// Where the ledger is kept; none: `<state>/outreach` (a local state folder).
@@ -533,6 +547,8 @@ pub fn parse(file: &str, text: &str, base: &Path) -> Result<Policy, SpecError> {
             attempts: 4,
             first_wait: Duration::from_millis(200),
             max_wait: Duration::from_secs(5),
+            resend_first_wait: Duration::from_secs(60),
+            resend_max_wait: Duration::from_secs(30 * 60),
         },
         Some(r) => {
             let span = r.span().start;
@@ -541,18 +557,70 @@ pub fn parse(file: &str, text: &str, base: &Path) -> Result<Policy, SpecError> {
                 parse_wait(w.get_ref()).ok_or_else(|| {
                     error(
                         w.span().start,
-                        format!("'{}' is not a wait such as 200ms or 5s", w.get_ref()),
+                        format!("'{}' is not a wait such as 200ms, 5s or 1m", w.get_ref()),
                     )
                 })
             };
             if !(1..=20).contains(&r.attempts) {
                 return Err(error(span, "retry attempts must be 1 to 20".into()));
             }
+            let (first_wait, max_wait) = (wait(&r.first_wait)?, wait(&r.max_wait)?);
+            if max_wait > MAX_WAIT_WITHIN_SEND {
+                return Err(error(
+                    r.max_wait.span().start,
+                    format!(
+                        "max_wait '{}' is longer than {} s: a send waits at most that long between two tries (resend_max_wait is for the service's retries)",
+                        r.max_wait.get_ref(),
+                        MAX_WAIT_WITHIN_SEND.as_secs()
+                    ),
+                ));
+            }
+            if first_wait > max_wait {
+                return Err(error(
+                    r.first_wait.span().start,
+                    format!(
+                        "first_wait '{}' is longer than max_wait '{}'",
+                        r.first_wait.get_ref(),
+                        r.max_wait.get_ref()
+                    ),
+                ));
+            }
+            let resend_first_wait = match &r.resend_first_wait {
+                Some(w) => wait(w)?,
+                None => Duration::from_secs(60),
+            };
+            let resend_max_wait = match &r.resend_max_wait {
+                Some(w) => wait(w)?,
+                None => Duration::from_secs(30 * 60).max(resend_first_wait),
+            };
+            if resend_first_wait.is_zero() || resend_first_wait > resend_max_wait {
+                let at = r
+                    .resend_first_wait
+                    .as_ref()
+                    .map_or(span, |w| w.span().start);
+                return Err(error(
+                    at,
+                    "resend_first_wait must be more than 0 and no longer than resend_max_wait"
+                        .into(),
+                ));
+            }
             Retry {
                 attempts: r.attempts,
-                first_wait: wait(&r.first_wait)?,
-                max_wait: wait(&r.max_wait)?,
+                first_wait,
+                max_wait,
+                resend_first_wait,
+                resend_max_wait,
             }
+        }
+    };
+    let payment_link_days = match &raw.payment_link_days {
+        None => 30,
+        Some(d) if (1..=366).contains(d.get_ref()) => *d.get_ref(),
+        Some(d) => {
+            return Err(error(
+                d.span().start,
+                "payment_link_days must be 1 to 366".into(),
+            ));
         }
     };
 
@@ -639,6 +707,15 @@ pub fn parse(file: &str, text: &str, base: &Path) -> Result<Policy, SpecError> {
                     ));
                 }
             };
+            if channel == Channel::Sms && audience == Audience::Collector {
+                let offset = s.to.as_ref().map_or(span, |t| t.span().start);
+                return Err(error(
+                    offset,
+                    format!(
+                        "stage '{stage_name}': an SMS cannot go to the collector (the feed has no collector phone numbers): escalate by email or webhook"
+                    ),
+                ));
+            }
             let template = s.template.get_ref().trim().to_string();
             let default = templates.join(format!("{template}.{default_language}.txt"));
             if !default.is_file() {
@@ -679,6 +756,7 @@ pub fn parse(file: &str, text: &str, base: &Path) -> Result<Policy, SpecError> {
         default_language,
         templates,
         payment_link: raw.payment_link.map(|l| l.into_inner()),
+        payment_link_days,
         opt_outs,
         ledger: raw.ledger.as_ref().map(path),
         window,
@@ -797,5 +875,41 @@ to = "collector"
         )
         .unwrap_err();
         assert_eq!(e.line, 3, "{e}");
+    }
+
+    #[test]
+    fn an_sms_to_the_collector_is_refused_where_it_is_written() {
+        let dir = folder();
+        let bad = GOOD.replace(
+            "day = 30\nchannel = \"email\"",
+            "day = 30\nchannel = \"sms\"",
+        );
+        let e = parse("p.toml", &bad, dir.path()).unwrap_err();
+        assert_eq!(e.line, 25, "{e}");
+        assert!(
+            e.to_string().contains("an SMS cannot go to the collector"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn retry_waits_that_would_hold_a_send_for_minutes_are_refused() {
+        let dir = folder();
+        let with =
+            |retry: &str| parse("p.toml", &format!("{GOOD}\n[retry]\n{retry}\n"), dir.path());
+        let e = with("attempts = 3\nfirst_wait = \"10m\"\nmax_wait = \"5s\"").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("first_wait '10m' is longer than max_wait '5s'"),
+            "{e}"
+        );
+        let e = with("attempts = 3\nfirst_wait = \"1s\"\nmax_wait = \"10m\"").unwrap_err();
+        assert!(e.to_string().contains("longer than 60 s"), "{e}");
+        let p = with(
+            "attempts = 3\nfirst_wait = \"1s\"\nmax_wait = \"5s\"\nresend_first_wait = \"2s\"",
+        )
+        .unwrap();
+        assert_eq!(p.retry.resend_first_wait, Duration::from_secs(2));
+        assert_eq!(p.retry.resend_max_wait, Duration::from_secs(1800));
     }
 }

@@ -4,16 +4,25 @@
 //! `Subject: …`; the rest is the body.
 //!
 //! Templates see `customer`, `collector`, `invoices` (each with `invoice_id`, `due_date`,
-//! `open_amount`, `currency`, `days_past_due`, `stage`), `totals` (open per currency),
+//! `open_amount`, `currency`, `days_past_due`, `stage`), the same split into `past_due` and
+//! `not_yet_due`, `totals`, `totals_past_due` and `totals_not_yet_due` (open per currency),
 //! `rule`, `stage`, `day`, `payment_link`, `message_id` and `language`, and two filters that
 //! write as the language does: `money(currency)` and `date`.
+//!
+//! Every template is rendered once on sample values when the policy loads, so that a typo
+//! (an undefined variable) is found with its file and line before anything goes out.
+//!
+//! The payment link's `token` signs the customer, the invoices and an expiry
+//! ([`link_token`]), so that a page can tell a link it was sent from one a reader wrote.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use chrono::NaiveDate;
+use hmac::{Hmac, Mac};
 use minijinja::{Environment, State, UndefinedBehavior, Value};
 use serde::Serialize;
+use sha2::Sha256;
 
 use super::OutreachError;
 
@@ -63,6 +72,12 @@ pub struct Context {
     pub collector: CollectorView,
     pub invoices: Vec<InvoiceView>,
     pub totals: Vec<TotalView>,
+    /// The invoices past their due date, and those due today or later: a reminder states
+    /// them apart (a total "past due" counts only the first).
+    pub past_due: Vec<InvoiceView>,
+    pub not_yet_due: Vec<InvoiceView>,
+    pub totals_past_due: Vec<TotalView>,
+    pub totals_not_yet_due: Vec<TotalView>,
     pub rule: String,
     pub stage: String,
     pub day: NaiveDate,
@@ -74,6 +89,79 @@ pub struct Context {
 }
 
 impl Context {
+    /// The context of a message about `invoices` (oldest due first); the rest as given.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        customer: CustomerView,
+        collector: CollectorView,
+        invoices: Vec<InvoiceView>,
+        (rule, stage): (String, String),
+        day: NaiveDate,
+        audience: String,
+        language: String,
+        (message_id, sender): (String, String),
+    ) -> Context {
+        let (past_due, not_yet_due): (Vec<InvoiceView>, Vec<InvoiceView>) =
+            invoices.iter().cloned().partition(|i| i.days_past_due > 0);
+        Context {
+            customer,
+            collector,
+            totals: Context::totals_of(&invoices),
+            totals_past_due: Context::totals_of(&past_due),
+            totals_not_yet_due: Context::totals_of(&not_yet_due),
+            invoices,
+            past_due,
+            not_yet_due,
+            rule,
+            stage,
+            day,
+            audience,
+            language,
+            message_id,
+            sender,
+            payment_link: None,
+        }
+    }
+
+    /// Sample values, for rendering every template once when a policy loads: one invoice
+    /// past due, one not yet due, every optional value present.
+    fn sample(language: &str) -> Context {
+        let day = NaiveDate::from_ymd_opt(2025, 12, 31).expect("a date");
+        let invoice = |id: &str, days_past_due: i64| InvoiceView {
+            invoice_id: id.into(),
+            invoice_date: day - chrono::Days::new(60),
+            due_date: day - chrono::Days::new(30),
+            amount: 1234.5,
+            open_amount: 1000.0,
+            currency: "USD".into(),
+            days_past_due,
+            rule: "rule".into(),
+            stage: "stage".into(),
+        };
+        let mut context = Context::new(
+            CustomerView {
+                id: "C-SAMPLE".into(),
+                name: "Sample Customer".into(),
+                email: Some("ap@sample.example".into()),
+                phone: Some("+15550100".into()),
+                country: Some("US".into()),
+            },
+            CollectorView {
+                id: Some("K-SAMPLE".into()),
+                name: Some("Sample Collector".into()),
+                email: Some("collector@sample.example".into()),
+            },
+            vec![invoice("INV-1", 30), invoice("INV-2", -3)],
+            ("rule".into(), "stage".into()),
+            day,
+            "customer".into(),
+            language.into(),
+            ("<sample@example.com>".into(), "ar@example.com".into()),
+        );
+        context.payment_link = Some("https://pay.example/sample".into());
+        context
+    }
+
     /// The totals of `invoices` per currency, in the order the currencies first come.
     pub fn totals_of(invoices: &[InvoiceView]) -> Vec<TotalView> {
         let mut totals: Vec<TotalView> = Vec::new();
@@ -105,6 +193,10 @@ pub struct Templates {
     languages: BTreeMap<String, Vec<String>>,
     default_language: String,
     payment_link: bool,
+    /// The key of payment links' tokens.
+    link_secret: Vec<u8>,
+    link_days: i64,
+    folder: std::path::PathBuf,
 }
 
 impl Templates {
@@ -113,7 +205,7 @@ impl Templates {
     pub fn load(
         folder: &Path,
         default_language: &str,
-        payment_link: Option<&str>,
+        payment_link: Option<(&str, &[u8], i64)>,
     ) -> Result<Templates, OutreachError> {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
@@ -142,16 +234,34 @@ impl Templates {
                 .map_err(|e| OutreachError::Template(template_error(&file, &e)))?;
             (languages.entry(template.to_string()).or_default()).push(language.to_string());
         }
-        if let Some(link) = payment_link {
+        if let Some((link, _, _)) = payment_link {
             env.add_template_owned("payment_link", link.to_string())
                 .map_err(|e| OutreachError::Template(format!("payment_link: {e}")))?;
         }
+        let (link_secret, link_days) =
+            payment_link.map_or((Vec::new(), 0), |(_, s, d)| (s.to_vec(), d));
         Ok(Templates {
             env,
             languages,
             default_language: default_language.to_string(),
             payment_link: payment_link.is_some(),
+            link_secret,
+            link_days,
+            folder: folder.to_path_buf(),
         })
+    }
+
+    /// Render every template in every language it has, and the payment link, on sample
+    /// values: the first that fails is an error naming its file and line.
+    pub fn check(&self) -> Result<(), OutreachError> {
+        for (template, languages) in &self.languages {
+            for language in languages {
+                let mut context = Context::sample(language);
+                context.payment_link = self.payment_link(&context)?;
+                self.render(template, &context)?;
+            }
+        }
+        Ok(())
     }
 
     /// The language `template` is written in for a reader of `wanted`: the tag itself, its
@@ -174,7 +284,9 @@ impl Templates {
         self.default_language.clone()
     }
 
-    /// The payment link of `context`, when the policy has a pattern.
+    /// The payment link of `context`, when the policy has a pattern. Its template sees
+    /// `customer_id`, `invoice_ids` (comma-separated), `day`, `message_id`, and `expires`
+    /// (Unix seconds) with `token`, the [`link_token`] of the three.
     pub fn payment_link(&self, context: &Context) -> Result<Option<String>, OutreachError> {
         if !self.payment_link {
             return Ok(None);
@@ -184,6 +296,18 @@ impl Templates {
             .iter()
             .map(|i| i.invoice_id.as_str())
             .collect();
+        let invoice_ids = ids.join(",");
+        let expires = (context.day + chrono::Days::new(self.link_days as u64 + 1))
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight")
+            .and_utc()
+            .timestamp();
+        let token = link_token(
+            &self.link_secret,
+            &context.customer.id,
+            &invoice_ids,
+            expires,
+        );
         let template = self
             .env
             .get_template("payment_link")
@@ -191,24 +315,28 @@ impl Templates {
         let link = template
             .render(minijinja::context! {
                 customer_id => context.customer.id,
-                invoice_ids => ids.join(","),
+                invoice_ids => invoice_ids,
                 day => context.day,
                 message_id => context.message_id,
+                expires => expires,
+                token => token,
             })
             .map_err(|e| OutreachError::Template(format!("payment_link: {e}")))?;
         Ok(Some(link))
     }
 
-    /// `template` in `context.language` (which [`Templates::language_for`] chose).
+    /// `template` in `context.language` (which [`Templates::language_for`] chose). An error
+    /// names the template's file and line.
     pub fn render(&self, template: &str, context: &Context) -> Result<Rendered, OutreachError> {
         let name = format!("{template}.{}", context.language);
+        let file = self.folder.join(format!("{name}.txt"));
         let compiled = self
             .env
             .get_template(&name)
-            .map_err(|e| OutreachError::Template(format!("template '{name}': {e}")))?;
+            .map_err(|e| OutreachError::Template(format!("template {}: {e}", file.display())))?;
         let text = compiled
             .render(context)
-            .map_err(|e| OutreachError::Template(format!("template '{name}.txt': {e:#}")))?;
+            .map_err(|e| OutreachError::Template(template_error(&file, &e)))?;
         let (subject, body) = match text.strip_prefix("Subject:") {
             Some(rest) => {
                 let (subject, body) = rest.split_once('\n').unwrap_or((rest, ""));
@@ -227,14 +355,24 @@ impl Templates {
     }
 }
 
+/// The token of a payment link: the hex HMAC-SHA256, keyed by the policy's link secret, of
+/// `customer_id`, `invoice_ids` and `expires` (Unix seconds) joined by line feeds. A payment
+/// page computes the same over the link's values and refuses a link whose token differs or
+/// whose `expires` is past (`docs/outreach.md` shows how).
+pub fn link_token(secret: &[u8], customer_id: &str, invoice_ids: &str, expires: i64) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key");
+    mac.update(format!("{customer_id}\n{invoice_ids}\n{expires}").as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
 fn template_error(file: &Path, e: &minijinja::Error) -> String {
+    let what = match e.detail() {
+        Some(detail) => format!("{}: {detail}", e.kind()),
+        None => e.kind().to_string(),
+    };
     match e.line() {
-        Some(line) => format!(
-            "{}:{line}: {}",
-            file.display(),
-            e.detail().unwrap_or("syntax error")
-        ),
-        None => format!("{}: {e}", file.display()),
+        Some(line) => format!("{}:{line}: {what}", file.display()),
+        None => format!("{}: {what}", file.display()),
     }
 }
 
@@ -351,7 +489,11 @@ mod tests {
         let t = Templates::load(
             dir.path(),
             "en",
-            Some("https://pay.example/{{ customer_id }}"),
+            Some((
+                "https://pay.example/{{ customer_id }}?x={{ expires }}&t={{ token }}",
+                b"k".as_slice(),
+                30,
+            )),
         )
         .unwrap();
         assert_eq!(t.language_for("r", Some("fr-CA")), "fr");
@@ -367,43 +509,49 @@ mod tests {
             rule: "r".into(),
             stage: "s".into(),
         }];
-        let mut c = Context {
-            customer: CustomerView {
+        let mut c = Context::new(
+            CustomerView {
                 id: "C1".into(),
                 name: "Acme".into(),
                 email: None,
                 phone: None,
                 country: None,
             },
-            collector: CollectorView {
+            CollectorView {
                 id: None,
                 name: None,
                 email: None,
             },
-            totals: Context::totals_of(&invoices),
             invoices,
-            rule: "r".into(),
-            stage: "s".into(),
-            day: NaiveDate::from_ymd_opt(2025, 12, 31).unwrap(),
-            audience: "customer".into(),
-            language: "en".into(),
-            message_id: "m".into(),
-            sender: "ar@example.com".into(),
-            payment_link: None,
-        };
+            ("r".into(), "s".into()),
+            NaiveDate::from_ymd_opt(2025, 12, 31).unwrap(),
+            "customer".into(),
+            "en".into(),
+            ("m".into(), "ar@example.com".into()),
+        );
         let r = t.render("r", &c).unwrap();
         assert_eq!(
             (r.subject.as_str(), r.body.as_str()),
             ("Due 1,200.00 EUR", "Dear Acme\n")
         );
+        // The link's token signs the customer, the invoices and the expiry: valid the 30
+        // days after the message's day (2025-12-31), up to 2026-01-31 00:00 UTC.
+        let expires = 1_769_817_600;
+        let token = link_token(b"k", "C1", "I1", expires);
         assert_eq!(
             t.payment_link(&c).unwrap().unwrap(),
-            "https://pay.example/C1"
+            format!("https://pay.example/C1?x={expires}&t={token}")
         );
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"k").unwrap();
+        mac.update(b"C1\nI1\n1769817600");
+        assert_eq!(token, hex::encode(mac.finalize().into_bytes()));
         c.language = "fr".into();
         assert_eq!(t.render("r", &c).unwrap().body, "Bonjour Acme\n");
         c.language = "en".into();
         let e = t.render("bad", &c).unwrap_err().to_string();
-        assert!(e.contains("bad.en"), "{e}");
+        assert!(e.contains("bad.en.txt:1: undefined value"), "{e}");
+        // The check at load renders every template on sample values: the typo is found then.
+        let e = t.check().unwrap_err().to_string();
+        assert!(e.contains("bad.en.txt:1: undefined value"), "{e}");
     }
 }

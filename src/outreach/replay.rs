@@ -106,7 +106,7 @@ pub async fn replay(
         let batches = engine.query(&query).await?;
         let rows = candidates::from_batches(&batches, policy.rules.len())?;
         let now = Utc::now();
-        let planned = plan(policy, &rows, &ledger, day, now);
+        let planned = plan(policy, &rows, &ledger, day, now, &Default::default());
         for skip in &planned.skips {
             *skipped.entry(skip.reason.clone()).or_default() += 1;
         }
@@ -141,6 +141,7 @@ pub async fn replay(
                 body: String::new(),
                 items,
                 recorded_at: now,
+                via: None,
             }));
         }
         ledger.append(records, false)?;

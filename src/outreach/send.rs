@@ -1,11 +1,24 @@
-//! A day's sending: the messages left pending by an earlier send (a server that was down, a
-//! crash), then the day's new ones, each recorded in the ledger before it goes out and marked
-//! after. A transient failure is retried with backoff; when the retries run out the message
-//! waits for the next send, and so do the rest of that channel's messages (the server is
-//! down: no point knocking on it for each). A permanent failure is recorded and the others go
-//! on.
+//! A day's sending: the messages left pending by an earlier send, then the day's new ones,
+//! each recorded in the ledger before it goes out and marked after.
+//!
+//! A message left pending is decided again before anything goes out ([`Sender::redecide`]):
+//! one known not to have been delivered (a server was down) is dropped and its entries are
+//! planned anew with what is known today (paid, disputed, promised or opted-out invoices are
+//! left out, the day's one message a customer counts it); one that may have been delivered
+//! (a crash in mid-send) goes out again as it was, with the same id, while all its invoices
+//! are still due, else it is dropped; one made for a server that is not configured now keeps
+//! waiting for it. A channel whose messages went to a server never falls back to the file
+//! outbox.
+//!
+//! A transient failure is retried with backoff (at least the server's `Retry-After`); when
+//! the retries run out the message waits for the next send, and so do the rest of that
+//! channel's messages (the server is down: no point knocking on it for each). A server that
+//! refuses the sender (a configuration to fix) stops its channel the same way, and the send
+//! says so. A message handed over whole whose answer was lost is tried once more with the
+//! same id, then never again. A permanent failure is recorded and the others go on.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
 
 use backon::BackoffBuilder;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -14,9 +27,9 @@ use tokio_util::sync::CancellationToken;
 use super::OutreachError;
 use super::candidates::Candidate;
 use super::channels::{Channels, Failure, Via};
-use super::ledger::{Ledger, Message, Record, Skip};
+use super::ledger::{Ledger, Message, PolicyShape, Record, Status};
 use super::plan::{Draft, compose, plan};
-use super::policy::{Channel, Policy};
+use super::policy::{Channel, Policy, Slot};
 use super::render::Templates;
 
 /// How many outbox messages are written and recorded between two flushes of the ledger to
@@ -30,10 +43,13 @@ const OUTBOX_BATCH: usize = 2_000;
 pub struct SendReport {
     pub day: Option<NaiveDate>,
     pub sent: usize,
-    /// Of `sent`: messages left pending by an earlier send.
+    /// Of `sent`: messages left pending by an earlier send, sent as they were made.
     pub resent: usize,
+    /// Messages left pending by an earlier send and decided again (their entries planned
+    /// anew with what is known today).
+    pub redecided: usize,
     pub failed: usize,
-    /// Recorded and waiting for a server to come back.
+    /// Recorded and waiting for a server to come back (or to be configured).
     pub waiting: usize,
     pub skipped: usize,
     /// Due for customers who had their message of the day already: tomorrow.
@@ -42,8 +58,16 @@ pub struct SendReport {
     pub by_channel: BTreeMap<(String, String), usize>,
     /// The send window was closed: nothing was recorded or sent.
     pub window_closed: Option<String>,
+    /// When the send window opens next, when it was closed.
+    pub opens_at: Option<DateTime<Utc>>,
     /// Stopped (a signal) before all messages went out; the rest go out next time.
     pub stopped: bool,
+    /// Channels whose server refused the sender (a configuration to fix), with its answer.
+    pub refused: BTreeMap<String, String>,
+    /// The longest `Retry-After` a server asked for.
+    pub retry_after: Option<Duration>,
+    /// How the policy changed since the last send, in words.
+    pub policy_changes: Vec<String>,
 }
 
 /// What a send needs besides the ledger.
@@ -51,6 +75,22 @@ pub struct Sender<'a> {
     pub policy: &'a Policy,
     pub templates: &'a Templates,
     pub channels: &'a Channels,
+}
+
+/// What became of one delivery.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Outcome {
+    Sent,
+    Failed,
+    Waiting,
+    /// Stopped by a signal while it was in flight: left pending, as a crash would.
+    Stopped,
+}
+
+/// The channels that stopped during a send, and why.
+#[derive(Default)]
+struct Down {
+    reasons: HashMap<Channel, String>,
 }
 
 impl Sender<'_> {
@@ -74,8 +114,9 @@ impl Sender<'_> {
             && !ignore_window
             && !window.is_open(now)
         {
-            let next = window
-                .next_open(now)
+            report.opens_at = window.next_open(now);
+            let next = report
+                .opens_at
                 .map(|t| {
                     format!(
                         "; it opens next at {}",
@@ -90,39 +131,59 @@ impl Sender<'_> {
             ));
             return Ok(report);
         }
+        report.policy_changes = self.record_policy(ledger, now)?;
 
-        let carried = self.recheck_pending(ledger, candidates, &mut report)?;
-        let planned = plan(self.policy, candidates, ledger, day, now);
+        let (carried, held) = self.redecide(ledger, candidates, day, &mut report)?;
+        let planned = plan(self.policy, candidates, ledger, day, now, &held);
         report.deferred = planned.deferred;
         report.skipped += planned.skips.len();
         let skips = planned.skips.into_iter().map(Record::Skipped).collect();
         ledger.append(skips, true)?;
 
-        let mut down: HashMap<Channel, String> = HashMap::new();
+        let mut down = Down::default();
         let mut unsynced = 0usize;
         for message in carried {
             if stopped(cancel) {
                 report.stopped = true;
                 break;
             }
-            let result = self
-                .deliver(ledger, &message, false, &mut down, &mut unsynced)
+            let made_for = message.via.as_deref().and_then(Via::of);
+            let via = made_for.unwrap_or_else(|| self.route(ledger, message.channel));
+            let outcome = self
+                .deliver(
+                    ledger,
+                    &message,
+                    via,
+                    false,
+                    &mut down,
+                    &mut unsynced,
+                    cancel,
+                    &mut report,
+                )
                 .await?;
-            if result == Some(true) {
+            if outcome == Outcome::Sent {
                 report.resent += 1;
             }
-            self.count(&message, result, &mut report);
+            self.count(&message, via, outcome, &mut report);
         }
         // Messages for a server go one by one; the outbox's are written a batch at a time on
         // every core.
         let (boxed, served): (Vec<&Draft>, Vec<&Draft>) = (planned.drafts.iter())
-            .partition(|d| self.channels.via(d.channel(self.policy)) == Via::Outbox);
+            .partition(|d| self.route(ledger, d.channel(self.policy)) == Via::Outbox);
         for draft in served {
             if report.stopped || stopped(cancel) {
                 report.stopped = true;
                 break;
             }
-            let composed = compose(self.policy, self.templates, candidates, draft, day, now)?;
+            let via = self.route(ledger, draft.channel(self.policy));
+            let composed = compose(
+                self.policy,
+                self.templates,
+                candidates,
+                draft,
+                (day, now),
+                via.name(),
+            );
             let message = match composed {
                 Ok(message) => message,
                 Err((message, reason)) => {
@@ -131,10 +192,19 @@ impl Sender<'_> {
                     continue;
                 }
             };
-            let result = self
-                .deliver(ledger, &message, true, &mut down, &mut unsynced)
+            let outcome = self
+                .deliver(
+                    ledger,
+                    &message,
+                    via,
+                    true,
+                    &mut down,
+                    &mut unsynced,
+                    cancel,
+                    &mut report,
+                )
                 .await?;
-            self.count(&message, result, &mut report);
+            self.count(&message, via, outcome, &mut report);
         }
         for batch in boxed.chunks(OUTBOX_BATCH) {
             if report.stopped || stopped(cancel) {
@@ -154,87 +224,153 @@ impl Sender<'_> {
         Ok(report)
     }
 
-    fn count(&self, message: &Message, result: Option<bool>, report: &mut SendReport) {
-        match result {
-            Some(true) => {
-                report.sent += 1;
-                let via = self.channels.via(message.channel).name().to_string();
-                let key = (message.channel.name().to_string(), via);
-                *report.by_channel.entry(key).or_default() += 1;
-            }
-            Some(false) => report.failed += 1,
-            None => report.waiting += 1,
+    /// Where `channel`'s messages go: its server, the outbox when it has none, but never the
+    /// outbox for a channel whose messages went to a server before (they wait for it).
+    fn route(&self, ledger: &Ledger, channel: Channel) -> Via {
+        match (
+            self.channels.via(channel),
+            ledger.route(channel).and_then(Via::of),
+        ) {
+            (Via::Outbox, Some(server)) => server,
+            (via, _) => via,
         }
     }
 
-    /// The pending messages that still have a reason to go out; one whose every invoice is now
-    /// suppressed (paid, credited, disputed, promised or opted out meanwhile) is skipped.
-    fn recheck_pending(
+    /// Record the policy's shape when it is not the last one recorded; what changed since,
+    /// in words (nothing on a first send).
+    fn record_policy(
+        &self,
+        ledger: &mut Ledger,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, OutreachError> {
+        let shape = PolicyShape::of(self.policy);
+        let changes = match ledger.policy() {
+            Some((last, _)) if *last == shape => return Ok(Vec::new()),
+            Some((last, _)) => shape.changes_since(last),
+            None => Vec::new(),
+        };
+        for change in &changes {
+            tracing::warn!("outreach policy changed since the last send: {change}");
+        }
+        ledger.append(vec![Record::Policy { shape, at: now }], true)?;
+        Ok(changes)
+    }
+
+    fn count(&self, message: &Message, via: Via, outcome: Outcome, report: &mut SendReport) {
+        match outcome {
+            Outcome::Sent => {
+                report.sent += 1;
+                let key = (message.channel.name().to_string(), via.name().to_string());
+                *report.by_channel.entry(key).or_default() += 1;
+            }
+            Outcome::Failed => report.failed += 1,
+            Outcome::Waiting => report.waiting += 1,
+            Outcome::Stopped => report.stopped = true,
+        }
+    }
+
+    /// Decide again each message left pending, before the day's plan: the messages to send
+    /// again as they were made (they may have been delivered: a crash), and the customers'
+    /// slots that have a message going out or waiting today (they get no other today).
+    fn redecide(
         &self,
         ledger: &mut Ledger,
         candidates: &[Candidate],
+        day: NaiveDate,
         report: &mut SendReport,
-    ) -> Result<Vec<Message>, OutreachError> {
+    ) -> Result<(Vec<Message>, HashSet<(String, Slot)>), OutreachError> {
         let by_invoice: HashMap<&str, &Candidate> = candidates
             .iter()
             .map(|c| (c.invoice_id.as_str(), c))
             .collect();
         let mut carried = Vec::new();
-        for message in ledger.pending() {
-            let reasons: Vec<Option<&String>> = (message.items.iter())
-                .map(|i| {
-                    by_invoice
-                        .get(i.invoice_id.as_str())
-                        .and_then(|c| c.suppressed.as_ref())
-                })
-                .collect();
-            if reasons.iter().any(Option::is_none) {
-                carried.push(message);
+        let mut held = HashSet::new();
+        let mut records = Vec::new();
+        let at = Utc::now();
+        for entry in ledger.pending_entries() {
+            let message = entry.message;
+            let made_for = message.via.as_deref().and_then(Via::of);
+            let configured = self.channels.via(message.channel);
+            if let Some(server) = made_for.filter(|v| *v != Via::Outbox && *v != configured) {
+                records.push(Record::Waiting {
+                    id: message.id.clone(),
+                    reason: unconfigured(message.channel, server),
+                    at,
+                });
+                held.insert((message.customer_id.clone(), message.slot()));
+                report.waiting += 1;
                 continue;
             }
-            let now = Utc::now();
-            let skips = (message.items.iter().zip(&reasons))
-                .map(|(item, reason)| {
-                    Record::Skipped(Skip {
-                        day: message.day,
-                        rule: item.rule.clone(),
-                        stage: item.stage.clone(),
-                        customer_id: message.customer_id.clone(),
-                        invoice_id: item.invoice_id.clone(),
-                        reason: format!(
-                            "{} by the time of sending",
-                            reason.expect("all suppressed")
-                        ),
-                        message_id: Some(message.id.clone()),
-                        at: now,
-                    })
+            if entry.status.undelivered() {
+                records.push(Record::Dropped {
+                    id: message.id.clone(),
+                    reason: format!(
+                        "not delivered ({}); decided again on {day} with what is known then",
+                        waiting_reason(&entry.status)
+                    ),
+                    at,
+                });
+                report.redecided += 1;
+                continue;
+            }
+            // It may have been delivered (a crash in mid-send): again as it was while every
+            // invoice in it is still due.
+            let gone: Vec<String> = (message.items.iter())
+                .filter_map(|item| match by_invoice.get(item.invoice_id.as_str()) {
+                    None => Some(format!("{} no longer due", item.invoice_id)),
+                    Some(c) => (c.suppressed.as_ref())
+                        .map(|r| format!("{} {r}", item.invoice_id))
+                        .or_else(|| {
+                            (c.open_amount <= 0.0)
+                                .then(|| format!("{} no longer open", item.invoice_id))
+                        }),
                 })
                 .collect();
-            ledger.append(skips, true)?;
-            report.skipped += message.items.len();
+            if gone.is_empty() {
+                held.insert((message.customer_id.clone(), message.slot()));
+                carried.push(message);
+            } else {
+                records.push(Record::Dropped {
+                    id: message.id.clone(),
+                    reason: format!(
+                        "changed by the time of sending ({}); decided again on {day}",
+                        gone.join(", ")
+                    ),
+                    at,
+                });
+                report.redecided += 1;
+            }
         }
-        Ok(carried)
+        ledger.append(records, true)?;
+        Ok((carried, held))
     }
 
-    /// Record `message` (when `new`), deliver it with retries, mark the outcome. `Some(true)`
-    /// sent, `Some(false)` failed for good, `None` waiting.
+    /// Record `message` (when `new`), deliver it by `via` with retries, mark the outcome.
+    #[allow(clippy::too_many_arguments)]
     async fn deliver(
         &self,
         ledger: &mut Ledger,
         message: &Message,
+        via: Via,
         new: bool,
-        down: &mut HashMap<Channel, String>,
+        down: &mut Down,
         unsynced: &mut usize,
-    ) -> Result<Option<bool>, OutreachError> {
-        let via = self.channels.via(message.channel);
+        cancel: Option<&CancellationToken>,
+        report: &mut SendReport,
+    ) -> Result<Outcome, OutreachError> {
         let outbox = via == Via::Outbox;
         if new {
             // Durable before it leaves, unless it only goes to the outbox.
             ledger.append(vec![Record::Pending(message.clone())], !outbox)?;
         }
-        if let Some(reason) = down.get(&message.channel) {
+        if let Some(reason) = down.reasons.get(&message.channel) {
             ledger.append(vec![not_tried(message, reason)], !outbox)?;
-            return Ok(None);
+            return Ok(Outcome::Waiting);
+        }
+        if via != self.channels.via(message.channel) {
+            let reason = unconfigured(message.channel, via);
+            ledger.append(vec![waiting(message, &reason)], true)?;
+            return Ok(Outcome::Waiting);
         }
         let retry = self.policy.retry;
         let mut waits = backon::ExponentialBuilder::new()
@@ -243,20 +379,51 @@ impl Sender<'_> {
             .with_jitter()
             .with_max_times(retry.attempts.saturating_sub(1) as usize)
             .build();
+        let mut answer_lost = false;
         let outcome = loop {
-            match self.channels.deliver(message).await {
+            let attempt = self.channels.deliver(message, via);
+            let result = match cancel {
+                Some(cancel) => tokio::select! {
+                    result = attempt => result,
+                    _ = cancel.cancelled() => return Ok(Outcome::Stopped),
+                },
+                None => attempt.await,
+            };
+            match result {
                 Ok(via) => break Ok(via),
-                Err(Failure::Permanent(reason)) => break Err(Failure::Permanent(reason)),
-                Err(Failure::Transient(reason)) => match waits.next() {
-                    Some(wait) => {
-                        tracing::debug!(id = %message.id, %reason, ?wait, "delivery failed; retrying");
+                Err(Failure::Unconfirmed(reason)) if !answer_lost => {
+                    // Once more, the same bytes under the same id: a receiver that has it
+                    // drops the copy.
+                    tracing::warn!(id = %message.id, "{reason}; trying once more");
+                    answer_lost = true;
+                }
+                Err(Failure::Transient(reason, after)) => {
+                    if let Some(after) = after {
+                        report.retry_after = report.retry_after.max(Some(after));
+                    }
+                    let wait = match waits.next() {
+                        Some(wait) if after.is_none_or(|a| a <= retry.max_wait) => {
+                            wait.max(after.unwrap_or_default())
+                        }
+                        _ => break Err(Failure::Transient(reason, after)),
+                    };
+                    tracing::debug!(id = %message.id, %reason, ?wait, "delivery failed; retrying");
+                    if let Some(cancel) = cancel {
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait) => {}
+                            _ = cancel.cancelled() => {
+                                ledger.append(vec![waiting(message, &reason)], true)?;
+                                return Ok(Outcome::Stopped);
+                            }
+                        }
+                    } else {
                         tokio::time::sleep(wait).await;
                     }
-                    None => break Err(Failure::Transient(reason)),
-                },
+                }
+                Err(other) => break Err(other),
             }
         };
-        let (record, result) = outcome_record(message, outcome, down);
+        let (record, result) = outcome_record(message, outcome, down, report);
         *unsynced += 1;
         let durable = !outbox || *unsynced >= OUTBOX_BATCH;
         if durable {
@@ -264,6 +431,28 @@ impl Sender<'_> {
         }
         ledger.append(vec![record], durable)?;
         Ok(result)
+    }
+}
+
+/// Why a message made for `server` waits: its channel has no server configured now.
+fn unconfigured(channel: Channel, server: Via) -> String {
+    let variable = match channel {
+        Channel::Email => "ARSTREAM_SMTP_URL",
+        Channel::Webhook => "ARSTREAM_WEBHOOK_URL or [channels.webhook] url",
+        Channel::Sms => "ARSTREAM_SMS_URL or [channels.sms] url",
+    };
+    format!(
+        "made for {} ({} went to a server before), and {variable} is not set now: it waits for the server, not the outbox",
+        server.name(),
+        channel.name()
+    )
+}
+
+/// The last transient failure of a pending message.
+fn waiting_reason(status: &Status) -> &str {
+    match status {
+        Status::Pending { waiting: Some(r) } => r,
+        _ => "no answer",
     }
 }
 
@@ -287,14 +476,21 @@ impl Sender<'_> {
         candidates: &[Candidate],
         drafts: &[&Draft],
         (day, now): (NaiveDate, DateTime<Utc>),
-        down: &mut HashMap<Channel, String>,
+        down: &mut Down,
         report: &mut SendReport,
     ) -> Result<(), OutreachError> {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let per_thread = drafts.len().div_ceil(threads).max(1);
-        let was_down = &*down;
+        let was_down = &down.reasons;
         let write = |draft: &Draft| -> Result<Written, OutreachError> {
-            let composed = compose(self.policy, self.templates, candidates, draft, day, now)?;
+            let composed = compose(
+                self.policy,
+                self.templates,
+                candidates,
+                draft,
+                (day, now),
+                Via::Outbox.name(),
+            );
             Ok(match composed {
                 Err((message, reason)) => Written::Unfit(message, reason),
                 Ok(message) => match was_down.get(&message.channel) {
@@ -332,8 +528,8 @@ impl Sender<'_> {
                     report.waiting += 1;
                 }
                 Written::Tried(message, outcome) => {
-                    let (record, result) = outcome_record(&message, outcome, down);
-                    self.count(&message, result, report);
+                    let (record, result) = outcome_record(&message, outcome, down, report);
+                    self.count(&message, Via::Outbox, result, report);
                     records.extend([Record::Pending(message), record]);
                 }
             }
@@ -351,20 +547,28 @@ fn unfit(message: Message, reason: String, at: DateTime<Utc>) -> Vec<Record> {
 
 /// A message not tried because its channel is down.
 fn not_tried(message: &Message, reason: &str) -> Record {
+    waiting(
+        message,
+        &format!("not tried: {reason} (for an earlier message of this send)"),
+    )
+}
+
+fn waiting(message: &Message, reason: &str) -> Record {
     Record::Waiting {
         id: message.id.clone(),
-        reason: format!("not tried: {reason} (for an earlier message of this send)"),
+        reason: reason.to_string(),
         at: Utc::now(),
     }
 }
 
-/// The record of a delivery's outcome, and the outcome for the report (`Some(true)` sent,
-/// `Some(false)` failed for good, `None` waiting). A transient failure marks the channel down.
+/// The record of a delivery's outcome, and the outcome for the report. A transient failure
+/// or a refusal of the sender stops the channel for the rest of the send.
 fn outcome_record(
     message: &Message,
     outcome: Result<Via, Failure>,
-    down: &mut HashMap<Channel, String>,
-) -> (Record, Option<bool>) {
+    down: &mut Down,
+    report: &mut SendReport,
+) -> (Record, Outcome) {
     let at = Utc::now();
     let id = message.id.clone();
     match outcome {
@@ -374,21 +578,39 @@ fn outcome_record(
                 via: via.name().into(),
                 at,
             },
-            Some(true),
+            Outcome::Sent,
         ),
         Err(Failure::Permanent(reason)) => {
             tracing::warn!(id = %message.id, customer = %message.customer_id, "not sent: {reason}");
-            (Record::Failed { id, reason, at }, Some(false))
+            (Record::Failed { id, reason, at }, Outcome::Failed)
         }
-        Err(Failure::Transient(reason)) => {
-            if !down.contains_key(&message.channel) {
+        Err(Failure::Unconfirmed(reason)) => {
+            let reason = format!(
+                "{reason}; handed over twice without an answer, it may have arrived (Message-ID {id}): not sent again"
+            );
+            tracing::warn!(customer = %message.customer_id, "{reason}");
+            (Record::Failed { id, reason, at }, Outcome::Failed)
+        }
+        Err(Failure::Refused(reason)) => {
+            if !down.reasons.contains_key(&message.channel) {
+                tracing::warn!(
+                    channel = message.channel.name(),
+                    "{reason}: no message of this channel can go until that is fixed; they wait"
+                );
+            }
+            (report.refused).insert(message.channel.name().to_string(), reason.clone());
+            down.reasons.insert(message.channel, reason.clone());
+            (Record::Waiting { id, reason, at }, Outcome::Waiting)
+        }
+        Err(Failure::Transient(reason, _)) => {
+            if !down.reasons.contains_key(&message.channel) {
                 tracing::warn!(
                     channel = message.channel.name(),
                     "{reason}: this and the channel's other messages wait for the next send"
                 );
             }
-            down.insert(message.channel, reason.clone());
-            (Record::Waiting { id, reason, at }, None)
+            down.reasons.insert(message.channel, reason.clone());
+            (Record::Waiting { id, reason, at }, Outcome::Waiting)
         }
     }
 }

@@ -3,9 +3,10 @@
 //! received; both run on threads of the test process until it ends.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{IpAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mailin::{Action, Handler, Response, SessionBuilder};
 
@@ -99,16 +100,62 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// How the SMTP server answers.
+#[derive(Debug, Clone, Default)]
+pub enum SmtpMode {
+    /// Accept every message (what `start` does).
+    #[default]
+    Accept,
+    /// Greet with this reply line instead of 220 (e.g. "554 5.3.2 No service here") and close
+    /// the connection.
+    RefuseGreeting(String),
+    /// Answer every MAIL FROM with this reply line (e.g. "530 5.7.0 Authentication required").
+    RefuseSender(String),
+    /// Answer RCPT TO of this address (case-insensitive, without angle brackets) with
+    /// "550 5.1.1 No such user"; other recipients are accepted.
+    RefuseRecipient(String),
+    /// Take the message whole (record it in emails()), then drop the TCP connection without
+    /// answering the end of DATA: the client never learns it was stored.
+    DropAfterData,
+}
+
+/// A reply line ("530 5.7.0 Authentication required") as a mailin response.
+fn reply_line(line: &str) -> Response {
+    let (code, text) = line.split_once(' ').unwrap_or((line, ""));
+    Response::custom(code.parse().expect("an SMTP reply code"), text.to_string())
+}
+
 #[derive(Clone)]
 struct Collect {
     emails: Arc<Mutex<Vec<Email>>>,
     delay: Duration,
+    mode: SmtpMode,
+    /// Set when a message has just ended in `DropAfterData` mode: the session loop then hangs
+    /// up instead of answering (one flag per connection).
+    dropped: Arc<AtomicBool>,
     from: String,
     to: Vec<String>,
     data: Vec<u8>,
 }
 
 impl Handler for Collect {
+    fn mail(&mut self, _ip: IpAddr, _domain: &str, _from: &str) -> Response {
+        match &self.mode {
+            SmtpMode::RefuseSender(line) => reply_line(line),
+            _ => mailin::response::OK,
+        }
+    }
+
+    fn rcpt(&mut self, to: &str) -> Response {
+        let to = to.trim_start_matches('<').trim_end_matches('>');
+        match &self.mode {
+            SmtpMode::RefuseRecipient(refused) if refused.eq_ignore_ascii_case(to) => {
+                reply_line("550 5.1.1 No such user")
+            }
+            _ => mailin::response::OK,
+        }
+    }
+
     fn data_start(&mut self, _domain: &str, from: &str, _is8bit: bool, to: &[String]) -> Response {
         self.from = from.to_string();
         self.to = to.to_vec();
@@ -130,6 +177,11 @@ impl Handler for Collect {
             data: String::from_utf8_lossy(&self.data).into_owned(),
         };
         self.emails.lock().unwrap().push(email);
+        if let SmtpMode::DropAfterData = self.mode {
+            // Stored but never acknowledged: the session loop hangs up instead of replying.
+            self.dropped.store(true, Ordering::SeqCst);
+            return mailin::response::OK;
+        }
         std::thread::sleep(self.delay);
         mailin::response::OK
     }
@@ -139,28 +191,50 @@ impl Handler for Collect {
 pub struct SmtpServer {
     pub port: u16,
     pub emails: Arc<Mutex<Vec<Email>>>,
+    /// Connections accepted so far (a sender that retries shows up here even when no
+    /// message got through).
+    connections: Arc<AtomicUsize>,
 }
 
 impl SmtpServer {
     /// Listen on `port` (0: any), acknowledging each message after `delay`.
     pub fn start(port: u16, delay: Duration) -> SmtpServer {
+        SmtpServer::start_with(port, delay, SmtpMode::Accept)
+    }
+
+    /// Listen on `port` (0: any) with `mode`; messages are acknowledged after `delay`.
+    pub fn start_with(port: u16, delay: Duration, mode: SmtpMode) -> SmtpServer {
         let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
         let port = listener.local_addr().unwrap().port();
         let emails = Arc::new(Mutex::new(Vec::new()));
+        let connections = Arc::new(AtomicUsize::new(0));
         let handler = Collect {
             emails: emails.clone(),
             delay,
+            mode,
+            dropped: Arc::new(AtomicBool::new(false)),
             from: String::new(),
             to: Vec::new(),
             data: Vec::new(),
         };
+        let accepted = connections.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
+                accepted.fetch_add(1, Ordering::SeqCst);
                 let handler = handler.clone();
                 std::thread::spawn(move || smtp_session(stream, handler));
             }
         });
-        SmtpServer { port, emails }
+        SmtpServer {
+            port,
+            emails,
+            connections,
+        }
+    }
+
+    /// How many connections the server has accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 
     pub fn url(&self) -> String {
@@ -172,12 +246,20 @@ impl SmtpServer {
     }
 }
 
-fn smtp_session(stream: TcpStream, handler: Collect) {
+fn smtp_session(stream: TcpStream, mut handler: Collect) {
     let peer: IpAddr = stream
         .peer_addr()
         .map(|a| a.ip())
         .unwrap_or([127, 0, 0, 1].into());
     let mut writer = stream.try_clone().unwrap();
+    if let SmtpMode::RefuseGreeting(line) = &handler.mode {
+        let _ = writer.write_all(format!("{line}\r\n").as_bytes());
+        let _ = writer.shutdown(Shutdown::Both);
+        return;
+    }
+    // A fresh flag for this connection (the handler's clone would share the listener's).
+    let dropped = Arc::new(AtomicBool::new(false));
+    handler.dropped = dropped.clone();
     let mut reader = BufReader::new(stream);
     let mut session = SessionBuilder::new("arstream-test-smtp").build(peer, handler);
     if session.greeting().write_to(&mut writer).is_err() {
@@ -191,6 +273,11 @@ fn smtp_session(stream: TcpStream, handler: Collect) {
             Ok(_) => {}
         }
         let response = session.process(&line);
+        if dropped.load(Ordering::SeqCst) {
+            // DropAfterData: the message is stored; hang up instead of acknowledging it.
+            let _ = writer.shutdown(Shutdown::Both);
+            return;
+        }
         match response.action {
             Action::Reply => {
                 if response.write_to(&mut writer).is_err() {
@@ -224,25 +311,75 @@ impl Request {
     }
 }
 
-/// A small HTTP/1.1 listener on loopback that answers every request with `status`.
+/// How the HTTP listener answers a request.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// This status and a 2-byte body "ok" (what `start(status)` does).
+    Status(u16),
+    /// This status with a `Location` header (a redirect, e.g. 302 to another URL) and an
+    /// empty body.
+    Redirect(u16, String),
+    /// This status (e.g. 503 or 429) with `Retry-After: <seconds>` and an empty body.
+    RetryAfter(u16, u64),
+    /// This status with a body of this many bytes ('x'), written in 64 KiB chunks until written
+    /// whole or the client hangs up; the bytes actually written are counted (see
+    /// `body_bytes_written`).
+    BigBody(u16, u64),
+    /// Read the request, record it, never answer (hold the connection open for up to 10
+    /// minutes, then close).
+    Hang,
+}
+
+/// Chooses the reply to the n-th request (0-based, over the whole server).
+type Replier = dyn Fn(&Request, usize) -> Reply + Send + Sync;
+
+/// A small HTTP/1.1 listener on loopback that answers each request as its `Replier` says.
 pub struct HttpServer {
     pub port: u16,
     pub requests: Arc<Mutex<Vec<Request>>>,
+    /// Bytes of `BigBody` bodies actually written: how much a client read before giving up.
+    body_bytes: Arc<AtomicU64>,
+}
+
+/// What the connections of one listener share.
+struct HttpShared {
+    reply: Box<Replier>,
+    /// Requests seen so far, in arrival order over all connections.
+    seen: Arc<Mutex<Vec<Request>>>,
+    body_bytes: Arc<AtomicU64>,
 }
 
 impl HttpServer {
+    /// Answer every request with `status` and the body "ok".
     pub fn start(status: u16) -> HttpServer {
+        HttpServer::start_with(move |_, _| Reply::Status(status))
+    }
+
+    /// Answer the n-th request (0-based, counted over the whole server) with
+    /// `reply(&request, n)`.
+    pub fn start_with(
+        reply: impl Fn(&Request, usize) -> Reply + Send + Sync + 'static,
+    ) -> HttpServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
-        let seen = requests.clone();
+        let body_bytes = Arc::new(AtomicU64::new(0));
+        let shared = Arc::new(HttpShared {
+            reply: Box::new(reply),
+            seen: requests.clone(),
+            body_bytes: body_bytes.clone(),
+        });
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let seen = seen.clone();
-                std::thread::spawn(move || http_connection(stream, status, seen));
+                let shared = shared.clone();
+                std::thread::spawn(move || http_connection(stream, &shared));
             }
         });
-        HttpServer { port, requests }
+        HttpServer {
+            port,
+            requests,
+            body_bytes,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -252,9 +389,14 @@ impl HttpServer {
     pub fn requests(&self) -> Vec<Request> {
         self.requests.lock().unwrap().clone()
     }
+
+    /// Bytes of BigBody bodies actually written (the client may hang up early).
+    pub fn body_bytes_written(&self) -> u64 {
+        self.body_bytes.load(Ordering::SeqCst)
+    }
 }
 
-fn http_connection(stream: TcpStream, status: u16, seen: Arc<Mutex<Vec<Request>>>) {
+fn http_connection(stream: TcpStream, shared: &HttpShared) {
     let mut writer = stream.try_clone().unwrap();
     let mut reader = BufReader::new(stream);
     // Requests on one connection, one after another (keep-alive), until it closes.
@@ -288,15 +430,83 @@ fn http_connection(stream: TcpStream, status: u16, seen: Arc<Mutex<Vec<Request>>
         if reader.read_exact(&mut body).is_err() {
             return;
         }
-        seen.lock().unwrap().push(Request {
+        let request = Request {
             method,
             path,
             headers,
             body: String::from_utf8_lossy(&body).into_owned(),
-        });
-        let reply = format!("HTTP/1.1 {status} X\r\nContent-Length: 2\r\n\r\nok");
-        if writer.write_all(reply.as_bytes()).is_err() {
+        };
+        // Record first, then choose: the count is over the whole server, and a test sees the
+        // request even when the reply never comes.
+        let n = {
+            let mut seen = shared.seen.lock().unwrap();
+            seen.push(request.clone());
+            seen.len() - 1
+        };
+        let reply = (shared.reply)(&request, n);
+        let head = match &reply {
+            Reply::Status(status) => format!("HTTP/1.1 {status} X\r\nContent-Length: 2\r\n\r\nok"),
+            Reply::Redirect(status, location) => {
+                format!("HTTP/1.1 {status} X\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n")
+            }
+            Reply::RetryAfter(status, seconds) => {
+                format!(
+                    "HTTP/1.1 {status} X\r\nRetry-After: {seconds}\r\nContent-Length: 0\r\n\r\n"
+                )
+            }
+            Reply::BigBody(status, size) => {
+                format!("HTTP/1.1 {status} X\r\nContent-Length: {size}\r\n\r\n")
+            }
+            Reply::Hang => {
+                hang(&mut reader);
+                return;
+            }
+        };
+        if writer.write_all(head.as_bytes()).is_err() {
+            return;
+        }
+        if let Reply::BigBody(_, size) = reply {
+            big_body(&mut writer, size, &shared.body_bytes);
+            // Closed after a big body: a client that stopped reading leaves nothing to resume.
+            let _ = writer.shutdown(Shutdown::Both);
             return;
         }
     }
+}
+
+/// Write `size` bytes of 'x' in 64 KiB chunks, counting what the socket took, until done or
+/// the client hangs up.
+fn big_body(writer: &mut TcpStream, size: u64, written: &AtomicU64) {
+    let chunk = vec![b'x'; 64 * 1024];
+    let mut left = size;
+    while left > 0 {
+        let part = &chunk[..left.min(chunk.len() as u64) as usize];
+        match writer.write(part) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                written.fetch_add(n as u64, Ordering::SeqCst);
+                left -= n as u64;
+            }
+        }
+    }
+}
+
+/// Hold the connection without answering, for at most 10 minutes; stop early when the client
+/// hangs up (nothing more to read), so a finished test frees the thread.
+fn hang(reader: &mut BufReader<TcpStream>) {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut buf = [0; 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || reader.get_ref().set_read_timeout(Some(left)).is_err() {
+            break;
+        }
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    let _ = reader.get_ref().shutdown(Shutdown::Both);
 }
