@@ -206,6 +206,14 @@ fn email_problem(address: Option<&str>) -> Option<String> {
     }
 }
 
+/// A name on one line: a line break in the feed's text (`Evil Corp\r\nBcc: …`) would end an
+/// email's subject, or a line of an SMS, where the template puts it.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
 /// `phone` in E.164 as a gateway takes it: `+` and the digits, nothing between them.
 fn e164(phone: &str) -> String {
     let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
@@ -275,14 +283,14 @@ pub fn compose(
     let mut context = Context::new(
         CustomerView {
             id: first.customer_id.clone(),
-            name: first.customer_name.clone(),
+            name: one_line(&first.customer_name),
             email: first.email.clone(),
             phone: first.phone.clone(),
             country: first.country.clone(),
         },
         CollectorView {
             id: first.collector_id.clone(),
-            name: first.collector_name.clone(),
+            name: first.collector_name.as_deref().map(one_line),
             email: first.collector_email.clone(),
         },
         invoices,
