@@ -104,7 +104,8 @@ pub enum Command {
     /// over email, SMS and webhooks, each message once
     Outreach(outreach::OutreachArgs),
     /// The live terminal dashboard: KPIs, aging, DSO, risk, worklist, forecast, outreach and
-    /// feed health, laid out by dashboards/*.toml (what `run` shows on a terminal)
+    /// feed health, laid out by dashboards/*.toml (what `run` shows on a terminal; the
+    /// dashboard alone never sends outreach)
     Dashboard(dashboard::DashboardArgs),
 }
 

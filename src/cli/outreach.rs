@@ -16,7 +16,7 @@ use super::output::{self, Format};
 use crate::engine::Engine;
 use crate::outreach::candidates::{self, Candidate};
 use crate::outreach::ledger::{Ledger, Message, Status};
-use crate::outreach::plan::{compose, plan};
+use crate::outreach::plan::{Held, compose, plan};
 use crate::outreach::replay::replay;
 use crate::outreach::send::{SendReport, Sender};
 use crate::outreach::{Outreach, OutreachError};
@@ -229,12 +229,8 @@ async fn preview(
     let (_engine, day, rows) = candidates_of(session, outreach).await?;
     let ledger = Ledger::read(&outreach.ledger_folder)?;
     let now = Utc::now();
-    let held = Default::default();
-    let planned = plan(&outreach.policy, &rows, &ledger, day, now, &held);
-    let changes = match ledger.policy() {
-        Some((last, at)) => Some((outreach.shape().changes_since(last), *at)),
-        None => None,
-    };
+    let planned = plan(&outreach.policy, &rows, &ledger, day, now, &Held::new());
+    let changes = (ledger.policy()).map(|(last, at)| (outreach.shape().changes_since(last), *at));
     let mut messages: Vec<(Message, Option<String>)> = Vec::new();
     for draft in &planned.drafts {
         if args
@@ -247,10 +243,7 @@ async fn preview(
         let policy = &outreach.policy;
         let via = channels_via(outreach, &ledger, draft.channel(policy))?;
         let composed = compose(policy, &outreach.templates, &rows, draft, (day, now), via);
-        messages.push(match composed {
-            Ok(m) => (m, None),
-            Err((m, reason)) => (m, Some(reason)),
-        });
+        messages.push((composed.message, composed.problem));
     }
     match args.format {
         OutreachFormat::Json => {

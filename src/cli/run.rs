@@ -403,20 +403,31 @@ impl Lines {
                 match self.json {
                     true => println!(
                         "{}",
-                        serde_json::json!({"event": "outreach", "sequence": sequence, "day": report.day, "sent": report.sent, "failed": report.failed, "waiting": report.waiting, "skipped": report.skipped, "deferred": report.deferred, "window_closed": closed})
+                        serde_json::json!({"event": "outreach", "sequence": sequence, "day": report.day, "sent": report.sent, "failed": report.failed, "waiting": report.waiting, "skipped": report.skipped, "deferred": report.deferred, "redecided": report.redecided, "window_closed": closed, "refused": report.refused, "policy_changes": report.policy_changes})
                     ),
-                    false => println!(
-                        "outreach sequence={sequence} day={} sent={} failed={} waiting={} skipped={} deferred={}{}",
-                        report.day.map(|d| d.to_string()).unwrap_or_default(),
-                        report.sent,
-                        report.failed,
-                        report.waiting,
-                        report.skipped,
-                        report.deferred,
-                        closed
-                            .map(|c| format!(" window_closed={c:?}"))
-                            .unwrap_or_default()
-                    ),
+                    false => {
+                        println!(
+                            "outreach sequence={sequence} day={} sent={} failed={} waiting={} skipped={} deferred={} redecided={}{}",
+                            report.day.map(|d| d.to_string()).unwrap_or_default(),
+                            report.sent,
+                            report.failed,
+                            report.waiting,
+                            report.skipped,
+                            report.deferred,
+                            report.redecided,
+                            closed
+                                .map(|c| format!(" window_closed={c:?}"))
+                                .unwrap_or_default()
+                        );
+                        for change in &report.policy_changes {
+                            println!("outreach sequence={sequence} policy_changed={change:?}");
+                        }
+                        for (channel, answer) in &report.refused {
+                            eprintln!(
+                                "error outreach sequence={sequence} channel={channel} refused={answer:?} (its messages wait; fix the server's settings)"
+                            );
+                        }
+                    }
                 }
             }
             Sent::Failed { sequence, error } => match self.json {

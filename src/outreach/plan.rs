@@ -43,6 +43,19 @@ impl Draft {
 /// (rule, stage, candidate) indexes of one entry.
 type EntryAt = (usize, usize, usize);
 
+/// Customers and slots that have a message going out today already (one that waited and goes
+/// now, or keeps waiting): their entries wait for the next day.
+pub type Held = HashSet<(String, Slot)>;
+
+/// A message made from a draft, and why it cannot go out, if it cannot.
+#[derive(Debug, Clone)]
+pub struct Composed {
+    pub message: Message,
+    /// A malformed or missing address, a template that does not render for it: the message
+    /// is recorded as failed, alone.
+    pub problem: Option<String>,
+}
+
 /// A day's decisions.
 #[derive(Debug, Default)]
 pub struct Plan {
@@ -54,16 +67,14 @@ pub struct Plan {
 }
 
 /// Decide `day`'s messages.
-///
-/// `held`: customers and slots that have a message going out today already (one that waited
-/// and goes now, or keeps waiting): their entries wait for the next day.
+/// `held` customers' entries wait for the next day.
 pub fn plan(
     policy: &Policy,
     candidates: &[Candidate],
     ledger: &Ledger,
     day: NaiveDate,
     now: DateTime<Utc>,
-    held: &HashSet<(String, Slot)>,
+    held: &Held,
 ) -> Plan {
     let mut out = Plan::default();
     // (customer, slot) → its due entries, in the order first seen.
@@ -241,8 +252,6 @@ fn phone_problem(phone: Option<&str>) -> Option<String> {
 }
 
 /// A draft as a message: its recipient, language and words, and where it is to go (`via`).
-/// `Err` holds the message with the reason it cannot go out (a malformed or missing
-/// address, a template that does not render for it): it is recorded as failed, alone.
 pub fn compose(
     policy: &Policy,
     templates: &Templates,
@@ -250,7 +259,7 @@ pub fn compose(
     draft: &Draft,
     (day, now): (NaiveDate, DateTime<Utc>),
     via: &str,
-) -> Result<Message, (Message, String)> {
+) -> Composed {
     let (lead_rule, lead_stage, lead_candidate) = draft.entries[0];
     let rule = &policy.rules[lead_rule];
     let stage: &Stage = &rule.stages[lead_stage];
@@ -354,10 +363,7 @@ pub fn compose(
         recorded_at: now,
         via: Some(via.to_string()),
     };
-    match problem {
-        None => Ok(message),
-        Some(reason) => Err((message, reason)),
-    }
+    Composed { message, problem }
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@
 //! says so. A message handed over whole whose answer was lost is tried once more with the
 //! same id, then never again. A permanent failure is recorded and the others go on.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use backon::BackoffBuilder;
@@ -28,8 +28,8 @@ use super::OutreachError;
 use super::candidates::Candidate;
 use super::channels::{Channels, Failure, Via};
 use super::ledger::{Ledger, Message, PolicyShape, Record, Status};
-use super::plan::{Draft, compose, plan};
-use super::policy::{Channel, Policy, Slot};
+use super::plan::{Draft, Held, compose, plan};
+use super::policy::{Channel, Policy};
 use super::render::Templates;
 
 /// How many outbox messages are written and recorded between two flushes of the ledger to
@@ -184,10 +184,10 @@ impl Sender<'_> {
                 (day, now),
                 via.name(),
             );
-            let message = match composed {
-                Ok(message) => message,
-                Err((message, reason)) => {
-                    ledger.append(unfit(message, reason, now), false)?;
+            let message = match composed.problem {
+                None => composed.message,
+                Some(reason) => {
+                    ledger.append(unfit(composed.message, reason, now), false)?;
                     report.failed += 1;
                     continue;
                 }
@@ -278,13 +278,13 @@ impl Sender<'_> {
         candidates: &[Candidate],
         day: NaiveDate,
         report: &mut SendReport,
-    ) -> Result<(Vec<Message>, HashSet<(String, Slot)>), OutreachError> {
+    ) -> Result<(Vec<Message>, Held), OutreachError> {
         let by_invoice: HashMap<&str, &Candidate> = candidates
             .iter()
             .map(|c| (c.invoice_id.as_str(), c))
             .collect();
         let mut carried = Vec::new();
-        let mut held = HashSet::new();
+        let mut held = Held::new();
         let mut records = Vec::new();
         let at = Utc::now();
         for entry in ledger.pending_entries() {
@@ -482,7 +482,7 @@ impl Sender<'_> {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let per_thread = drafts.len().div_ceil(threads).max(1);
         let was_down = &down.reasons;
-        let write = |draft: &Draft| -> Result<Written, OutreachError> {
+        let write = |draft: &Draft| -> Written {
             let composed = compose(
                 self.policy,
                 self.templates,
@@ -491,18 +491,17 @@ impl Sender<'_> {
                 (day, now),
                 Via::Outbox.name(),
             );
-            Ok(match composed {
-                Err((message, reason)) => Written::Unfit(message, reason),
-                Ok(message) => match was_down.get(&message.channel) {
-                    Some(reason) => Written::NotTried(message, reason.clone()),
-                    None => {
-                        let tried = self.channels.write_outbox(&message).map(|_| Via::Outbox);
-                        Written::Tried(message, tried)
-                    }
-                },
-            })
+            let message = composed.message;
+            match (composed.problem, was_down.get(&message.channel)) {
+                (Some(reason), _) => Written::Unfit(message, reason),
+                (None, Some(reason)) => Written::NotTried(message, reason.clone()),
+                (None, None) => {
+                    let tried = self.channels.write_outbox(&message).map(|_| Via::Outbox);
+                    Written::Tried(message, tried)
+                }
+            }
         };
-        let parts: Vec<Result<Vec<Written>, OutreachError>> = std::thread::scope(|scope| {
+        let parts: Vec<Vec<Written>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (drafts.chunks(per_thread))
                 .map(|part| scope.spawn(move || part.iter().map(|d| write(d)).collect()))
                 .collect();
@@ -511,12 +510,7 @@ impl Sender<'_> {
                 .collect()
         });
         let mut records = Vec::with_capacity(2 * drafts.len());
-        for written in parts
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .flatten()
-        {
+        for written in parts.into_iter().flatten() {
             match written {
                 Written::Unfit(message, reason) => {
                     records.extend(unfit(message, reason, now));
