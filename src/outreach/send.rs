@@ -28,7 +28,7 @@ use super::OutreachError;
 use super::candidates::Candidate;
 use super::channels::{Channels, Failure, Via};
 use super::ledger::{Ledger, Message, PolicyShape, Record, Status};
-use super::plan::{Draft, Held, compose, plan};
+use super::plan::{Composed, Draft, Held, compose, plan};
 use super::policy::{Channel, Policy};
 use super::render::Templates;
 
@@ -176,14 +176,7 @@ impl Sender<'_> {
                 break;
             }
             let via = self.route(ledger, draft.channel(self.policy));
-            let composed = compose(
-                self.policy,
-                self.templates,
-                candidates,
-                draft,
-                (day, now),
-                via.name(),
-            );
+            let composed = self.compose(candidates, draft, (day, now), via);
             let message = match composed.problem {
                 None => composed.message,
                 Some(reason) => {
@@ -222,6 +215,23 @@ impl Sender<'_> {
         }
         ledger.sync()?;
         Ok(report)
+    }
+
+    fn compose(
+        &self,
+        candidates: &[Candidate],
+        draft: &Draft,
+        when: (NaiveDate, DateTime<Utc>),
+        via: Via,
+    ) -> Composed {
+        compose(
+            self.policy,
+            self.templates,
+            candidates,
+            draft,
+            when,
+            via.name(),
+        )
     }
 
     /// Where `channel`'s messages go: its server, the outbox when it has none, but never the
@@ -483,14 +493,7 @@ impl Sender<'_> {
         let per_thread = drafts.len().div_ceil(threads).max(1);
         let was_down = &down.reasons;
         let write = |draft: &Draft| -> Written {
-            let composed = compose(
-                self.policy,
-                self.templates,
-                candidates,
-                draft,
-                (day, now),
-                Via::Outbox.name(),
-            );
+            let composed = self.compose(candidates, draft, (day, now), Via::Outbox);
             let message = composed.message;
             match (composed.problem, was_down.get(&message.channel)) {
                 (Some(reason), _) => Written::Unfit(message, reason),

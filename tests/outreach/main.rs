@@ -439,6 +439,26 @@ impl Fixture {
         self.command_at(as_of, args, env).output().unwrap()
     }
 
+    /// A pipeline `dunning` that sends by the fixture's policy, on this schedule; returns its
+    /// config file.
+    fn pipeline(&self, every: &str) -> PathBuf {
+        let dir = self.dir();
+        std::fs::create_dir_all(dir.join("pipelines")).unwrap();
+        std::fs::write(
+            dir.join("pipelines/dunning.toml"),
+            format!(
+                "name = \"dunning\"\nfeed = \"{}\"\nstate = \"{}\"\nout = \"../out\"\nas_of = \"{AS_OF}\"\noutreach = \"{}\"\n\n[schedule]\nevery = \"{every}\"\n\n[[steps]]\nview = \"kpi_summary\"\n",
+                self.feed.display(),
+                self.state.display(),
+                self.policy.display()
+            ),
+        )
+        .unwrap();
+        let config = dir.join("arstream.toml");
+        std::fs::write(&config, "[engine]\npipelines = \"pipelines\"\n").unwrap();
+        config
+    }
+
     /// Rewrite the policy file.
     fn edit_policy(&self, edit: impl FnOnce(String) -> String) {
         let text = std::fs::read_to_string(&self.policy).unwrap();
@@ -826,27 +846,11 @@ fn preview_shows_the_messages_in_words_without_sending_and_a_bad_policy_names_it
 #[test]
 fn a_pipeline_with_outreach_sends_after_its_refresh_once() {
     let fx = Fixture::new(0);
-    let dir = fx.policy.parent().unwrap();
-    std::fs::create_dir_all(dir.join("pipelines")).unwrap();
-    std::fs::write(
-        dir.join("pipelines/dunning.toml"),
-        format!(
-            "name = \"dunning\"\nfeed = \"{}\"\nstate = \"{}\"\nout = \"../out\"\nas_of = \"{AS_OF}\"\noutreach = \"{}\"\n\n[schedule]\nevery = \"1s\"\n\n[[steps]]\nview = \"kpi_summary\"\n",
-            fx.feed.display(),
-            fx.state.display(),
-            fx.policy.display()
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("arstream.toml"),
-        "[engine]\npipelines = \"pipelines\"\n",
-    )
-    .unwrap();
+    let config = fx.pipeline("1s");
     let run = || {
         Command::new(bin())
             .arg("--config")
-            .arg(dir.join("arstream.toml"))
+            .arg(&config)
             .args(["run", "--pipeline", "dunning", "--once"])
             .env_remove("ARSTREAM_SMTP_URL")
             .output()

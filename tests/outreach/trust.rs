@@ -305,30 +305,10 @@ fn emails_that_wait_for_a_server_never_go_to_the_outbox_instead() {
     );
 }
 
-/// A pipeline that sends by the fixture's policy; returns its config file.
-fn pipeline(fx: &Fixture, every: &str) -> std::path::PathBuf {
-    let dir = fx.dir();
-    std::fs::create_dir_all(dir.join("pipelines")).unwrap();
-    std::fs::write(
-        dir.join("pipelines/dunning.toml"),
-        format!(
-            "name = \"dunning\"\nfeed = \"{}\"\nstate = \"{}\"\nout = \"../out\"\nas_of = \"{}\"\noutreach = \"{}\"\n\n[schedule]\nevery = \"{every}\"\n\n[[steps]]\nview = \"kpi_summary\"\n",
-            fx.feed.display(),
-            fx.state.display(),
-            super::AS_OF,
-            fx.policy.display()
-        ),
-    )
-    .unwrap();
-    let config = dir.join("arstream.toml");
-    std::fs::write(&config, "[engine]\npipelines = \"pipelines\"\n").unwrap();
-    config
-}
-
 #[test]
 fn opening_a_dashboard_sends_nothing() {
     let fx = Fixture::new(0);
-    let config = pipeline(&fx, "1s");
+    let config = fx.pipeline("1s");
     // The dashboard on a terminal of its own (script's), for a while after its service
     // caught up, then its terminal goes away.
     let layout = Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboards/controller.toml");
@@ -588,7 +568,7 @@ fn the_service_sends_waiting_messages_again_once_the_server_is_back_without_a_ne
             "max_wait = \"100ms\"\nresend_first_wait = \"1s\"\nresend_max_wait = \"2s\"",
         )
     });
-    let config = pipeline(&fx, "1h");
+    let config = fx.pipeline("1h");
     let port = free_port();
     let (child, lines) = service(&config, &smtp_env(format!("smtp://127.0.0.1:{port}")));
     let started = Instant::now();
@@ -627,7 +607,7 @@ fn the_service_sends_when_the_send_window_opens() {
         opens.minute()
     );
     fx.edit_policy(|p| p.replace("[retry]", &window));
-    let config = pipeline(&fx, "1h");
+    let config = fx.pipeline("1h");
     let smtp = SmtpServer::start(0, Duration::ZERO);
     let (child, _lines) = service(&config, &smtp_env(smtp.url()));
     std::thread::sleep(Duration::from_secs(2));
@@ -921,15 +901,20 @@ fn hmac_hex(key: &[u8], text: &str) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-#[test]
-fn a_payment_link_is_signed_for_its_customer_invoices_and_expiry() {
-    let fx = Fixture::new(0);
+/// The fixture's payment link with its expiry and token.
+fn signed_links(fx: &Fixture) {
     fx.edit_policy(|p| {
         p.replace(
             "payment_link = \"https://pay.example.com/{{ customer_id }}\"",
             "payment_link = \"https://pay.example.com/{{ customer_id }}?invoices={{ invoice_ids | urlencode }}&expires={{ expires }}&token={{ token }}\"",
         )
     });
+}
+
+#[test]
+fn a_payment_link_is_signed_for_its_customer_invoices_and_expiry() {
+    let fx = Fixture::new(0);
+    signed_links(&fx);
     let smtp = SmtpServer::start(0, Duration::ZERO);
     let mut env = smtp_env(smtp.url()).to_vec();
     env.push(("ARSTREAM_PAYMENT_LINK_SECRET", "s3cret-key".into()));
@@ -952,12 +937,7 @@ fn a_payment_link_is_signed_for_its_customer_invoices_and_expiry() {
 
     // Without a secret in the environment, one is made once and kept, readable by its owner.
     let fx = Fixture::new(0);
-    fx.edit_policy(|p| {
-        p.replace(
-            "payment_link = \"https://pay.example.com/{{ customer_id }}\"",
-            "payment_link = \"https://pay.example.com/{{ customer_id }}?invoices={{ invoice_ids | urlencode }}&expires={{ expires }}&token={{ token }}\"",
-        )
-    });
+    signed_links(&fx);
     let out = fx.run(&["send"], &[]);
     assert!(out.status.success(), "{}", text(&out));
     let secret_file = fx.state.join("outreach/payment-link.secret");
