@@ -18,7 +18,7 @@ use arstream::ingest::IngestOptions;
 use arstream::models::features::{self, record};
 use arstream::models::history::{History, PaidDates};
 use arstream::models::risk::{self, RiskOptions};
-use arstream::service::models::assign_worklist;
+use arstream::service::models::{ModelTables, assign_worklist};
 use chrono::NaiveDate;
 
 fn date(s: &str) -> NaiveDate {
@@ -448,4 +448,86 @@ async fn the_service_scores_each_snapshot_in_the_background() {
     );
     cancel.cancel();
     task.await.unwrap().unwrap();
+}
+
+/// One cell of a query's first row, as text.
+async fn first_cell(engine: &Engine, sql: &str) -> String {
+    let rows = engine.query(sql).await.unwrap();
+    arrow::util::display::array_value_to_string(rows[0].column(0), 0).unwrap()
+}
+
+#[tokio::test]
+async fn without_a_trainable_model_the_baseline_scores_and_nothing_downstream_is_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("feed");
+    common::generated_feed(&feed, 40, 8, 3, 400);
+    let engine = engine_over(&feed, &dir.path().join("state"), "2025-08-31").await;
+    // Nothing is a year late by then: every outcome is alike, no model can be trained.
+    let options = RiskOptions {
+        late_days: 365,
+        training_days: 730,
+    };
+    let history = History::read(&engine).await.unwrap();
+    assert!(risk::train(&history, days(date("2025-08-31")), options).is_err());
+    let tables = ModelTables::make(&engine, date("2025-08-31"), options)
+        .await
+        .expect("the model tables, by the baseline");
+    assert_eq!(tables.trained_rows, 0);
+    assert!(
+        tables.scores.num_rows() > 50,
+        "{}",
+        tables.scores.num_rows()
+    );
+    let reasons = first_cell(
+        &engine,
+        "SELECT reasons FROM invoice_scores WHERE probability < 1 LIMIT 1",
+    )
+    .await;
+    assert!(reasons.starts_with("baseline: "), "{reasons}");
+    for table in [
+        "worklist",
+        "assignments",
+        "cash_forecast",
+        "invoice_forecast",
+    ] {
+        let count = first_cell(&engine, &format!("SELECT count(*) FROM {table}")).await;
+        assert_ne!(count, "0", "{table} is empty");
+    }
+}
+
+#[tokio::test]
+async fn an_auc_over_a_handful_of_late_invoices_is_not_measurable() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("feed");
+    common::generated_feed(&feed, 40, 8, 3, 400);
+    let engine = engine_over(&feed, &dir.path().join("state"), "2025-08-31").await;
+    let history = History::read(&engine).await.unwrap();
+    // Over more days late, or a shorter test window, late invoices grow few: an AUC is a
+    // figure while there are enough of them, and not measurable after.
+    let (mut measured, mut not_measurable) = (0, 0);
+    let as_of = days(date("2025-08-31"));
+    for (late_days, window) in [0, 10, 30]
+        .into_iter()
+        .flat_map(|l| [(l, 150), (l, 45), (l, 20)])
+    {
+        let options = RiskOptions {
+            late_days,
+            training_days: 730,
+        };
+        let Ok(b) = risk::backtest(&history, as_of, as_of - window, options) else {
+            continue;
+        };
+        let enough = b.late_invoices.min(b.on_time_invoices) >= risk::MIN_CASES_FOR_AUC;
+        assert_eq!(b.auc.is_some(), enough, "{b:?}");
+        assert_eq!(b.baseline_auc.is_some(), enough, "{b:?}");
+        assert!(b.brier.is_finite());
+        match enough {
+            true => measured += 1,
+            false => not_measurable += 1,
+        }
+    }
+    assert!(
+        measured > 0 && not_measurable > 0,
+        "{measured} {not_measurable}"
+    );
 }

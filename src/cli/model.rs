@@ -66,29 +66,62 @@ pub async fn run(global: &GlobalArgs, args: ModelArgs) -> anyhow::Result<ExitCod
     let history = History::read(&engine)
         .await
         .context("reading the receivables history")?;
+    // Each backtest is made and shown whatever became of the other.
     let risk = risk::backtest(&history, days(params.as_of), days(cutoff), options)
-        .context("backtesting the risk model")?;
-    let forecast = cash_backtest::backtest(&history, days(params.as_of))
-        .context("backtesting the cash forecast")?;
-    let report = Report { risk, forecast };
+        .map_err(|e| format!("{e:#}"));
+    let forecast =
+        cash_backtest::backtest(&history, days(params.as_of)).map_err(|e| format!("{e:#}"));
+    let failed = risk.is_err() || forecast.is_err();
+    let report = Report {
+        risk_error: risk.as_ref().err().cloned(),
+        forecast_error: forecast.as_ref().err().cloned(),
+        risk: risk.ok(),
+        forecast: forecast.ok(),
+    };
     match args.format {
         ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         ReportFormat::Table => {
-            print_table(&report.risk);
+            match (&report.risk, &report.risk_error) {
+                (Some(r), _) => print_table(r),
+                (None, e) => println!(
+                    "Risk model backtest: not made: {}",
+                    e.as_deref().unwrap_or("")
+                ),
+            }
             println!();
-            print_forecast(&report.forecast);
+            match (&report.forecast, &report.forecast_error) {
+                (Some(f), _) => print_forecast(f),
+                (None, e) => println!(
+                    "Cash forecast backtest: not made: {}",
+                    e.as_deref().unwrap_or("")
+                ),
+            }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    for error in [&report.risk_error, &report.forecast_error]
+        .into_iter()
+        .flatten()
+    {
+        eprintln!("error: {error}");
+    }
+    Ok(match failed {
+        true => ExitCode::FAILURE,
+        false => ExitCode::SUCCESS,
+    })
 }
 
-/// Both backtests: `model report`'s JSON is one object with the keys of both.
+/// Both backtests: `model report`'s JSON is one object with the keys of both, and
+/// `risk_error` / `forecast_error` for one that could not be made.
 #[derive(serde::Serialize)]
 struct Report {
     #[serde(flatten)]
-    risk: risk::Backtest,
+    risk: Option<risk::Backtest>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    risk_error: Option<String>,
     #[serde(flatten)]
-    forecast: CashBacktest,
+    forecast: Option<CashBacktest>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    forecast_error: Option<String>,
 }
 
 fn better(model: f64, baseline: f64, higher_is_better: bool) -> &'static str {
@@ -120,13 +153,24 @@ fn print_table(r: &risk::Backtest) {
     );
     println!();
     println!("  {:<12} {:>8} {:>10}", "", "model", "baseline");
-    println!(
-        "  {:<12} {:>8.3} {:>10.3}   {}",
-        "ROC AUC",
-        r.auc,
-        r.baseline_auc,
-        better(r.auc, r.baseline_auc, true)
-    );
+    match (r.auc, r.baseline_auc) {
+        (Some(auc), Some(baseline)) => println!(
+            "  {:<12} {:>8.3} {:>10.3}   {}",
+            "ROC AUC",
+            auc,
+            baseline,
+            better(auc, baseline, true)
+        ),
+        _ => println!(
+            "  {:<12} {:>8} {:>10}   not measurable: {} late and {} on-time test invoices ({} of each needed)",
+            "ROC AUC",
+            "-",
+            "-",
+            r.late_invoices,
+            r.on_time_invoices,
+            risk::MIN_CASES_FOR_AUC
+        ),
+    }
     println!(
         "  {:<12} {:>8.4} {:>10.4}   {}",
         "Brier score",

@@ -167,14 +167,65 @@ pub fn score_open(trained: &Trained, history: &History, s: Day, late_days: i32) 
     out
 }
 
+/// The scores of every invoice open on day `s` when no risk model could be trained (`why`):
+/// the baseline's, each customer's late share of the outcomes decided by then (the overall
+/// share for a customer with none; an even chance without any outcome yet), so that the
+/// worklist still ranks by expected amount at risk. Each score says so in its reasons.
+pub fn score_open_baseline(history: &History, s: Day, late_days: i32, why: &str) -> Vec<Score> {
+    let decided = (history.invoices.iter())
+        .filter(|i| i.exists_on(s))
+        .filter_map(|i| {
+            let customer = history.customers[i.customer as usize].as_str();
+            Some((customer, outcome(i, s, late_days)?))
+        });
+    let share = LateShare::learn(decided);
+    let mut out = Vec::new();
+    for c in 0..history.customers.len() {
+        let customer = history.customers[c].as_str();
+        for i in history.by_customer[c].clone() {
+            let inv = &history.invoices[i];
+            if !inv.open_on(s) {
+                continue;
+            }
+            let days_past_due = s - inv.due_date;
+            if days_past_due > late_days {
+                out.push(Score {
+                    invoice: i,
+                    probability: 1.0,
+                    reasons: vec![reasons::already_late(days_past_due)],
+                });
+                continue;
+            }
+            let probability = share.as_ref().map_or(0.5, |l| l.probability(customer));
+            out.push(Score {
+                invoice: i,
+                probability,
+                reasons: vec![format!(
+                    "baseline: the customer's share of late invoices, {:.0} % (no risk model: {why})",
+                    100.0 * probability
+                )],
+            });
+        }
+    }
+    out
+}
+
+/// The fewest late (and on-time) test invoices an AUC is computed over.
+pub const MIN_CASES_FOR_AUC: usize = 20;
+
 /// A backtest's result (the JSON keys of `arstream model report`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Backtest {
     pub as_of: chrono::NaiveDate,
     pub cutoff: chrono::NaiveDate,
     pub late_days: i32,
-    pub auc: f64,
-    pub baseline_auc: f64,
+    /// None: not measurable, with fewer than [`MIN_CASES_FOR_AUC`] late or on-time test
+    /// invoices (an AUC over a handful of late invoices is noise, not a figure).
+    pub auc: Option<f64>,
+    pub baseline_auc: Option<f64>,
+    /// Test invoices that were late, and on time.
+    pub late_invoices: usize,
+    pub on_time_invoices: usize,
     pub brier: f64,
     pub baseline_brier: f64,
     /// Distinct invoices the model learned from, and its training rows (an invoice counts
@@ -199,8 +250,6 @@ pub enum BacktestError {
         as_of: chrono::NaiveDate,
         late_days: i32,
     },
-    #[error("the {0} test invoices all had the same outcome: AUC is undefined")]
-    OneOutcome(usize),
 }
 
 /// Train as of `cutoff`, and score the invoices open at the cut-off (not yet more than
@@ -250,15 +299,21 @@ pub fn backtest(
             late_days: l,
         });
     }
-    let undefined = || BacktestError::OneOutcome(late.len());
+    let late_invoices = late.iter().filter(|&&l| l).count();
+    let on_time_invoices = late.len() - late_invoices;
+    let measurable = late_invoices.min(on_time_invoices) >= MIN_CASES_FOR_AUC;
+    let auc = |p: &[f64]| metrics::roc_auc(p, &late).filter(|_| measurable);
+    let brier = |p: &[f64]| metrics::brier(p, &late).expect("as many scores as outcomes");
     Ok(Backtest {
         as_of: date(as_of),
         cutoff: date(cutoff),
         late_days: l,
-        auc: metrics::roc_auc(&model_p, &late).ok_or_else(undefined)?,
-        baseline_auc: metrics::roc_auc(&baseline_p, &late).ok_or_else(undefined)?,
-        brier: metrics::brier(&model_p, &late).ok_or_else(undefined)?,
-        baseline_brier: metrics::brier(&baseline_p, &late).ok_or_else(undefined)?,
+        auc: auc(&model_p),
+        baseline_auc: auc(&baseline_p),
+        late_invoices,
+        on_time_invoices,
+        brier: brier(&model_p),
+        baseline_brier: brier(&baseline_p),
         train_invoices: trained.invoices,
         train_rows: trained.rows,
         test_invoices: late.len(),

@@ -49,6 +49,7 @@ pub struct ModelTables {
     /// No row when the history is too short to backtest.
     pub forecast_accuracy: RecordBatch,
     pub as_of: chrono::NaiveDate,
+    /// 0 when no model could be trained and the baseline scored the invoices.
     pub trained_rows: usize,
     pub took: Duration,
 }
@@ -64,9 +65,20 @@ impl ModelTables {
         let history = History::read(engine).await?;
         let read = started.elapsed();
         let day = days(as_of);
-        let trained = risk::train(&history, day, options)?;
+        // Without a model (no outcome yet, all alike), the baseline ranks the worklist: the
+        // scores, the assignments and the forecast are never empty for want of a model.
+        let trained = risk::train(&history, day, options);
         let training = started.elapsed() - read;
-        let scores = risk::score_open(&trained, &history, day, options.late_days);
+        let scores = match &trained {
+            Ok(trained) => risk::score_open(trained, &history, day, options.late_days),
+            Err(e) => {
+                tracing::warn!(
+                    "the risk model could not be trained ({e}): invoices are scored by the baseline, each customer's share of late invoices"
+                );
+                risk::score_open_baseline(&history, day, options.late_days, &e.to_string())
+            }
+        };
+        let trained_rows = trained.as_ref().map_or(0, |t| t.rows);
         let scores = risk::scores_batch(&history, &scores, day, options.late_days)?;
         let modelled = started.elapsed();
         engine.put_derived(INVOICE_SCORES, scores.clone())?;
@@ -103,7 +115,7 @@ impl ModelTables {
             forecast_s = (forecasted - assigned).as_secs_f64(),
             backtest_s = (started.elapsed() - forecasted).as_secs_f64(),
             invoices = scores.num_rows(),
-            training_rows = trained.rows,
+            training_rows = trained_rows,
             "model tables made"
         );
         let tables = ModelTables {
@@ -113,7 +125,7 @@ impl ModelTables {
             cash_forecast,
             forecast_accuracy,
             as_of,
-            trained_rows: trained.rows,
+            trained_rows,
             took: started.elapsed(),
         };
         tables.put_forecast_into(engine)?;

@@ -799,6 +799,10 @@ fn a_trigger_that_cannot_run_is_reported_at_its_line_before_sending() {
     assert!(out.status.success(), "{}", text(&out));
     for (trigger, says) in [
         ("days_past_due + 1", "not true or false"),
+        (
+            "invoice_id IN (SELECT invoice_id FROM disputes)",
+            "InSubquery",
+        ),
         ("CAST(customer_name AS INT) > 0", "Cannot cast"),
     ] {
         fx.edit_policy(|p| {
