@@ -16,7 +16,7 @@ use super::output::{self, Format};
 use crate::engine::Engine;
 use crate::outreach::candidates::{self, Candidate};
 use crate::outreach::ledger::{Ledger, Message, Status};
-use crate::outreach::plan::{Held, compose, plan};
+use crate::outreach::plan::compose;
 use crate::outreach::replay::replay;
 use crate::outreach::send::{SendReport, Sender};
 use crate::outreach::{Outreach, OutreachError};
@@ -43,7 +43,8 @@ pub enum OutreachCommand {
     /// Send the day's messages (the as-of date's): each is recorded in the ledger before it
     /// goes out and never goes out twice. Exit code 3: some messages wait for a server that is
     /// down (the next send retries them); 4: a server refused to take messages from us (its
-    /// settings are to be fixed; the messages wait)
+    /// settings are to be fixed; the messages wait); 130: stopped by a signal before all went
+    /// out (the rest go out next time)
     #[command(
         after_help = "Channels without a server write to the outbox (<state>/outreach/outbox):\n  ARSTREAM_SMTP_URL        email, e.g. smtp://127.0.0.1:2525 or smtps://user:pass@host:465\n  ARSTREAM_WEBHOOK_URL     webhooks (or [channels.webhook] url); ARSTREAM_WEBHOOK_SECRET signs them\n  ARSTREAM_SMS_URL         the SMS gateway (or [channels.sms] url); ARSTREAM_SMS_TOKEN authorizes\n\nExamples:\n  arstream outreach send\n  ARSTREAM_SMTP_URL=smtp://127.0.0.1:2525 arstream outreach send --as-of 2025-12-31"
     )]
@@ -133,6 +134,10 @@ const WAITING: u8 = 3;
 /// Exit code of a send whose server refused the sender (a configuration to fix); its
 /// messages wait.
 const REFUSED: u8 = 4;
+
+/// Exit code of a send stopped by a signal before all its messages went out (as a shell
+/// reports an interrupted command).
+const STOPPED: u8 = 130;
 
 pub async fn run(global: &GlobalArgs, args: OutreachArgs) -> anyhow::Result<ExitCode> {
     let policy_file = |config: &crate::config::Config| {
@@ -227,24 +232,42 @@ async fn preview(
     args: PreviewArgs,
 ) -> anyhow::Result<ExitCode> {
     let (_engine, day, rows) = candidates_of(session, outreach).await?;
-    let ledger = Ledger::read(&outreach.ledger_folder)?;
+    // Read only: what a send would decide, taken in memory.
+    let mut ledger = Ledger::read(&outreach.ledger_folder)?;
     let now = Utc::now();
-    let planned = plan(&outreach.policy, &rows, &ledger, day, now, &Held::new());
     let changes = (ledger.policy()).map(|(last, at)| (outreach.shape().changes_since(last), *at));
-    let mut messages: Vec<(Message, Option<String>)> = Vec::new();
-    for draft in &planned.drafts {
-        if args
-            .customer
-            .as_ref()
-            .is_some_and(|c| c != &draft.customer_id)
-        {
-            continue;
-        }
-        let policy = &outreach.policy;
-        let via = channels_via(outreach, &ledger, draft.channel(policy))?;
-        let composed = compose(policy, &outreach.templates, &rows, draft, (day, now), via);
+    let channels = outreach.channels().map_err(explain)?;
+    let sender = Sender {
+        policy: &outreach.policy,
+        templates: &outreach.templates,
+        channels: &channels,
+    };
+    let mut decided = SendReport::default();
+    let (carried, planned) = sender
+        .decide(&mut ledger, &rows, (day, now), &mut decided)
+        .map_err(explain)?;
+    let wanted = |customer: &str| args.customer.as_ref().is_none_or(|c| c == customer);
+    // Left unconfirmed by a crash: they go again as they were made, first.
+    let again = carried.len();
+    let mut messages: Vec<(Message, Option<String>)> = (carried.into_iter())
+        .filter(|m| wanted(&m.customer_id))
+        .map(|m| (m, None))
+        .collect();
+    for draft in planned.drafts.iter().filter(|d| wanted(&d.customer_id)) {
+        let via = sender.route(&ledger, draft.channel(&outreach.policy));
+        let composed = compose(
+            &outreach.policy,
+            &outreach.templates,
+            &rows,
+            draft,
+            (day, now),
+            via.name(),
+        );
         messages.push((composed.message, composed.problem));
     }
+    let skips: Vec<_> = (planned.skips.iter())
+        .filter(|s| wanted(&s.customer_id))
+        .collect();
     match args.format {
         OutreachFormat::Json => {
             #[derive(Serialize)]
@@ -270,7 +293,7 @@ async fn preview(
                 "Outreach as of {day} by {} ({} message(s), {} skipped entries, {} waiting for tomorrow{window})",
                 outreach.policy.file.display(),
                 messages.len(),
-                planned.skips.len(),
+                skips.len(),
                 planned.deferred
             );
             if let Some((changes, at)) = &changes
@@ -284,10 +307,15 @@ async fn preview(
                     println!("  - {change}");
                 }
             }
-            let pending = ledger.pending().len();
-            if pending > 0 {
+            if again > 0 {
                 println!(
-                    "\n{pending} message(s) left pending by an earlier send are decided again before these (`outreach log --status pending`)"
+                    "\n{again} message(s) left unconfirmed by a crash go again as they were made, with the same id"
+                );
+            }
+            if decided.redecided + decided.waiting > 0 {
+                println!(
+                    "\nOf the messages an earlier send left waiting, {} are decided again (these include what they still have to say) and {} keep waiting for their server (`outreach log --status pending`)",
+                    decided.redecided, decided.waiting
                 );
             }
             for (m, problem) in messages.iter().take(args.limit) {
@@ -320,9 +348,9 @@ async fn preview(
                     messages.len() - args.limit
                 );
             }
-            if !planned.skips.is_empty() {
+            if !skips.is_empty() {
                 let mut reasons: std::collections::BTreeMap<&str, usize> = Default::default();
-                for s in &planned.skips {
+                for s in &skips {
                     *reasons.entry(s.reason.as_str()).or_default() += 1;
                 }
                 let list: Vec<String> = reasons.iter().map(|(r, n)| format!("{r} {n}")).collect();
@@ -334,22 +362,6 @@ async fn preview(
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Where a channel's new messages would go, as a send decides it.
-fn channels_via(
-    outreach: &Outreach,
-    ledger: &Ledger,
-    channel: crate::outreach::policy::Channel,
-) -> anyhow::Result<&'static str> {
-    use crate::outreach::channels::Via;
-    let configured = outreach.channels().map_err(explain)?.via(channel);
-    Ok(
-        match (configured, ledger.route(channel).and_then(Via::of)) {
-            (Via::Outbox, Some(server)) => server.name(),
-            (via, _) => via.name(),
-        },
-    )
 }
 
 fn display_to(m: &Message) -> &str {
@@ -397,12 +409,18 @@ async fn send(
     Ok(exit_code(&report))
 }
 
-/// 4 when a server refused the sender, 3 when messages wait, else 0.
+/// 4 when a server refused the sender, 3 when messages wait, 130 when a signal stopped the
+/// send before all went out, else 0.
 pub fn exit_code(report: &SendReport) -> ExitCode {
-    match (report.refused.is_empty(), report.waiting > 0) {
-        (false, _) => ExitCode::from(REFUSED),
-        (true, true) => ExitCode::from(WAITING),
-        (true, false) => ExitCode::SUCCESS,
+    match (
+        report.refused.is_empty(),
+        report.waiting > 0,
+        report.stopped,
+    ) {
+        (false, _, _) => ExitCode::from(REFUSED),
+        (true, true, _) => ExitCode::from(WAITING),
+        (true, false, true) => ExitCode::from(STOPPED),
+        (true, false, false) => ExitCode::SUCCESS,
     }
 }
 
@@ -416,11 +434,26 @@ pub fn print_send(report: &SendReport, outreach: &Outreach) {
     for change in &report.policy_changes {
         println!("outreach {day}: the policy changed since the last send: {change}");
     }
+    let mut earlier = Vec::new();
+    if report.redecided > 0 {
+        earlier.push(format!(
+            "{} that had waited decided again with what is known now",
+            report.redecided
+        ));
+    }
+    if report.resent > 0 {
+        earlier.push(format!(
+            "{} left unconfirmed by a crash sent again as made",
+            report.resent
+        ));
+    }
+    let earlier = match earlier.is_empty() {
+        true => String::new(),
+        false => format!(" ({})", earlier.join("; ")),
+    };
     println!(
-        "outreach {day}: {} sent ({} left pending by an earlier send; {} decided again), {} failed, {} waiting, {} skipped, {} due tomorrow (one message a customer a day){}",
+        "outreach {day}: {} sent{earlier}, {} failed, {} waiting, {} skipped, {} due tomorrow (one message a customer a day){}",
         report.sent,
-        report.resent,
-        report.redecided,
         report.failed,
         report.waiting,
         report.skipped,
@@ -445,7 +478,7 @@ pub fn print_send(report: &SendReport, outreach: &Outreach) {
     }
     if report.waiting > 0 && report.refused.is_empty() {
         eprintln!(
-            "warning: {} message(s) wait for a server that did not answer; `arstream outreach log --status pending` says why, and the next send retries them",
+            "warning: {} message(s) wait for their server (down, or not configured); `arstream outreach log --status pending` says why, and the next send tries them again",
             report.waiting
         );
     }

@@ -255,6 +255,14 @@ fn read_opt_outs(shown: &str, bytes: &[u8]) -> Result<(Vec<String>, Vec<String>)
         OutreachError::OptOuts(format!("{shown}, line {line}: {message}"))
     };
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    // The line a position is on, counted from its byte (the reader's own count is off by one
+    // after CRLF line ends, where a record's position is the LF ending the line before it).
+    let line_at = |position: Option<&csv::Position>| {
+        position.map_or(0, |p| {
+            let at = (p.byte() as usize + 1).min(bytes.len());
+            bytes[..at].iter().filter(|&&b| b == b'\n').count() as u64 + 1
+        })
+    };
     let mut reader = csv::ReaderBuilder::new()
         .flexible(false)
         .trim(csv::Trim::All)
@@ -278,10 +286,16 @@ fn read_opt_outs(shown: &str, bytes: &[u8]) -> Result<(Vec<String>, Vec<String>)
     let (mut ids, mut reasons) = (Vec::new(), Vec::new());
     for record in reader.records() {
         let record = record.map_err(|e| {
-            let line = e.position().map_or(0, |p| p.line());
-            fail(line, e.to_string())
+            let what = match e.kind() {
+                csv::ErrorKind::Utf8 { .. } => "not UTF-8 text".to_string(),
+                csv::ErrorKind::UnequalLengths {
+                    expected_len, len, ..
+                } => format!("{len} fields where the header has {expected_len}"),
+                _ => e.to_string(),
+            };
+            fail(line_at(e.position()), what)
         })?;
-        let line = record.position().map_or(0, |p| p.line());
+        let line = line_at(record.position());
         if record.iter().all(str::is_empty) {
             continue;
         }
@@ -343,5 +357,10 @@ mod tests {
         assert!(e.contains("line 2"), "{e}");
         let e = ids(b"customer_id,reason\n,x\n").unwrap_err();
         assert!(e.contains("line 2: no customer_id"), "{e}");
+        // Lines are counted as an editor shows them, whatever the line ends.
+        let e = ids(b"customer_id,reason\r\nC1,x\r\n,y\r\n").unwrap_err();
+        assert!(e.contains("line 3: no customer_id"), "{e}");
+        let e = ids(b"customer_id,reason\r\nC1,x\r\nC2\r\nC3,x\r\nC4\r\n").unwrap_err();
+        assert!(e.contains("line 3: 1 fields where the header has 2"), "{e}");
     }
 }

@@ -106,6 +106,22 @@ pub struct Skip {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
     pub at: DateTime<Utc>,
+    /// The stage as the ledger knows it whatever its names: its reader's slot and its day
+    /// (`customer@7`), so that renaming a rule or stage does not log the skip again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage_key: Option<String>,
+}
+
+impl Skip {
+    /// What a skip is recorded once per (with its invoice and reason).
+    fn key(&self) -> String {
+        (self.stage_key.clone()).unwrap_or_else(|| format!("{}/{}", self.rule, self.stage))
+    }
+}
+
+/// The key of a stage for skips: its reader's slot and its day.
+pub fn stage_key(slot: Slot, day: i32) -> String {
+    format!("{}@{day}", slot.name())
 }
 
 /// One line of the ledger.
@@ -319,7 +335,8 @@ pub struct Ledger {
     /// (day, customer, slot) that already have their message.
     written: HashSet<(NaiveDate, String, Slot)>,
     skips: Vec<Skip>,
-    skip_keys: HashSet<(EntryKey, String)>,
+    /// (invoice, stage key, reason) of every skip recorded.
+    skip_keys: HashSet<(String, String, String)>,
     /// The policy of the last send, as recorded.
     policy: Option<(PolicyShape, DateTime<Utc>)>,
     /// channel → the server its messages last went to or were made for (`smtp`, `http`).
@@ -533,12 +550,8 @@ impl Ledger {
                         reason: skip.reason.clone(),
                     };
                 }
-                let key = (
-                    skip.rule.clone(),
-                    skip.stage.clone(),
-                    skip.invoice_id.clone(),
-                );
-                self.skip_keys.insert((key, skip.reason.clone()));
+                let key = (skip.invoice_id.clone(), skip.key(), skip.reason.clone());
+                self.skip_keys.insert(key);
                 self.skips.push(skip);
             }
             Record::Dropped { id, reason, .. } => {
@@ -615,10 +628,14 @@ impl Ledger {
         self.policy.as_ref()
     }
 
-    /// Whether this skip is recorded already (a suppressed entry is recorded once per reason).
-    pub fn has_skip(&self, rule: &str, stage: &str, invoice: &str, reason: &str) -> bool {
-        let key = (rule.to_string(), stage.to_string(), invoice.to_string());
-        self.skip_keys.contains(&(key, reason.to_string()))
+    /// Whether this skip is recorded already (a suppressed entry is recorded once per
+    /// reason): by the stage's key ([`stage_key`]), or by its names for skips recorded
+    /// before stages had keys.
+    pub fn has_skip(&self, skip: &Skip) -> bool {
+        let named = format!("{}/{}", skip.rule, skip.stage);
+        [skip.key(), named].into_iter().any(|key| {
+            (self.skip_keys).contains(&(skip.invoice_id.clone(), key, skip.reason.clone()))
+        })
     }
 
     /// Whether `customer` already has its message of `day` in `slot`.

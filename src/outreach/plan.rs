@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::candidates::Candidate;
-use super::ledger::{Item, Ledger, Message, Skip};
+use super::ledger::{Item, Ledger, Message, Skip, stage_key};
 use super::policy::{Audience, Channel, Policy, Slot, Stage};
 use super::render::{CollectorView, Context, CustomerView, InvoiceView, Templates};
 
@@ -109,17 +109,19 @@ pub fn plan(
                 continue;
             }
             if let Some(reason) = &candidate.suppressed {
-                if !ledger.has_skip(&rule.name, &stage.name, &candidate.invoice_id, reason) {
-                    out.skips.push(Skip {
-                        day,
-                        rule: rule.name.clone(),
-                        stage: stage.name.clone(),
-                        customer_id: candidate.customer_id.clone(),
-                        invoice_id: candidate.invoice_id.clone(),
-                        reason: reason.clone(),
-                        message_id: None,
-                        at: now,
-                    });
+                let skip = Skip {
+                    day,
+                    rule: rule.name.clone(),
+                    stage: stage.name.clone(),
+                    customer_id: candidate.customer_id.clone(),
+                    invoice_id: candidate.invoice_id.clone(),
+                    reason: reason.clone(),
+                    message_id: None,
+                    at: now,
+                    stage_key: Some(stage_key(Slot::of(stage), stage.day)),
+                };
+                if !ledger.has_skip(&skip) {
+                    out.skips.push(skip);
                 }
                 continue;
             }

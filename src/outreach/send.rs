@@ -28,7 +28,7 @@ use super::OutreachError;
 use super::candidates::Candidate;
 use super::channels::{Channels, Failure, Via};
 use super::ledger::{Ledger, Message, PolicyShape, Record, Status};
-use super::plan::{Composed, Draft, Held, compose, plan};
+use super::plan::{Composed, Draft, Held, Plan, compose, plan};
 use super::policy::{Channel, Policy};
 use super::render::Templates;
 
@@ -133,8 +133,7 @@ impl Sender<'_> {
         }
         report.policy_changes = self.record_policy(ledger, now)?;
 
-        let (carried, held) = self.redecide(ledger, candidates, day, &mut report)?;
-        let planned = plan(self.policy, candidates, ledger, day, now, &held);
+        let (carried, planned) = self.decide(ledger, candidates, (day, now), &mut report)?;
         report.deferred = planned.deferred;
         report.skipped += planned.skips.len();
         let skips = planned.skips.into_iter().map(Record::Skipped).collect();
@@ -234,9 +233,27 @@ impl Sender<'_> {
         )
     }
 
+    /// The day's decisions as a send makes them: each message left pending decided again
+    /// (recorded in `ledger`; a ledger read only for a preview takes it in memory), then the
+    /// plan of the day's new messages. Returns the messages to send again as they were made,
+    /// and the plan.
+    pub fn decide(
+        &self,
+        ledger: &mut Ledger,
+        candidates: &[Candidate],
+        (day, now): (NaiveDate, DateTime<Utc>),
+        report: &mut SendReport,
+    ) -> Result<(Vec<Message>, Plan), OutreachError> {
+        let (carried, held) = self.redecide(ledger, candidates, day, report)?;
+        Ok((
+            carried,
+            plan(self.policy, candidates, ledger, day, now, &held),
+        ))
+    }
+
     /// Where `channel`'s messages go: its server, the outbox when it has none, but never the
     /// outbox for a channel whose messages went to a server before (they wait for it).
-    fn route(&self, ledger: &Ledger, channel: Channel) -> Via {
+    pub fn route(&self, ledger: &Ledger, channel: Channel) -> Via {
         match (
             self.channels.via(channel),
             ledger.route(channel).and_then(Via::of),
@@ -259,9 +276,6 @@ impl Sender<'_> {
             Some((last, _)) => shape.changes_since(last),
             None => Vec::new(),
         };
-        for change in &changes {
-            tracing::warn!("outreach policy changed since the last send: {change}");
-        }
         ledger.append(vec![Record::Policy { shape, at: now }], true)?;
         Ok(changes)
     }
