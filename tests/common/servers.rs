@@ -301,6 +301,8 @@ pub struct Request {
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// When it was received.
+    pub at: std::time::Instant,
 }
 
 impl Request {
@@ -435,6 +437,7 @@ fn http_connection(stream: TcpStream, shared: &HttpShared) {
             path,
             headers,
             body: String::from_utf8_lossy(&body).into_owned(),
+            at: std::time::Instant::now(),
         };
         // Record first, then choose: the count is over the whole server, and a test sees the
         // request even when the reply never comes.

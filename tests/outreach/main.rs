@@ -301,9 +301,18 @@ fn feed(dir: &Path, extra_customers: usize) -> PathBuf {
     feed
 }
 
+/// The shipped templates, or `ARSTREAM_TEST_TEMPLATES` (the templates of the build that
+/// `ARSTREAM_TEST_BIN` names).
+fn shipped_templates() -> PathBuf {
+    match std::env::var("ARSTREAM_TEST_TEMPLATES") {
+        Ok(folder) => PathBuf::from(folder),
+        Err(_) => Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/templates"),
+    }
+}
+
 /// The test policy: the shipped templates, no send window, quick retries.
 fn policy(dir: &Path, opt_outs: bool) -> PathBuf {
-    let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/templates");
+    let templates = shipped_templates();
     let opt_out_line = match opt_outs {
         true => {
             std::fs::write(

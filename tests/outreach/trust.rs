@@ -88,7 +88,7 @@ fn pay(fx: &Fixture, file: &str, payments: &[(&str, &str, Option<&str>, i64)]) {
 
 /// The shipped templates copied next to the policy, which then reads them from there.
 fn own_templates(fx: &Fixture) -> std::path::PathBuf {
-    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/templates");
+    let from = super::shipped_templates();
     let to = fx.dir().join("templates");
     std::fs::create_dir_all(&to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
@@ -710,6 +710,27 @@ fn a_send_stops_within_seconds_of_a_signal_while_a_server_hangs_or_while_it_wait
             .any(|e| e["reason"].as_str().unwrap_or("").contains("HTTP 503")),
         "{pending:?}"
     );
+}
+
+#[test]
+fn a_busy_server_is_asked_again_no_sooner_than_it_said() {
+    let fx = Fixture::new(0);
+    fx.edit_policy(|p| p.replace("max_wait = \"100ms\"", "max_wait = \"5s\""));
+    let busy = HttpServer::start_with(|_, n| match n {
+        0 => Reply::RetryAfter(503, 2),
+        _ => Reply::Status(200),
+    });
+    let env = [("ARSTREAM_WEBHOOK_URL", busy.url("/hooks"))];
+    let out = fx.run(&["send"], &env);
+    assert!(out.status.success(), "{}", text(&out));
+    let requests = busy.requests();
+    assert_eq!(requests.len(), 3, "{requests:?}");
+    let waited = requests[1].at - requests[0].at;
+    assert!(
+        waited >= Duration::from_secs(2),
+        "asked again after {waited:?}"
+    );
+    assert_eq!(requests[0].body, requests[1].body);
 }
 
 // 11. Reminders state what is past due apart from what is not yet due.
