@@ -91,13 +91,24 @@ fn quoted_printable(text: &str) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-/// A free loopback port (bound, then let go).
+/// Ports handed out in this process: two tests asking at once could otherwise be given the
+/// same free port, and the second server to bind it would fail.
+static TAKEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+
+/// A free loopback port (bound, then let go), never one handed out before in this process.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut taken = TAKEN.lock().unwrap();
+        if !taken.contains(&port) {
+            taken.push(port);
+            return port;
+        }
+    }
 }
 
 /// How the SMTP server answers.
@@ -204,6 +215,8 @@ impl SmtpServer {
 
     /// Listen on `port` (0: any) with `mode`; messages are acknowledged after `delay`.
     pub fn start_with(port: u16, delay: Duration, mode: SmtpMode) -> SmtpServer {
+        // A port of its own: never one another test holds for a server it starts later.
+        let port = if port == 0 { free_port() } else { port };
         let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
         let port = listener.local_addr().unwrap().port();
         let emails = Arc::new(Mutex::new(Vec::new()));
@@ -362,7 +375,7 @@ impl HttpServer {
     pub fn start_with(
         reply: impl Fn(&Request, usize) -> Reply + Send + Sync + 'static,
     ) -> HttpServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = TcpListener::bind(("127.0.0.1", free_port())).unwrap();
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let body_bytes = Arc::new(AtomicU64::new(0));
