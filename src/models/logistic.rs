@@ -34,8 +34,16 @@ pub struct Model {
     intercept: f64,
 }
 
-/// L2 penalty: enough to keep weights of rare features (a first dispute) finite.
-const PENALTY: f64 = 1e-3;
+/// L2 penalty on the standardized weights: linfa's cost is the log-loss *summed* over the
+/// rows plus `PENALTY / 2 * |w|^2`, so the penalty is a prior worth a fixed number of rows,
+/// whatever their count. At 1e-3 it did nothing: with IBM's histories (17 late rows of 1,505
+/// at 30 days late) the fit told the few late rows apart with extreme weights (-12.5 on the
+/// late share) and ranked the late invoices last (AUC 0.023 against the baseline's 0.977 at
+/// 2013-03-31). At 10 the weights stay within a few log-odds per standard deviation: on
+/// IBM's ten month-ends of 2013 the model then beats the baseline at 30 days late (where it
+/// can be measured) and keeps its lead at 0 days, and on the sample it gains slightly
+/// (docs/models.md).
+const PENALTY: f64 = 10.0;
 const ITERATIONS: u64 = 200;
 
 impl Model {
@@ -135,13 +143,10 @@ mod tests {
             let (mut low, mut high) = ([0.0; COUNT], [0.0; COUNT]);
             high[0] = 19.0;
             low[0] = 0.0;
+            // The penalty keeps a perfect split from certainty: the direction is the point.
             assert!(model.weights()[0] > 0.0);
-            assert!(
-                model.probability(&high) > 0.9,
-                "{}",
-                model.probability(&high)
-            );
-            assert!(model.probability(&low) < 0.1);
+            let (p_high, p_low) = (model.probability(&high), model.probability(&low));
+            assert!(p_high > 0.75 && p_low < 0.25, "{p_high} {p_low}");
             assert_eq!(model.weights()[1], 0.0, "a constant feature has no weight");
         }
         assert!(matches!(

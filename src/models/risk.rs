@@ -63,6 +63,34 @@ fn late_share_at(history: &History, t: Day, late_days: i32) -> Option<f64> {
 /// Train as of day `t` from the history (which may know more: only what was dated by `t`
 /// is read).
 pub fn train(history: &History, t: Day, options: RiskOptions) -> Result<Trained, ModelError> {
+    let set = training_set(history, t, options)?;
+    let model = Model::fit(&set.rows, &set.late)?;
+    Ok(Trained {
+        model,
+        prior: set.prior,
+        rows: set.rows.len(),
+        invoices: set.invoices,
+        trained_on: t,
+    })
+}
+
+/// What a model is trained on at day `t`: a row of features per invoice open at each
+/// snapshot, and whether it turned out late.
+pub struct TrainingSet {
+    pub rows: Vec<[f64; COUNT]>,
+    pub late: Vec<bool>,
+    /// Distinct invoices among the rows.
+    pub invoices: usize,
+    /// The overall late share at `t`.
+    pub prior: f64,
+}
+
+/// The training set of day `t`.
+pub fn training_set(
+    history: &History,
+    t: Day,
+    options: RiskOptions,
+) -> Result<TrainingSet, ModelError> {
     let l = options.late_days;
     let prior = late_share_at(history, t, l).ok_or(ModelError::NoOutcomes)?;
     let first = history.first_day().ok_or(ModelError::NoOutcomes)?;
@@ -106,13 +134,11 @@ pub fn train(history: &History, t: Day, options: RiskOptions) -> Result<Trained,
             }
         }
     }
-    let model = Model::fit(&rows, &late)?;
-    Ok(Trained {
-        model,
-        prior,
-        rows: rows.len(),
+    Ok(TrainingSet {
+        rows,
+        late,
         invoices: invoices.len(),
-        trained_on: t,
+        prior,
     })
 }
 
@@ -252,16 +278,25 @@ pub enum BacktestError {
     },
 }
 
+/// A backtest's test set scored: per test invoice, the model's and the baseline's
+/// probabilities and whether it was late.
+pub struct Scored {
+    pub model: Vec<f64>,
+    pub baseline: Vec<f64>,
+    pub late: Vec<bool>,
+    pub trained: Trained,
+}
+
 /// Train as of `cutoff`, and score the invoices open at the cut-off (not yet more than
 /// `late_days` past due: those are late already) or issued after it, whose outcome is decided
 /// by `as_of`, with their customers' records at the cut-off; beside the baseline (the
 /// customer's late share at the cut-off).
-pub fn backtest(
+pub fn backtest_scores(
     history: &History,
     as_of: Day,
     cutoff: Day,
     options: RiskOptions,
-) -> Result<Backtest, BacktestError> {
+) -> Result<Scored, BacktestError> {
     let l = options.late_days;
     let trained = train(history, cutoff, options)?;
     let decided_at_cutoff = (history.invoices.iter())
@@ -291,33 +326,52 @@ pub fn backtest(
             late.push(outcome(inv, as_of, l).unwrap_or(true));
         }
     }
-    let date = crate::dates::date;
     if late.is_empty() {
+        let date = crate::dates::date;
         return Err(BacktestError::NoTest {
             cutoff: date(cutoff),
             as_of: date(as_of),
             late_days: l,
         });
     }
+    Ok(Scored {
+        model: model_p,
+        baseline: baseline_p,
+        late,
+        trained,
+    })
+}
+
+/// [`backtest_scores`] measured: AUC (where there are enough late and on-time invoices) and
+/// Brier score, beside the baseline's.
+pub fn backtest(
+    history: &History,
+    as_of: Day,
+    cutoff: Day,
+    options: RiskOptions,
+) -> Result<Backtest, BacktestError> {
+    let scored = backtest_scores(history, as_of, cutoff, options)?;
+    let late = &scored.late;
+    let date = crate::dates::date;
     let late_invoices = late.iter().filter(|&&l| l).count();
     let on_time_invoices = late.len() - late_invoices;
     let measurable = late_invoices.min(on_time_invoices) >= MIN_CASES_FOR_AUC;
-    let auc = |p: &[f64]| metrics::roc_auc(p, &late).filter(|_| measurable);
-    let brier = |p: &[f64]| metrics::brier(p, &late).expect("as many scores as outcomes");
+    let auc = |p: &[f64]| metrics::roc_auc(p, late).filter(|_| measurable);
+    let brier = |p: &[f64]| metrics::brier(p, late).expect("as many scores as outcomes");
     Ok(Backtest {
         as_of: date(as_of),
         cutoff: date(cutoff),
-        late_days: l,
-        auc: auc(&model_p),
-        baseline_auc: auc(&baseline_p),
+        late_days: options.late_days,
+        auc: auc(&scored.model),
+        baseline_auc: auc(&scored.baseline),
         late_invoices,
         on_time_invoices,
-        brier: brier(&model_p),
-        baseline_brier: brier(&baseline_p),
-        train_invoices: trained.invoices,
-        train_rows: trained.rows,
+        brier: brier(&scored.model),
+        baseline_brier: brier(&scored.baseline),
+        train_invoices: scored.trained.invoices,
+        train_rows: scored.trained.rows,
         test_invoices: late.len(),
-        test_late_share: late.iter().filter(|&&l| l).count() as f64 / late.len() as f64,
+        test_late_share: late_invoices as f64 / late.len() as f64,
     })
 }
 
