@@ -582,3 +582,49 @@ async fn on_real_histories_where_lateness_is_rare_the_model_does_not_invert() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_rolling_backtest_measures_each_day_and_spreads_what_it_could_measure() {
+    use arstream::models::rolling::{RollingOptions, rolling};
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("feed");
+    common::generated_feed(&feed, 40, 8, 3, 400);
+    let engine = engine_over(&feed, &dir.path().join("state"), "2025-08-31").await;
+    let history = History::read(&engine).await.unwrap();
+    let options = RiskOptions {
+        late_days: 0,
+        training_days: 730,
+    };
+    let r = rolling(
+        &history,
+        days(date("2025-08-31")),
+        options,
+        RollingOptions {
+            every_days: 28,
+            origins: 4,
+            backtest_days: 90,
+        },
+    );
+    let days_of: Vec<String> = r.origins.iter().map(|o| o.as_of.to_string()).collect();
+    assert_eq!(
+        days_of,
+        ["2025-06-08", "2025-07-06", "2025-08-03", "2025-08-31"]
+    );
+    // Each spread is over exactly the days that measured it, its mean between its ends.
+    let aucs: Vec<f64> = r.origins.iter().filter_map(|o| o.auc).collect();
+    let auc = r.auc.as_ref().expect("some day measured an AUC");
+    assert_eq!(auc.count, aucs.len());
+    assert!(auc.min <= auc.mean && auc.mean <= auc.max);
+    let mean = aucs.iter().sum::<f64>() / aucs.len() as f64;
+    assert!((auc.mean - mean).abs() < 1e-12);
+    for o in &r.origins {
+        // An AUC is given only over enough late invoices.
+        if let Some(late) = o.late_invoices {
+            assert_eq!(o.auc.is_some(), late >= risk::MIN_CASES_FOR_AUC, "{o:?}");
+        }
+    }
+    let wins = (r.origins.iter())
+        .filter(|o| matches!((o.auc, o.baseline_auc), (Some(m), Some(b)) if m > b))
+        .count();
+    assert_eq!(r.auc_wins, wins);
+}

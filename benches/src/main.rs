@@ -167,7 +167,10 @@ fn risk(customers: u64, months: u64, data: &Path, report_path: &Path) -> anyhow:
     let debug = [("ARSTREAM_LOG", "arstream=debug")];
     let loaded = measure_with(&with(&["sql", "SELECT count(*) FROM invoices"]), &[]);
     let worklist = measure_with(&with(&["sql", "SELECT count(*) FROM worklist"]), &debug);
-    let backtest = measure_with(&with(&["model", "report", "--format", "json"]), &[]);
+    let backtest = measure_with(
+        &with(&["model", "report", "--format", "json", "--origins", "1"]),
+        &[],
+    );
     let spans = model_spans(&worklist.stderr);
     let span = |key: &str| span_of(&spans, key);
     let report: serde_json::Value = serde_json::from_str(&backtest.stdout)?;
@@ -249,7 +252,10 @@ fn forecast(customers: u64, months: u64, data: &Path, report_path: &Path) -> any
     let loaded = measure_with(&with(&["sql", "SELECT count(*) FROM invoices"]), &[]);
     let weeks = measure_with(&with(&["sql", "SELECT * FROM cash_forecast"]), &debug);
     let kpi = measure_with(&with(&["kpi", "--format", "json"]), &[]);
-    let backtest = measure_with(&with(&["model", "report", "--format", "json"]), &[]);
+    let backtest = measure_with(
+        &with(&["model", "report", "--format", "json", "--origins", "1"]),
+        &[],
+    );
     let spans = model_spans(&weeks.stderr);
     let (read, forecast, backtested) = (
         span_of(&spans, "read_s"),

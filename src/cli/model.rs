@@ -11,6 +11,7 @@ use crate::dates::days;
 use crate::models::cash_backtest::{self, CashBacktest};
 use crate::models::history::History;
 use crate::models::risk;
+use crate::models::rolling::{self, Rolling, RollingOptions, Spread};
 
 #[derive(Debug, clap::Args)]
 pub struct ModelArgs {
@@ -38,6 +39,15 @@ pub struct ReportArgs {
     /// The training date [default: the as-of date minus [risk] backtest_days, 180]
     #[arg(long, value_name = "DATE")]
     pub cutoff: Option<NaiveDate>,
+    /// Backtest at this many evaluation days (the as-of date the last), for each figure's
+    /// mean and spread; 1: the as-of date only
+    #[arg(long, value_name = "N", default_value_t = 13, value_parser = clap::value_parser!(u16).range(1..=120))]
+    pub origins: u16,
+    /// Days between two evaluation days
+    #[arg(long, value_name = "DAYS", default_value_t = 28, value_parser = clap::value_parser!(i32).range(1..=366))]
+    pub every: i32,
+    /// Output format (json: every figure, each week of the forecast's backtest, and each
+    /// evaluation day of the rolling backtest)
     #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
     pub format: ReportFormat,
 }
@@ -72,11 +82,25 @@ pub async fn run(global: &GlobalArgs, args: ModelArgs) -> anyhow::Result<ExitCod
     let forecast =
         cash_backtest::backtest(&history, days(params.as_of)).map_err(|e| format!("{e:#}"));
     let failed = risk.is_err() || forecast.is_err();
+    let rolling = (args.origins > 1).then(|| {
+        let options = RollingOptions {
+            every_days: args.every,
+            origins: args.origins.into(),
+            backtest_days: (params.as_of - cutoff).num_days() as i32,
+        };
+        rolling::rolling(
+            &history,
+            days(params.as_of),
+            session.risk_options(),
+            options,
+        )
+    });
     let report = Report {
         risk_error: risk.as_ref().err().cloned(),
         forecast_error: forecast.as_ref().err().cloned(),
         risk: risk.ok(),
         forecast: forecast.ok(),
+        rolling,
     };
     match args.format {
         ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
@@ -95,6 +119,10 @@ pub async fn run(global: &GlobalArgs, args: ModelArgs) -> anyhow::Result<ExitCod
                     "Cash forecast backtest: not made: {}",
                     e.as_deref().unwrap_or("")
                 ),
+            }
+            if let Some(r) = &report.rolling {
+                println!();
+                print_rolling(r);
             }
         }
     }
@@ -122,6 +150,8 @@ struct Report {
     forecast: Option<CashBacktest>,
     #[serde(skip_serializing_if = "Option::is_none")]
     forecast_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rolling: Option<Rolling>,
 }
 
 fn better(model: f64, baseline: f64, higher_is_better: bool) -> &'static str {
@@ -226,5 +256,83 @@ fn print_forecast(f: &CashBacktest) {
         "  band coverage: {:.0}% of the 13 weeks inside the 80 % band ({} band)",
         100.0 * f.band_coverage,
         f.band
+    );
+}
+
+/// A spread as `mean (min–max)`, `-` where nothing was measured.
+fn spread(s: &Option<Spread>, percent: bool, places: usize) -> String {
+    let scale = if percent { 100.0 } else { 1.0 };
+    let unit = if percent { " %" } else { "" };
+    match s {
+        None => "-".into(),
+        Some(s) => format!(
+            "{:.places$}{unit} ({:.places$}–{:.places$})",
+            scale * s.mean,
+            scale * s.min,
+            scale * s.max
+        ),
+    }
+}
+
+fn print_rolling(r: &Rolling) {
+    let (first, last) = (r.origins.first(), r.origins.last());
+    println!(
+        "Rolling backtest: {} evaluation days every {} days, {} to {}: mean (min–max) over the days each figure could be measured on",
+        r.origins.len(),
+        r.every_days,
+        first.map_or(String::new(), |o| o.as_of.to_string()),
+        last.map_or(String::new(), |o| o.as_of.to_string()),
+    );
+    println!();
+    let n = r.origins.len();
+    let measured = |s: &Option<Spread>| s.as_ref().map_or(0, |s| s.count);
+    println!(
+        "  {:<14} {:>24} {:>24}   model better",
+        "", "model", "baseline"
+    );
+    println!(
+        "  {:<14} {:>24} {:>24}   {} of {} measured ({} of {} days with fewer than {} late or on-time test invoices)",
+        "ROC AUC",
+        spread(&r.auc, false, 3),
+        spread(&r.baseline_auc, false, 3),
+        r.auc_wins,
+        measured(&r.auc),
+        (r.origins.iter())
+            .filter(|o| o.late_invoices.is_some() && o.auc.is_none())
+            .count(),
+        n,
+        risk::MIN_CASES_FOR_AUC
+    );
+    println!(
+        "  {:<14} {:>24} {:>24}   {} of {} ({} of {} days without a backtest: nothing to learn from yet)",
+        "Brier score",
+        spread(&r.brier, false, 4),
+        spread(&r.baseline_brier, false, 4),
+        r.brier_wins,
+        measured(&r.brier),
+        r.risk_not_made,
+        n
+    );
+    println!();
+    println!(
+        "  {:<14} {:>24} {:>24} {:>24}   forecast better than both",
+        "", "forecast", "paid on due date", "average delay"
+    );
+    println!(
+        "  {:<14} {:>24} {:>24} {:>24}   {} of {} measured ({} of {} days: fewer than {} weeks with receipts, or none to forecast)",
+        "WAPE",
+        spread(&r.wape, true, 1),
+        spread(&r.wape_due_date, true, 1),
+        spread(&r.wape_average_delay, true, 1),
+        r.wape_wins,
+        measured(&r.wape),
+        n - measured(&r.wape),
+        n,
+        rolling::MIN_WEEKS_WITH_RECEIPTS
+    );
+    println!(
+        "  {:<14} {:>24}   of the 13 weeks inside the 80 % band",
+        "band coverage",
+        spread(&r.band_coverage, true, 0)
     );
 }

@@ -11,3 +11,4 @@ pub mod logistic;
 pub mod metrics;
 pub mod reasons;
 pub mod risk;
+pub mod rolling;
