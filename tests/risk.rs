@@ -81,6 +81,7 @@ async fn features_of_a_day_do_not_change_when_later_rows_land() {
     let options = RiskOptions {
         late_days: 30,
         training_days: 365,
+        backtest_days: 180,
     };
     for day in ["2025-03-31", "2025-05-15", "2025-06-30"] {
         let s = days(date(day));
@@ -467,6 +468,7 @@ async fn without_a_trainable_model_the_baseline_scores_and_nothing_downstream_is
     let options = RiskOptions {
         late_days: 365,
         training_days: 730,
+        backtest_days: 180,
     };
     let history = History::read(&engine).await.unwrap();
     assert!(risk::train(&history, days(date("2025-08-31")), options).is_err());
@@ -514,6 +516,7 @@ async fn an_auc_over_a_handful_of_late_invoices_is_not_measurable() {
         let options = RiskOptions {
             late_days,
             training_days: 730,
+            backtest_days: 180,
         };
         let Ok(b) = risk::backtest(&history, as_of, as_of - window, options) else {
             continue;
@@ -556,6 +559,7 @@ async fn on_real_histories_where_lateness_is_rare_the_model_does_not_invert() {
         let options = RiskOptions {
             late_days,
             training_days: 730,
+            backtest_days: 180,
         };
         for as_of in [
             "2013-03-31",
@@ -594,6 +598,7 @@ async fn a_rolling_backtest_measures_each_day_and_spreads_what_it_could_measure(
     let options = RiskOptions {
         late_days: 0,
         training_days: 730,
+        backtest_days: 180,
     };
     let r = rolling(
         &history,
@@ -627,4 +632,62 @@ async fn a_rolling_backtest_measures_each_day_and_spreads_what_it_could_measure(
         .filter(|o| matches!((o.auc, o.baseline_auc), (Some(m), Some(b)) if m > b))
         .count();
     assert_eq!(r.auc_wins, wins);
+}
+
+#[tokio::test]
+async fn a_model_that_loses_its_own_backtest_is_not_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("feed");
+    common::generated_feed(&feed, 40, 8, 3, 400);
+    let options = RiskOptions {
+        late_days: 0,
+        training_days: 730,
+        backtest_days: 90,
+    };
+    let (mut lost, mut kept) = (0, 0);
+    for (n, as_of) in ["2025-06-30", "2025-07-31", "2025-08-31"]
+        .into_iter()
+        .enumerate()
+    {
+        let engine = engine_over(&feed, &dir.path().join(format!("state{n}")), as_of).await;
+        let history = History::read(&engine).await.unwrap();
+        let loses = risk::loses_to_baseline(&history, days(date(as_of)), options);
+        let tables = ModelTables::make(&engine, date(as_of), options)
+            .await
+            .unwrap();
+        let by_baseline = first_cell(
+            &engine,
+            "SELECT count(*) FROM invoice_scores WHERE reasons LIKE 'baseline: %'",
+        )
+        .await;
+        match loses {
+            Some((model, baseline)) => {
+                lost += 1;
+                assert!(model <= baseline);
+                assert_eq!(tables.trained_rows, 0, "{as_of}");
+                assert_ne!(
+                    by_baseline, "0",
+                    "{as_of}: the losing model's scores were used"
+                );
+                let reason = first_cell(
+                    &engine,
+                    "SELECT reasons FROM invoice_scores WHERE reasons LIKE 'baseline: %' LIMIT 1",
+                )
+                .await;
+                assert!(
+                    reason.contains("loses to the baseline on its own backtest"),
+                    "{reason}"
+                );
+            }
+            None => {
+                kept += 1;
+                assert!(tables.trained_rows > 0, "{as_of}");
+                assert_eq!(by_baseline, "0", "{as_of}");
+            }
+        }
+    }
+    assert!(
+        lost > 0,
+        "no month-end where the model lost: the test tells nothing ({kept} kept)"
+    );
 }

@@ -106,7 +106,7 @@ pub async fn run(global: &GlobalArgs, args: ModelArgs) -> anyhow::Result<ExitCod
         ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         ReportFormat::Table => {
             match (&report.risk, &report.risk_error) {
-                (Some(r), _) => print_table(r),
+                (Some(r), _) => print_table(r, args.cutoff.is_none()),
                 (None, e) => println!(
                     "Risk model backtest: not made: {}",
                     e.as_deref().unwrap_or("")
@@ -167,7 +167,8 @@ fn better(model: f64, baseline: f64, higher_is_better: bool) -> &'static str {
     }
 }
 
-fn print_table(r: &risk::Backtest) {
+/// `judging`: this is the backtest that decides whether the model's scores are used.
+fn print_table(r: &risk::Backtest, judging: bool) {
     println!(
         "Risk model backtest: late = paid over {} days after due, or unpaid",
         r.late_days
@@ -212,6 +213,14 @@ fn print_table(r: &risk::Backtest) {
     println!(
         "  baseline: each customer's share of late invoices at the cut-off (overall share for a new one)"
     );
+    if let (Some(model), Some(baseline)) = (r.auc, r.baseline_auc)
+        && model <= baseline
+        && judging
+    {
+        println!(
+            "  the model loses here: the worklist and outreach rank by the baseline's scores (their reasons say so)"
+        );
+    }
 }
 
 fn print_forecast(f: &CashBacktest) {

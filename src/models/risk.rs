@@ -20,11 +20,13 @@ const SNAPSHOT_EVERY: Day = 14;
 /// stays within seconds however big the state.
 const MAX_ROWS: usize = 100_000;
 
-/// What late means, and how far back training reaches.
+/// What late means, how far back training reaches, and how far before a day the model is
+/// trained for its own backtest (the one that decides whether its scores are used).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RiskOptions {
     pub late_days: i32,
     pub training_days: i32,
+    pub backtest_days: i32,
 }
 
 /// A model trained as of a day.
@@ -373,6 +375,15 @@ pub fn backtest(
         test_invoices: late.len(),
         test_late_share: late_invoices as f64 / late.len() as f64,
     })
+}
+
+/// Whether the model should not be used on day `s`: its own backtest there (trained
+/// `backtest_days` before) measured an AUC no better than the baseline's. Gives both AUCs
+/// when so; none when it wins, or when the backtest cannot tell (too few cases, no test set).
+pub fn loses_to_baseline(history: &History, s: Day, options: RiskOptions) -> Option<(f64, f64)> {
+    let b = backtest(history, s, s - options.backtest_days, options).ok()?;
+    let (model, baseline) = (b.auc?, b.baseline_auc?);
+    (model <= baseline).then_some((model, baseline))
 }
 
 /// The feature names and the trained weights, strongest first (for the report).

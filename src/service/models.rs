@@ -49,7 +49,8 @@ pub struct ModelTables {
     /// No row when the history is too short to backtest.
     pub forecast_accuracy: RecordBatch,
     pub as_of: chrono::NaiveDate,
-    /// 0 when no model could be trained and the baseline scored the invoices.
+    /// 0 when the baseline scored the invoices (no model could be trained, or it lost to
+    /// the baseline on its own backtest).
     pub trained_rows: usize,
     pub took: Duration,
 }
@@ -65,17 +66,25 @@ impl ModelTables {
         let history = History::read(engine).await?;
         let read = started.elapsed();
         let day = days(as_of);
-        // Without a model (no outcome yet, all alike), the baseline ranks the worklist: the
-        // scores, the assignments and the forecast are never empty for want of a model.
-        let trained = risk::train(&history, day, options);
+        // Without a model (no outcome yet, all alike), or with one that loses to the baseline
+        // on its own backtest, the baseline ranks the worklist: the scores, the assignments
+        // and the forecast are never empty for want of a model, nor ranked worse than by it.
+        let trained = risk::train(&history, day, options)
+            .map_err(|e| e.to_string())
+            .and_then(|trained| match risk::loses_to_baseline(&history, day, options) {
+                Some((model, baseline)) => Err(format!(
+                    "it loses to the baseline on its own backtest, AUC {model:.3} against {baseline:.3}"
+                )),
+                None => Ok(trained),
+            });
         let training = started.elapsed() - read;
         let scores = match &trained {
             Ok(trained) => risk::score_open(trained, &history, day, options.late_days),
-            Err(e) => {
+            Err(why) => {
                 tracing::warn!(
-                    "the risk model could not be trained ({e}): invoices are scored by the baseline, each customer's share of late invoices"
+                    "the risk model is not used ({why}): invoices are scored by the baseline, each customer's share of late invoices"
                 );
-                risk::score_open_baseline(&history, day, options.late_days, &e.to_string())
+                risk::score_open_baseline(&history, day, options.late_days, why)
             }
         };
         let trained_rows = trained.as_ref().map_or(0, |t| t.rows);

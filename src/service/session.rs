@@ -206,6 +206,7 @@ impl Session {
         crate::models::risk::RiskOptions {
             late_days: self.config.risk.late_days,
             training_days: self.config.risk.training_days,
+            backtest_days: self.config.risk.backtest_days,
         }
     }
 
