@@ -37,7 +37,7 @@ pub enum OutreachCommand {
     /// Show the messages a send would make as of the as-of date, in words, without sending
     /// or recording anything
     #[command(
-        after_help = "Examples:\n  arstream outreach preview\n  arstream outreach preview --as-of 2025-11-30 --format json\n  arstream outreach preview --customer C0007"
+        after_help = "Examples:\n  arstream outreach preview\n  arstream outreach preview --as-of 2025-11-30 --format json\n  arstream outreach preview --customer C000007"
     )]
     Preview(PreviewArgs),
     /// Send the day's messages (the as-of date's): each is recorded in the ledger before it
@@ -75,7 +75,7 @@ pub struct PreviewArgs {
     /// Output format (json: every message with its body, recipient and channel)
     #[arg(long, value_enum, default_value_t = OutreachFormat::Table)]
     pub format: OutreachFormat,
-    /// Only this customer's messages
+    /// Only this customer's messages and skipped entries (its customer_id, as in the feed)
     #[arg(long, value_name = "ID")]
     pub customer: Option<String>,
     /// Show at most this many messages in full (table format; all are counted)
@@ -268,6 +268,14 @@ async fn preview(
     let skips: Vec<_> = (planned.skips.iter())
         .filter(|s| wanted(&s.customer_id))
         .collect();
+    if let Some(customer) = &args.customer
+        && !rows.iter().any(|r| &r.customer_id == customer)
+    {
+        anyhow::bail!(
+            "no invoice of customer '{customer}' is one the policy's rules hold for as of {day} (ids are as in the feed, such as {})",
+            rows.first().map_or("C000007", |r| r.customer_id.as_str())
+        );
+    }
     match args.format {
         OutreachFormat::Json => {
             #[derive(Serialize)]
