@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,29 +18,10 @@ impl Drop for Server {
     }
 }
 
-/// Ports handed out in this process. The tests here start their servers at once, and the OS
-/// may give two of them the same free port (free until a server binds it): the second server
-/// then fails to start while its test talks to the first's, until that one is stopped.
-static TAKEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-
-fn free_port() -> u16 {
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut taken = TAKEN.lock().unwrap();
-        if !taken.contains(&port) {
-            taken.push(port);
-            return port;
-        }
-    }
-}
-
 fn start_moto() -> (Server, String) {
     let python = common::python_with("moto[server]", "moto.server");
-    let port = free_port();
+    // Each server its own port (the OS may give two tests the same free one).
+    let port = common::servers::free_port();
     let mut child = Command::new(&python)
         .args([
             "-m",
