@@ -48,7 +48,7 @@ SELECT p.as_of,
        CAST(bl.open_days AS DOUBLE) / CAST(nullif(bl.open_positive, 0) AS DOUBLE) AS add_weighted,
        (SELECT countback_dso FROM countback) AS countback_dso,
        CAST(bl.ar_at_start + bl.credit_sales - bl.total_ar AS DOUBLE)
-           / CAST(nullif(bl.ar_at_start + bl.credit_sales - bl.current_ar, 0) AS DOUBLE) * 100 AS cei,
+           / CAST(nullif(bl.ar_at_start + bl.credit_sales - bl.current_ar, 0) AS DOUBLE) AS cei,
        CAST(f.write_offs AS DOUBLE) / CAST(nullif(bl.credit_sales, 0) AS DOUBLE) AS bad_debt_ratio,
        CAST(bl.recovered_cash AS DOUBLE) / CAST(nullif(bl.past_due_ar_at_start, 0) AS DOUBLE) AS recovery_rate,
        CAST(pd.kept AS DOUBLE) / CAST(nullif(pd.promises, 0) AS DOUBLE) AS ptp_kept_rate,

@@ -253,3 +253,62 @@ fn a_bad_dashboard_layout_is_one_error_with_file_and_line_and_no_terminal_is_ref
     assert_one_line_error(&o, "needs a terminal");
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// Rates are fractions in data (JSON, CSV) and percents in the table, each the same figure.
+#[test]
+fn every_rate_is_a_fraction_in_data_and_a_percent_in_the_table() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let feed = repo.join("sample-data/feed");
+    let kpi = |format: &str| {
+        let o = run(
+            &[
+                "--feed",
+                feed.to_str().unwrap(),
+                "--state",
+                dir.path().join("s").to_str().unwrap(),
+                "--as-of",
+                "2025-12-31",
+                "kpi",
+                "--format",
+                format,
+            ],
+            dir.path(),
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let json: serde_json::Value = serde_json::from_str(&kpi("json")).unwrap();
+    let summary = if json["kpi"].is_object() {
+        &json["kpi"]
+    } else {
+        &json
+    };
+    let table = kpi("table");
+    let csv = kpi("csv");
+    let (header, row) = csv.split_once('\n').unwrap();
+    let columns: Vec<&str> = header.split(',').collect();
+    let values: Vec<&str> = row.lines().next().unwrap().split(',').collect();
+    for (key, label) in [
+        ("cei", "CEI"),
+        ("bad_debt_ratio", "Bad-debt ratio"),
+        ("ptp_kept_rate", "Promises kept"),
+    ] {
+        let value = summary[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key}: {summary}"));
+        assert!((0.0..=1.0).contains(&value), "{key} = {value}");
+        let at = columns.iter().position(|c| *c == key).expect(key);
+        let in_csv: f64 = values[at].parse().unwrap();
+        assert!(
+            (in_csv - value).abs() < 1e-9,
+            "{key}: csv {in_csv}, json {value}"
+        );
+        let line = table
+            .lines()
+            .find(|l| l.trim_start().starts_with(label))
+            .unwrap();
+        let shown = format!("{:.2} %", 100.0 * value);
+        assert!(line.contains(&shown), "{line} should show {shown}");
+    }
+}

@@ -187,7 +187,7 @@ fn worked_example_of_kpis_md() {
         ("add", Some(8.571429), Some(5.636364)),
         ("add_weighted", Some(7.692308), Some(7.692308)),
         ("countback_dso", Some(40.333333), Some(40.333333)),
-        ("cei", Some(83.333333), Some(77.777778)),
+        ("cei", Some(0.833333), Some(0.777778)),
         ("bad_debt_ratio", Some(0.019048), Some(0.036364)),
         ("recovery_rate", None, Some(0.2)),
         ("ptp_kept_rate", Some(0.5), Some(1.0)),

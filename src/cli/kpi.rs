@@ -181,7 +181,7 @@ fn print_summary(
         ("ADD (average days delinquent)", days("add")),
         ("ADD, amount-weighted", days("add_weighted")),
         ("Countback DSO", days("countback_dso")),
-        ("CEI", pct("cei", 1.0)),
+        ("CEI", pct("cei", 100.0)),
         ("Bad-debt ratio", pct("bad_debt_ratio", 100.0)),
         ("Recovery rate", pct("recovery_rate", 100.0)),
         ("Promises kept", pct("ptp_kept_rate", 100.0)),

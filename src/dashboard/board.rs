@@ -39,10 +39,8 @@ impl Rows {
 pub enum Unit {
     Money,
     Days,
-    /// A ratio shown in percent.
+    /// A ratio (a fraction in the data) shown in percent.
     Percent,
-    /// Already in percent.
-    Points,
 }
 
 /// One KPI tile.

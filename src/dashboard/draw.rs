@@ -146,7 +146,6 @@ fn value_text(v: Option<f64>, unit: Unit) -> String {
         (Some(v), Unit::Money) => compact(v),
         (Some(v), Unit::Days) => format!("{v:.1} d"),
         (Some(v), Unit::Percent) => format!("{:.1} %", v * 100.0),
-        (Some(v), Unit::Points) => format!("{v:.1} %"),
     }
 }
 
@@ -159,7 +158,6 @@ fn change_text(tile: &Tile) -> Span<'static> {
         Unit::Money => compact(delta.abs()),
         Unit::Days => format!("{:.1}", delta.abs()),
         Unit::Percent => format!("{:.1} pt", delta.abs() * 100.0),
-        Unit::Points => format!("{:.1} pt", delta.abs()),
     };
     let arrow = if delta > 0.0 {
         "▲"
@@ -860,7 +858,14 @@ mod tests {
                 false,
             ),
             tile("ADD", 21.7, Unit::Days, 17.3, history(10.0, 1.0), false),
-            tile("CEI", 79.5, Unit::Points, 83.8, history(90.0, -1.0), true),
+            tile(
+                "CEI",
+                0.795,
+                Unit::Percent,
+                0.838,
+                history(0.90, -0.01),
+                true,
+            ),
             Tile {
                 previous: None,
                 ..tile("PTP kept", 0.505, Unit::Percent, 0.0, vec![], true)

@@ -26,7 +26,7 @@ const TILES: [(&str, &str, Unit, bool); 7] = [
     ("DSO", "dso", Unit::Days, false),
     ("Best DSO", "best_possible_dso", Unit::Days, false),
     ("ADD", "add", Unit::Days, false),
-    ("CEI", "cei", Unit::Points, true),
+    ("CEI", "cei", Unit::Percent, true),
     ("PTP kept", "ptp_kept_rate", Unit::Percent, true),
 ];
 
