@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use arrow::array::AsArray;
+use arrow::array::{Array, AsArray};
 
 fn run(feed: &Path, state: &Path, out: &Path, as_of: &str) {
     let o = Command::new(env!("CARGO_BIN_EXE_arstream"))
@@ -72,4 +72,25 @@ fn outputs_are_partitioned_by_as_of_and_replaced_whole() {
         ids.value(0).starts_with("INV"),
         "stable column order: invoice_id first"
     );
+}
+
+/// A one-off run writes the KPI summary with what the models add (the forecast's backtested
+/// WAPE), not the summary of before they ran.
+#[test]
+fn the_kpi_summary_of_a_one_off_run_has_the_forecasts_wape() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("feed");
+    common::generated_feed(&feed, 20, 8, 3, 100_000);
+    let (state, out) = (dir.path().join("state"), dir.path().join("out"));
+    run(&feed, &state, &out, "2025-08-31");
+    let batch = common::read_parquet(&out.join("kpi_summary/as_of=2025-08-31/part-0.parquet"));
+    let wape = batch.column(batch.schema().index_of("cash_forecast_wape").unwrap());
+    assert!(
+        !wape.is_null(0),
+        "no WAPE in the first refresh's KPI summary"
+    );
+    let wape = wape
+        .as_primitive::<arrow::datatypes::Float64Type>()
+        .value(0);
+    assert!(wape > 0.0 && wape < 1.0, "{wape}");
 }

@@ -53,7 +53,14 @@ impl OutputWriter {
     }
 
     /// Every step, written now for `snapshot` (one refresh and exit, as `run --once` does).
+    /// A one-off run has no later refresh to complete what the models add (the KPI summary's
+    /// `cash_forecast_wape`): when a step reads the models' tables, they are made first, and
+    /// every step is written with them.
     pub async fn write_all(&self, snapshot: &Snapshot) -> Result<Vec<String>, OutputError> {
+        let reads_models = (self.steps.iter()).any(|s| snapshot.engine.reads_derived(&s.query()));
+        if reads_models && let Err(e) = snapshot.model_tables().await {
+            tracing::warn!("the model tables of this refresh could not be made: {e}");
+        }
         write_steps(snapshot, &self.steps, &self.out).await
     }
 

@@ -89,12 +89,15 @@ impl Snapshot {
         sql: &str,
         threads: Option<usize>,
     ) -> Result<QueryResult, crate::engine::EngineError> {
-        if let Some(result) = self.results.get(sql) {
+        // What the refresh computed before this snapshot's model tables were made (the KPI
+        // summary) is computed again once they are, for what they add.
+        let reads_models = self.engine.reads_derived(sql);
+        if let Some(result) = self.results.get(sql)
+            && !(reads_models && self.models.initialized())
+        {
             return Ok(result.clone());
         }
-        if self.engine.reads_derived(sql)
-            && let Err(e) = self.model_tables().await
-        {
+        if reads_models && let Err(e) = self.model_tables().await {
             tracing::warn!("the model tables of this refresh could not be made: {e}");
         }
         self.engine.query_planned(sql, threads).await
