@@ -89,6 +89,14 @@ pub async fn replay(
     let mut model: Option<(NaiveDate, Option<risk::Trained>)> = None;
     let mut day = from;
     while day <= to {
+        // Nothing leaves on a day the send window never opens (a Sunday under a Monday to
+        // Saturday window): that day's messages go out on the next day it does.
+        if let Some(window) = &policy.window
+            && !window.days.contains(&chrono::Datelike::weekday(&day))
+        {
+            day = day.succ_opt().expect("a day after");
+            continue;
+        }
         let mut at = params.clone();
         at.as_of = day;
         engine.set_params(&at).await?;

@@ -1021,3 +1021,35 @@ fn a_payment_link_is_signed_for_its_customer_invoices_and_expiry() {
     let signed = format!("C01\n{}\n{}", params["invoices"], params["expires"]);
     assert_eq!(params["token"], hmac_hex(secret.trim().as_bytes(), &signed));
 }
+
+// Replay leaves nothing on a day the send window never opens.
+
+#[test]
+fn replay_sends_nothing_on_a_day_outside_the_send_window() {
+    let fx = Fixture::new(0);
+    fx.edit_policy(|p| {
+        p.replace(
+            "[retry]",
+            "[send_window]\nstart = \"00:00\"\nend = \"24:00\"\ntimezone = \"UTC\"\ndays = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\", \"sat\"]\n\n[retry]",
+        )
+    });
+    let out = fx.run(
+        &[
+            "replay",
+            "--from",
+            "2025-12-27",
+            "--to",
+            super::AS_OF,
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let found: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let contacts = found["contacts"].as_array().unwrap();
+    // 2025-12-28 is a Sunday: nothing that day; the days around it send.
+    let on = |day: &str| contacts.iter().filter(|c| c["day"] == day).count();
+    assert_eq!(on("2025-12-28"), 0, "{contacts:?}");
+    assert!(on("2025-12-27") > 0 && on("2025-12-29") > 0, "{contacts:?}");
+}
