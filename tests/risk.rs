@@ -632,6 +632,13 @@ async fn a_rolling_backtest_measures_each_day_and_spreads_what_it_could_measure(
         .filter(|o| matches!((o.auc, o.baseline_auc), (Some(m), Some(b)) if m > b))
         .count();
     assert_eq!(r.auc_wins, wins);
+    // The band's coverage per week of the horizon, each a share, over the days measured.
+    assert_eq!(r.band_coverage_by_week.len(), 13);
+    let measured = r.wape.as_ref().map_or(0, |w| w.count);
+    for c in &r.band_coverage_by_week {
+        assert_eq!(c.is_some(), measured > 0);
+        assert!(c.is_none_or(|c| (0.0..=1.0).contains(&c)));
+    }
 }
 
 #[tokio::test]

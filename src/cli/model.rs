@@ -344,4 +344,12 @@ fn print_rolling(r: &Rolling) {
         "band coverage",
         spread(&r.band_coverage, true, 0)
     );
+    let by_week: Vec<String> = (r.band_coverage_by_week.iter())
+        .map(|c| c.map_or("-".into(), |c| format!("{:.0}", 100.0 * c)))
+        .collect();
+    println!(
+        "  {:<14} {}   (% of days inside the band, week 1 to 13 of the horizon)",
+        "by week",
+        by_week.join(" ")
+    );
 }

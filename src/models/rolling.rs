@@ -88,6 +88,9 @@ pub struct Rolling {
     /// Evaluation days where the forecast beat both baselines.
     pub wape_wins: usize,
     pub band_coverage: Option<Spread>,
+    /// Per week of the horizon (1 to 13): the share of evaluation days whose receipts that
+    /// week fell inside the 80 % band (none where no day measured it).
+    pub band_coverage_by_week: Vec<Option<f64>>,
     /// Evaluation days where the risk model's backtest could not be made (no outcome to
     /// learn from yet, all alike), and the forecast's (no payment yet, no cash came in).
     pub risk_not_made: usize,
@@ -102,6 +105,8 @@ pub fn rolling(
     options: RollingOptions,
 ) -> Rolling {
     let mut origins = Vec::new();
+    // Per week of the horizon: (weeks inside the band, weeks measured).
+    let mut by_week = [(0usize, 0usize); super::forecast::WEEKS];
     for k in (0..options.origins).rev() {
         let day = as_of - options.every_days * k as Day;
         let mut origin = Origin {
@@ -134,6 +139,11 @@ pub fn rolling(
                 let weeks = (f.forecast_weeks.iter()).filter(|w| w.actual > 0.0).count();
                 origin.weeks_with_receipts = Some(weeks);
                 if weeks >= MIN_WEEKS_WITH_RECEIPTS {
+                    for (w, week) in f.forecast_weeks.iter().enumerate().take(by_week.len()) {
+                        let inside = week.low <= week.actual && week.actual <= week.high;
+                        by_week[w].0 += usize::from(inside);
+                        by_week[w].1 += 1;
+                    }
                     origin.wape = Some(f.wape);
                     origin.wape_due_date = Some(f.wape_due_date);
                     origin.wape_average_delay = Some(f.wape_average_delay);
@@ -160,6 +170,9 @@ pub fn rolling(
         wape_average_delay: pick(&|o| o.wape_average_delay),
         wape_wins: wins(&|o| Some(o.wape? < o.wape_due_date?.min(o.wape_average_delay?))),
         band_coverage: pick(&|o| o.band_coverage),
+        band_coverage_by_week: (by_week.iter())
+            .map(|&(inside, all)| (all > 0).then(|| inside as f64 / all as f64))
+            .collect(),
         risk_not_made: origins.iter().filter(|o| o.risk_error.is_some()).count(),
         forecast_not_made: origins
             .iter()
