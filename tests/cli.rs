@@ -205,6 +205,23 @@ fn pipelines_validate_with_file_and_line_and_run_once() {
             .exists()
     );
     assert!(out.join("open_items/latest.parquet").exists());
+    // It says what it wrote, and where; as JSON when asked.
+    let said = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        said.contains("outputs written under file://")
+            && said.contains("kpi_summary/as_of=2025-12-31/part-0.parquet"),
+        "{said}"
+    );
+    let o = run(&["--log-format", "json", "pipeline", "run", "daily"], p);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let event: serde_json::Value = (String::from_utf8_lossy(&o.stdout).lines())
+        .find_map(|l| serde_json::from_str(l).ok())
+        .expect("a JSON line");
+    assert_eq!(event["event"], "outputs", "{event}");
+    assert!(
+        (event["written"].as_array().unwrap().iter()).any(|w| w == "open_items/latest.parquet"),
+        "{event}"
+    );
 
     let o = run(&["pipeline", "run", "nope"], p);
     assert_eq!(o.status.code(), Some(2));

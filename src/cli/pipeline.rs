@@ -106,7 +106,7 @@ pub async fn run(global: &GlobalArgs, args: PipelineArgs) -> anyhow::Result<Exit
                 Ok(plan) => plan,
                 Err(e) => return invalid(&e),
             };
-            once(&plan, false).await
+            once(&plan, false, global.log_format).await
         }
     }
 }

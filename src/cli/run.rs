@@ -82,7 +82,7 @@ pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode>
         }
     };
     if args.once {
-        return once(&plan, true).await;
+        return once(&plan, true, global.log_format).await;
     }
     let layout = match args.headless || !crate::dashboard::on_terminal() {
         true => None,
@@ -134,7 +134,11 @@ fn runner(plan: &Plan, watch_feed: bool) -> Runner {
 
 /// One refresh: catch up, write the outputs, report. Quarantined files do not fail it (the
 /// rest of the feed went on); they are logged and listed by `status`.
-pub(crate) async fn once(plan: &Plan, verbose: bool) -> anyhow::Result<ExitCode> {
+pub(crate) async fn once(
+    plan: &Plan,
+    verbose: bool,
+    format: LogFormat,
+) -> anyhow::Result<ExitCode> {
     let Some(writer) = writer(plan)? else {
         // Nothing to write: the catch-up alone (no engine, no ledger).
         let cancel = stop_on_signals();
@@ -154,10 +158,35 @@ pub(crate) async fn once(plan: &Plan, verbose: bool) -> anyhow::Result<ExitCode>
         return Ok(ExitCode::SUCCESS);
     };
     let written = writer.write_all(&snapshot).await?;
-    tracing::info!(outputs = ?written, "outputs written");
     if verbose {
-        print_report(&snapshot.refresh.catch_up);
-        print_table(&snapshot.health);
+        let report = &snapshot.refresh.catch_up;
+        match format {
+            LogFormat::Json => {
+                let quarantined: Vec<serde_json::Value> = (report.quarantined.iter())
+                    .map(|v| serde_json::json!({"code": v.code, "reason": v.reason()}))
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::json!({"event": "refresh", "files_applied": report.files_applied, "rows_applied": report.rows_applied, "rows_unchanged": report.rows_ignored, "quarantined": quarantined, "seconds": report.elapsed.as_secs_f64()})
+                );
+            }
+            LogFormat::Text => {
+                print_report(report);
+                print_table(&snapshot.health);
+            }
+        }
+    }
+    // What was written, and where: the one line a scheduler's log keeps of a run.
+    match format {
+        LogFormat::Json => println!(
+            "{}",
+            serde_json::json!({"event": "outputs", "out": writer.out().as_str(), "written": written})
+        ),
+        LogFormat::Text => println!(
+            "outputs written under {}: {}",
+            writer.out(),
+            written.join(", ")
+        ),
     }
     if let Some(outreach) = outreach_of(plan)? {
         let mut ledger = crate::outreach::ledger::Ledger::open(&outreach.ledger_folder)?;

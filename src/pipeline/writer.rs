@@ -52,6 +52,11 @@ impl OutputWriter {
         OutputWriter { steps, out }
     }
 
+    /// Where the steps without a sink of their own are written.
+    pub fn out(&self) -> &url::Url {
+        &self.out.url
+    }
+
     /// Every step, written now for `snapshot` (one refresh and exit, as `run --once` does).
     /// A one-off run has no later refresh to complete what the models add (the KPI summary's
     /// `cash_forecast_wape`): when a step reads the models' tables, they are made first, and
