@@ -609,6 +609,7 @@ async fn a_rolling_backtest_measures_each_day_and_spreads_what_it_could_measure(
             origins: 4,
             backtest_days: 90,
         },
+        None,
     );
     let days_of: Vec<String> = r.origins.iter().map(|o| o.as_of.to_string()).collect();
     assert_eq!(

@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 
 use super::GlobalArgs;
 use crate::dates::days;
-use crate::models::cash_backtest::{self, CashBacktest};
+use crate::models::cash_backtest::CashBacktest;
 use crate::models::history::History;
 use crate::models::risk;
 use crate::models::rolling::{self, Rolling, RollingOptions, Spread};
@@ -76,25 +76,27 @@ pub async fn run(global: &GlobalArgs, args: ModelArgs) -> anyhow::Result<ExitCod
     let history = History::read(&engine)
         .await
         .context("reading the receivables history")?;
-    // Each backtest is made and shown whatever became of the other.
-    let risk = risk::backtest(&history, days(params.as_of), days(cutoff), options)
-        .map_err(|e| format!("{e:#}"));
-    let forecast =
-        cash_backtest::backtest(&history, days(params.as_of)).map_err(|e| format!("{e:#}"));
-    let failed = risk.is_err() || forecast.is_err();
+    // Each backtest is made and shown whatever became of the other; they are also the last
+    // evaluation day of the rolling backtest (same day, same cut-off distance).
+    let backtest_days = (params.as_of - cutoff).num_days() as i32;
+    let at_as_of = rolling::backtests_at(&history, days(params.as_of), options, backtest_days);
     let rolling = (args.origins > 1).then(|| {
         let options = RollingOptions {
             every_days: args.every,
             origins: args.origins.into(),
-            backtest_days: (params.as_of - cutoff).num_days() as i32,
+            backtest_days,
         };
+        let risk_options = session.risk_options();
         rolling::rolling(
             &history,
             days(params.as_of),
-            session.risk_options(),
+            risk_options,
             options,
+            Some(&at_as_of),
         )
     });
+    let (risk, forecast) = at_as_of;
+    let failed = risk.is_err() || forecast.is_err();
     let report = Report {
         risk_error: risk.as_ref().err().cloned(),
         forecast_error: forecast.as_ref().err().cloned(),

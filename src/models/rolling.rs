@@ -97,18 +97,49 @@ pub struct Rolling {
     pub forecast_not_made: usize,
 }
 
-/// Both backtests at each evaluation day up to `as_of`.
+/// Both backtests at `day`, the risk model's trained `backtest_days` before (errors as the
+/// user reads them).
+pub type Backtests = (
+    Result<risk::Backtest, String>,
+    Result<cash_backtest::CashBacktest, String>,
+);
+
+/// Both backtests at `day`.
+pub fn backtests_at(
+    history: &History,
+    day: Day,
+    risk_options: RiskOptions,
+    backtest_days: i32,
+) -> Backtests {
+    (
+        risk::backtest(history, day, day - backtest_days, risk_options)
+            .map_err(|e| format!("{e:#}")),
+        cash_backtest::backtest(history, day).map_err(|e| format!("{e:#}")),
+    )
+}
+
+/// Both backtests at each evaluation day up to `as_of`; `at_as_of`: those of `as_of` itself,
+/// when the caller made them already (`model report`'s own), so they are not made twice.
 pub fn rolling(
     history: &History,
     as_of: Day,
     risk_options: RiskOptions,
     options: RollingOptions,
+    at_as_of: Option<&Backtests>,
 ) -> Rolling {
     let mut origins = Vec::new();
     // Per week of the horizon: (weeks inside the band, weeks measured).
     let mut by_week = [(0usize, 0usize); super::forecast::WEEKS];
     for k in (0..options.origins).rev() {
         let day = as_of - options.every_days * k as Day;
+        let made;
+        let (risk, forecast) = match at_as_of.filter(|_| k == 0) {
+            Some(both) => both,
+            None => {
+                made = backtests_at(history, day, risk_options, options.backtest_days);
+                &made
+            }
+        };
         let mut origin = Origin {
             as_of: crate::dates::date(day),
             auc: None,
@@ -124,7 +155,7 @@ pub fn rolling(
             weeks_with_receipts: None,
             forecast_error: None,
         };
-        match risk::backtest(history, day, day - options.backtest_days, risk_options) {
+        match risk {
             Ok(b) => {
                 origin.auc = b.auc;
                 origin.baseline_auc = b.baseline_auc;
@@ -132,9 +163,9 @@ pub fn rolling(
                 origin.brier = Some(b.brier);
                 origin.baseline_brier = Some(b.baseline_brier);
             }
-            Err(e) => origin.risk_error = Some(e.to_string()),
+            Err(e) => origin.risk_error = Some(e.clone()),
         }
-        match cash_backtest::backtest(history, day) {
+        match forecast {
             Ok(f) => {
                 let weeks = (f.forecast_weeks.iter()).filter(|w| w.actual > 0.0).count();
                 origin.weeks_with_receipts = Some(weeks);
@@ -150,7 +181,7 @@ pub fn rolling(
                     origin.band_coverage = Some(f.band_coverage);
                 }
             }
-            Err(e) => origin.forecast_error = Some(e.to_string()),
+            Err(e) => origin.forecast_error = Some(e.clone()),
         }
         origins.push(origin);
     }
