@@ -316,9 +316,6 @@ pub struct Entry {
     pub status: Status,
 }
 
-/// The key of an entry that goes out at most once.
-pub type EntryKey = (String, String, String);
-
 /// The ledger, loaded, with its file open for appending.
 pub struct Ledger {
     path: PathBuf,
@@ -326,9 +323,8 @@ pub struct Ledger {
     _lock: Option<File>,
     messages: Vec<Entry>,
     by_id: HashMap<String, usize>,
-    /// (rule, stage, invoice) of every message recorded, whatever its status but dropped.
-    entries: HashSet<EntryKey>,
-    /// (rule, invoice) → the stages recorded for it.
+    /// (rule, invoice) → the stages recorded for it, of records from before stages were kept
+    /// by day.
     stages: HashMap<(String, String), Vec<String>>,
     /// (invoice, slot) → the latest stage day a message to that reader was about it.
     levels: HashMap<(String, Slot), i32>,
@@ -359,7 +355,6 @@ impl Ledger {
             _lock: None,
             messages: Vec::new(),
             by_id: HashMap::new(),
-            entries: HashSet::new(),
             stages: HashMap::new(),
             levels: HashMap::new(),
             written: HashSet::new(),
@@ -452,22 +447,18 @@ impl Ledger {
     fn index(&mut self, message: &Message) {
         let slot = message.slot();
         for item in &message.items {
-            let key = (
-                item.rule.clone(),
-                item.stage.clone(),
-                item.invoice_id.clone(),
-            );
-            self.entries.insert(key);
-            (self
-                .stages
-                .entry((item.rule.clone(), item.invoice_id.clone())))
-            .or_default()
-            .push(item.stage.clone());
-            if let Some(level) = item.level {
-                let at = (self.levels)
-                    .entry((item.invoice_id.clone(), slot))
-                    .or_insert(level);
-                *at = (*at).max(level);
+            match item.level {
+                Some(level) => {
+                    let at = (self.levels)
+                        .entry((item.invoice_id.clone(), slot))
+                        .or_insert(level);
+                    *at = (*at).max(level);
+                }
+                // Recorded before stages were kept by day: known by name only.
+                None => (self.stages)
+                    .entry((item.rule.clone(), item.invoice_id.clone()))
+                    .or_default()
+                    .push(item.stage.clone()),
             }
         }
         self.written
@@ -477,7 +468,6 @@ impl Ledger {
     /// Make the indexes again from the messages that were not dropped (a dropped message's
     /// entries are free again).
     fn reindex(&mut self) {
-        self.entries.clear();
         self.stages.clear();
         self.levels.clear();
         self.written.clear();
@@ -598,13 +588,8 @@ impl Ledger {
         Ok(())
     }
 
-    /// Whether entry (rule, stage, invoice) is in a message already, whatever its status.
-    pub fn has_entry(&self, rule: &str, stage: &str, invoice: &str) -> bool {
-        self.entries
-            .contains(&(rule.to_string(), stage.to_string(), invoice.to_string()))
-    }
-
-    /// The stages of `rule` already in a message for `invoice`.
+    /// The stages of `rule` in a message for `invoice` recorded before stages were kept by
+    /// day ([`Ledger::level`] knows the others).
     pub fn stages_of(&self, rule: &str, invoice: &str) -> &[String] {
         self.stages
             .get(&(rule.to_string(), invoice.to_string()))
@@ -659,14 +644,6 @@ impl Ledger {
         (self.messages.iter())
             .filter(|e| matches!(e.status, Status::Pending { .. }))
             .cloned()
-            .collect()
-    }
-
-    /// The messages recorded and not yet sent, failed, skipped or dropped.
-    pub fn pending(&self) -> Vec<Message> {
-        (self.messages.iter())
-            .filter(|e| matches!(e.status, Status::Pending { .. }))
-            .map(|e| e.message.clone())
             .collect()
     }
 }
@@ -755,10 +732,14 @@ mod tests {
         ledger.append(vec![failed], true).unwrap();
         drop(ledger);
         let ledger = Ledger::open(dir.path()).unwrap();
-        assert!(ledger.has_entry("overdue", "first", "I1"));
-        assert!(ledger.has_entry("overdue", "first", "I2"));
-        assert!(!ledger.has_entry("overdue", "second", "I1"));
-        assert!(ledger.pending().is_empty());
+        // Both invoices had the day-1 stage, neither a later one, whatever became of them.
+        let customer = Slot {
+            audience: Audience::Customer,
+            channel: None,
+        };
+        assert_eq!(ledger.level("I1", customer), Some(1));
+        assert_eq!(ledger.level("I2", customer), Some(1));
+        assert!(ledger.pending_entries().is_empty());
         assert_eq!(
             ledger.messages()[1].status,
             Status::Failed {
