@@ -1,6 +1,7 @@
 //! The cash forecast: a promise moves its invoice's receipt into the promised week, an open
-//! dispute holds its invoice until its expected resolution, and a forecast of a past day is
-//! the same whatever was added to the feed since.
+//! dispute makes its invoice pay as disputed invoices paid (or holds it until its expected
+//! resolution, with too few to learn from), a forecast of a past day is the same whatever was
+//! added to the feed since, and on IBM's real histories it beats both naive forecasts.
 
 mod common;
 
@@ -77,8 +78,12 @@ fn a_plain_open_invoice(history: &History, forecast: &Forecast) -> (String, Stri
 
 /// A feed of 60 customers over 10 months, copied to `dir/with` with `extra` written into it.
 fn feeds(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    feeds_of(dir, 60)
+}
+
+fn feeds_of(dir: &Path, customers: u32) -> (std::path::PathBuf, std::path::PathBuf) {
     let (plain, with) = (dir.join("plain"), dir.join("with"));
-    common::generated_feed(&plain, 60, 10, 11, 500);
+    common::generated_feed(&plain, customers, 10, 11, 500);
     std::fs::create_dir_all(&with).unwrap();
     copy_dir(&plain, &with);
     (plain, with)
@@ -135,26 +140,68 @@ async fn a_promise_moves_its_invoice_into_the_promised_week() {
     }
 }
 
-#[tokio::test]
-async fn an_open_dispute_holds_its_invoice_until_its_expected_resolution() {
-    let dir = tempfile::tempdir().unwrap();
-    let (plain, with) = feeds(dir.path());
-    let before = history_of(&plain, &dir.path().join("s1"), AS_OF).await;
-    let forecast = forecast_on(&before, AS_OF);
-    let (invoice, customer) = a_plain_open_invoice(&before, &forecast);
-    let open = of(&forecast, &before, &invoice).open;
+/// An open dispute raised on the 2025-09-28 on `invoice` of `customer`, for `open`.
+fn open_dispute(feed: &Path, invoice: &str, customer: &str, open: f64) {
     let mut b = BatchBuilder::new(Entity::Disputes);
     b.row(Op::Create, 9_000_000_000, ts("2025-09-28"))
         .text(Some("D-TEST"))
-        .text(Some(&invoice))
-        .text(Some(&customer))
+        .text(Some(invoice))
+        .text(Some(customer))
         .date(Some(days(date("2025-09-28"))))
         .decimal((open * 100.0).round() as i128)
         .text(Some("USD"))
         .text(Some("pricing"))
         .text(Some("open"))
         .date(None);
-    common::write(&with, "disputes/part-test.parquet", &b.finish());
+    common::write(feed, "disputes/part-test.parquet", &b.finish());
+}
+
+#[tokio::test]
+async fn an_open_dispute_makes_its_invoice_pay_as_disputed_invoices_paid() {
+    let dir = tempfile::tempdir().unwrap();
+    // Enough customers for 100 disputed invoices due in the year.
+    let (plain, with) = feeds_of(dir.path(), 250);
+    let before = history_of(&plain, &dir.path().join("s1"), AS_OF).await;
+    let forecast = forecast_on(&before, AS_OF);
+    let (invoice, customer) = a_plain_open_invoice(&before, &forecast);
+    let before_f = of(&forecast, &before, &invoice);
+    open_dispute(&with, &invoice, &customer, before_f.open);
+    let after = history_of(&with, &dir.path().join("s2"), AS_OF).await;
+    let f = of(&forecast_on(&after, AS_OF), &after, &invoice).clone();
+    assert_eq!(f.basis, Basis::Disputed);
+    // The generator's disputed invoices are credited in part or never paid: less of this one is
+    // expected in the quarter than its customer's delays alone gave.
+    assert!(
+        f.expected < 0.95 * before_f.expected,
+        "{} expected, {} before the dispute",
+        f.expected,
+        before_f.expected
+    );
+    // The other open invoices are forecast as before.
+    let other = (forecast.invoices.iter())
+        .find(|g| before.invoices[g.invoice].invoice_id != invoice && g.basis == Basis::Pattern)
+        .unwrap();
+    let id = &before.invoices[other.invoice].invoice_id;
+    assert_eq!(
+        of(&forecast_on(&after, AS_OF), &after, id).weeks,
+        other.weeks
+    );
+}
+
+#[tokio::test]
+async fn with_few_disputes_to_learn_from_an_open_dispute_holds_its_invoice_until_its_expected_resolution()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let (plain, with) = feeds(dir.path());
+    // No dispute in the feed but the one of the test: nothing to learn disputed delays from.
+    for feed in [&plain, &with] {
+        std::fs::remove_dir_all(feed.join("disputes")).unwrap();
+    }
+    let before = history_of(&plain, &dir.path().join("s1"), AS_OF).await;
+    let forecast = forecast_on(&before, AS_OF);
+    let (invoice, customer) = a_plain_open_invoice(&before, &forecast);
+    let open = of(&forecast, &before, &invoice).open;
+    open_dispute(&with, &invoice, &customer, open);
     let after = history_of(&with, &dir.path().join("s2"), AS_OF).await;
     let disputed = forecast_on(&after, AS_OF);
     let f = of(&disputed, &after, &invoice);
@@ -180,6 +227,37 @@ async fn an_open_dispute_holds_its_invoice_until_its_expected_resolution() {
     let after = |f: &InvoiceForecast| f.weeks[held_weeks..].iter().sum::<f64>();
     assert!(after(f) > after(before_f), "{:?}", f.weeks);
     assert!(after(f) > 0.3 * open, "{:?}", f.weeks);
+}
+
+/// On IBM's real histories, forecast from 13 days four weeks apart, each with only what was
+/// known then: the forecast's mean WAPE is below both naive forecasts', and its 80 % band
+/// holds 70–90 % of the weeks (`docs/models.md` gives the figures).
+#[tokio::test]
+async fn on_real_histories_the_forecast_beats_both_baselines_and_its_band_holds() {
+    use arstream::models::cash_backtest::backtest_with;
+    let dir = tempfile::tempdir().unwrap();
+    let feed = common::ibm_feed(dir.path()).await;
+    let history = history_of(&feed, &dir.path().join("state"), "2013-12-31").await;
+    let mut forecaster = Forecaster::new(&history);
+    let last = days(date("2013-12-31"));
+    let (mut wape, mut due_date, mut average_delay, mut inside) = (0.0, 0.0, 0.0, 0.0);
+    for k in 0..13 {
+        let b = backtest_with(&mut forecaster, last - 28 * k).unwrap();
+        wape += b.wape / 13.0;
+        due_date += b.wape_due_date / 13.0;
+        average_delay += b.wape_average_delay / 13.0;
+        inside += b.band_coverage / 13.0;
+    }
+    // Held an open dispute until its typical resolution and then applied the customer's delays
+    // on top: 38.6 % against 37.8 % and 29.2 %.
+    assert!(
+        wape < average_delay && wape < due_date,
+        "WAPE {wape:.3}: due date {due_date:.3}, average delay {average_delay:.3}"
+    );
+    assert!(
+        (0.7..=0.9).contains(&inside),
+        "band held {inside:.3} of weeks"
+    );
 }
 
 #[tokio::test]

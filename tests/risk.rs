@@ -538,15 +538,7 @@ async fn an_auc_over_a_handful_of_late_invoices_is_not_measurable() {
 
 /// IBM's late-payment histories (`../shared/datasets/`) as a feed, and an engine over it.
 async fn ibm_engine(dir: &Path, as_of: &str) -> Engine {
-    let export = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/datasets/ibm-late-payments/accounts-receivable.csv");
-    assert!(export.exists(), "{} is missing", export.display());
-    let feed = dir.join("feed");
-    std::fs::create_dir_all(&feed).unwrap();
-    let location = arstream::store::open(feed.to_str().unwrap(), true).unwrap();
-    arstream::import::late_payments::import(&export, &location, "USD")
-        .await
-        .unwrap();
+    let feed = common::ibm_feed(dir).await;
     engine_over(&feed, &dir.join("state"), as_of).await
 }
 

@@ -43,6 +43,8 @@ pub struct Population {
     /// Of what settled the invoices at each span of delay (see [`CASH_SPANS`]), the share
     /// that came in cash: the rest are credits and write-offs, which bring no cash.
     cash_share: [f64; CASH_SPANS.len()],
+    /// The invoices learned from: those due in the year before the day, paid or not.
+    pub invoices: usize,
 }
 
 /// The spans of delay with a cash share of their own: up to 30 days after due, up to 90, up to
@@ -60,14 +62,30 @@ fn index(d: Day) -> usize {
 impl Population {
     /// Learn on day `s` from what the history knew then; `None` if no invoice was paid.
     pub fn learn(history: &History, s: Day) -> Option<Population> {
+        Population::learn_from(history, s, |_| true)
+    }
+
+    /// [`Population::learn`] from the invoices `include` takes (by index into
+    /// [`History::invoices`]).
+    pub fn learn_from(
+        history: &History,
+        s: Day,
+        include: impl Fn(usize) -> bool,
+    ) -> Option<Population> {
         let n = (LATEST - EARLIEST + 1) as usize;
         let (mut paid, mut open_until) = (vec![0f64; n], vec![0f64; n]);
         let (mut delay_sum, mut paid_count) = (0f64, 0f64);
+        let mut invoices = 0;
         let (mut cash, mut settled) = ([0i64; CASH_SPANS.len()], [0i64; CASH_SPANS.len()]);
         for (i, inv) in history.invoices.iter().enumerate() {
-            if inv.due_date > s || inv.due_date < s - WINDOW_DAYS || !inv.exists_on(s) {
+            if inv.due_date > s
+                || inv.due_date < s - WINDOW_DAYS
+                || !inv.exists_on(s)
+                || !include(i)
+            {
                 continue;
             }
+            invoices += 1;
             for x in history
                 .settlements_of(i)
                 .iter()
@@ -145,6 +163,7 @@ impl Population {
             survival,
             mean_paid_delay: delay_sum / paid_count,
             cash_share,
+            invoices,
         })
     }
 
@@ -187,10 +206,22 @@ pub struct CustomerDelays {
 impl CustomerDelays {
     /// Customer `c`'s, on day `s`.
     pub fn learn(history: &History, c: usize, s: Day) -> CustomerDelays {
-        let mut delays: Vec<(Day, f64, u8)> = (history.invoices_of(c).iter().rev())
-            .take_while(|inv| inv.invoice_date >= s - REACH_DAYS)
-            .filter(|inv| inv.exists_on(s))
-            .filter_map(|inv| {
+        CustomerDelays::learn_from(history, c, s, |_| true)
+    }
+
+    /// [`CustomerDelays::learn`] from the invoices `include` takes (by index into
+    /// [`History::invoices`]).
+    pub fn learn_from(
+        history: &History,
+        c: usize,
+        s: Day,
+        include: impl Fn(usize) -> bool,
+    ) -> CustomerDelays {
+        let mut delays: Vec<(Day, f64, u8)> = (history.by_customer[c].clone().rev())
+            .map(|i| (i, &history.invoices[i]))
+            .take_while(|(_, inv)| inv.invoice_date >= s - REACH_DAYS)
+            .filter(|&(i, inv)| inv.exists_on(s) && include(i))
+            .filter_map(|(_, inv)| {
                 let paid = inv.paid_by(s)?;
                 let weight = 0.5f64.powf(f64::from(s - paid) / HALF_LIFE_DAYS);
                 let delay = (paid - inv.due_date).clamp(EARLIEST, LATEST);
@@ -295,6 +326,7 @@ mod tests {
             survival,
             mean_paid_delay: 0.0,
             cash_share: [1.0; CASH_SPANS.len()],
+            invoices: 0,
         }
     }
 

@@ -2,16 +2,22 @@
 //! in on each of the next 91 days, summed by week in the reporting currency, with an 80 % band.
 //!
 //! An invoice's days come from its customer's payment delays and the population's
-//! ([`super::delays`]), given that it is unpaid through its age today. An open dispute holds it
-//! until the dispute is expected to be resolved (the typical duration of the disputes resolved
-//! so far, given how long this one has been open); an active promise to pay puts the promised
+//! ([`super::delays`]), given that it is unpaid through its age today. An invoice with an open
+//! dispute pays as the invoices disputed before it paid (their delays, the customer's and
+//! everyone's, given its age): on IBM's histories that is 26.7 % rolling WAPE where holding it
+//! until the dispute's typical resolution and then applying the customer's delays on top gave
+//! 38.6 %, counting the dispute's time twice. With too few disputed invoices to learn from
+//! (100 due in the year), it is held until the dispute is expected to be resolved (the typical
+//! duration of the disputes resolved so far, given how long this one has been open) and paid
+//! as the customer pays from then. An active promise to pay puts the promised
 //! amount on the promised day, as likely as the customer keeps its promises, and the rest after
 //! the promise's deadline. Everything is read as known on the forecast day, so a forecast of a
 //! past day is what it would have said then (`tests/forecast.rs`).
 //!
 //! The band is measured, not assumed: the forecasts of earlier days (every 13 days over the
 //! quarter before) against the receipts that came in since, their actual ÷ forecast ratios'
-//! 10th and 90th percentiles around today's forecast. With too few of those (a short history),
+//! 10th and 90th percentiles (weighted by the forecast, so weeks with almost nothing forecast
+//! do not set the band) around today's forecast. With too few of those (a short history),
 //! the spread the invoices' own chances give (as if independent), which is narrower.
 
 use std::collections::HashMap;
@@ -31,6 +37,8 @@ const MIN_RATIOS: usize = 20;
 /// A promise is kept as the customer's kept share, smoothed towards everyone's as if by this
 /// many promises.
 const PROMISE_PRIOR: f64 = 2.0;
+/// Disputed invoices due in the year before needed to learn how disputed invoices pay.
+const MIN_DISPUTED: usize = 100;
 /// Days a dispute open longer than any resolved so far is still expected to take.
 const DISPUTE_FALLBACK_DAYS: Day = 30;
 /// A balance below this (in its currency) is paid.
@@ -41,7 +49,11 @@ const PAID: f64 = 0.005;
 pub enum Basis {
     /// The customer's payment delays.
     Pattern,
-    /// An open dispute, expected to be resolved on this day.
+    /// An open dispute: the delays of the invoices disputed before (the customer's and
+    /// everyone's).
+    Disputed,
+    /// An open dispute, expected to be resolved on this day (too few invoices were disputed
+    /// before to learn how disputed invoices pay).
     Dispute(Day),
     /// A promise to pay on this day.
     Promise(Day),
@@ -52,6 +64,7 @@ impl Basis {
         let date = crate::dates::date;
         match self {
             Basis::Pattern => "payment pattern".into(),
+            Basis::Disputed => "open dispute: as disputed invoices were paid".into(),
             Basis::Dispute(d) => format!("held: open dispute, resolution expected {}", date(d)),
             Basis::Promise(d) => format!("promised for {}", date(d)),
         }
@@ -110,7 +123,9 @@ fn span_of(week: usize) -> usize {
     SPANS.iter().position(|r| r.contains(&week)).unwrap_or(0)
 }
 
-/// The 10th and 90th percentiles of actual ÷ forecast ratios, and how many there were.
+/// The 10th and 90th percentiles of actual ÷ forecast ratios, each ratio weighing as much as
+/// the forecast it divides (a week forecast at 5 dollars says little of one at 5,000), and how
+/// many there were.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Percentiles {
     pub low: f64,
@@ -119,13 +134,23 @@ pub struct Percentiles {
 }
 
 impl Percentiles {
-    /// `None` for fewer than are needed to trust them.
-    fn of(mut ratios: Vec<f64>) -> Option<Percentiles> {
+    /// Of (ratio, weight) pairs; `None` for fewer than are needed to trust them.
+    fn of(mut ratios: Vec<(f64, f64)>) -> Option<Percentiles> {
         if ratios.len() < MIN_RATIOS {
             return None;
         }
-        ratios.sort_by(f64::total_cmp);
-        let at = |q: f64| ratios[((q * (ratios.len() - 1) as f64).round()) as usize];
+        ratios.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let total: f64 = ratios.iter().map(|r| r.1).sum();
+        let at = |q: f64| {
+            let mut acc = 0.0;
+            for r in &ratios {
+                acc += r.1;
+                if acc >= q * total {
+                    return r.0;
+                }
+            }
+            ratios[ratios.len() - 1].0
+        };
         Some(Percentiles {
             low: at(0.1),
             high: at(0.9),
@@ -214,7 +239,7 @@ impl<'h> Forecaster<'h> {
     /// the receipts known by `s`, week by week in three spans of the horizon (further weeks
     /// are forecast less surely), all weeks together for a span with too few.
     fn band(&mut self, s: Day) -> Band {
-        let mut ratios: [Vec<f64>; SPANS.len()] = Default::default();
+        let mut ratios: [Vec<(f64, f64)>; SPANS.len()] = Default::default();
         for o in self.calibration_origins(s) {
             let history = self.history;
             let Some(sums) = self.sums_of(o) else {
@@ -225,11 +250,11 @@ impl<'h> Forecaster<'h> {
                 if let Some(a) = actual[w]
                     && sums.expected[w] > 0.0
                 {
-                    ratios[span_of(w)].push(a / sums.expected[w]);
+                    ratios[span_of(w)].push((a / sums.expected[w], sums.expected[w]));
                 }
             }
         }
-        let all: Vec<f64> = ratios.iter().flatten().copied().collect();
+        let all: Vec<(f64, f64)> = ratios.iter().flatten().copied().collect();
         let Some(pooled) = Percentiles::of(all) else {
             return Band::Chances;
         };
@@ -328,6 +353,14 @@ pub(crate) fn rate_of(history: &History, rates: &[Option<f64>], i: usize) -> Opt
         .flatten()
 }
 
+/// The invoices with a dispute raised by day `s`.
+fn disputed_by(history: &History, s: Day) -> std::collections::HashSet<usize> {
+    (history.disputes.iter().flatten())
+        .filter(|d| d.opened <= s)
+        .filter_map(|d| Some(d.invoice? as usize))
+        .collect()
+}
+
 /// When the disputes open on day `s` are expected to be resolved: by invoice.
 fn dispute_holds(history: &History, s: Day) -> HashMap<u32, Day> {
     let mut durations: Vec<Day> = (history.disputes.iter().flatten())
@@ -422,6 +455,10 @@ fn invoice_forecasts(
     let population = Population::learn(history, s)?;
     let rates = history.rates_on(s);
     let holds = dispute_holds(history, s);
+    // Disputed invoices pay as the disputed invoices before them paid, where there were enough.
+    let disputed = disputed_by(history, s);
+    let disputed_population = Population::learn_from(history, s, |i| disputed.contains(&i))
+        .filter(|p| p.invoices >= MIN_DISPUTED);
     let (kept, decided) = (history.promises.iter().flatten())
         .filter(|p| p.deadline <= s)
         .fold((0.0, 0.0), |(k, n), p| {
@@ -445,6 +482,11 @@ fn invoice_forecasts(
             continue;
         }
         let delays = CustomerDelays::learn(history, c, s);
+        let disputed_pattern = disputed_population.as_ref().and_then(|population| {
+            let any = open.iter().any(|(i, _)| holds.contains_key(&(*i as u32)));
+            let delays = CustomerDelays::learn_from(history, c, s, |i| disputed.contains(&i));
+            any.then_some((population, delays))
+        });
         let promises = active_promises(history, c, s, &open);
         let keeps = if promises.is_empty() {
             0.0
@@ -459,12 +501,15 @@ fn invoice_forecasts(
             let due = history.invoices[i].due_date;
             let due_month = super::delays::month(due);
             // Paid on day `s + 1 + j` with chance `days[j]`, unpaid through `through`.
-            let mut from = |through: Day, share: f64, days: &mut [f64]| {
+            let mut from = |through: Day,
+                            share: f64,
+                            (population, delays): (&Population, &CustomerDelays),
+                            days: &mut [f64]| {
                 let skip = (through - s).clamp(0, HORIZON) as usize;
                 let n = days.len() - skip;
                 paid_on_days(
-                    &population,
-                    &delays,
+                    population,
+                    delays,
                     due_month,
                     through - due,
                     &mut scratch[..n],
@@ -474,9 +519,18 @@ fn invoice_forecasts(
                 }
             };
             days.fill(0.0);
+            let pattern = (&population, &delays);
             let basis = if let Some(&until) = holds.get(&(i as u32)) {
-                from(until - 1, 1.0, &mut days);
-                Basis::Dispute(until)
+                match &disputed_pattern {
+                    Some((population, delays)) => {
+                        from(s, 1.0, (population, delays), &mut days);
+                        Basis::Disputed
+                    }
+                    None => {
+                        from(until - 1, 1.0, pattern, &mut days);
+                        Basis::Dispute(until)
+                    }
+                }
             } else if let Some(&(_, promised, amount)) = promises.iter().rfind(|p| p.0 == i) {
                 let on = promised.max(s + 1);
                 let share = keeps * (amount / balance).min(1.0);
@@ -484,10 +538,10 @@ fn invoice_forecasts(
                     days[(on - s - 1) as usize] += share;
                 }
                 let deadline = (promised + history.grace_days).max(s);
-                from(deadline, 1.0 - share, &mut days);
+                from(deadline, 1.0 - share, pattern, &mut days);
                 Basis::Promise(promised)
             } else {
-                from(s, 1.0, &mut days);
+                from(s, 1.0, pattern, &mut days);
                 Basis::Pattern
             };
             // Cash only: what credits and write-offs settle brings none.

@@ -250,3 +250,17 @@ pub fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// IBM's late-payment histories (`../shared/datasets/`) imported as a feed at `dir/feed`.
+pub async fn ibm_feed(dir: &Path) -> std::path::PathBuf {
+    let export = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/datasets/ibm-late-payments/accounts-receivable.csv");
+    assert!(export.exists(), "{} is missing", export.display());
+    let feed = dir.join("feed");
+    std::fs::create_dir_all(&feed).unwrap();
+    let location = arstream::store::open(feed.to_str().unwrap(), true).unwrap();
+    arstream::import::late_payments::import(&export, &location, "USD")
+        .await
+        .unwrap();
+    feed
+}
