@@ -257,6 +257,7 @@ fn scores(rows: &[(&str, &str, f64)]) -> RecordBatch {
             std::sync::Arc::new(StringArray::from(vec!["a reason"; n])),
             std::sync::Arc::new(Date32Array::from(vec![d("2026-03-31").unwrap(); n])),
             std::sync::Arc::new(Int32Array::from(vec![30; n])),
+            std::sync::Arc::new(StringArray::from(vec!["risk model"; n])),
         ],
     )
     .unwrap()
@@ -487,6 +488,15 @@ async fn without_a_trainable_model_the_baseline_scores_and_nothing_downstream_is
     )
     .await;
     assert!(reasons.starts_with("baseline: "), "{reasons}");
+    // Analysts (and the dashboard) see it on every row of invoice_risk.
+    let scored_by = first_cell(
+        &engine,
+        "SELECT min(scored_by) || ' | ' || max(scored_by) FROM invoice_risk",
+    )
+    .await;
+    let (min, max) = scored_by.split_once(" | ").unwrap();
+    assert_eq!(min, max, "one scorer for all");
+    assert!(min.starts_with("baseline: "), "{min}");
     for table in [
         "worklist",
         "assignments",
@@ -678,11 +688,21 @@ async fn a_model_that_loses_its_own_backtest_is_not_used() {
                     reason.contains("loses to the baseline on its own backtest"),
                     "{reason}"
                 );
+                let scored_by =
+                    first_cell(&engine, "SELECT DISTINCT scored_by FROM invoice_risk").await;
+                assert!(
+                    scored_by.starts_with("baseline: ")
+                        && scored_by.contains("loses to the baseline on its own backtest"),
+                    "{scored_by}"
+                );
             }
             None => {
                 kept += 1;
                 assert!(tables.trained_rows > 0, "{as_of}");
                 assert_eq!(by_baseline, "0", "{as_of}");
+                let scored_by =
+                    first_cell(&engine, "SELECT DISTINCT scored_by FROM invoice_risk").await;
+                assert_eq!(scored_by, "risk model", "{as_of}");
             }
         }
     }

@@ -17,6 +17,9 @@ pub struct Rows {
     pub numbers: Vec<Vec<f64>>,
     /// Rows the query returned, when more than were kept.
     pub more: Option<usize>,
+    /// What the reader must know of these rows (shown under them), e.g. that the baseline
+    /// scored them.
+    pub note: Option<String>,
 }
 
 impl Rows {

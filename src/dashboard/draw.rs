@@ -506,9 +506,12 @@ fn list(
             if descending { "↓" } else { "↑" }
         ));
     }
-    let block = block.title_bottom(
+    let mut block = block.title_bottom(
         Line::from(Span::styled(format!("{} ", notes.join(" · ")), THEME.muted)).right_aligned(),
     );
+    if let Some(note) = &rows.note {
+        block = block.title_bottom(Line::from(Span::styled(format!(" {note} "), THEME.warn)));
+    }
     let (widths, short) = widths(rows, &shown, area.width.saturating_sub(2));
     let numeric = |c: usize| rows.numeric.get(c).copied().unwrap_or(false);
     let inner = block.inner(area);
@@ -815,6 +818,7 @@ mod tests {
                 })
                 .collect(),
             more: None,
+            note: None,
         }
     }
 

@@ -158,12 +158,17 @@ impl Preparer {
                         .collect(),
                 )
             }),
-            Kind::Segments => query(snapshot, sql.unwrap_or(SEGMENTS_SQL))
-                .await
-                .map(Prepared::Rows),
-            Kind::Worklist => query(snapshot, sql.unwrap_or(WORKLIST_SQL))
-                .await
-                .map(Prepared::Rows),
+            Kind::Segments | Kind::Worklist => {
+                let default = match kind {
+                    Kind::Segments => SEGMENTS_SQL,
+                    _ => WORKLIST_SQL,
+                };
+                let mut rows = query(snapshot, sql.unwrap_or(default)).await;
+                if let Ok(rows) = &mut rows {
+                    rows.note = scored_by_baseline(snapshot).await;
+                }
+                rows.map(Prepared::Rows)
+            }
             Kind::Table => query(snapshot, sql.unwrap_or("SELECT 1"))
                 .await
                 .map(Prepared::Rows),
@@ -486,7 +491,20 @@ fn failed_rows(error: &str) -> Rows {
         cells: vec![vec![error.to_string()]],
         numbers: vec![vec![f64::NAN]],
         more: None,
+        note: None,
     }
+}
+
+/// A note when the baseline, not the risk model, scored the invoices (why is in
+/// `invoice_risk.scored_by` and the log: too long for a panel's border).
+async fn scored_by_baseline(snapshot: &Snapshot) -> Option<String> {
+    let sql = format!(
+        "SELECT scored_by FROM invoice_scores WHERE scored_by <> '{}' LIMIT 1",
+        crate::models::risk::SCORED_BY_MODEL
+    );
+    let (_, batches) = snapshot.query(&sql, Some(1)).await.ok()?;
+    batches.iter().find(|b| b.num_rows() > 0)?;
+    Some("risk model not used: baseline scores".into())
 }
 
 async fn forecast(snapshot: &Snapshot, sql: &str) -> Result<Prepared, String> {
@@ -553,6 +571,7 @@ fn health(snapshot: &Snapshot) -> Rows {
         cells,
         numbers,
         more: None,
+        note: None,
     }
 }
 

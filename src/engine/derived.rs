@@ -61,6 +61,7 @@ pub fn schema(name: &str) -> Option<SchemaRef> {
             text("reasons", false),
             Field::new("scored_as_of", DataType::Date32, false),
             Field::new("late_days", DataType::Int32, false),
+            text("scored_by", false),
         ],
         OUTREACH_OPT_OUTS => vec![text("customer_id", false), text("reason", false)],
         ASSIGNMENTS => vec![

@@ -397,12 +397,18 @@ pub fn weights(trained: &Trained) -> Vec<(&'static str, f64)> {
 
 const _: () = assert!(COUNT == features::NAMES.len());
 
-/// The `invoice_scores` table (see [`crate::engine::derived`]) of `scores`, made on day `s`.
+/// What `invoice_scores.scored_by` says of scores the trained model made (else
+/// `baseline: <why>`).
+pub const SCORED_BY_MODEL: &str = "risk model";
+
+/// The `invoice_scores` table (see [`crate::engine::derived`]) of `scores`, made on day `s`
+/// by `scored_by`.
 pub fn scores_batch(
     history: &History,
     scores: &[Score],
     s: Day,
     late_days: i32,
+    scored_by: &str,
 ) -> Result<arrow::array::RecordBatch, arrow::error::ArrowError> {
     use arrow::array::{ArrayRef, Date32Array, Float64Array, Int32Array, StringArray};
     use std::sync::Arc;
@@ -425,6 +431,9 @@ pub fn scores_batch(
         )),
         Arc::new(Date32Array::from(vec![s; n])),
         Arc::new(Int32Array::from(vec![late_days; n])),
+        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+            scored_by, n,
+        ))),
     ];
     arrow::array::RecordBatch::try_new(schema, columns)
 }

@@ -238,7 +238,7 @@ fn put_scores(
     let batch = match trained {
         Some(trained) => {
             let scores = risk::score_open(trained, history, d, late_days);
-            risk::scores_batch(history, &scores, d, late_days)
+            risk::scores_batch(history, &scores, d, late_days, risk::SCORED_BY_MODEL)
                 .map_err(|e| OutreachError::View(e.to_string()))?
         }
         // Too early for the model (no outcome yet): no segment that day.

@@ -88,7 +88,11 @@ impl ModelTables {
             }
         };
         let trained_rows = trained.as_ref().map_or(0, |t| t.rows);
-        let scores = risk::scores_batch(&history, &scores, day, options.late_days)?;
+        let scored_by = match &trained {
+            Ok(_) => risk::SCORED_BY_MODEL.to_string(),
+            Err(why) => format!("baseline: {why}"),
+        };
+        let scores = risk::scores_batch(&history, &scores, day, options.late_days, &scored_by)?;
         let modelled = started.elapsed();
         engine.put_derived(INVOICE_SCORES, scores.clone())?;
         let assignments = assign_worklist(engine).await?;
