@@ -289,11 +289,19 @@ impl Engine {
         Ok(())
     }
 
-    /// Whether view `name` is the one shipped with arstream (no queries folder replaces it).
+    /// Whether view `name` is the one shipped with arstream, and so is every view it reads,
+    /// itself or through others (no queries folder replaces any of them): what the models
+    /// compute as the view does may then stand in for it.
     pub fn uses_shipped_view(&self, name: &str) -> bool {
-        let shipped = views::builtin_plain(name);
-        shipped.is_some()
-            && (self.views.iter()).any(|v| v.name == name && Some(v.sql.as_str()) == shipped)
+        let shipped = |name: &str| {
+            let view = self.views.iter().find(|v| v.name == name);
+            view.is_some_and(|v| views::is_builtin(name, &v.sql))
+        };
+        let is_view = |name: &str| self.views.iter().any(|v| v.name == name);
+        let Some(view) = self.views.iter().find(|v| v.name == name) else {
+            return false;
+        };
+        shipped(name) && !self.reads_any(&view.sql, |n| is_view(n) && !shipped(n), true)
     }
 
     /// Serve `batch` as derived table `name` (see [`derived`]): the views over it read it
@@ -404,6 +412,19 @@ impl Engine {
     /// Run one SQL statement and collect its rows.
     pub async fn query(&self, sql: &str) -> Result<Vec<arrow::array::RecordBatch>, EngineError> {
         let df = self.ctx.sql(sql).await?;
+        Ok(df.collect().await?)
+    }
+
+    /// [`Engine::query`] with the parameter `$as_of` bound to day `as_of` (days since
+    /// 1970-01-01): planned as a literal, so a filter on it prunes as one would.
+    pub async fn query_as_of(
+        &self,
+        sql: &str,
+        as_of: i32,
+    ) -> Result<Vec<arrow::array::RecordBatch>, EngineError> {
+        let value = datafusion::scalar::ScalarValue::Date32(Some(as_of));
+        let params = datafusion::common::ParamValues::from(vec![("as_of", value)]);
+        let df = self.ctx.sql(sql).await?.with_param_values(params)?;
         Ok(df.collect().await?)
     }
 

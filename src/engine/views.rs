@@ -80,6 +80,11 @@ pub fn builtin_plain(name: &str) -> Option<&'static str> {
         .map(|(_, sql)| *sql)
 }
 
+/// Whether `sql` is a shipped definition of view `name` (plain or incremental).
+pub fn is_builtin(name: &str, sql: &str) -> bool {
+    (BUILTIN.iter().chain(INCREMENTAL)).any(|(n, s)| *n == name && *s == sql)
+}
+
 /// The views the ledger stands in for (their plain definitions are not used by default).
 pub fn stood_in_for() -> impl Iterator<Item = &'static str> {
     INCREMENTAL.iter().map(|(name, _)| *name)

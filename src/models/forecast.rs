@@ -22,8 +22,9 @@
 
 use std::collections::HashMap;
 
+use super::as_of_views::OpenItem;
 use super::delays::{CustomerDelays, Population, paid_on_days};
-use super::history::{Day, History};
+use super::history::{Day, History, Pledge};
 
 /// Weeks forecast, and their days.
 pub const WEEKS: usize = 13;
@@ -305,8 +306,13 @@ impl<'h> Forecaster<'h> {
     }
 }
 
-/// Whether invoice `i` is open on day `s`, and its balance then.
+/// Whether invoice `i` is open on day `s`, and its balance then (on the as-of date, a
+/// replaced `open_items`' open amount).
 pub(crate) fn open_balance(history: &History, i: usize, s: Day) -> Option<f64> {
+    if let (true, Some(items)) = (s == history.as_of, &history.views.open_items) {
+        let open = items.get(&(i as u32))?.open;
+        return (open > PAID).then_some(open);
+    }
     let inv = &history.invoices[i];
     if !inv.exists_on(s) || inv.paid_by(s).is_some() {
         return None;
@@ -386,7 +392,46 @@ fn dispute_holds(history: &History, s: Day) -> HashMap<u32, Day> {
         let hold = holds.entry(invoice).or_insert(until);
         *hold = (*hold).max(until);
     }
+    // On the as-of date, a replaced `open_items` says which invoices are in dispute.
+    if let (true, Some(items)) = (s == history.as_of, &history.views.open_items) {
+        holds.retain(|i, _| items.get(i).is_some_and(|o| o.in_dispute));
+        for (&i, item) in items {
+            if item.in_dispute {
+                holds.entry(i).or_insert(s + DISPUTE_FALLBACK_DAYS);
+            }
+        }
+    }
     holds
+}
+
+/// Whether promise `p` is active on day `s`: made by then, and its promised date plus the
+/// grace days not yet past.
+fn is_active(p: &Pledge, s: Day, grace: Day) -> bool {
+    p.created <= s && p.promised + grace >= s
+}
+
+/// `open_items` of day `s` as the forecast's rules make it: each invoice that exists then,
+/// its open amount, whether it is in dispute, and the promised date of an active promise on
+/// it (`tests/mirrors.rs` holds it to the view).
+pub fn open_items_on(history: &History, s: Day) -> HashMap<u32, OpenItem> {
+    let holds = dispute_holds(history, s);
+    let mut items = HashMap::new();
+    for (i, inv) in history.invoices.iter().enumerate() {
+        if !inv.exists_on(s) {
+            continue;
+        }
+        let promised = (history.pledges[inv.customer as usize].iter())
+            .filter(|p| p.invoice == Some(i as u32) && is_active(p, s, history.grace_days))
+            .map(|p| p.promised)
+            .max();
+        let item = OpenItem {
+            open: history.balance_on(i, s),
+            in_dispute: holds.contains_key(&(i as u32)),
+            promised,
+        };
+        items.insert(i as u32, item);
+    }
+    items
 }
 
 /// The promises active on day `s` of customer `c` (made by then, and their promised day plus
@@ -401,9 +446,14 @@ fn active_promises(
 ) -> Vec<(usize, Day, f64)> {
     let mut out: Vec<(usize, Day, f64)> = Vec::new();
     let grace = history.grace_days;
-    let active = (history.pledges[c].iter()).filter(|p| p.created <= s && p.promised + grace >= s);
+    // On the as-of date, a replaced `open_items` gives the promises on invoices.
+    let view = (s == history.as_of)
+        .then_some(())
+        .and(history.views.open_items.as_ref());
+    let active = (history.pledges[c].iter()).filter(|p| is_active(p, s, grace));
     for p in active {
         match p.invoice {
+            Some(_) if view.is_some() => {}
             Some(i) => {
                 let i = i as usize;
                 // Kept already: paid since it was made, as much as promised.
@@ -429,6 +479,13 @@ fn active_promises(
                     out.push((i, p.promised, left.min(balance)));
                     left -= balance;
                 }
+            }
+        }
+    }
+    if let Some(items) = view {
+        for &(i, balance) in open {
+            if let Some(promised) = items.get(&(i as u32)).and_then(|o| o.promised) {
+                out.push((i, promised, balance));
             }
         }
     }

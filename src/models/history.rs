@@ -9,10 +9,10 @@
 
 use std::collections::HashMap;
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::compute::cast;
-use arrow::datatypes::{DataType, Date32Type, Float64Type};
+use arrow::array::{Array, RecordBatch};
 
+use super::as_of_views::{AsOfViews, Read};
+use super::facts::{self, Fact, date_at, float_at};
 use crate::engine::{Engine, EngineError};
 
 /// Days since 1970-01-01 (Arrow's Date32).
@@ -148,86 +148,11 @@ pub struct History {
     pub reporting_currency: String,
     pub rates_currency: String,
     pub grace_days: i32,
+    /// The engine's as-of date: the latest day anything may be known.
+    pub as_of: Day,
+    /// The views a queries folder replaced, as of that day (see [`super::as_of_views`]).
+    pub views: AsOfViews,
 }
-
-/// The queries read the as-of date as a literal (`$as_of`, see [`History::read_with`]): a join
-/// with the one-row `params` costs a pass over every row at 10 million invoices. Each join has
-/// its small side first (DataFusion builds its hash table from the left side, and has no row
-/// counts here to swap them by).
-const INVOICES: &str = "SELECT o.invoice_id, o.customer_id, o.invoice_date, o.due_date, \
-     CAST(o.amount AS DOUBLE) AS amount, o.paid_date, i.currency \
-     FROM invoice_outcomes o JOIN invoices i ON i.invoice_id = o.invoice_id";
-/// The same invoices without their paid dates, which [`paid_dates`] computes from
-/// [`SETTLEMENTS`] as `invoice_outcomes` defines them, in a fraction of the time on a big
-/// state (its window over every settlement takes most of a minute at 10 million invoices).
-const INVOICES_UNPAID: &str = "SELECT invoice_id, customer_id, invoice_date, due_date, \
-     CAST(amount AS DOUBLE) AS amount, CAST(NULL AS DATE) AS paid_date, i.currency \
-     FROM invoices i WHERE invoice_date <= $as_of AND status <> 'void'";
-/// Payments and adjustments on an invoice dated up to the as-of date, in cents, with the day
-/// one that was changed after it was made (cash applied to its invoice days after it came) was
-/// first recorded on its invoice. One made on its invoice is taken as known on its date.
-const SETTLEMENTS: &str = "WITH updated AS ( \
-         SELECT DISTINCT payment_id FROM payments_changes WHERE _op = 'u'), \
-     applied AS ( \
-         SELECT c.payment_id, c.invoice_id, min(CAST(c._ts AS DATE)) AS applied_on \
-         FROM updated u JOIN payments_changes c ON c.payment_id = u.payment_id \
-         WHERE c.invoice_id IS NOT NULL GROUP BY c.payment_id, c.invoice_id), \
-     adjusted AS ( \
-         SELECT DISTINCT adjustment_id FROM adjustments_changes WHERE _op = 'u'), \
-     credited AS ( \
-         SELECT c.adjustment_id, c.invoice_id, min(CAST(c._ts AS DATE)) AS applied_on \
-         FROM adjusted u JOIN adjustments_changes c ON c.adjustment_id = u.adjustment_id \
-         WHERE c.invoice_id IS NOT NULL GROUP BY c.adjustment_id, c.invoice_id) \
-     SELECT x.invoice_id, x.payment_date AS settled_on, CAST(x.amount * 100 AS BIGINT) AS cents, \
-            true AS cash, a.applied_on \
-     FROM applied a RIGHT JOIN payments x \
-         ON a.payment_id = x.payment_id AND a.invoice_id = x.invoice_id \
-     WHERE x.invoice_id IS NOT NULL AND x.payment_date <= $as_of \
-     UNION ALL SELECT x.invoice_id, x.adjustment_date, CAST(x.amount * 100 AS BIGINT), false, \
-            a.applied_on \
-     FROM credited a RIGHT JOIN adjustments x \
-         ON a.adjustment_id = x.adjustment_id AND a.invoice_id = x.invoice_id \
-     WHERE x.invoice_id IS NOT NULL AND x.adjustment_date <= $as_of";
-/// The invoices voided or deleted by the as-of date, with the day that was recorded and their
-/// last version before (a delete carries only the key): they were open until then, and
-/// count in their customer's record of the days before.
-const GONE: &str = "WITH gone AS ( \
-         SELECT invoice_id, min(CAST(_ts AS DATE)) AS gone_on \
-         FROM invoices_changes \
-         WHERE (_op = 'd' OR status = 'void') AND CAST(_ts AS DATE) <= $as_of \
-         GROUP BY invoice_id), \
-     versions AS ( \
-         SELECT c.invoice_id, c.customer_id, c.invoice_date, c.due_date, \
-                CAST(c.amount AS DOUBLE) AS amount, c.currency, g.gone_on, \
-                row_number() OVER (PARTITION BY c.invoice_id ORDER BY c._ts DESC, c._seq DESC) AS n \
-         FROM gone g JOIN invoices_changes c ON c.invoice_id = g.invoice_id \
-         WHERE c._op <> 'd' AND (c.status IS NULL OR c.status <> 'void')) \
-     SELECT invoice_id, customer_id, invoice_date, due_date, amount, \
-            CAST(NULL AS DATE) AS paid_date, currency, gone_on \
-     FROM versions WHERE n = 1";
-/// Every amount of the invoices whose amount was changed, with the day it was recorded.
-const CORRECTIONS: &str = "WITH changed AS ( \
-         SELECT invoice_id FROM invoices_changes WHERE _op = 'u' GROUP BY invoice_id) \
-     SELECT c.invoice_id, CAST(c._ts AS DATE) AS recorded_on, CAST(c.amount AS DOUBLE) AS amount \
-     FROM changed u JOIN invoices_changes c ON c.invoice_id = u.invoice_id \
-     WHERE c._op <> 'd' AND c.amount IS NOT NULL AND CAST(c._ts AS DATE) <= $as_of \
-     ORDER BY c.invoice_id, c._ts, c._seq";
-const DISPUTES: &str = "SELECT customer_id, invoice_id, opened_date, \
-     CASE WHEN status = 'open' THEN NULL ELSE resolved_date END AS closed_date \
-     FROM disputes WHERE opened_date <= $as_of";
-const PROMISES: &str = "SELECT customer_id, deadline, kept FROM promise_results";
-const PLEDGES: &str = "SELECT customer_id, invoice_id, created_date, promised_date, \
-     CAST(amount AS DOUBLE) FROM promises WHERE created_date <= $as_of";
-const RATES: &str = "SELECT f.currency, f.rate_date, CAST(f.rate AS DOUBLE) FROM fx_rates f \
-     CROSS JOIN params p WHERE f.rate_date <= p.as_of AND f.currency <> p.rates_currency";
-const PARAMS: &str = "SELECT currency, grace_days, rates_currency, as_of FROM params";
-/// Credit limits as recorded (`_ts`: when the change was made), the current one for a
-/// customer whose changes are not in the feed's log.
-const CREDIT_LIMITS: &str = "SELECT customer_id, CAST(_ts AS DATE) AS from_date, \
-     CAST(credit_limit AS DOUBLE) AS credit_limit FROM customers_changes \
-     WHERE CAST(_ts AS DATE) <= $as_of AND credit_limit IS NOT NULL \
-     UNION ALL SELECT c.customer_id, CAST(NULL AS DATE), CAST(c.credit_limit AS DOUBLE) \
-     FROM customers c WHERE c.credit_limit IS NOT NULL";
 
 impl History {
     /// Read what `engine` knows at its as-of date. The paid dates are those of
@@ -238,182 +163,76 @@ impl History {
             true => PaidDates::Computed,
             false => PaidDates::FromView,
         };
-        History::read_with(engine, paid).await
+        let mut history = History::read_with(engine, paid).await?;
+        history.views = AsOfViews::read(engine, &history, Read::Replaced).await?;
+        Ok(history)
     }
 
-    /// [`History::read`] with the paid dates from where `paid` says.
+    /// [`History::read`] with the paid dates from where `paid` says: each fact read by its
+    /// reader ([`super::facts`]), then put together.
     pub async fn read_with(engine: &Engine, paid: PaidDates) -> Result<History, EngineError> {
-        let mut history = History::default();
-        let mut ids: HashMap<String, u32> = HashMap::new();
-        let mut invoices = Vec::new();
-        // Numbered as first seen while reading, renumbered in the order of their ids below.
-        let mut seen: HashMap<String, u32, foldhash::fast::RandomState> = HashMap::default();
         let started = std::time::Instant::now();
-        // The big queries at once: while one's rows are read here, the others run.
-        let invoices_sql = match paid {
-            PaidDates::FromView => INVOICES,
-            PaidDates::Computed => INVOICES_UNPAID,
-        };
+        let mut history = History::default();
         let as_of = history.read_params(engine).await?;
-        let query = |sql: &str| {
-            let sql = sql.replace("$as_of", &as_of);
-            async move { engine.query(&sql).await }
+        history.as_of = as_of;
+        let read = |fact: Fact| fact.read(engine, as_of);
+        let invoices_fact = match paid {
+            PaidDates::FromView => facts::INVOICES,
+            PaidDates::Computed => facts::INVOICES_UNPAID,
         };
-        let (mut batches, gone, settlement_rows, correction_rows) = futures::try_join!(
-            query(invoices_sql),
-            query(GONE),
-            query(SETTLEMENTS),
-            query(CORRECTIONS),
+        // The big queries at once: while one's rows are read here, the others run.
+        let (invoice_rows, gone_rows, settlement_rows, correction_rows) = futures::try_join!(
+            read(invoices_fact),
+            read(facts::GONE),
+            read(facts::SETTLEMENTS),
+            read(facts::CORRECTIONS),
         )?;
         let (pledge_rows, dispute_rows, promise_rows, limit_rows) = futures::try_join!(
-            query(PLEDGES),
-            query(DISPUTES),
-            query(PROMISES),
-            query(CREDIT_LIMITS),
+            read(facts::PLEDGES),
+            read(facts::DISPUTES),
+            read(facts::PROMISES),
+            read(facts::CREDIT_LIMITS),
         )?;
-        let invoices_read = started.elapsed();
-        batches.extend(gone);
-        invoices.reserve_exact(batches.iter().map(|b| b.num_rows()).sum());
-        let gone_read = invoices_read;
-        for batch in batches {
-            let id = strings(&batch, 0)?;
-            let customer = strings(&batch, 1)?;
-            let (issued, due) = (dates(&batch, 2)?, dates(&batch, 3)?);
-            let (amount, paid) = (floats(&batch, 4)?, dates(&batch, 5)?);
-            let currency = strings(&batch, 6)?;
-            let gone = (batch.num_columns() > 7)
-                .then(|| dates(&batch, 7))
-                .transpose()?;
-            for row in 0..batch.num_rows() {
-                let (Some(invoice_id), Some(c)) = (id.value(row), customer.value(row)) else {
-                    continue;
-                };
-                if issued.is_null(row) || due.is_null(row) {
-                    continue;
-                }
-                let first_seen = match seen.get(c) {
-                    Some(&n) => n,
-                    None => {
-                        let n = seen.len() as u32;
-                        seen.insert(c.to_string(), n);
-                        n
-                    }
-                };
-                invoices.push(Invoice {
-                    invoice_id: invoice_id.to_string(),
-                    customer: first_seen,
-                    invoice_date: issued.value(row),
-                    due_date: due.value(row),
-                    amount: if amount.is_null(row) {
-                        0.0
-                    } else {
-                        amount.value(row)
-                    },
-                    paid_date: paid.is_valid(row).then(|| paid.value(row)),
-                    gone_on: gone
-                        .as_ref()
-                        .and_then(|g| g.is_valid(row).then(|| g.value(row))),
-                    corrections: Vec::new(),
-                    currency: history.currency(currency.value(row).unwrap_or("")),
-                    paid_known: None,
-                });
-            }
-        }
-        // Currencies in the order of their codes, for the same reason as customers below.
-        let mut codes: Vec<(String, u16)> = (history.currencies.iter().cloned()).zip(0..).collect();
-        codes.sort_unstable();
-        let mut recode = vec![0u16; codes.len()];
-        for (new, (_, old)) in codes.iter().enumerate() {
-            recode[usize::from(*old)] = new as u16;
-        }
-        history.currencies = codes.into_iter().map(|(code, _)| code).collect();
-        for inv in &mut invoices {
-            inv.currency = recode[usize::from(inv.currency)];
-        }
-        // Customers are numbered in the order of their ids, so that the same facts give the
-        // same training rows in the same order (and the same model, to the last bit) however
-        // the engine ordered its results.
-        let mut sorted: Vec<(String, u32)> = seen.into_iter().collect();
-        sorted.sort_unstable();
-        let mut renumber = vec![0u32; sorted.len()];
-        for (c, first_seen) in &sorted {
-            renumber[*first_seen as usize] = history.number(&mut ids, c);
-        }
-        drop(sorted);
-        for inv in &mut invoices {
-            inv.customer = renumber[inv.customer as usize];
-        }
-        invoices.sort_unstable_by(|a, b| {
-            (a.customer, a.invoice_date)
-                .cmp(&(b.customer, b.invoice_date))
-                .then_with(|| a.invoice_id.cmp(&b.invoice_id))
-        });
-        let sorted_at = started.elapsed();
+        let queried = started.elapsed();
+        // Customers are numbered as first seen while reading, renumbered below.
+        let mut seen: HashMap<String, u32, foldhash::fast::RandomState> = HashMap::default();
+        let mut invoices = Vec::with_capacity(
+            (invoice_rows.iter().chain(&gone_rows))
+                .map(|b| b.num_rows())
+                .sum(),
+        );
+        // The voided or deleted first: a replaced `invoice_outcomes` that keeps void invoices
+        // has them too, and each invoice is read once.
+        history.read_invoices(facts::GONE, &gone_rows, &mut seen, &mut invoices)?;
+        let gone: std::collections::HashSet<String> =
+            invoices.iter().map(|i| i.invoice_id.clone()).collect();
+        history.read_invoices(invoices_fact, &invoice_rows, &mut seen, &mut invoices)?;
+        let mut read_once = std::collections::HashSet::new();
+        invoices
+            .retain(|i| !gone.contains(&i.invoice_id) || read_once.insert(i.invoice_id.clone()));
+        drop((invoice_rows, gone_rows));
+        let mut ids: HashMap<String, u32> = HashMap::new();
+        history.number_in_order(seen, &mut ids, &mut invoices);
+        let numbered = started.elapsed();
         let mut by_invoice: ById =
             HashMap::with_capacity_and_hasher(invoices.len(), Default::default());
         by_invoice.extend(
             (invoices.iter().enumerate()).map(|(i, inv)| (inv.invoice_id.as_str(), i as u32)),
         );
-        let mapped = started.elapsed();
-        let (settled, settled_from) = settlements(settlement_rows, &by_invoice)?;
+        let (settled, settled_from) = settlements(settlement_rows, &by_invoice, invoices.len())?;
         let settled_at = started.elapsed();
         let paid_on = match paid {
             PaidDates::Computed => paid_dates(&invoices, &settled, &settled_from),
             PaidDates::FromView => Vec::new(),
         };
-        let numbered = started.elapsed();
-        let mut corrections: Vec<(u32, Day, f64)> = Vec::new();
-        for batch in correction_rows {
-            let (id, on, amount) = (strings(&batch, 0)?, dates(&batch, 1)?, floats(&batch, 2)?);
-            for row in 0..batch.num_rows() {
-                let Some(&i) = id.value(row).and_then(|id| by_invoice.get(id)) else {
-                    continue;
-                };
-                if on.is_valid(row) && amount.is_valid(row) {
-                    corrections.push((i, on.value(row), amount.value(row)));
-                }
-            }
-        }
+        let corrections = corrections(&correction_rows, &by_invoice)?;
         let mut pledges = Vec::new();
-        for batch in pledge_rows {
-            let (customer, invoice) = (strings(&batch, 0)?, strings(&batch, 1)?);
-            let (created, promised) = (dates(&batch, 2)?, dates(&batch, 3)?);
-            let amount = floats(&batch, 4)?;
-            for row in 0..batch.num_rows() {
-                let Some(c) = customer.value(row) else {
-                    continue;
-                };
-                if created.is_null(row) || promised.is_null(row) || amount.is_null(row) {
-                    continue;
-                }
-                let pledge = Pledge {
-                    invoice: (invoice.value(row)).and_then(|i| by_invoice.get(i).copied()),
-                    created: created.value(row),
-                    promised: promised.value(row),
-                    amount: amount.value(row),
-                };
-                pledges.push((history.number(&mut ids, c), pledge));
-            }
+        for batch in &pledge_rows {
+            pledges.extend(history.pledges_of(batch, &mut ids, &by_invoice)?);
         }
         let mut disputes = Vec::new();
-        let corrected = started.elapsed();
-        for batch in dispute_rows {
-            let (customer, invoice) = (strings(&batch, 0)?, strings(&batch, 1)?);
-            let (opened, closed) = (dates(&batch, 2)?, dates(&batch, 3)?);
-            for row in 0..batch.num_rows() {
-                let Some(c) = customer.value(row) else {
-                    continue;
-                };
-                if opened.is_null(row) {
-                    continue;
-                }
-                let dispute = Dispute {
-                    invoice: (invoice.value(row)).and_then(|i| by_invoice.get(i).copied()),
-                    opened: opened.value(row),
-                    closed: closed.is_valid(row).then(|| closed.value(row)),
-                };
-                disputes.push((history.number(&mut ids, c), dispute));
-            }
+        for batch in &dispute_rows {
+            disputes.extend(history.disputes_of(batch, &mut ids, &by_invoice)?);
         }
         drop(by_invoice);
         for (i, day) in paid_on {
@@ -428,53 +247,19 @@ impl History {
             }
         }
         let mut promises = Vec::new();
-        let disputed = started.elapsed();
-        for batch in promise_rows {
-            let (customer, deadline) = (strings(&batch, 0)?, dates(&batch, 1)?);
-            let kept = batch.column(2).as_boolean();
-            for row in 0..batch.num_rows() {
-                if let (Some(c), true) = (customer.value(row), deadline.is_valid(row)) {
-                    let promise = Promise {
-                        deadline: deadline.value(row),
-                        kept: kept.is_valid(row) && kept.value(row),
-                    };
-                    promises.push((history.number(&mut ids, c), promise));
-                }
-            }
+        for batch in &promise_rows {
+            promises.extend(history.promises_of(batch, &mut ids)?);
         }
         let mut limits = Vec::new();
-        let promised = started.elapsed();
-        for batch in limit_rows {
-            let (customer, from) = (strings(&batch, 0)?, dates(&batch, 1)?);
-            let limit = floats(&batch, 2)?;
-            for row in 0..batch.num_rows() {
-                if let (Some(c), true) = (customer.value(row), limit.is_valid(row)) {
-                    // The current limit of a customer with no change in the log counts from
-                    // the start.
-                    let from = if from.is_valid(row) {
-                        from.value(row)
-                    } else {
-                        Day::MIN
-                    };
-                    let limit = CreditLimit {
-                        from,
-                        limit: limit.value(row),
-                    };
-                    limits.push((history.number(&mut ids, c), limit));
-                }
-            }
+        for batch in &limit_rows {
+            limits.extend(history.credit_limits_of(batch, &mut ids)?);
         }
-        history.read_rates(engine).await?;
+        history.read_rates(engine, as_of).await?;
         tracing::debug!(
-            queries_s = invoices_read.as_secs_f64(),
-            numbered_s = (sorted_at - gone_read).as_secs_f64(),
-            id_map_s = (mapped - sorted_at).as_secs_f64(),
-            settlements_s = (settled_at - mapped).as_secs_f64(),
-            paid_s = (numbered - settled_at).as_secs_f64(),
-            corrections_s = (corrected - numbered).as_secs_f64(),
-            disputes_s = (disputed - corrected).as_secs_f64(),
-            promises_s = (promised - disputed).as_secs_f64(),
-            limits_s = (started.elapsed() - promised).as_secs_f64(),
+            queries_s = queried.as_secs_f64(),
+            invoices_s = (numbered - queried).as_secs_f64(),
+            settlements_s = (settled_at - numbered).as_secs_f64(),
+            rest_s = (started.elapsed() - settled_at).as_secs_f64(),
             "risk history read"
         );
         let n = history.customers.len();
@@ -512,6 +297,204 @@ impl History {
         Ok(history)
     }
 
+    /// The invoices of `rows` (of [`facts::INVOICES`], [`facts::INVOICES_UNPAID`] or
+    /// [`facts::GONE`]), their customers numbered as first seen in `seen`.
+    fn read_invoices(
+        &mut self,
+        fact: Fact,
+        rows: &[RecordBatch],
+        seen: &mut HashMap<String, u32, foldhash::fast::RandomState>,
+        invoices: &mut Vec<Invoice>,
+    ) -> Result<(), EngineError> {
+        for batch in rows {
+            let columns = fact.columns(batch);
+            let id = columns.strings("invoice_id")?;
+            let customer = columns.strings("customer_id")?;
+            let (issued, due) = (columns.dates("invoice_date")?, columns.dates("due_date")?);
+            let (amount, paid) = (columns.floats("amount")?, columns.dates("paid_date")?);
+            let currency = columns.strings("currency")?;
+            let gone = match columns.has("gone_on") {
+                true => Some(columns.dates("gone_on")?),
+                false => None,
+            };
+            for row in 0..columns.rows() {
+                let (Some(invoice_id), Some(c)) = (id.value(row), customer.value(row)) else {
+                    continue;
+                };
+                let (Some(invoice_date), Some(due_date)) =
+                    (date_at(&issued, row), date_at(&due, row))
+                else {
+                    continue;
+                };
+                let first_seen = match seen.get(c) {
+                    Some(&n) => n,
+                    None => {
+                        let n = seen.len() as u32;
+                        seen.insert(c.to_string(), n);
+                        n
+                    }
+                };
+                invoices.push(Invoice {
+                    invoice_id: invoice_id.to_string(),
+                    customer: first_seen,
+                    invoice_date,
+                    due_date,
+                    amount: float_at(&amount, row).unwrap_or(0.0),
+                    paid_date: date_at(&paid, row),
+                    gone_on: gone.as_ref().and_then(|g| date_at(g, row)),
+                    corrections: Vec::new(),
+                    currency: self.currency(currency.value(row).unwrap_or("")),
+                    paid_known: None,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Currencies in the order of their codes and customers in the order of their ids, so
+    /// that the same facts give the same training rows in the same order (and the same model,
+    /// to the last bit) however the engine ordered its results; then the invoices by
+    /// customer, date and id.
+    fn number_in_order(
+        &mut self,
+        seen: HashMap<String, u32, foldhash::fast::RandomState>,
+        ids: &mut HashMap<String, u32>,
+        invoices: &mut [Invoice],
+    ) {
+        let mut codes: Vec<(String, u16)> = (self.currencies.iter().cloned()).zip(0..).collect();
+        codes.sort_unstable();
+        let mut recode = vec![0u16; codes.len()];
+        for (new, (_, old)) in codes.iter().enumerate() {
+            recode[usize::from(*old)] = new as u16;
+        }
+        self.currencies = codes.into_iter().map(|(code, _)| code).collect();
+        let mut sorted: Vec<(String, u32)> = seen.into_iter().collect();
+        sorted.sort_unstable();
+        let mut renumber = vec![0u32; sorted.len()];
+        for (c, first_seen) in &sorted {
+            renumber[*first_seen as usize] = self.number(ids, c);
+        }
+        for inv in invoices.iter_mut() {
+            inv.currency = recode[usize::from(inv.currency)];
+            inv.customer = renumber[inv.customer as usize];
+        }
+        invoices.sort_unstable_by(|a, b| {
+            (a.customer, a.invoice_date)
+                .cmp(&(b.customer, b.invoice_date))
+                .then_with(|| a.invoice_id.cmp(&b.invoice_id))
+        });
+    }
+
+    /// The promises of one batch of [`facts::PLEDGES`], by customer.
+    fn pledges_of(
+        &mut self,
+        batch: &RecordBatch,
+        ids: &mut HashMap<String, u32>,
+        by_invoice: &ById,
+    ) -> Result<Vec<(u32, Pledge)>, EngineError> {
+        let columns = facts::PLEDGES.columns(batch);
+        let (customer, invoice) = (
+            columns.strings("customer_id")?,
+            columns.strings("invoice_id")?,
+        );
+        let created = columns.dates("created_date")?;
+        let promised = columns.dates("promised_date")?;
+        let amount = columns.floats("amount")?;
+        let mut out = Vec::new();
+        for row in 0..columns.rows() {
+            let (Some(c), Some(created), Some(promised), Some(amount)) = (
+                customer.value(row),
+                date_at(&created, row),
+                date_at(&promised, row),
+                float_at(&amount, row),
+            ) else {
+                continue;
+            };
+            let pledge = Pledge {
+                invoice: (invoice.value(row)).and_then(|i| by_invoice.get(i).copied()),
+                created,
+                promised,
+                amount,
+            };
+            out.push((self.number(ids, c), pledge));
+        }
+        Ok(out)
+    }
+
+    /// The disputes of one batch of [`facts::DISPUTES`], by customer.
+    fn disputes_of(
+        &mut self,
+        batch: &RecordBatch,
+        ids: &mut HashMap<String, u32>,
+        by_invoice: &ById,
+    ) -> Result<Vec<(u32, Dispute)>, EngineError> {
+        let columns = facts::DISPUTES.columns(batch);
+        let (customer, invoice) = (
+            columns.strings("customer_id")?,
+            columns.strings("invoice_id")?,
+        );
+        let (opened, closed) = (columns.dates("opened_date")?, columns.dates("closed_date")?);
+        let mut out = Vec::new();
+        for row in 0..columns.rows() {
+            let (Some(c), Some(opened)) = (customer.value(row), date_at(&opened, row)) else {
+                continue;
+            };
+            let dispute = Dispute {
+                invoice: (invoice.value(row)).and_then(|i| by_invoice.get(i).copied()),
+                opened,
+                closed: date_at(&closed, row),
+            };
+            out.push((self.number(ids, c), dispute));
+        }
+        Ok(out)
+    }
+
+    /// The promise outcomes of one batch of [`facts::PROMISES`], by customer.
+    fn promises_of(
+        &mut self,
+        batch: &RecordBatch,
+        ids: &mut HashMap<String, u32>,
+    ) -> Result<Vec<(u32, Promise)>, EngineError> {
+        let columns = facts::PROMISES.columns(batch);
+        let (customer, deadline) = (columns.strings("customer_id")?, columns.dates("deadline")?);
+        let kept = columns.bools("kept")?;
+        let mut out = Vec::new();
+        for row in 0..columns.rows() {
+            if let (Some(c), Some(deadline)) = (customer.value(row), date_at(&deadline, row)) {
+                let promise = Promise {
+                    deadline,
+                    kept: kept.is_valid(row) && kept.value(row),
+                };
+                out.push((self.number(ids, c), promise));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The credit limits of one batch of [`facts::CREDIT_LIMITS`], by customer.
+    fn credit_limits_of(
+        &mut self,
+        batch: &RecordBatch,
+        ids: &mut HashMap<String, u32>,
+    ) -> Result<Vec<(u32, CreditLimit)>, EngineError> {
+        let columns = facts::CREDIT_LIMITS.columns(batch);
+        let (customer, from) = (columns.strings("customer_id")?, columns.dates("from_date")?);
+        let limit = columns.floats("credit_limit")?;
+        let mut out = Vec::new();
+        for row in 0..columns.rows() {
+            if let (Some(c), Some(limit)) = (customer.value(row), float_at(&limit, row)) {
+                // The current limit of a customer with no change in the log counts from the
+                // start.
+                let limit = CreditLimit {
+                    from: date_at(&from, row).unwrap_or(Day::MIN),
+                    limit,
+                };
+                out.push((self.number(ids, c), limit));
+            }
+        }
+        Ok(out)
+    }
+
     fn number(&mut self, ids: &mut HashMap<String, u32>, customer: &str) -> u32 {
         if let Some(&n) = ids.get(customer) {
             return n;
@@ -533,37 +516,38 @@ impl History {
     }
 
     /// The reporting currency, the rates' currency and the promise grace days; returns the
-    /// as-of date as a SQL literal, for the queries (`$as_of`).
-    async fn read_params(&mut self, engine: &Engine) -> Result<String, EngineError> {
+    /// as-of date, for the other facts (`$as_of`).
+    async fn read_params(&mut self, engine: &Engine) -> Result<Day, EngineError> {
         let mut as_of = None;
-        for batch in engine.query(PARAMS).await? {
-            if batch.num_rows() > 0 {
-                self.reporting_currency = strings(&batch, 0)?.value(0).unwrap_or("").into();
-                let grace = cast(batch.column(1), &DataType::Int32)?;
-                self.grace_days = grace.as_primitive::<arrow::datatypes::Int32Type>().value(0);
-                self.rates_currency = strings(&batch, 2)?.value(0).unwrap_or("").into();
-                let day = dates(&batch, 3)?;
-                as_of = day.is_valid(0).then(|| day.value(0));
+        for batch in engine.query(facts::PARAMS.sql).await? {
+            let columns = facts::PARAMS.columns(&batch);
+            if columns.rows() > 0 {
+                self.reporting_currency =
+                    columns.strings("currency")?.value(0).unwrap_or("").into();
+                self.grace_days = columns.ints("grace_days")?.value(0);
+                self.rates_currency = (columns.strings("rates_currency")?.value(0))
+                    .unwrap_or("")
+                    .into();
+                as_of = date_at(&columns.dates("as_of")?, 0);
             }
         }
-        match as_of {
-            Some(day) => Ok(format!("DATE '{}'", crate::dates::date(day))),
-            None => Err(EngineError::Params("params has no as-of date".into())),
-        }
+        as_of.ok_or_else(|| EngineError::Params("params has no as-of date".into()))
     }
 
     /// The rates of the currencies (and the reporting currency among them).
-    async fn read_rates(&mut self, engine: &Engine) -> Result<(), EngineError> {
+    async fn read_rates(&mut self, engine: &Engine, as_of: Day) -> Result<(), EngineError> {
         let reporting = self.reporting_currency.clone();
         self.currency(&reporting);
         let mut quotes = Vec::new();
-        for batch in engine.query(RATES).await? {
-            let (code, on, rate) = (strings(&batch, 0)?, dates(&batch, 1)?, floats(&batch, 2)?);
-            for row in 0..batch.num_rows() {
-                if let (Some(code), true, true) =
-                    (code.value(row), on.is_valid(row), rate.is_valid(row))
+        for batch in facts::RATES.read(engine, as_of).await? {
+            let columns = facts::RATES.columns(&batch);
+            let (code, on) = (columns.strings("currency")?, columns.dates("rate_date")?);
+            let rate = columns.floats("rate")?;
+            for row in 0..columns.rows() {
+                if let (Some(code), Some(on), Some(rate)) =
+                    (code.value(row), date_at(&on, row), float_at(&rate, row))
                 {
-                    quotes.push((self.currency(code), on.value(row), rate.value(row)));
+                    quotes.push((self.currency(code), on, rate));
                 }
             }
         }
@@ -577,8 +561,12 @@ impl History {
 
     /// Each currency's closing rate on day `s` in the reporting currency, as `fx_closing`
     /// makes it (the latest quote dated by then, through the quote currency); `None` for a
-    /// currency with no quote by then, and for all when the reporting currency has none.
+    /// currency with no quote by then, and for all when the reporting currency has none. On
+    /// the as-of date, a replaced `fx_closing`'s rates.
     pub fn rates_on(&self, s: Day) -> Vec<Option<f64>> {
+        if let (true, Some(rates)) = (s == self.as_of, &self.views.rates) {
+            return rates.clone();
+        }
         let quote = |c: usize| -> Option<f64> {
             if self.currencies[c] == self.rates_currency {
                 return Some(1.0);
@@ -638,23 +626,23 @@ pub enum PaidDates {
     Computed,
 }
 
-/// The settlements of the invoices of `by_invoice` in `rows` (of [`SETTLEMENTS`]), by invoice
+/// The settlements of the invoices of `by_invoice` in `rows` (of [`facts::SETTLEMENTS`]), by invoice
 /// and oldest first, and where each invoice's begin (see [`History::settled_from`]). The ids
 /// are looked up on both cores, half the batches each.
 fn settlements(
     rows: Vec<RecordBatch>,
     by_invoice: &ById<'_>,
+    invoices: usize,
 ) -> Result<(Vec<Settlement>, Vec<u32>), EngineError> {
     type Found = Vec<(u32, Settlement)>;
     let look_up = |rows: &[RecordBatch]| -> Result<Found, EngineError> {
         let mut found = Vec::new();
         for batch in rows {
-            let (id, on) = (strings(batch, 0)?, dates(batch, 1)?);
-            let cents = cast(batch.column(2), &DataType::Int64)?;
-            let cents = cents.as_primitive::<arrow::datatypes::Int64Type>();
-            let cash = batch.column(3).as_boolean();
-            let applied = dates(batch, 4)?;
-            for row in 0..batch.num_rows() {
+            let columns = facts::SETTLEMENTS.columns(batch);
+            let (id, on) = (columns.strings("invoice_id")?, columns.dates("settled_on")?);
+            let (cents, cash) = (columns.bigints("cents")?, columns.bools("cash")?);
+            let applied = columns.dates("applied_on")?;
+            for row in 0..columns.rows() {
                 let Some(&i) = id.value(row).and_then(|id| by_invoice.get(id)) else {
                     continue;
                 };
@@ -684,7 +672,7 @@ fn settlements(
     });
     let (first, second) = (first?, second?);
     // Counted by invoice, then each put in its invoice's place, then each invoice's sorted.
-    let mut from = vec![0u32; by_invoice.len() + 1];
+    let mut from = vec![0u32; invoices + 1];
     for &(i, _) in first.iter().chain(&second) {
         from[i as usize + 1] += 1;
     }
@@ -703,11 +691,37 @@ fn settlements(
         settled[next[i as usize] as usize] = settlement;
         next[i as usize] += 1;
     }
-    for i in 0..by_invoice.len() {
+    for i in 0..invoices {
         settled[from[i] as usize..from[i + 1] as usize]
             .sort_unstable_by_key(|x| (x.day, x.cents, x.cash, x.known));
     }
     Ok((settled, from))
+}
+
+/// The amounts of the invoices of `by_invoice` in `rows` (of [`facts::CORRECTIONS`]), with
+/// the day each was recorded, in the order recorded.
+fn corrections(
+    rows: &[RecordBatch],
+    by_invoice: &ById,
+) -> Result<Vec<(u32, Day, f64)>, EngineError> {
+    let mut out = Vec::new();
+    for batch in rows {
+        let columns = facts::CORRECTIONS.columns(batch);
+        let (id, on) = (
+            columns.strings("invoice_id")?,
+            columns.dates("recorded_on")?,
+        );
+        let amount = columns.floats("amount")?;
+        for row in 0..columns.rows() {
+            let Some(&i) = id.value(row).and_then(|id| by_invoice.get(id)) else {
+                continue;
+            };
+            if let (Some(on), Some(amount)) = (date_at(&on, row), float_at(&amount, row)) {
+                out.push((i, on, amount));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The day each invoice's payment in full was known (see [`Invoice::paid_known`]): the first
@@ -777,31 +791,4 @@ fn group<T>(n: usize, items: Vec<(u32, T)>) -> Vec<Vec<T>> {
         out[c as usize].push(item);
     }
     out
-}
-
-/// A column as text, whatever string type the engine gave it.
-pub(crate) struct Strings(arrow::array::ArrayRef);
-
-impl Strings {
-    pub(crate) fn value(&self, row: usize) -> Option<&str> {
-        let a = self.0.as_string::<i32>();
-        a.is_valid(row).then(|| a.value(row))
-    }
-}
-
-/// Column `i` of `batch` as [`Strings`].
-pub(crate) fn strings(batch: &RecordBatch, i: usize) -> Result<Strings, EngineError> {
-    Ok(Strings(cast(batch.column(i), &DataType::Utf8)?))
-}
-
-fn dates(batch: &RecordBatch, i: usize) -> Result<arrow::array::Date32Array, EngineError> {
-    Ok(cast(batch.column(i), &DataType::Date32)?
-        .as_primitive::<Date32Type>()
-        .clone())
-}
-
-fn floats(batch: &RecordBatch, i: usize) -> Result<arrow::array::Float64Array, EngineError> {
-    Ok(cast(batch.column(i), &DataType::Float64)?
-        .as_primitive::<Float64Type>()
-        .clone())
 }

@@ -12,9 +12,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
-use arrow::compute::cast;
-use arrow::datatypes::DataType;
+use arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
 
 use crate::assignment::{self, Account, Collector};
 use crate::dates::days;
@@ -23,8 +21,9 @@ use crate::engine::derived::{
 };
 use crate::engine::{Engine, EngineError};
 use crate::models::cash_backtest;
+use crate::models::facts::{Fact, float_at};
 use crate::models::forecast::Forecaster;
-use crate::models::history::{History, strings};
+use crate::models::history::History;
 use crate::models::logistic::ModelError;
 use crate::models::risk::{self, RiskOptions};
 
@@ -171,22 +170,30 @@ impl ModelTables {
     }
 }
 
-const QUEUE: &str = "SELECT customer_id, language, owner, CAST(expected_at_risk AS DOUBLE) \
-     FROM worklist_queue ORDER BY rank";
-const COLLECTORS: &str = "SELECT collector_id, languages, capacity FROM collectors";
+/// The worklist's customers, in their order.
+const QUEUE: Fact = Fact {
+    name: "worklist_queue",
+    sql: "SELECT customer_id, language, owner, expected_at_risk FROM worklist_queue ORDER BY rank",
+};
+const COLLECTORS: Fact = Fact {
+    name: "collectors",
+    sql: "SELECT collector_id, languages, capacity FROM collectors",
+};
 
 /// The `assignments` of the worklist as `engine` ranks it now (see [`crate::assignment`]).
 pub async fn assign_worklist(engine: &Engine) -> Result<RecordBatch, ModelTablesError> {
     let mut accounts = Vec::new();
-    for batch in engine.query(QUEUE).await? {
-        let (id, language, owner) = (
-            strings(&batch, 0)?,
-            strings(&batch, 1)?,
-            strings(&batch, 2)?,
+    for batch in engine.query(QUEUE.sql).await? {
+        let columns = QUEUE.columns(&batch);
+        let (id, language) = (
+            columns.strings("customer_id")?,
+            columns.strings("language")?,
         );
-        let at_risk = cast(batch.column(3), &DataType::Float64)?;
-        let at_risk = at_risk.as_primitive::<arrow::datatypes::Float64Type>();
-        for row in 0..batch.num_rows() {
+        let (owner, at_risk) = (
+            columns.strings("owner")?,
+            columns.floats("expected_at_risk")?,
+        );
+        for row in 0..columns.rows() {
             let Some(customer_id) = id.value(row) else {
                 continue;
             };
@@ -194,20 +201,19 @@ pub async fn assign_worklist(engine: &Engine) -> Result<RecordBatch, ModelTables
                 customer_id: customer_id.to_string(),
                 language: language.value(row).map(str::to_string),
                 owner: owner.value(row).map(str::to_string),
-                expected_at_risk: if at_risk.is_valid(row) {
-                    at_risk.value(row)
-                } else {
-                    0.0
-                },
+                expected_at_risk: float_at(&at_risk, row).unwrap_or(0.0),
             });
         }
     }
     let mut collectors = Vec::new();
-    for batch in engine.query(COLLECTORS).await? {
-        let (id, languages) = (strings(&batch, 0)?, strings(&batch, 1)?);
-        let capacity = cast(batch.column(2), &DataType::Int32)?;
-        let capacity = capacity.as_primitive::<arrow::datatypes::Int32Type>();
-        for row in 0..batch.num_rows() {
+    for batch in engine.query(COLLECTORS.sql).await? {
+        let columns = COLLECTORS.columns(&batch);
+        let (id, languages) = (
+            columns.strings("collector_id")?,
+            columns.strings("languages")?,
+        );
+        let capacity = columns.ints("capacity")?;
+        for row in 0..columns.rows() {
             if let Some(collector_id) = id.value(row) {
                 let cap = capacity.is_valid(row).then(|| capacity.value(row));
                 collectors.push(Collector::new(collector_id, languages.value(row), cap));
