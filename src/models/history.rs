@@ -204,12 +204,14 @@ impl History {
         // The voided or deleted first: a replaced `invoice_outcomes` that keeps void invoices
         // has them too, and each invoice is read once.
         history.read_invoices(facts::GONE, &gone_rows, &mut seen, &mut invoices)?;
-        let gone: std::collections::HashSet<String> =
-            invoices.iter().map(|i| i.invoice_id.clone()).collect();
+        let gone: HashSet<String> = invoices.iter().map(|i| i.invoice_id.clone()).collect();
         history.read_invoices(invoices_fact, &invoice_rows, &mut seen, &mut invoices)?;
-        let mut read_once = std::collections::HashSet::new();
-        invoices
-            .retain(|i| !gone.contains(&i.invoice_id) || read_once.insert(i.invoice_id.clone()));
+        if !gone.is_empty() {
+            let mut read_once: HashSet<String> = HashSet::default();
+            invoices.retain(|i| {
+                !gone.contains(&i.invoice_id) || read_once.insert(i.invoice_id.clone())
+            });
+        }
         drop((invoice_rows, gone_rows));
         let mut ids: HashMap<String, u32> = HashMap::new();
         history.number_in_order(seen, &mut ids, &mut invoices);
@@ -784,6 +786,9 @@ fn paid_dates(invoices: &[Invoice], settled: &[Settlement], from: &[u32]) -> Vec
 
 /// Invoice ids to their index, with a fast hash (10 million of them at scale).
 type ById<'a> = HashMap<&'a str, u32, foldhash::fast::RandomState>;
+
+/// Ids looked up once per invoice, with the same fast hash.
+type HashSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
 
 fn group<T>(n: usize, items: Vec<(u32, T)>) -> Vec<Vec<T>> {
     let mut out: Vec<Vec<T>> = (0..n).map(|_| Vec::new()).collect();
