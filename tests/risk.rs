@@ -635,6 +635,22 @@ async fn a_rolling_backtest_measures_each_day_and_spreads_what_it_could_measure(
         .filter(|o| matches!((o.auc, o.baseline_auc), (Some(m), Some(b)) if m > b))
         .count();
     assert_eq!(r.auc_wins, wins);
+    // The difference is paired by day: its mean is the difference of the means over the days
+    // both were measured, and an interval is given only over enough days.
+    let both: Vec<f64> = (r.origins.iter())
+        .filter_map(|o| Some(o.auc? - o.baseline_auc?))
+        .collect();
+    match &r.auc_difference {
+        Some(d) => {
+            assert_eq!(d.count, both.len());
+            assert!((d.mean - both.iter().sum::<f64>() / both.len() as f64).abs() < 1e-12);
+            assert_eq!(d.interval.is_some(), both.len() >= 5);
+            if let Some([lo, hi]) = d.interval {
+                assert!(lo <= d.mean && d.mean <= hi, "{d:?}");
+            }
+        }
+        None => assert!(both.is_empty()),
+    }
     // The band's coverage per week of the horizon, each a share, over the days measured.
     assert_eq!(r.band_coverage_by_week.len(), 13);
     let measured = r.wape.as_ref().map_or(0, |w| w.count);

@@ -285,6 +285,27 @@ fn spread(s: &Option<Spread>, percent: bool, places: usize) -> String {
     }
 }
 
+/// A difference's mean and the 90 % bootstrap interval of it, signed: `+0.051 [+0.045, +0.057]`
+/// (`-` where nothing was measured; no interval over too few days).
+fn difference(s: &Option<Spread>, percent: bool, places: usize) -> String {
+    let scale = if percent { 100.0 } else { 1.0 };
+    let unit = if percent { " pt" } else { "" };
+    match s {
+        None => "-".into(),
+        Some(s) => {
+            let mean = format!("{:+.places$}{unit}", scale * s.mean);
+            match s.interval {
+                Some([lo, hi]) => format!(
+                    "{mean}, 90 % interval [{:+.places$}, {:+.places$}]",
+                    scale * lo,
+                    scale * hi
+                ),
+                None => format!("{mean} (too few days for an interval)"),
+            }
+        }
+    }
+}
+
 fn print_rolling(r: &Rolling) {
     let (first, last) = (r.origins.first(), r.origins.last());
     println!(
@@ -315,6 +336,11 @@ fn print_rolling(r: &Rolling) {
         risk::MIN_CASES_FOR_AUC
     );
     println!(
+        "  {:<14} model − baseline {}",
+        "",
+        difference(&r.auc_difference, false, 3)
+    );
+    println!(
         "  {:<14} {:>24} {:>24}   {} of {} ({} of {} days without a backtest: nothing to learn from yet)",
         "Brier score",
         spread(&r.brier, false, 4),
@@ -340,6 +366,12 @@ fn print_rolling(r: &Rolling) {
         n - measured(&r.wape),
         n,
         rolling::MIN_WEEKS_WITH_RECEIPTS
+    );
+    println!(
+        "  {:<14} forecast − paid on due date {}; forecast − average delay {}",
+        "",
+        difference(&r.wape_vs_due_date, true, 1),
+        difference(&r.wape_vs_average_delay, true, 1)
     );
     println!(
         "  {:<14} {:>24}   of the 13 weeks inside the 80 % band",

@@ -43,6 +43,40 @@ pub fn brier(probabilities: &[f64], late: &[bool]) -> Option<f64> {
     Some(sum / probabilities.len() as f64)
 }
 
+/// The central `level` interval (e.g. 0.9) of the mean of `values` over `resamples` bootstrap
+/// resamples (the values drawn again with replacement, as many as there are), from a fixed
+/// seed so that the same values give the same interval. `None` for fewer than
+/// [`MIN_FOR_INTERVAL`] values: an interval over a handful says nothing.
+pub fn bootstrap_mean(values: &[f64], level: f64, resamples: usize) -> Option<(f64, f64)> {
+    let n = values.len();
+    if n < MIN_FOR_INTERVAL || resamples == 0 {
+        return None;
+    }
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = || {
+        // xorshift64*
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    };
+    let mut means: Vec<f64> = (0..resamples)
+        .map(|_| {
+            (0..n)
+                .map(|_| values[(next() % n as u64) as usize])
+                .sum::<f64>()
+                / n as f64
+        })
+        .collect();
+    means.sort_by(f64::total_cmp);
+    let at = |q: f64| means[((q * (resamples - 1) as f64).round()) as usize];
+    let tail = (1.0 - level) / 2.0;
+    Some((at(tail), at(1.0 - tail)))
+}
+
+/// Values needed for a bootstrap interval.
+pub const MIN_FOR_INTERVAL: usize = 5;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +112,28 @@ mod tests {
         let b = brier(&[0.8, 0.3, 0.6], &[true, false, false]).unwrap();
         assert!((b - (0.04 + 0.09 + 0.36) / 3.0).abs() < 1e-12);
         assert_eq!(brier(&[], &[]), None);
+    }
+
+    #[test]
+    fn a_bootstrap_interval_holds_the_mean_and_narrows_with_more_values() {
+        assert_eq!(bootstrap_mean(&[1.0, 2.0, 3.0, 4.0], 0.9, 1000), None);
+        let few: Vec<f64> = (0..6).map(|i| f64::from(i % 3)).collect();
+        let many: Vec<f64> = (0..600).map(|i| f64::from(i % 3)).collect();
+        let (lo, hi) = bootstrap_mean(&few, 0.9, 2000).unwrap();
+        assert!(lo < 1.0 && 1.0 < hi, "{lo} {hi}");
+        let (lo2, hi2) = bootstrap_mean(&many, 0.9, 2000).unwrap();
+        assert!(
+            lo2 < 1.0 && 1.0 < hi2 && hi2 - lo2 < (hi - lo) / 5.0,
+            "{lo2} {hi2}"
+        );
+        // The standard error of the mean of 600 values spread 0, 1, 2: 0.033; a 90 % interval
+        // is about ±1.645 of it.
+        assert!(
+            ((hi2 - lo2) / 2.0 - 1.645 * 0.0333).abs() < 0.01,
+            "{lo2} {hi2}"
+        );
+        // The same values, the same interval; all alike, no width.
+        assert_eq!(bootstrap_mean(&few, 0.9, 2000), Some((lo, hi)));
+        assert_eq!(bootstrap_mean(&[2.0; 8], 0.9, 500), Some((2.0, 2.0)));
     }
 }

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::cash_backtest;
 use super::history::{Day, History};
+use super::metrics;
 use super::risk::{self, RiskOptions};
 
 /// The fewest weeks with receipts a forecast's WAPE is taken over: with receipts in one or
@@ -56,7 +57,13 @@ pub struct Spread {
     pub max: f64,
     /// Evaluation days it was measured on.
     pub count: usize,
+    /// The 90 % bootstrap interval of the mean, resampling the days (`None` for fewer than
+    /// [`metrics::MIN_FOR_INTERVAL`] days).
+    pub interval: Option<[f64; 2]>,
 }
+
+/// Bootstrap resamples of an interval.
+const RESAMPLES: usize = 2_000;
 
 impl Spread {
     fn of(values: impl IntoIterator<Item = f64>) -> Option<Spread> {
@@ -66,6 +73,7 @@ impl Spread {
             min: values.iter().copied().fold(f64::INFINITY, f64::min),
             max: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
             count: values.len(),
+            interval: metrics::bootstrap_mean(&values, 0.9, RESAMPLES).map(|(lo, hi)| [lo, hi]),
         })
     }
 }
@@ -79,6 +87,9 @@ pub struct Rolling {
     pub baseline_auc: Option<Spread>,
     /// Evaluation days where the model's AUC beat the baseline's.
     pub auc_wins: usize,
+    /// Model minus baseline, on the days both were measured: its interval says whether the
+    /// model's lead is more than the days' noise.
+    pub auc_difference: Option<Spread>,
     pub brier: Option<Spread>,
     pub baseline_brier: Option<Spread>,
     pub brier_wins: usize,
@@ -87,6 +98,9 @@ pub struct Rolling {
     pub wape_average_delay: Option<Spread>,
     /// Evaluation days where the forecast beat both baselines.
     pub wape_wins: usize,
+    /// Forecast minus each baseline, on the days measured (negative: the forecast erred less).
+    pub wape_vs_due_date: Option<Spread>,
+    pub wape_vs_average_delay: Option<Spread>,
     pub band_coverage: Option<Spread>,
     /// Per week of the horizon (1 to 13): the share of evaluation days whose receipts that
     /// week fell inside the 80 % band (none where no day measured it).
@@ -193,6 +207,7 @@ pub fn rolling(
         auc: pick(&|o| o.auc),
         baseline_auc: pick(&|o| o.baseline_auc),
         auc_wins: wins(&|o| Some(o.auc? > o.baseline_auc?)),
+        auc_difference: pick(&|o| Some(o.auc? - o.baseline_auc?)),
         brier: pick(&|o| o.brier),
         baseline_brier: pick(&|o| o.baseline_brier),
         brier_wins: wins(&|o| Some(o.brier? < o.baseline_brier?)),
@@ -200,6 +215,8 @@ pub fn rolling(
         wape_due_date: pick(&|o| o.wape_due_date),
         wape_average_delay: pick(&|o| o.wape_average_delay),
         wape_wins: wins(&|o| Some(o.wape? < o.wape_due_date?.min(o.wape_average_delay?))),
+        wape_vs_due_date: pick(&|o| Some(o.wape? - o.wape_due_date?)),
+        wape_vs_average_delay: pick(&|o| Some(o.wape? - o.wape_average_delay?)),
         band_coverage: pick(&|o| o.band_coverage),
         band_coverage_by_week: (by_week.iter())
             .map(|&(inside, all)| (all > 0).then(|| inside as f64 / all as f64))
