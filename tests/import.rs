@@ -74,7 +74,8 @@ fn cents(summary: &serde_json::Value, key: &str) -> i128 {
 #[test]
 fn the_kpis_of_ibms_late_payment_histories_are_what_the_export_says() {
     let export = export();
-    let invoices = parse("export", &std::fs::read_to_string(&export).unwrap()).unwrap();
+    let today = chrono::Utc::now().date_naive();
+    let invoices = parse("export", &std::fs::read_to_string(&export).unwrap(), today).unwrap();
     assert_eq!(invoices.len(), 2466);
 
     let dir = tempfile::tempdir().unwrap();
@@ -141,4 +142,71 @@ fn the_kpis_of_ibms_late_payment_histories_are_what_the_export_says() {
             );
         }
     }
+}
+
+/// A bad value anywhere in an export stops the import before anything is written, naming
+/// each bad line (a month file with one bad row would be quarantined whole: a month of
+/// invoices lost); an export saved with a BOM and quoted fields imports whole.
+#[test]
+fn a_bad_line_stops_the_import_before_any_file_is_written() {
+    let text = std::fs::read_to_string(export()).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let dir = tempfile::tempdir().unwrap();
+    // A spreadsheet's save: a BOM, every field quoted, CRLF.
+    let quoted: Vec<String> = (lines.iter())
+        .map(|l| {
+            let fields: Vec<String> = l.split(',').map(|f| format!("\"{f}\"")).collect();
+            fields.join(",")
+        })
+        .collect();
+    let saved = dir.path().join("saved.csv");
+    std::fs::write(&saved, format!("\u{feff}{}\r\n", quoted.join("\r\n"))).unwrap();
+    let feed = dir.path().join("feed");
+    let line = arstream(
+        dir.path(),
+        &[
+            "import",
+            "late-payments",
+            saved.to_str().unwrap(),
+            "--out",
+            feed.to_str().unwrap(),
+        ],
+    );
+    assert!(line.contains("2466 invoices of 100 customers"), "{line}");
+
+    // A negative amount on line 3, a settled date in 2099 on line 40.
+    lines[2] = lines[2].replacen(
+        &format!(",{},", lines[2].split(',').nth(6).unwrap()),
+        ",-12.00,",
+        1,
+    );
+    let settled = lines[39].split(',').nth(8).unwrap().to_string();
+    lines[39] = lines[39].replacen(&settled, "1/15/2099", 1);
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, lines.join("\n")).unwrap();
+    let out = dir.path().join("bad-feed");
+    let run = Command::new(BIN)
+        .current_dir(dir.path())
+        .args([
+            "import",
+            "late-payments",
+            bad.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "{stderr}");
+    assert!(stderr.contains("2 bad lines, nothing written"), "{stderr}");
+    assert!(
+        stderr.contains("line 3, field 'InvoiceAmount': -12.00 is not a positive amount"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("line 40, field 'SettledDate': 2099-01-15 is in the future"),
+        "{stderr}"
+    );
+    let written = std::fs::read_dir(&out).map_or(0, |d| d.count());
+    assert_eq!(written, 0, "files were written");
 }

@@ -19,7 +19,7 @@ pub enum Import {
     /// InvoiceAmount, Disputed, SettledDate, …): each invoice, its payment in full on the
     /// settled date and its dispute, committed on the days they happened (see docs/import.md)
     #[command(
-        after_help = "Example:\n  arstream import late-payments ../shared/datasets/ibm-late-payments/accounts-receivable.csv --out /tmp/ibm-feed\n  arstream --feed /tmp/ibm-feed --state /tmp/ibm-state kpi --as-of 2013-06-30"
+        after_help = "Example:\n  arstream import late-payments accounts-receivable.csv --out /tmp/ibm-feed\n  arstream --feed /tmp/ibm-feed --state /tmp/ibm-state kpi --as-of 2013-06-30"
     )]
     LatePayments {
         /// The export (CSV with IBM's header)

@@ -70,18 +70,35 @@ pub struct Imported {
     pub last: Option<NaiveDate>,
 }
 
-/// The invoices of an export's text; `file` names it in errors.
-pub fn parse(file: &str, text: &str) -> Result<Vec<Invoice>, ImportError> {
-    let mut lines = text.lines().enumerate();
-    let header: Vec<&str> = match lines.next() {
-        Some((_, h)) => h.trim_end_matches('\r').split(',').map(str::trim).collect(),
-        None => {
-            return Err(ImportError::Read {
-                file: file.into(),
-                detail: "the file is empty".into(),
-            });
-        }
+/// The invoices of an export's text; `file` names it in errors. Every line is checked
+/// against the feed's rules (`docs/change-feed.md`) before anything is written, so that no
+/// month file of the import is quarantined: every bad line is reported, with its field.
+/// `today` bounds the commit days (a change cannot be committed in the future).
+pub fn parse(file: &str, text: &str, today: NaiveDate) -> Result<Vec<Invoice>, ImportError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    // Line ends as `\n` only: the reader counts a `\r\n` end as no line at all.
+    let text = text.replace("\r\n", "\n");
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let unreadable = |e: csv::Error| ImportError::Read {
+        file: file.into(),
+        detail: e.to_string(),
     };
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(unreadable)?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    if header.is_empty() || header.iter().all(String::is_empty) {
+        return Err(ImportError::Read {
+            file: file.into(),
+            detail: "the file is empty".into(),
+        });
+    }
     if header != HEADER {
         return Err(ImportError::Read {
             file: file.into(),
@@ -93,68 +110,143 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Invoice>, ImportError> {
         });
     }
     let mut out = Vec::new();
-    for (i, raw) in lines {
-        let line = i + 1;
-        let raw = raw.trim_end_matches('\r');
-        if raw.trim().is_empty() {
+    let mut errors = Vec::new();
+    let mut lines_of: std::collections::HashMap<String, usize> = Default::default();
+    for record in reader.records() {
+        let record = record.map_err(unreadable)?;
+        let line = record.position().map_or(0, |p| p.line() as usize);
+        if record.iter().all(str::is_empty) {
             continue;
         }
-        let fields: Vec<&str> = raw.split(',').map(str::trim).collect();
-        let bad = |field: &str, detail: String| ImportError::Field {
+        match invoice_of(&record, line, today) {
+            Ok(invoice) => match lines_of.insert(invoice.invoice_id.clone(), line) {
+                Some(first) => errors.push(LineError {
+                    line,
+                    field: "invoiceNumber".into(),
+                    detail: format!("'{}' is also on line {first}", invoice.invoice_id),
+                }),
+                None => out.push(invoice),
+            },
+            Err(e) => errors.push(e),
+        }
+    }
+    match errors.len() {
+        0 => Ok(out),
+        1 => {
+            let e = errors.remove(0);
+            Err(ImportError::Field {
+                file: file.into(),
+                line: e.line,
+                field: e.field,
+                detail: e.detail,
+            })
+        }
+        _ => Err(ImportError::Lines {
             file: file.into(),
-            line,
-            field: field.into(),
-            detail,
-        };
-        if fields.len() != HEADER.len() {
+            errors,
+        }),
+    }
+}
+
+/// Line `line` of the export, checked.
+fn invoice_of(
+    record: &csv::StringRecord,
+    line: usize,
+    today: NaiveDate,
+) -> Result<Invoice, LineError> {
+    let bad = |field: &str, detail: String| LineError {
+        line,
+        field: field.into(),
+        detail,
+    };
+    if record.len() != HEADER.len() {
+        return Err(bad(
+            "(line)",
+            format!("{} fields, expected {}", record.len(), HEADER.len()),
+        ));
+    }
+    let get = |name: &str| &record[HEADER.iter().position(|h| *h == name).expect("a column")];
+    let text = |name: &str| {
+        let v = get(name);
+        match v.is_empty() {
+            true => Err(bad(name, "empty".into())),
+            false => Ok(v.to_string()),
+        }
+    };
+    // The feed's date range, and a commit day no later than tomorrow (its `_ts` rule).
+    let (first, last) = (
+        NaiveDate::from_ymd_opt(1900, 1, 1).expect("a date"),
+        NaiveDate::from_ymd_opt(2199, 12, 31).expect("a date"),
+    );
+    let date = |name: &str, committed: bool| {
+        let day = NaiveDate::parse_from_str(get(name), "%m/%d/%Y")
+            .map_err(|_| bad(name, format!("'{}' is not a date (M/D/YYYY)", get(name))))?;
+        if day < first || day > last {
             return Err(bad(
-                "(line)",
-                format!("{} fields, expected {}", fields.len(), HEADER.len()),
+                name,
+                format!("{day} is outside 1900-01-01 to 2199-12-31"),
             ));
         }
-        let get = |name: &str| fields[HEADER.iter().position(|h| *h == name).expect("a column")];
-        let text = |name: &str| {
-            let v = get(name);
-            match v.is_empty() {
-                true => Err(bad(name, "empty".into())),
-                false => Ok(v.to_string()),
-            }
-        };
-        let date = |name: &str| {
-            NaiveDate::parse_from_str(get(name), "%m/%d/%Y")
-                .map_err(|_| bad(name, format!("'{}' is not a date (M/D/YYYY)", get(name))))
-        };
-        let disputed = match get("Disputed") {
-            "Yes" => true,
-            "No" => false,
-            other => return Err(bad("Disputed", format!("'{other}' is neither Yes nor No"))),
-        };
-        let amount = cents(get("InvoiceAmount")).ok_or_else(|| {
-            bad(
-                "InvoiceAmount",
-                format!("'{}' is not an amount", get("InvoiceAmount")),
-            )
-        })?;
-        let invoice = Invoice {
-            line,
-            country: text("countryCode")?,
-            customer_id: text("customerID")?,
-            invoice_id: text("invoiceNumber")?,
-            invoice_date: date("InvoiceDate")?,
-            due_date: date("DueDate")?,
-            amount,
-            disputed,
-            settled_date: date("SettledDate")?,
-            days_late: get("DaysLate")
-                .parse()
-                .map_err(|_| bad("DaysLate", format!("'{}' is not a number", get("DaysLate"))))?,
-        };
-        if invoice.settled_date < invoice.invoice_date {
-            return Err(bad("SettledDate", "before the invoice date".into()));
+        if committed && day > today + chrono::Days::new(1) {
+            return Err(bad(
+                name,
+                format!("{day} is in the future: a change is committed when it happens"),
+            ));
         }
-        out.push(invoice);
+        Ok(day)
+    };
+    let disputed = match get("Disputed") {
+        "Yes" => true,
+        "No" => false,
+        other => return Err(bad("Disputed", format!("'{other}' is neither Yes nor No"))),
+    };
+    let amount = cents(get("InvoiceAmount")).ok_or_else(|| {
+        bad(
+            "InvoiceAmount",
+            format!("'{}' is not an amount", get("InvoiceAmount")),
+        )
+    })?;
+    if amount <= 0 {
+        return Err(bad(
+            "InvoiceAmount",
+            format!("{} is not a positive amount", get("InvoiceAmount")),
+        ));
     }
-    Ok(out)
+    if amount > MAX_CENTS {
+        return Err(bad(
+            "InvoiceAmount",
+            format!("{} is above 999,999,999,999.99", get("InvoiceAmount")),
+        ));
+    }
+    let invoice = Invoice {
+        line,
+        country: text("countryCode")?,
+        customer_id: text("customerID")?,
+        invoice_id: text("invoiceNumber")?,
+        invoice_date: date("InvoiceDate", true)?,
+        due_date: date("DueDate", false)?,
+        amount,
+        disputed,
+        settled_date: date("SettledDate", true)?,
+        days_late: get("DaysLate")
+            .parse()
+            .map_err(|_| bad("DaysLate", format!("'{}' is not a number", get("DaysLate"))))?,
+    };
+    if invoice.settled_date < invoice.invoice_date {
+        return Err(bad("SettledDate", "before the invoice date".into()));
+    }
+    Ok(invoice)
+}
+
+/// The feed's largest amount, in cents (`docs/change-feed.md`).
+const MAX_CENTS: i128 = 99_999_999_999_999;
+
+/// What is wrong with one line of an export.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineError {
+    pub line: usize,
+    pub field: String,
+    pub detail: String,
 }
 
 /// `12.5`, `-3.07`, `100` as cents; `None` for anything else or more than two decimals.
@@ -274,7 +366,7 @@ pub async fn import(
         file: file.clone(),
         detail: e.to_string(),
     })?;
-    let invoices = parse(&file, &text)?;
+    let invoices = parse(&file, &text, chrono::Utc::now().date_naive())?;
     let mut imported = Imported {
         invoices: invoices.len(),
         customers: (invoices.iter().map(|i| &i.customer_id))
@@ -318,7 +410,8 @@ mod tests {
         }
         let header = HEADER.join(",");
         let good = "391,0379-NEVHP,4/6/2013,611365,1/2/2013,2/1/2013,55.94,No,1/15/2013,Paper,13,0";
-        let rows = parse("ar.csv", &format!("{header}\r\n{good}\r\n")).unwrap();
+        let today = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+        let rows = parse("ar.csv", &format!("{header}\r\n{good}\r\n"), today).unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].amount, 5594);
         assert_eq!(
@@ -331,6 +424,7 @@ mod tests {
                 "{header}\n{good}\n{}",
                 good.replace("1/15/2013", "13/45/2013")
             ),
+            today,
         )
         .unwrap_err()
         .to_string();
@@ -338,10 +432,50 @@ mod tests {
             error,
             "ar.csv, line 3, field 'SettledDate': '13/45/2013' is not a date (M/D/YYYY)"
         );
-        let error = parse("ar.csv", "a,b\n").unwrap_err().to_string();
+        let error = parse("ar.csv", "a,b\n", today).unwrap_err().to_string();
         assert!(
             error.starts_with("ar.csv: not IBM's late-payment export"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn a_bom_quoted_fields_and_crlf_are_read_and_every_bad_line_is_named() {
+        let today = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+        let header = HEADER.join(",");
+        let good = "391,0379-NEVHP,4/6/2013,611365,1/2/2013,2/1/2013,55.94,No,1/15/2013,Paper,13,0";
+        // A BOM, a quoted customer id with a comma, CRLF.
+        let quoted = good
+            .replace("0379-NEVHP", "\"0379,NEVHP\"")
+            .replace("611365", "611366");
+        let text = format!("\u{feff}{header}\r\n{good}\r\n{quoted}\r\n");
+        let rows = parse("ar.csv", &text, today).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1].customer_id, "0379,NEVHP");
+        assert_eq!((rows[0].line, rows[1].line), (2, 3));
+        // Each rule of the feed, checked before anything is written; all lines named.
+        let lines = [
+            good.replace("55.94", "-5.00").replace("611365", "1"),
+            good.replace("55.94", "0").replace("611365", "2"),
+            good.replace("1/15/2013", "1/15/2099")
+                .replace("611365", "3"),
+            good.replace("2/1/2013", "2/1/1899").replace("611365", "4"),
+            good.replace("55.94", "1000000000000.00")
+                .replace("611365", "5"),
+            good.to_string(),
+            good.to_string(),
+        ];
+        let text = format!("{header}\n{}\n", lines.join("\n"));
+        let error = parse("ar.csv", &text, today).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "ar.csv: 6 bad lines, nothing written:\n  \
+             line 2, field 'InvoiceAmount': -5.00 is not a positive amount\n  \
+             line 3, field 'InvoiceAmount': 0 is not a positive amount\n  \
+             line 4, field 'SettledDate': 2099-01-15 is in the future: a change is committed when it happens\n  \
+             line 5, field 'DueDate': 1899-02-01 is outside 1900-01-01 to 2199-12-31\n  \
+             line 6, field 'InvoiceAmount': 1000000000000.00 is above 999,999,999,999.99\n  \
+             line 8, field 'invoiceNumber': '611365' is also on line 7"
         );
     }
 }

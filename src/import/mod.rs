@@ -15,6 +15,23 @@ pub enum ImportError {
         field: String,
         detail: String,
     },
+    #[error("{file}: {} bad lines, nothing written:{}", errors.len(), listed(errors))]
+    Lines {
+        file: String,
+        errors: Vec<late_payments::LineError>,
+    },
     #[error("cannot write the feed '{url}': {detail}")]
     Write { url: String, detail: String },
+}
+
+/// The first lines of `errors`, one per line of text.
+fn listed(errors: &[late_payments::LineError]) -> String {
+    const SHOWN: usize = 20;
+    let mut out: String = (errors.iter().take(SHOWN))
+        .map(|e| format!("\n  line {}, field '{}': {}", e.line, e.field, e.detail))
+        .collect();
+    if errors.len() > SHOWN {
+        out.push_str(&format!("\n  … and {} more", errors.len() - SHOWN));
+    }
+    out
 }
