@@ -200,16 +200,13 @@ fn pipelines_validate_with_file_and_line_and_run_once() {
     let o = run(&["pipeline", "run", "daily"], p);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = p.join(".arstream/out");
-    assert!(
-        out.join("kpi_summary/as_of=2025-12-31/part-0.parquet")
-            .exists()
-    );
+    assert!(out.join("kpi_summary/2025-12-31.parquet").exists());
     assert!(out.join("open_items/latest.parquet").exists());
     // It says what it wrote, and where; as JSON when asked.
     let said = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(
         said.contains("outputs written under file://")
-            && said.contains("kpi_summary/as_of=2025-12-31/part-0.parquet"),
+            && said.contains("kpi_summary/2025-12-31.parquet"),
         "{said}"
     );
     let o = run(&["--log-format", "json", "pipeline", "run", "daily"], p);

@@ -32,7 +32,7 @@ fn run(feed: &Path, state: &Path, out: &Path, as_of: &str) {
 }
 
 #[test]
-fn outputs_are_partitioned_by_as_of_and_replaced_whole() {
+fn outputs_are_a_file_per_as_of_date_replaced_whole_and_read_by_other_tools() {
     let dir = tempfile::tempdir().unwrap();
     let feed = dir.path().join("feed");
     common::generated_feed(&feed, 20, 3, 3, 100_000);
@@ -42,28 +42,46 @@ fn outputs_are_partitioned_by_as_of_and_replaced_whole() {
     run(&feed, &state, &out, "2025-02-28");
 
     let kpi = out.join("kpi_summary");
-    let mut partitions: Vec<String> = std::fs::read_dir(&kpi)
+    let mut files: Vec<String> = std::fs::read_dir(&kpi)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    partitions.sort();
-    assert_eq!(partitions, ["as_of=2025-01-31", "as_of=2025-02-28"]);
-    for p in &partitions {
-        let files: Vec<_> = std::fs::read_dir(kpi.join(p))
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(
-            files,
-            ["part-0.parquet"],
-            "one object per partition, no leftovers"
-        );
-        let batch = common::read_parquet(&kpi.join(p).join("part-0.parquet"));
+    files.sort();
+    // One object per as-of date, no leftovers (a rewrite replaces the file whole).
+    assert_eq!(files, ["2025-01-31.parquet", "2025-02-28.parquet"]);
+    for f in &files {
+        let batch = common::read_parquet(&kpi.join(f));
         assert_eq!(batch.num_rows(), 1, "one kpi_summary row per as-of date");
         let as_of = batch.column(batch.schema().index_of("as_of").unwrap());
         let shown = arrow::util::display::array_value_to_string(as_of, 0).unwrap();
-        assert_eq!(format!("as_of={shown}"), *p);
+        assert_eq!(format!("{shown}.parquet"), *f);
     }
+    // The folder is the KPI history for pyarrow's dataset API and pandas, with their defaults
+    // (Hive folders `as_of=…` beside an `as_of` column made them refuse it).
+    let python = common::python_with("pandas pyarrow", "pandas, pyarrow");
+    let read = std::process::Command::new(python)
+        .arg("-c")
+        .arg(
+            "import sys, pandas, pyarrow.dataset as ds\n\
+             t = ds.dataset(sys.argv[1]).to_table()\n\
+             df = pandas.read_parquet(sys.argv[1]).sort_values('as_of')\n\
+             print(t.num_rows, t.schema.field('as_of').type, t.schema.field('total_ar').type)\n\
+             print(' '.join(str(d) for d in df['as_of']))",
+        )
+        .arg(&kpi)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&read.stdout);
+    assert!(
+        read.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    assert_eq!(
+        said.trim(),
+        "2 date32[day] decimal128(18, 2)\n2025-01-31 2025-02-28",
+        "{said}"
+    );
     let aging = common::read_parquet(&out.join("aging/latest.parquet"));
     assert!(aging.num_rows() > 0);
     let open_items = common::read_parquet(&out.join("open_items/latest.parquet"));
@@ -83,7 +101,7 @@ fn the_kpi_summary_of_a_one_off_run_has_the_forecasts_wape() {
     common::generated_feed(&feed, 20, 8, 3, 100_000);
     let (state, out) = (dir.path().join("state"), dir.path().join("out"));
     run(&feed, &state, &out, "2025-08-31");
-    let batch = common::read_parquet(&out.join("kpi_summary/as_of=2025-08-31/part-0.parquet"));
+    let batch = common::read_parquet(&out.join("kpi_summary/2025-08-31.parquet"));
     let wape = batch.column(batch.schema().index_of("cash_forecast_wape").unwrap());
     assert!(
         !wape.is_null(0),

@@ -310,13 +310,13 @@ fn service_killed_at_random_moments_on_s3_ends_like_an_uninterrupted_run() {
     let (objects, got) = rt.block_on(async {
         let prefix = object_store::path::Path::from("out/kpi_summary");
         let listed: Vec<_> = store.list(Some(&prefix)).try_collect().await.unwrap();
-        let key = object_store::path::Path::from("out/kpi_summary/as_of=2025-03-31/part-0.parquet");
+        let key = object_store::path::Path::from("out/kpi_summary/2025-03-31.parquet");
         let got = store.get(&key).await.unwrap().bytes().await.unwrap();
         (listed.len(), got)
     });
     assert_eq!(objects, 1, "one kpi_summary object for the one as-of date");
     let got = arstream::feed::validate::decode_parquet("s3 output", got).unwrap();
-    let want_path = reference_out.join("kpi_summary/as_of=2025-03-31/part-0.parquet");
+    let want_path = reference_out.join("kpi_summary/2025-03-31.parquet");
     let want = bytes::Bytes::from(std::fs::read(&want_path).unwrap());
     let want = arstream::feed::validate::decode_parquet("reference", want).unwrap();
     assert_eq!(

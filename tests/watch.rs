@@ -203,9 +203,8 @@ fn watch_killed_at_random_moments_ends_with_the_outputs_of_an_uninterrupted_run(
         1,
         "exactly one kpi_summary partition for the one as-of date"
     );
-    let want =
-        common::read_parquet(&reference.join("out/kpi_summary/as_of=2025-03-31/part-0.parquet"));
-    let got = common::read_parquet(&outputs.join("kpi_summary/as_of=2025-03-31/part-0.parquet"));
+    let want = common::read_parquet(&reference.join("out/kpi_summary/2025-03-31.parquet"));
+    let got = common::read_parquet(&outputs.join("kpi_summary/2025-03-31.parquet"));
     assert_eq!(got.num_rows(), 1);
     assert_eq!(
         got, want,

@@ -1,7 +1,10 @@
 //! Outputs other tools read: plain Parquet under an output URL, with stable column names.
 //!
-//! A dated output is partitioned by as-of date, `<out>/<name>/as_of=YYYY-MM-DD/part-0.parquet`,
-//! so `<out>/kpi_summary/**/*.parquet` is the KPI history, one row per as-of date. A refresh
+//! A dated output is a file per as-of date, `<out>/<name>/YYYY-MM-DD.parquet`, each with its
+//! `as_of` column, so the folder `<out>/kpi_summary` is the KPI history, one row per as-of
+//! date, read whole by DuckDB, Polars, pandas/pyarrow and Spark with their defaults. (Hive
+//! folders, `as_of=YYYY-MM-DD/`, would make `as_of` both a column of the files and a
+//! partition: pandas and pyarrow refuse to merge the two.) A refresh
 //! replaces the partition of its date with one object written by one PUT (on a local folder
 //! object_store writes a temporary file and renames it), so a reader sees the old result or
 //! the new one, never a mix or a half-written file; partitions of other dates are not touched.
@@ -39,7 +42,7 @@ pub const STANDARD: &[(&str, Keep)] = &[
 /// The object an output of `as_of` is written to, relative to the output URL.
 pub fn object_path(name: &str, keep: Keep, as_of: NaiveDate) -> String {
     match keep {
-        Keep::PerAsOf => format!("{name}/as_of={as_of}/part-0.parquet"),
+        Keep::PerAsOf => format!("{name}/{as_of}.parquet"),
         Keep::Latest => format!("{name}/latest.parquet"),
     }
 }

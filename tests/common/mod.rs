@@ -167,7 +167,7 @@ impl Xorshift {
 }
 
 /// The Python of a virtual environment under the build's temporary folder with `package`
-/// installed in it (made and installed on first use; `.ci/run` makes the same one), so that
+/// (one or more, space-separated) installed in it (made and installed on first use; `.ci/run` makes the same one), so that
 /// the tests never install into the system's own Python.
 pub fn python_with(package: &str, import: &str) -> std::path::PathBuf {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -196,7 +196,8 @@ pub fn python_with(package: &str, import: &str) -> std::path::PathBuf {
         );
     }
     let installed = std::process::Command::new(&python)
-        .args(["-m", "pip", "install", "--quiet", package])
+        .args(["-m", "pip", "install", "--quiet"])
+        .args(package.split_whitespace())
         .status()
         .is_ok_and(|s| s.success());
     assert!(
