@@ -101,18 +101,22 @@ impl Location {
     /// location would see its files: not for a hidden folder (`.arstream/state`), which
     /// feed discovery skips.
     pub fn visible_inside(&self, inner: &Location) -> Option<String> {
-        let same_store =
-            self.url.scheme() == inner.url.scheme() && self.url.host_str() == inner.url.host_str();
-        let outer = format!("{}/", self.url.path().trim_end_matches('/'));
-        let relative = inner.url.path().strip_prefix(&outer)?.trim_matches('/');
-        let hidden = (relative.split('/')).any(|p| p.starts_with('.') || p.starts_with('_'));
-        (same_store && !hidden).then(|| relative.to_string())
+        visible_inside(&self.url, &inner.url)
     }
 
     /// Whether this is a folder on the local disk.
     pub fn is_local(&self) -> bool {
         self.url.scheme() == "file"
     }
+}
+
+/// [`Location::visible_inside`] of two URLs (folders that need not exist yet).
+pub fn visible_inside(outer: &Url, inner: &Url) -> Option<String> {
+    let same_store = outer.scheme() == inner.scheme() && outer.host_str() == inner.host_str();
+    let prefix = format!("{}/", outer.path().trim_end_matches('/'));
+    let relative = inner.path().strip_prefix(&prefix)?.trim_matches('/');
+    let hidden = (relative.split('/')).any(|p| p.starts_with('.') || p.starts_with('_'));
+    (same_store && !hidden).then(|| relative.to_string())
 }
 
 fn memory_stores() -> &'static Mutex<HashMap<String, Arc<InMemory>>> {

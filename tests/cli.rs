@@ -225,6 +225,87 @@ fn pipelines_validate_with_file_and_line_and_run_once() {
     assert!(stderr(&o).contains("no pipeline 'nope'"), "{}", stderr(&o));
 }
 
+/// What `pipeline validate` checks beyond the file's fields, so that a pipeline it passes
+/// does not fail at its first run: each step's SQL plans, the output and state folders lie
+/// outside the feed; a cron schedule shows its next three runs.
+#[test]
+fn pipeline_validate_plans_the_steps_and_refuses_folders_inside_the_feed() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::write(
+        p.join("arstream.toml"),
+        format!(
+            "[engine]\nqueries = \"{}\"\n",
+            repo.join("queries").display()
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(p.join("pipelines/feed")).unwrap();
+    std::fs::write(
+        p.join("pipelines/top.sql"),
+        "SELECT nonsense FROM kpi_summary",
+    )
+    .unwrap();
+    let text = "name = \"daily\"\nfeed = \"feed\"\nout = \"feed/out\"\nstate = \".state\"\n\n\
+                [schedule]\ncron = \"0 6 * * 1-5\"\ntimezone = \"Europe/Paris\"\n\n\
+                [[steps]]\nview = \"kpi_summary\"\n\n[[steps]]\nname = \"top\"\nsql = \"top.sql\"\n";
+    std::fs::write(p.join("pipelines/daily.toml"), text).unwrap();
+    let o = run(&["pipeline", "validate"], p);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let said = stderr(&o);
+    assert!(
+        said.contains("daily.toml:3: the output folder") && said.contains("is inside the feed"),
+        "{said}"
+    );
+    assert!(
+        said.contains("daily.toml:13: step 'top' does not plan")
+            && said.contains("No field named nonsense"),
+        "{said}"
+    );
+    // Fixed: valid, with the next runs of its cron schedule (weekdays at 06:00 in Paris).
+    std::fs::write(
+        p.join("pipelines/top.sql"),
+        "SELECT total_ar FROM kpi_summary",
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("pipelines/daily.toml"),
+        text.replace("out = \"feed/out\"", "out = \"out\""),
+    )
+    .unwrap();
+    let o = run(&["pipeline", "validate"], p);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let said = String::from_utf8_lossy(&o.stdout).into_owned();
+    let next = said
+        .lines()
+        .find(|l| l.contains("next runs:"))
+        .expect("the next runs");
+    assert_eq!(next.matches("06:00 CE").count(), 3, "{next}");
+    // Six fields (seconds first: hourly) and a poll every millisecond are refused.
+    for (from, to, want) in [
+        (
+            "cron = \"0 6 * * 1-5\"",
+            "cron = \"0 6 * * * *\"",
+            "has 6 fields",
+        ),
+        (
+            "cron = \"0 6 * * 1-5\"\ntimezone = \"Europe/Paris\"",
+            "every = \"1ms\"",
+            "shorter than 1s",
+        ),
+    ] {
+        std::fs::write(p.join("pipelines/daily.toml"), text.replace(from, to)).unwrap();
+        let o = run(&["pipeline", "validate"], p);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("daily.toml:7:") && stderr(&o).contains(want),
+            "{}",
+            stderr(&o)
+        );
+    }
+}
+
 #[test]
 fn a_bad_dashboard_layout_is_one_error_with_file_and_line_and_no_terminal_is_refused() {
     let dir = tempfile::tempdir().unwrap();

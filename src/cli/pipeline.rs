@@ -22,7 +22,9 @@ pub struct PipelineArgs {
 pub enum Action {
     /// List the pipelines: name, schedule, output URL and steps
     List,
-    /// Check pipelines (all, or the one named): fields, views, cron expressions, time zones
+    /// Check pipelines (all, or the one named): fields, views, cron expressions (with their
+    /// next three runs), time zones, that each step's SQL plans, and that the output and
+    /// state folders lie outside the feed
     Validate {
         /// A pipeline name [default: all]
         name: Option<String>,
@@ -83,17 +85,26 @@ pub async fn run(global: &GlobalArgs, args: PipelineArgs) -> anyhow::Result<Exit
                 };
                 return invalid(&e);
             }
-            let errors: Vec<SpecError> = chosen
+            let mut errors: Vec<SpecError> = chosen
                 .iter()
                 .filter_map(|p| p.as_ref().err().cloned())
                 .collect();
             for p in chosen.iter().flatten() {
+                let found = crate::pipeline::check::check(&config, p).await;
+                if !found.is_empty() {
+                    errors.extend(found);
+                    continue;
+                }
                 println!(
                     "{}: ok ({}, {} step(s))",
                     p.file.display(),
                     p.schedule.describe(),
                     p.steps.len()
                 );
+                let next = p.schedule.next_runs(chrono::Utc::now(), 3);
+                if !next.is_empty() {
+                    println!("  next runs: {}", next.join(", "));
+                }
             }
             if errors.is_empty() {
                 Ok(ExitCode::SUCCESS)

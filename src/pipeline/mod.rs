@@ -5,6 +5,7 @@
 //! publishes; [`history`] is the KPI summary over a series of as-of dates.
 
 pub mod catalog;
+pub mod check;
 pub mod history;
 pub mod outputs;
 pub mod spec;

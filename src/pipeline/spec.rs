@@ -159,6 +159,9 @@ fn parse_every(text: &str) -> Option<Duration> {
     (seconds > 0.0 && seconds.is_finite()).then(|| Duration::from_secs_f64(seconds))
 }
 
+/// The shortest `every`: shorter, an idle service spends its time polling.
+const MIN_EVERY: Duration = Duration::from_secs(1);
+
 /// Whether `file` is an outreach policy: its TOML has a top-level `rules` array.
 fn is_outreach_policy(file: &Path) -> bool {
     let Ok(text) = std::fs::read_to_string(file) else {
@@ -201,7 +204,7 @@ pub fn parse(file: &str, text: &str, base: &Path, views: &[String]) -> Result<Pi
         message,
     };
     let duration = |every: &Spanned<String>| {
-        parse_every(every.get_ref()).ok_or_else(|| {
+        let d = parse_every(every.get_ref()).ok_or_else(|| {
             error(
                 every.span().start,
                 format!(
@@ -209,7 +212,17 @@ pub fn parse(file: &str, text: &str, base: &Path, views: &[String]) -> Result<Pi
                     every.get_ref()
                 ),
             )
-        })
+        })?;
+        if d < MIN_EVERY {
+            return Err(error(
+                every.span().start,
+                format!(
+                    "every '{}' is shorter than 1s: an idle service would spend its time polling",
+                    every.get_ref()
+                ),
+            ));
+        }
+        Ok(d)
     };
     let raw: RawPipeline = toml::from_str(text).map_err(|e| {
         let offset = e.span().map_or(0, |s| s.start);
@@ -264,6 +277,16 @@ pub fn parse(file: &str, text: &str, base: &Path, views: &[String]) -> Result<Pi
         }
         (None, Some(cron)) => {
             let expression = cron.get_ref().clone();
+            let fields = expression.split_whitespace().count();
+            if fields != 5 {
+                return Err(error(
+                    cron.span().start,
+                    format!(
+                        "cron '{expression}' has {fields} fields: it takes five, minute hour \
+                         day-of-month month day-of-week (\"0 6 * * *\" is 06:00 every day)"
+                    ),
+                ));
+            }
             let parsed: croner::Cron = expression.parse().map_err(|e| {
                 error(
                     cron.span().start,

@@ -8,7 +8,7 @@ use std::time::Duration;
 pub enum Schedule {
     /// Poll the feed at this interval.
     Every(Duration),
-    /// At the times of a cron expression (with seconds optional), in a time zone.
+    /// At the times of a five-field cron expression, in a time zone.
     Cron {
         expression: String,
         cron: Box<croner::Cron>,
@@ -29,6 +29,23 @@ impl Schedule {
                     .unwrap_or(Duration::from_secs(60))
             }
         }
+    }
+
+    /// The next `n` runs after `now`, in the schedule's time zone (none for `Every`).
+    pub fn next_runs(&self, now: chrono::DateTime<chrono::Utc>, n: usize) -> Vec<String> {
+        let Schedule::Cron { cron, timezone, .. } = self else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut at = now.with_timezone(timezone);
+        while out.len() < n {
+            let Ok(next) = cron.find_next_occurrence(&at, false) else {
+                break;
+            };
+            out.push(next.format("%Y-%m-%d %H:%M %Z").to_string());
+            at = next;
+        }
+        out
     }
 
     /// The schedule as written.
