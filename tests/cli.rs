@@ -152,6 +152,75 @@ fn status_json_has_the_documented_keys() {
     assert!(v["tables"]["customers"].as_u64().unwrap() == 5);
 }
 
+/// A file whose every change is older than (or the same as) what the state holds for its key
+/// changes nothing: the log says so with the file, and `status` lists it (a converter whose
+/// `_seq` did not grow had its updates dropped with no other trace than a count).
+#[test]
+fn a_file_that_changes_nothing_is_named_in_the_log_and_the_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let feed = p.join("feed");
+    small_feed(p, &feed);
+    let state = p.join("s");
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut a = vec![
+            "--feed".to_string(),
+            feed.display().to_string(),
+            "--state".into(),
+            state.display().to_string(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let status = |p: &std::path::Path| -> serde_json::Value {
+        let a = args(&["status", "--format", "json"]);
+        let o = run(&a.iter().map(String::as_str).collect::<Vec<_>>(), p);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    assert_eq!(status(p)["files_changing_nothing"], serde_json::json!([]));
+    // The same customers again, under another name: every change already there.
+    let first = common_first_file(&feed.join("customers"));
+    std::fs::copy(&first, feed.join("customers/again.parquet")).unwrap();
+    let a = args(&["status"]);
+    let o = run(&a.iter().map(String::as_str).collect::<Vec<_>>(), p);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let log = stderr(&o);
+    assert!(
+        log.contains(
+            "customers/again.parquet: none of its 5 changes is newer than what the state holds"
+        ),
+        "{log}"
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("files that changed nothing  1"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert_eq!(
+        status(p)["files_changing_nothing"],
+        serde_json::json!(["customers/again.parquet"])
+    );
+}
+
+/// The first Parquet file under `folder`, in name order.
+fn common_first_file(folder: &std::path::Path) -> std::path::PathBuf {
+    let mut files: Vec<std::path::PathBuf> = Vec::new();
+    let mut pending = vec![folder.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|x| x == "parquet") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files.remove(0)
+}
+
 /// Pipelines as an orchestrator meets them: `validate` names the file and line of a mistake and
 /// exits with 2; `run NAME` does one refresh that writes the pipeline's outputs and exits 0;
 /// `list` shows both.

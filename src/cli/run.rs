@@ -214,7 +214,7 @@ fn outreach_of(plan: &Plan) -> anyhow::Result<Option<Outreach>> {
 fn print_report(r: &CatchUpReport) {
     let secs = r.elapsed.as_secs_f64();
     println!(
-        "applied {} new file(s), {} change rows ({} unchanged) in {:.2} s ({:.0} rows/s); {} quarantined, {} unreadable",
+        "applied {} new file(s), {} change rows ({} changed nothing: older than, or the same as, what the state held for their key) in {:.2} s ({:.0} rows/s); {} quarantined, {} unreadable",
         r.files_applied,
         r.rows_applied,
         r.rows_ignored,

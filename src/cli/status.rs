@@ -40,6 +40,15 @@ pub fn print_table(status: &Health) {
     for q in &status.files_quarantined {
         println!("  [{}] {}", q.code, q.reason);
     }
+    if !status.files_changing_nothing.is_empty() {
+        println!(
+            "files that changed nothing  {} (every change older than, or the same as, what the state held for its key, by _seq: docs/change-feed.md)",
+            status.files_changing_nothing.len()
+        );
+        for f in &status.files_changing_nothing {
+            println!("  {f}");
+        }
+    }
     for d in &status.damaged_checkpoints {
         println!("  ! damaged checkpoint skipped: {d}");
     }

@@ -114,8 +114,12 @@ impl Engine {
         if set == views::ViewSet::Incremental
             && let Some(edited) = self.edited_ledger_rule(&self.views)
         {
+            let file = match folder {
+                Some(f) => f.join(format!("{edited}.sql")).display().to_string(),
+                None => format!("{edited}.sql"),
+            };
             warn_once(format!(
-                "queries/{edited}.sql replaces a view whose rules the KPI ledger also encodes: the KPIs are computed with the plain views (the same numbers, slower on a big state)"
+                "{file} replaces a view whose rules the KPI ledger also encodes: the KPIs are computed with the plain views, so they follow your rule (slower on a big state)"
             ));
             self.view_set = views::ViewSet::Plain;
             self.views = self.plain_views.clone();

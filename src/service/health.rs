@@ -19,6 +19,9 @@ pub struct Health {
     /// The feed file applied last, if any.
     pub last_applied: Option<String>,
     pub files_quarantined: Vec<QuarantineLine>,
+    /// Files applied whose every change was older than (or the same as) what the state held
+    /// for its key, by `_seq`: they changed nothing.
+    pub files_changing_nothing: Vec<String>,
     /// Entity → rows of its current state.
     pub tables: BTreeMap<String, usize>,
     /// Entity → latest `_ts` applied (RFC 3339).
@@ -64,6 +67,10 @@ impl Health {
                     code: q.code.to_string(),
                     reason: q.reason.clone(),
                 })
+                .collect(),
+            files_changing_nothing: (cp.applied.iter())
+                .filter(|a| a.all_stale())
+                .map(|a| a.path.clone())
                 .collect(),
             tables: (Entity::ALL.iter())
                 .map(|e| (e.name().to_string(), state.table(*e).live_rows()))

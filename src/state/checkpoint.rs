@@ -29,6 +29,18 @@ pub struct AppliedFile {
     pub entity: String,
     pub rows: usize,
     pub generation: u64,
+    /// Its changes that changed nothing: older than (or the same as) what the state held for
+    /// their key, by `_seq`. All of them: the file was, in effect, not applied.
+    #[serde(default)]
+    pub unchanged: usize,
+}
+
+impl AppliedFile {
+    /// Whether every change of the file was older than what the state held: a converter's
+    /// `_seq` that does not grow with each change of a key (`docs/change-feed.md`).
+    pub fn all_stale(&self) -> bool {
+        self.unchanged > 0 && self.unchanged == self.rows
+    }
 }
 
 /// A feed file that broke the contract; nothing of it was applied.

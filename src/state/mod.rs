@@ -234,6 +234,7 @@ impl State {
             entity: entity.name().to_string(),
             rows,
             generation,
+            unchanged: stats.ignored,
         });
         Ok(stats)
     }
