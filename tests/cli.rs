@@ -152,6 +152,50 @@ fn status_json_has_the_documented_keys() {
     assert!(v["tables"]["customers"].as_u64().unwrap() == 5);
 }
 
+/// A pipeline file anywhere, named by its path, with its output folder on the command line;
+/// without one anywhere, the run says its steps have nowhere to go.
+#[test]
+fn a_pipeline_file_is_run_by_its_path_with_the_output_folder_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::write(p.join("arstream.toml"), "").unwrap();
+    let feed = p.join("feed");
+    small_feed(p, &feed);
+    std::fs::write(
+        p.join("mine.toml"),
+        "name = \"mine\"\nas_of = \"feed\"\n\n[schedule]\nevery = \"30s\"\n\n[[steps]]\nview = \"kpi_summary\"\n",
+    )
+    .unwrap();
+    let (feed, state) = (
+        feed.display().to_string(),
+        p.join("s").display().to_string(),
+    );
+    let base = ["--feed", feed.as_str(), "--state", state.as_str()];
+    let with = |extra: &[&str]| -> Vec<String> {
+        base.iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    let go = |args: Vec<String>| run(&args.iter().map(String::as_str).collect::<Vec<_>>(), p);
+    let o = go(with(&["run", "--once", "--pipeline", "./mine.toml"]));
+    assert_one_line_error(&o, "mine.toml: its steps have nowhere to go");
+    let o = go(with(&[
+        "run",
+        "--once",
+        "--pipeline",
+        "./mine.toml",
+        "--out",
+        "o1",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = go(with(&["pipeline", "run", "./mine.toml", "--out", "o2"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    for out in ["o1", "o2"] {
+        let files = std::fs::read_dir(p.join(out).join("kpi_summary"))
+            .unwrap()
+            .count();
+        assert_eq!(files, 1, "{out}");
+    }
+}
+
 /// A file whose every change is older than (or the same as) what the state holds for its key
 /// changes nothing: the log says so with the file, and `status` lists it (a converter whose
 /// `_seq` did not grow had its updates dropped with no other trace than a count).

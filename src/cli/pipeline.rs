@@ -31,8 +31,12 @@ pub enum Action {
     },
     /// Run one refresh of a pipeline now and exit
     Run {
-        /// The pipeline's name (its file name without .toml)
+        /// The pipeline's name (its file name without .toml), or the path of a pipeline file
+        /// (./mine.toml)
         name: String,
+        /// Output URL [default: the pipeline's out]
+        #[arg(long)]
+        out: Option<String>,
     },
 }
 
@@ -55,7 +59,7 @@ pub async fn run(global: &GlobalArgs, args: PipelineArgs) -> anyhow::Result<Exit
                             "{:<16} {:<28} out={} steps={}",
                             p.name,
                             p.schedule.describe(),
-                            p.out,
+                            p.out.as_deref().unwrap_or("(--out)"),
                             steps.join(",")
                         );
                     }
@@ -112,8 +116,8 @@ pub async fn run(global: &GlobalArgs, args: PipelineArgs) -> anyhow::Result<Exit
                 invalid(&Invalid::Spec(errors))
             }
         }
-        Action::Run { name } => {
-            let plan = match plan(&global.session_options(), Some(&name), None, None) {
+        Action::Run { name, out } => {
+            let plan = match plan(&global.session_options(), Some(&name), out.as_deref(), None) {
                 Ok(plan) => plan,
                 Err(e) => return invalid(&e),
             };

@@ -24,8 +24,8 @@ use crate::service::{Notice, Runner, RunnerOptions, Snapshot};
     after_help = "Exit codes: 0 done (quarantined files are logged, not failures), 1 failed, 2 invalid pipeline.\n\nExamples, on the bundled sample feed:\n  arstream run                      (the standard pipeline, until Ctrl-C)\n  arstream run --once               (one refresh, then exit)\n  arstream run --interval 2 --headless --log-format json\n  arstream sql \"SELECT count(*) FROM invoices\""
 )]
 pub struct RunArgs {
-    /// The pipeline to run: a file of the pipelines folder, without .toml [default: standard,
-    /// when there is such a file]
+    /// The pipeline to run: a file of the pipelines folder, without .toml, or the path of a
+    /// pipeline file (./mine.toml) [default: standard, when there is such a file]
     #[arg(long, value_name = "NAME")]
     pub pipeline: Option<String>,
     /// Write the outputs under this folder or URL instead of the pipeline's `out`

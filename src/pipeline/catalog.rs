@@ -51,6 +51,16 @@ pub fn load_all(config: &Config) -> Result<Vec<Result<Pipeline, SpecError>>, Inv
 
 /// The pipeline called `name`, or `standard` when there is such a file and no name is given.
 pub fn find(config: &Config, name: Option<&str>) -> Result<Option<Pipeline>, Invalid> {
+    // A path (`./mine.toml`, `ops/nightly.toml`) is read where it is.
+    if let Some(path) = name.filter(|n| n.ends_with(".toml") || n.contains('/')) {
+        let file = PathBuf::from(path);
+        if !file.is_file() {
+            return Err(Invalid::Config(format!("no pipeline file '{path}'")));
+        }
+        return spec::load(&file, &known_views(config)?)
+            .map(Some)
+            .map_err(|e| Invalid::Spec(vec![e]));
+    }
     let folder = PathBuf::from(&config.engine.pipelines);
     let wanted = name.unwrap_or("standard");
     let file = folder.join(format!("{wanted}.toml"));
@@ -107,12 +117,20 @@ pub fn plan(
         session.feed = session.feed.or_else(|| p.feed.clone());
         session.state = session.state.or_else(|| p.state.clone());
         session.as_of = session.as_of.or_else(|| p.as_of.clone());
-        out = out.or_else(|| Some(p.out.clone()));
+        out = out.or_else(|| p.out.clone());
         steps = p.steps.clone();
         schedule = p.schedule.clone();
     }
     if let Some(every) = interval {
         schedule = Schedule::Every(every);
+    }
+    if let (Some(p), None) = (&pipeline, &out)
+        && !p.steps.is_empty()
+    {
+        return Err(Invalid::Config(format!(
+            "{}: its steps have nowhere to go: give out = \"…\" in it, or --out",
+            p.file.display()
+        )));
     }
     Ok(Plan {
         pipeline,

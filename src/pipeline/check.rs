@@ -38,10 +38,15 @@ pub async fn check(config: &Config, pipeline: &Pipeline) -> Vec<SpecError> {
     match store::to_url(&feed_url) {
         Err(e) => errors.push(error(line_of("feed"), format!("feed: {e}"))),
         Ok(feed) => {
-            for (what, key, url) in [
-                ("output folder", "out", pipeline.out.as_str()),
-                ("state", "state", state_url.as_str()),
-            ] {
+            let out = pipeline.out.as_deref();
+            let folders = [
+                ("output folder", "out", out),
+                ("state", "state", Some(&state_url)),
+            ];
+            for (what, key, url) in folders {
+                let Some(url) = url else {
+                    continue;
+                };
                 let inner = match store::to_url(url) {
                     Ok(inner) => inner,
                     Err(e) => {

@@ -45,7 +45,7 @@ struct RawPipeline {
     description: Option<String>,
     feed: Option<Spanned<String>>,
     state: Option<Spanned<String>>,
-    out: Spanned<String>,
+    out: Option<Spanned<String>>,
     #[serde(default)]
     as_of: Option<Spanned<String>>,
     schedule: Spanned<RawSchedule>,
@@ -126,7 +126,8 @@ pub struct Pipeline {
     pub file: PathBuf,
     pub feed: Option<String>,
     pub state: Option<String>,
-    pub out: String,
+    /// Where the steps' outputs go; none: `--out` must say.
+    pub out: Option<String>,
     /// `today`, `feed` or a date; none: the config's.
     pub as_of: Option<String>,
     pub schedule: Schedule,
@@ -420,7 +421,7 @@ pub fn parse(file: &str, text: &str, base: &Path, views: &[String]) -> Result<Pi
         file: PathBuf::from(file),
         feed: raw.feed.map(|f| crate::config::resolve(base, f.get_ref())),
         state: raw.state.map(|s| crate::config::resolve(base, s.get_ref())),
-        out: crate::config::resolve(base, raw.out.get_ref()),
+        out: raw.out.map(|o| crate::config::resolve(base, o.get_ref())),
         as_of: raw.as_of.map(|a| a.into_inner()),
         schedule,
         steps,
@@ -464,7 +465,7 @@ mod tests {
     fn a_good_pipeline_loads() {
         let p = check(GOOD).unwrap();
         assert_eq!(p.steps[0].name, "kpi_summary");
-        assert_eq!(p.out, "pipelines/out");
+        assert_eq!(p.out.as_deref(), Some("pipelines/out"));
         assert!(matches!(p.schedule, Schedule::Every(d) if d == Duration::from_secs(30)));
         assert_eq!(p.steps[0].every, None);
         let slow = check(&format!("{GOOD}every = \"15m\"\n")).unwrap();
