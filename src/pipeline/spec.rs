@@ -498,9 +498,21 @@ mod tests {
         assert_eq!(e.line, 9, "{e}");
         assert!(e.message.contains("every 'soon' is not a duration"), "{e}");
 
-        let missing = GOOD.replace("out = \"out\"\n", "");
+        let missing = GOOD.replace("[schedule]\nevery = \"30s\"\n", "");
         let e = check(&missing).unwrap_err();
-        assert!(e.message.contains("missing field `out`"), "{e}");
+        assert!(e.message.contains("missing field `schedule`"), "{e}");
+        // `out` may be left to the command line (`--out`).
+        let no_out = check(&GOOD.replace("out = \"out\"\n", "")).unwrap();
+        assert_eq!(no_out.out, None);
+        // A poll every millisecond; a cron with seconds.
+        let e = check(&GOOD.replace("every = \"30s\"", "every = \"1ms\"")).unwrap_err();
+        assert!(e.message.contains("shorter than 1s"), "{e}");
+        let six = GOOD.replace(
+            "every = \"30s\"",
+            "cron = \"0 6 * * * *\"\ntimezone = \"UTC\"",
+        );
+        let e = check(&six).unwrap_err();
+        assert!(e.message.contains("has 6 fields"), "{e}");
     }
 
     #[test]
