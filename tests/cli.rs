@@ -67,6 +67,38 @@ fn every_command_has_help() {
         let text = String::from_utf8_lossy(&o.stdout);
         assert!(text.contains("Usage: arstream"), "{cmd:?}: {text}");
     }
+    // A command's own options come first; the options every command takes are one group,
+    // and those of the KPIs and models another, after them.
+    for cmd in [
+        &["generate", "--help"][..],
+        &["model", "report", "--help"],
+        &["outreach", "preview", "--help"],
+        &["import", "late-payments", "--help"],
+    ] {
+        let o = run(cmd, dir.path());
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        let at = |heading: &str| {
+            text.find(heading)
+                .unwrap_or_else(|| panic!("{cmd:?}: {heading}"))
+        };
+        let (own, global, kpi) = (
+            at("\nOptions:"),
+            at("\nGlobal options:"),
+            at("\nKPI and model options (commands that read the state):"),
+        );
+        assert!(own < global && global < kpi, "{cmd:?}: {text}");
+        assert!(text[own..global].contains("--help"), "{cmd:?}");
+        assert!(!text[own..global].contains("--as-of"), "{cmd:?}");
+        assert!(text[global..kpi].contains("--state") && text[kpi..].contains("--as-of"));
+    }
+    // Every option of model report says what it is.
+    let o = run(&["model", "report", "--help"], dir.path());
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    for option in text.lines().filter(|l| l.trim_start().starts_with("--")) {
+        let i = text.find(option).unwrap() + option.len();
+        let next = text[i..].lines().nth(1).unwrap_or("");
+        assert!(!next.trim().is_empty(), "{option} has no description");
+    }
 }
 
 #[test]

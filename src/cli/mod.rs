@@ -39,45 +39,51 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The heading of the options every command takes in `--help`…
+const GLOBAL: &str = "Global options";
+/// …and of those that set what the KPIs and models compute, for the commands that read the
+/// state (not `generate` or `import`, which ignore them).
+const KPI: &str = "KPI and model options (commands that read the state)";
+
 /// Options every command takes; the command line wins over `arstream.toml`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct GlobalArgs {
     /// Config file [default: ./arstream.toml when it exists]
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, help_heading = GLOBAL, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Feed root: a path, file://, s3://, gs://, az:// or memory:// URL [default: from config]
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(long, global = true, help_heading = GLOBAL, value_name = "URL")]
     pub feed: Option<String>,
     /// State folder: a path or object-store URL [default: from config]
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(long, global = true, help_heading = GLOBAL, value_name = "URL")]
     pub state: Option<String>,
     /// Do not look for new feed files: use the state as last checkpointed. Loading it still
     /// re-reads from the feed the files applied after its last snapshot (the feed is the log),
     /// and `<entity>_changes` reads the feed when queried
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub offline: bool,
     /// As-of date of the KPI views: YYYY-MM-DD, `today`, or `feed` (day of the latest change)
-    #[arg(long, global = true, value_name = "DATE")]
+    #[arg(long, global = true, help_heading = KPI, value_name = "DATE")]
     pub as_of: Option<String>,
     /// KPI window in days [default: from config, 90]
-    #[arg(long, global = true, value_name = "DAYS")]
+    #[arg(long, global = true, help_heading = KPI, value_name = "DAYS")]
     pub window: Option<i32>,
     /// Reporting currency [default: from config, USD]
-    #[arg(long, global = true, value_name = "CCY")]
+    #[arg(long, global = true, help_heading = KPI, value_name = "CCY")]
     pub currency: Option<String>,
     /// Compute the KPIs with the plain views over the state tables instead of the ledger:
     /// the reference definition, slower on a big state
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = KPI)]
     pub plain: bool,
     /// The risk model's late: paid more than this many days after the due date, or not at
     /// all [default: from config [risk] late_days, 30]
-    #[arg(long, global = true, value_name = "DAYS")]
+    #[arg(long, global = true, help_heading = KPI, value_name = "DAYS")]
     pub late_days: Option<i32>,
     /// Log format: text, or json (one object per line, for services and log collectors)
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, help_heading = GLOBAL, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// More log output (-v info, -vv debug); logs go to stderr
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, help_heading = GLOBAL, action = clap::ArgAction::Count)]
     pub verbose: u8,
 }
 
