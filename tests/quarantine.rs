@@ -293,3 +293,39 @@ async fn deletes_need_only_the_key_and_extra_columns_stay() {
         "extra column kept: {schema:?}"
     );
 }
+
+/// A file of images without several required columns names them all at once; optional
+/// columns may be left out: their rows hold null (an invoice's status, `posted`).
+#[tokio::test]
+async fn missing_required_columns_are_named_at_once_and_optional_ones_may_be_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("feed");
+    let both = without_column(&without_column(&good("M1", 1), "amount"), "due_date");
+    write(&feed, "invoices/missing-two.parquet", &both);
+    write(
+        &feed,
+        "invoices/no-status.parquet",
+        &without_column(&good("S1", 1), "status"),
+    );
+    let (mut state, report) = ingest_dir(&feed, &dir.path().join("state")).await;
+    assert_eq!(report.quarantined.len(), 1, "{:?}", report.quarantined);
+    let q = &report.quarantined[0];
+    assert_eq!(q.code, ViolationCode::MissingColumn);
+    assert_eq!(
+        q.reason(),
+        "invoices/missing-two.parquet: required columns 'due_date', 'amount' are missing (rows other than deletes carry the full image)"
+    );
+    // Left without a status: posted, and counted as an open invoice.
+    assert_eq!(invoice_rows(&mut state), [("S1".to_string(), 10_000)]);
+    let engine = arstream::engine::Engine::new()
+        .with_queries(None, arstream::engine::views::ViewSet::Plain)
+        .unwrap();
+    let as_of = chrono::NaiveDate::from_ymd_opt(2026, 3, 31).unwrap();
+    engine
+        .refresh(&mut state, &arstream::engine::params::KpiParams::new(as_of))
+        .await
+        .unwrap();
+    let rows = engine.query("SELECT status FROM invoices").await.unwrap();
+    let status = arrow::util::display::array_value_to_string(rows[0].column(0), 0).unwrap();
+    assert_eq!(status, "posted");
+}

@@ -39,11 +39,15 @@ pub fn timestamp_utc() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }
 
-/// One column an entity must carry.
+/// One column of an entity.
 #[derive(Debug, Clone, Copy)]
 pub struct Column {
     pub name: &'static str,
     pub kind: Kind,
+    /// Whether a file of images must carry it; an optional column a file leaves out is null
+    /// in its rows, or `default`.
+    pub required: bool,
+    pub default: Option<&'static str>,
 }
 
 /// The Arrow type a contract column has, as a small copyable tag.
@@ -73,7 +77,20 @@ impl Kind {
 }
 
 const fn col(name: &'static str, kind: Kind) -> Column {
-    Column { name, kind }
+    Column {
+        name,
+        kind,
+        required: true,
+        default: None,
+    }
+}
+
+/// A column a file may leave out (its rows then hold null).
+const fn opt(name: &'static str, kind: Kind) -> Column {
+    Column {
+        required: false,
+        ..col(name, kind)
+    }
 }
 
 /// The entities of the feed, each a folder under the feed root.
@@ -144,15 +161,15 @@ impl Entity {
         const CUSTOMERS: &[Column] = &[
             col("customer_id", Text),
             col("name", Text),
-            col("country", Text),
+            opt("country", Text),
             col("currency", Currency),
-            col("credit_limit", Money),
-            col("payment_terms_days", Int32),
-            col("segment", Text),
-            col("language", Text),
-            col("email", Text),
-            col("phone", Text),
-            col("collector_id", Text),
+            opt("credit_limit", Money),
+            opt("payment_terms_days", Int32),
+            opt("segment", Text),
+            opt("language", Text),
+            opt("email", Text),
+            opt("phone", Text),
+            opt("collector_id", Text),
         ];
         const INVOICES: &[Column] = &[
             col("invoice_id", Text),
@@ -161,12 +178,15 @@ impl Entity {
             col("due_date", Date),
             col("amount", Money),
             col("currency", Currency),
-            col("status", Text),
+            Column {
+                default: Some("posted"),
+                ..opt("status", Text)
+            },
         ];
         const PAYMENTS: &[Column] = &[
             col("payment_id", Text),
             col("customer_id", Text),
-            col("invoice_id", Text),
+            opt("invoice_id", Text),
             col("payment_date", Date),
             col("amount", Money),
             col("currency", Currency),
@@ -178,43 +198,43 @@ impl Entity {
             col("adjustment_date", Date),
             col("amount", Money),
             col("currency", Currency),
-            col("kind", Text),
+            opt("kind", Text),
         ];
         const DISPUTES: &[Column] = &[
             col("dispute_id", Text),
             col("invoice_id", Text),
             col("customer_id", Text),
             col("opened_date", Date),
-            col("amount", Money),
-            col("currency", Currency),
-            col("reason", Text),
+            opt("amount", Money),
+            opt("currency", Currency),
+            opt("reason", Text),
             col("status", Text),
-            col("resolved_date", Date),
+            opt("resolved_date", Date),
         ];
         const PROMISES: &[Column] = &[
             col("promise_id", Text),
             col("customer_id", Text),
-            col("invoice_id", Text),
+            opt("invoice_id", Text),
             col("created_date", Date),
             col("promised_date", Date),
             col("amount", Money),
             col("currency", Currency),
-            col("collector_id", Text),
+            opt("collector_id", Text),
         ];
         const ACTIVITIES: &[Column] = &[
             col("activity_id", Text),
             col("customer_id", Text),
-            col("collector_id", Text),
+            opt("collector_id", Text),
             col("activity_ts", Timestamp),
-            col("channel", Text),
-            col("outcome", Text),
+            opt("channel", Text),
+            opt("outcome", Text),
         ];
         const COLLECTORS: &[Column] = &[
             col("collector_id", Text),
             col("name", Text),
-            col("email", Text),
-            col("languages", Text),
-            col("capacity", Int32),
+            opt("email", Text),
+            opt("languages", Text),
+            opt("capacity", Int32),
         ];
         const FX_RATES: &[Column] = &[
             col("currency", Currency),

@@ -165,24 +165,31 @@ pub fn validate_batch(
 ) -> Result<RecordBatch, Violation> {
     let schema = batch.schema();
     let get = |name: &str| schema.index_of(name).ok().map(|i| batch.column(i).clone());
-    let missing = |name: &str, why: &str| {
-        Violation::new(
-            ViolationCode::MissingColumn,
-            file,
-            format!("required column '{name}' is missing{why}"),
-        )
-        .at(None, name)
+    // Every missing column named at once.
+    let missing = |names: &[&str], why: &str| {
+        let listed: Vec<String> = names.iter().map(|n| format!("'{n}'")).collect();
+        let violation = |detail| Violation::new(ViolationCode::MissingColumn, file, detail);
+        match names.len() {
+            1 => violation(format!("required column {} is missing{why}", listed[0]))
+                .at(None, names[0]),
+            _ => violation(format!(
+                "required columns {} are missing{why}",
+                listed.join(", ")
+            )),
+        }
     };
 
     // The change columns and the key are needed by every row, deletes included.
-    for name in [OP, SEQ, TS].iter().chain(entity.key()) {
-        if get(name).is_none() {
-            return Err(missing(name, ""));
-        }
+    let absent: Vec<&str> = ([OP, SEQ, TS].iter().chain(entity.key()))
+        .copied()
+        .filter(|name| get(name).is_none())
+        .collect();
+    if !absent.is_empty() {
+        return Err(missing(&absent, ""));
     }
     let target = entity.change_schema();
     let Some(op_column) = get(OP) else {
-        return Err(missing(OP, ""));
+        return Err(missing(&[OP], ""));
     };
     let ops = cast_column(file, OP, &op_column, &DataType::Utf8)?;
     let ops = ops.as_string::<i32>();
@@ -202,18 +209,34 @@ pub fn validate_batch(
     }
     let is_delete: Vec<bool> = ops.iter().map(|op| op == Some("d")).collect();
     let has_images = is_delete.iter().any(|d| !d);
+    if has_images {
+        let absent: Vec<&str> = (entity.columns().iter())
+            .filter(|c| c.required && get(c.name).is_none())
+            .map(|c| c.name)
+            .collect();
+        if !absent.is_empty() {
+            return Err(missing(
+                &absent,
+                " (rows other than deletes carry the full image)",
+            ));
+        }
+    }
 
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(target.fields().len());
     for field in target.fields() {
         let name = field.name().as_str();
         let Some(array) = get(name) else {
-            if has_images {
-                return Err(missing(
-                    name,
-                    " (rows other than deletes carry the full image)",
-                ));
-            }
-            columns.push(new_null_array(field.data_type(), batch.num_rows()));
+            // An optional column left out: null, or its default, in rows with an image.
+            let default = (entity.columns().iter())
+                .find(|c| c.name == name)
+                .and_then(|c| c.default);
+            let column: ArrayRef = match default {
+                Some(value) => Arc::new(arrow::array::StringArray::from_iter(
+                    is_delete.iter().map(|d| (!d).then_some(value)),
+                )),
+                None => new_null_array(field.data_type(), batch.num_rows()),
+            };
+            columns.push(column);
             continue;
         };
         let array = cast_column(file, name, &array, field.data_type())?;
@@ -239,7 +262,7 @@ pub fn validate_batch(
     for (i, c) in entity.columns().iter().enumerate() {
         let array = &columns[3 + i];
         match c.kind {
-            Kind::Currency => check_currency(file, c.name, array, &is_delete)?,
+            Kind::Currency => check_currency(file, c, array, &is_delete)?,
             Kind::Date => check_dates(file, c.name, array)?,
             Kind::Timestamp => check_ts(file, c.name, array, false)?,
             Kind::Money => check_money(file, c.name, array)?,
@@ -342,13 +365,15 @@ fn first_null(array: &ArrayRef) -> Option<usize> {
 
 fn check_currency(
     file: &str,
-    name: &str,
+    column: &contract::Column,
     array: &ArrayRef,
     is_delete: &[bool],
 ) -> Result<(), Violation> {
+    let name = column.name;
     let values = array.as_string::<i32>();
     for (row, value) in values.iter().enumerate() {
-        if is_delete[row] {
+        // An optional currency (a dispute's) may be left empty.
+        if is_delete[row] || (value.is_none() && !column.required) {
             continue;
         }
         let ok = value.is_some_and(|v| v.len() == 3 && v.bytes().all(|b| b.is_ascii_uppercase()));
