@@ -1,6 +1,7 @@
 -- Each customer's risk over its open invoices: `expected_at_risk` is the sum of probability x
 -- open amount (reporting currency), `probability` that sum over the open amount, and the
--- reasons are those of the invoice with the most expected at risk.
+-- reasons are those of the invoice with the most expected at risk, after its id (its days past
+-- due may differ from max_days_past_due, the customer's oldest).
 CREATE OR REPLACE VIEW customer_risk AS
 WITH per_customer AS (
     SELECT customer_id,
@@ -12,7 +13,8 @@ WITH per_customer AS (
                AS disputed_amount_rc,
            max(days_past_due) AS max_days_past_due,
            count(*) AS open_invoices,
-           first_value(reasons ORDER BY probability * CAST(open_amount_rc AS DOUBLE) DESC)
+           first_value(invoice_id || ': ' || reasons
+                       ORDER BY probability * CAST(open_amount_rc AS DOUBLE) DESC)
                AS reasons
     FROM invoice_risk
     GROUP BY customer_id

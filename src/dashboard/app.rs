@@ -368,6 +368,10 @@ pub fn filtered(rows: &Rows, filter: &str) -> Vec<usize> {
                         rows.columns
                             .iter()
                             .position(|c| c.to_lowercase().starts_with(&column))
+                    })
+                    .or_else(|| {
+                        // `currency:EUR` in `customer_currency`.
+                        (rows.columns.iter()).position(|c| c.to_lowercase().contains(&column))
                     });
                 match found {
                     Some(c) => (Some(c), value.to_lowercase()),

@@ -925,7 +925,7 @@ mod tests {
                 "days",
                 "next_action",
                 "collector",
-                "currency",
+                "customer_currency",
             ],
             &[
                 true, false, false, false, true, true, true, true, false, false, false,

@@ -46,7 +46,7 @@ const WORKLIST_SQL: &str = "SELECT w.rank, w.customer_id, w.name, w.segment, \
      CAST(w.probability AS DOUBLE) AS probability, \
      CAST(w.expected_at_risk AS DOUBLE) AS expected_at_risk, \
      CAST(w.past_due_amount_rc AS DOUBLE) AS past_due, w.max_days_past_due AS days, \
-     w.next_action, w.collector_id AS collector, c.currency \
+     w.next_action, w.collector_id AS collector, c.currency AS customer_currency \
      FROM worklist w LEFT JOIN customers c ON c.customer_id = w.customer_id ORDER BY w.rank";
 const FORECAST_SQL: &str = "SELECT week_start, CAST(expected AS DOUBLE) AS expected, \
      CAST(low AS DOUBLE) AS low, CAST(high AS DOUBLE) AS high FROM cash_forecast ORDER BY week";
