@@ -65,13 +65,13 @@ candidates AS (
                OVER (PARTITION BY o.customer_id) AS customer_due_rc,
            ap.customer_id IS NOT NULL AS account_promised,
            x.customer_id IS NOT NULL AS opted_out
-    FROM open_items o
+    FROM invoice_status o
     JOIN customers c ON c.customer_id = o.customer_id
     LEFT JOIN collectors k ON k.collector_id = c.collector_id
     LEFT JOIN account_promised ap ON ap.customer_id = o.customer_id
     LEFT JOIN (SELECT DISTINCT customer_id FROM outreach_opt_outs) x ON x.customer_id = o.customer_id
     LEFT JOIN unapplied u ON u.customer_id = o.customer_id
-    -- On open_items' own columns, so that the engine filters before joining the rest.
+    -- On invoice_status' own columns, so that the engine filters before joining the rest.
     WHERE o.open_amount > 0
        OR o.days_since_settled < 7
 )

@@ -58,11 +58,13 @@ async fn each_rust_rule_gives_its_views_rows() {
         }
     }
 
-    // open_items: the same invoices, open amounts, disputes and promised dates.
-    let (rules, view) = (
+    // open_items: the same invoices, open amounts, disputes and promised dates (the rules
+    // give every invoice that exists, the view those still open).
+    let (mut rules, view) = (
         forecast::open_items_on(&history, s),
         views.open_items.unwrap(),
     );
+    rules.retain(|_, r| r.open.abs() >= 0.005);
     let id = |i: &u32| history.invoices[*i as usize].invoice_id.clone();
     let mut missing: Vec<String> = view
         .keys()
@@ -120,7 +122,7 @@ async fn a_replaced_view_is_read_instead_on_the_as_of_date() {
     );
     replaced(
         &queries,
-        "open_items",
+        "invoice_status",
         "d.invoice_id IS NOT NULL AS in_dispute",
         "(d.invoice_id IS NOT NULL OR b.days_past_due > 60) AS in_dispute",
     );

@@ -83,13 +83,28 @@ fn outputs_are_a_file_per_as_of_date_replaced_whole_and_read_by_other_tools() {
         "{said}"
     );
     let aging = common::read_parquet(&out.join("aging/latest.parquet"));
-    assert!(aging.num_rows() > 0);
+    let in_aging: i64 = {
+        let invoices = aging.column(aging.schema().index_of("invoices").unwrap());
+        let invoices = arrow::compute::cast(invoices, &arrow::datatypes::DataType::Int64).unwrap();
+        (invoices
+            .as_primitive::<arrow::datatypes::Int64Type>()
+            .iter())
+        .map(|n| n.unwrap())
+        .sum()
+    };
     let open_items = common::read_parquet(&out.join("open_items/latest.parquet"));
     let ids = open_items.column(0).as_string::<i32>();
     assert!(
         ids.value(0).starts_with("INV"),
         "stable column order: invoice_id first"
     );
+    // open_items is the open invoices only (paid-off ones were in it, at 0): as many as
+    // aging counts, none at 0.
+    let open = open_items.column(open_items.schema().index_of("open_amount").unwrap());
+    let open = arrow::compute::cast(open, &arrow::datatypes::DataType::Float64).unwrap();
+    let open = open.as_primitive::<arrow::datatypes::Float64Type>();
+    assert!(open.iter().all(|v| v.unwrap() != 0.0));
+    assert_eq!(open_items.num_rows() as i64, in_aging);
 }
 
 /// A one-off run writes the KPI summary with what the models add (the forecast's backtested

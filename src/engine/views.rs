@@ -34,6 +34,7 @@ const BUILTIN: &[(&str, &str)] = builtin!("":
     "fx_closing",
     "daily_sales",
     "invoice_balances",
+    "invoice_status",
     "open_items",
     "aging",
     "aging_totals",

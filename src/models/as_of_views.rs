@@ -42,17 +42,17 @@ pub const MIRRORS: [Mirror; 6] = [
         rust: "History::rates_on",
     },
     Mirror {
-        view: "open_items",
+        view: "invoice_status",
         rule: "what is open on an invoice (open_amount)",
         rust: "forecast::open_balance",
     },
     Mirror {
-        view: "open_items",
+        view: "invoice_status",
         rule: "an invoice is in dispute while a dispute on it is open (in_dispute)",
         rust: "facts::DISPUTES, forecast::dispute_holds",
     },
     Mirror {
-        view: "open_items",
+        view: "invoice_status",
         rule: "the promised date of an active promise on the invoice (promised_date)",
         rust: "forecast::active_promises",
     },

@@ -422,7 +422,7 @@ fn is_active(p: &Pledge, s: Day, grace: Day) -> bool {
     p.created <= s && p.promised + grace >= s
 }
 
-/// `open_items` of day `s` as the forecast's rules make it: each invoice that exists then,
+/// `invoice_status` of day `s` as the forecast's rules make it: each invoice that exists then,
 /// its open amount, whether it is in dispute, and the promised date of an active promise on
 /// it (`tests/mirrors.rs` holds it to the view).
 pub fn open_items_on(history: &History, s: Day) -> HashMap<u32, OpenItem> {
