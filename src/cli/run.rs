@@ -211,6 +211,22 @@ fn outreach_of(plan: &Plan) -> anyhow::Result<Option<Outreach>> {
     Ok(Some(Outreach::load(file, &location.url)?))
 }
 
+/// The ledger `outreach send` writes by default (the pipelines folder's `outreach.toml`), when
+/// there is one: a dashboard over a pipeline without a policy still shows what was sent, by
+/// whatever sent it.
+fn default_ledger(plan: &Plan) -> Option<std::path::PathBuf> {
+    let config = crate::config::Config::load(plan.session.config.as_deref()).ok()?;
+    let state = plan
+        .session
+        .state
+        .clone()
+        .unwrap_or(config.state.url.clone());
+    let url = crate::store::to_url(&state).ok()?;
+    let file = std::path::Path::new(&config.engine.pipelines).join("outreach.toml");
+    let folder = Outreach::ledger_folder_of(&file, &url).ok()?;
+    folder.join("ledger.jsonl").is_file().then_some(folder)
+}
+
 fn print_report(r: &CatchUpReport) {
     let secs = r.elapsed.as_secs_f64();
     println!(
@@ -270,7 +286,10 @@ pub(crate) async fn serve(
         Some(w) => w.spawn(runner.subscribe(), cancel.clone()),
         None => (tokio::sync::mpsc::unbounded_channel().1, Vec::new()),
     };
-    let ledger = outreach.as_ref().map(|o| o.ledger_folder.clone());
+    let ledger = match &outreach {
+        Some(o) => Some(o.ledger_folder.clone()),
+        None => default_ledger(plan),
+    };
     // A dashboard only looks: it shows the ledger and never sends.
     let (mut sent, _outreach) = match outreach.filter(|_| send_outreach) {
         Some(o) => {

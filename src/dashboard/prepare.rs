@@ -151,13 +151,22 @@ impl Preparer {
         let result = match kind {
             Kind::Kpis => self.tiles(snapshot, sql.unwrap_or(KPI_SQL)).await,
             Kind::DsoTrend => self.dso(snapshot).await,
-            Kind::Aging => query(snapshot, sql.unwrap_or(AGING_SQL)).await.map(|rows| {
-                Prepared::Bars(
-                    (rows.cells.iter().zip(&rows.numbers))
-                        .map(|(c, n)| (c[0].clone(), n.get(1).copied().unwrap_or(0.0)))
-                        .collect(),
-                )
-            }),
+            Kind::Aging => query(snapshot, sql.unwrap_or(AGING_SQL))
+                .await
+                .and_then(|rows| {
+                    // A label and an amount: anything else would draw as empty bars.
+                    if rows.columns.len() < 2 || !rows.numeric.get(1).copied().unwrap_or(false) {
+                        return Err(format!(
+                            "an aging panel's query returns a label and an amount (a number); this one returns {}",
+                            rows.columns.join(", ")
+                        ));
+                    }
+                    Ok(Prepared::Bars(
+                        (rows.cells.iter().zip(&rows.numbers))
+                            .map(|(c, n)| (c[0].clone(), if n[1].is_nan() { 0.0 } else { n[1] }))
+                            .collect(),
+                    ))
+                }),
             Kind::Segments | Kind::Worklist => {
                 let default = match kind {
                     Kind::Segments => SEGMENTS_SQL,
@@ -284,7 +293,10 @@ impl Preparer {
     /// The latest outreach messages, newest first, read again only when the ledger changed.
     fn outreach(&mut self) -> Result<Rows, String> {
         let Some(folder) = &self.ledger else {
-            return Err("no outreach policy in this pipeline (its `outreach` key)".into());
+            return Err(
+                "nothing sent yet: no outreach ledger (`arstream outreach send`, or an `outreach` key in the pipeline)"
+                    .into(),
+            );
         };
         let file = folder.join("ledger.jsonl");
         let (modified, size) = match std::fs::metadata(&file) {
@@ -353,7 +365,7 @@ impl Preparer {
                 Ok(ledger) => outreach_rows(ledger.messages().iter().rev(), Some(customer_id)),
                 Err(e) => failed_rows(&e.to_string()),
             },
-            None => failed_rows("no outreach policy in this pipeline"),
+            None => failed_rows("nothing sent yet: no outreach ledger"),
         };
         out.push(("Outreach".to_string(), outreach));
         Detail {
@@ -516,10 +528,21 @@ async fn forecast(snapshot: &Snapshot, sql: &str) -> Result<Prepared, String> {
     };
     let (start, expected, low, high) =
         (at("week_start")?, at("expected")?, at("low")?, at("high")?);
+    for column in [expected, low, high] {
+        if !weeks.numeric[column] {
+            return Err(format!(
+                "the forecast query's '{}' must be a number",
+                weeks.columns[column]
+            ));
+        }
+    }
     let mut out = Forecast::default();
     for (cells, numbers) in weeks.cells.iter().zip(&weeks.numbers) {
         let Ok(day) = NaiveDate::parse_from_str(&cells[start], "%Y-%m-%d") else {
-            continue;
+            return Err(format!(
+                "the forecast query's week_start must be a date (YYYY-MM-DD), not '{}'",
+                cells[start]
+            ));
         };
         out.weeks.push(Week {
             start: day,
