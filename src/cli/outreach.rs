@@ -436,7 +436,9 @@ pub fn exit_code(report: &SendReport) -> ExitCode {
 pub fn print_send(report: &SendReport, outreach: &Outreach) {
     let day = report.day.map(|d| d.to_string()).unwrap_or_default();
     if let Some(closed) = &report.window_closed {
-        println!("outreach {day}: nothing sent: {closed} (--ignore-window sends now)");
+        println!(
+            "outreach {day}: nothing sent: {closed} (`arstream outreach send --ignore-window` sends now)"
+        );
         return;
     }
     for change in &report.policy_changes {

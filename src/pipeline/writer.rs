@@ -142,7 +142,11 @@ impl Lane {
                 last_write = Some(began);
                 let names: Vec<String> =
                     (self.writer.steps.iter()).map(|s| s.name.clone()).collect();
-                let event = match self.writer.write_all(snapshot).await {
+                // Not write_all: a lane never waits for this refresh's models (minutes at
+                // scale), the KPI summary goes out with what the refresh computed, its
+                // forecast error from the models of an earlier snapshot.
+                let written_now = write_steps(snapshot, &self.writer.steps, &self.writer.out).await;
+                let event = match written_now {
                     Ok(_) => {
                         written = Some(snapshot.sequence);
                         failures = 0;
