@@ -2,6 +2,9 @@
 
 use chrono::NaiveDate;
 
+/// Days since 1970-01-01 (Arrow's Date32), as the models count them.
+pub type Day = i32;
+
 fn epoch() -> NaiveDate {
     NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid epoch")
 }

@@ -43,7 +43,7 @@ async fn each_rust_rule_gives_its_views_rows() {
     let history = History::read_with(&engine, PaidDates::Computed)
         .await
         .unwrap();
-    let views = AsOfViews::read(&engine, &history, Read::All).await.unwrap();
+    let views = history.views_of(&engine, Read::All).await.unwrap();
     let s = history.as_of;
 
     // fx_closing: every currency's closing rate (the view rounds to 8 decimals).

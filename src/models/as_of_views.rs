@@ -6,12 +6,12 @@
 //! queries folder replaces one of these views (or a view it reads), the analyst's rule is
 //! the one that counts: on the as-of date its rows are read here and used instead of the Rust
 //! rule, and the log says that the days before it (the band, the backtests) keep the shipped
-//! rule. The paid dates are guarded the same way in [`super::history::PaidDates`].
+//! rule. The paid dates are guarded the same way (`history::PaidDates`).
 
 use std::collections::HashMap;
 
 use super::facts::{Fact, date_at, float_at};
-use super::history::{Day, History};
+use crate::dates::Day;
 use crate::engine::{Engine, EngineError};
 
 /// A rule of a view that Rust applies too.
@@ -70,9 +70,10 @@ pub struct OpenItem {
 /// The rows of the replaced views on the as-of date (`None`: the view is the shipped one).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AsOfViews {
-    /// By currency (see [`History::currencies`]); `None` for a currency without a rate.
+    /// By currency (as numbered in `History::currencies`); `None` for a currency without a
+    /// rate.
     pub rates: Option<Vec<Option<f64>>>,
-    /// By invoice (index into [`History::invoices`]).
+    /// By invoice (index into `History::invoices`).
     pub open_items: Option<HashMap<u32, OpenItem>>,
 }
 
@@ -97,10 +98,13 @@ pub enum Read {
 }
 
 impl AsOfViews {
-    /// The views of `engine` that `read` says, for `history` (read from the same engine).
+    /// The views of `engine` that `read` says, as of `as_of`, by the history's numbering of
+    /// currencies and invoices (read from the same engine).
     pub async fn read(
         engine: &Engine,
-        history: &History,
+        as_of: Day,
+        currencies: &[String],
+        invoice_ids: impl Iterator<Item = &str>,
         read: Read,
     ) -> Result<AsOfViews, EngineError> {
         let wanted = |view: &str| match read {
@@ -119,14 +123,14 @@ impl AsOfViews {
         };
         let mut views = AsOfViews::default();
         if wanted("fx_closing") {
-            let mut rates = vec![None; history.currencies.len()];
-            for batch in FX_CLOSING.read(engine, history.as_of).await? {
+            let mut rates = vec![None; currencies.len()];
+            for batch in FX_CLOSING.read(engine, as_of).await? {
                 let columns = FX_CLOSING.columns(&batch);
                 let (code, rate) = (columns.strings("currency")?, columns.floats("rate")?);
                 for row in 0..columns.rows() {
                     let at = code
                         .value(row)
-                        .and_then(|c| history.currencies.iter().position(|k| k == c));
+                        .and_then(|c| currencies.iter().position(|k| k == c));
                     if let Some(at) = at {
                         rates[at] = float_at(&rate, row);
                     }
@@ -135,11 +139,11 @@ impl AsOfViews {
             views.rates = Some(rates);
         }
         if wanted("open_items") {
-            let by_id: HashMap<&str, u32> = (history.invoices.iter().enumerate())
-                .map(|(i, inv)| (inv.invoice_id.as_str(), i as u32))
+            let by_id: HashMap<&str, u32> = (invoice_ids.enumerate())
+                .map(|(i, id)| (id, i as u32))
                 .collect();
             let mut items = HashMap::new();
-            for batch in OPEN_ITEMS.read(engine, history.as_of).await? {
+            for batch in OPEN_ITEMS.read(engine, as_of).await? {
                 let columns = OPEN_ITEMS.columns(&batch);
                 let id = columns.strings("invoice_id")?;
                 let open = columns.floats("open_amount")?;

@@ -1,7 +1,7 @@
 //! The facts the models read from an engine, one reader per fact: each owns its SQL, with the
 //! as-of date bound as the parameter `$as_of` (a join with the one-row `params` costs a pass
 //! over every row at 10 million invoices), and reads its columns by name, so a column added
-//! to or moved in a query cannot shift the others. [`super::history`] assembles them.
+//! to or moved in a query cannot shift the others. `super::history` assembles them.
 //!
 //! Each join has its small side first (DataFusion builds its hash table from the left side,
 //! and has no row counts here to swap them by).
@@ -10,7 +10,7 @@ use arrow::array::{Array, AsArray, BooleanArray, Date32Array, Float64Array, Reco
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Date32Type, Float64Type, Int32Type, Int64Type};
 
-use super::history::Day;
+use crate::dates::Day;
 use crate::engine::{Engine, EngineError};
 
 /// A fact's query, named for its errors.

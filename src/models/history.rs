@@ -15,8 +15,7 @@ use super::as_of_views::{AsOfViews, Read};
 use super::facts::{self, Fact, date_at, float_at};
 use crate::engine::{Engine, EngineError};
 
-/// Days since 1970-01-01 (Arrow's Date32).
-pub type Day = i32;
+pub use crate::dates::Day;
 
 /// One invoice, as the engine's as-of date knows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -164,7 +163,7 @@ impl History {
             false => PaidDates::FromView,
         };
         let mut history = History::read_with(engine, paid).await?;
-        history.views = AsOfViews::read(engine, &history, Read::Replaced).await?;
+        history.views = history.views_of(engine, Read::Replaced).await?;
         Ok(history)
     }
 
@@ -495,6 +494,12 @@ impl History {
             }
         }
         Ok(out)
+    }
+
+    /// The views `read` says, as of the history's as-of date and by its numbering.
+    pub async fn views_of(&self, engine: &Engine, read: Read) -> Result<AsOfViews, EngineError> {
+        let ids = self.invoices.iter().map(|i| i.invoice_id.as_str());
+        AsOfViews::read(engine, self.as_of, &self.currencies, ids, read).await
     }
 
     fn number(&mut self, ids: &mut HashMap<String, u32>, customer: &str) -> u32 {
