@@ -261,8 +261,11 @@ impl App {
     }
 
     fn scroll(&mut self, by: isize) {
-        if let Some(Screen::Detail { scroll, .. }) = self.stack.last_mut() {
-            *scroll = (*scroll as isize + by).max(0) as usize;
+        let page = self.page;
+        if let Some(Screen::Detail { scroll, detail }) = self.stack.last_mut() {
+            // No further than the last screenful (`G` showed a blank screen).
+            let last = detail.lines().saturating_sub(page) as isize;
+            *scroll = (*scroll as isize + by).clamp(0, last.max(0)) as usize;
             return;
         }
         let Some(view) = self.focus.and_then(|id| self.lists.get_mut(&id)) else {

@@ -126,3 +126,14 @@ pub struct Detail {
     /// `None` while its queries run.
     pub sections: Option<Vec<(String, Rows)>>,
 }
+
+impl Detail {
+    /// The lines it draws: each section's title, its header and rows (or "none"), a blank.
+    pub fn lines(&self) -> usize {
+        let section = |rows: &Rows| 2 + if rows.is_empty() { 1 } else { rows.len() + 1 };
+        (self.sections.iter().flatten())
+            .map(|(_, rows)| section(rows))
+            .sum::<usize>()
+            .max(1)
+    }
+}

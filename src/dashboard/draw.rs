@@ -663,7 +663,8 @@ pub fn detail(
         }
         lines.push(Line::default());
     }
-    let scroll = scroll.min(lines.len().saturating_sub(1)) as u16;
+    let visible = area.height.saturating_sub(2) as usize;
+    let scroll = scroll.min(lines.len().saturating_sub(visible)) as u16;
     frame.render_widget(
         Paragraph::new(Text::from(lines))
             .block(block)

@@ -314,7 +314,8 @@ impl Preparer {
         Ok(rows)
     }
 
-    /// Everything about one customer: open invoices, disputes, promises, risk, outreach.
+    /// Everything about one customer: risk, open invoices, disputes, promises (kept, broken
+    /// or open), the latest activities, outreach.
     pub async fn detail(&self, snapshot: &Snapshot, customer_id: &str, name: &str) -> Detail {
         let id = customer_id.replace('\'', "''");
         let sections = [
@@ -347,9 +348,19 @@ impl Preparer {
             (
                 "Promises",
                 format!(
-                    "SELECT promise_id, invoice_id, created_date, promised_date, \
-                     CAST(amount AS DOUBLE) AS amount, currency, collector_id FROM promises \
-                     WHERE customer_id = '{id}' ORDER BY promised_date DESC"
+                    "SELECT p.promise_id, p.invoice_id, p.created_date, p.promised_date, \
+                     CAST(p.amount AS DOUBLE) AS amount, p.currency, p.collector_id, \
+                     CASE WHEN r.promise_id IS NULL THEN 'open' \
+                          WHEN r.kept THEN 'kept' ELSE 'broken' END AS outcome \
+                     FROM promises p LEFT JOIN promise_results r ON r.promise_id = p.promise_id \
+                     WHERE p.customer_id = '{id}' ORDER BY p.promised_date DESC"
+                ),
+            ),
+            (
+                "Activities",
+                format!(
+                    "SELECT activity_ts, collector_id, channel, outcome FROM activities \
+                     WHERE customer_id = '{id}' ORDER BY activity_ts DESC LIMIT 50"
                 ),
             ),
         ];
