@@ -140,6 +140,26 @@ pub fn compact(v: f64) -> String {
     }
 }
 
+/// [`compact`] in at most `width` characters where it can be: fewer decimals, then none.
+fn compact_in(v: f64, width: usize) -> String {
+    let text = compact(v);
+    if text.chars().count() <= width {
+        return text;
+    }
+    let (a, sign) = (v.abs(), if v < 0.0 { "-" } else { "" });
+    let (scaled, unit) = match a {
+        a if a >= 1e9 => (a / 1e9, "B"),
+        a if a >= 1e6 => (a / 1e6, "M"),
+        a if a >= 1e3 => (a / 1e3, "k"),
+        a => (a, ""),
+    };
+    let one = format!("{sign}{scaled:.1}{unit}");
+    match one.chars().count() <= width {
+        true => one,
+        false => format!("{sign}{scaled:.0}{unit}"),
+    }
+}
+
 fn value_text(v: Option<f64>, unit: Unit) -> String {
     match (v, unit) {
         (None, _) => "n/a".into(),
@@ -241,6 +261,10 @@ fn aging(frame: &mut Frame, bars: &[(String, f64)], block: Block, area: Rect) {
     let n = bars.len().max(1) as u16;
     let width = (inner.width.saturating_sub(n) / n).clamp(1, 12);
     let max = bars.iter().map(|(_, v)| *v).fold(0.0, f64::max).max(1.0);
+    // A bucket with something in it is at least a cell high, so its amount shows (it is
+    // written inside the bar; a bar lower than a cell showed none).
+    let cells = inner.height.saturating_sub(1).max(1) as u64;
+    let one_cell = 1000u64.div_ceil(cells);
     let items: Vec<Bar> = (bars.iter().enumerate())
         .map(|(i, (label, v))| {
             let style = match i {
@@ -249,9 +273,14 @@ fn aging(frame: &mut Frame, bars: &[(String, f64)], block: Block, area: Rect) {
                 2 => THEME.warn,
                 _ => THEME.bad,
             };
+            let height = (v.max(0.0) / max * 1000.0) as u64;
             Bar::default()
-                .value((v.max(0.0) / max * 1000.0) as u64)
-                .text_value(compact(*v))
+                .value(if *v > 0.0 {
+                    height.max(one_cell)
+                } else {
+                    height
+                })
+                .text_value(compact_in(*v, width as usize))
                 .label(Line::from(label.clone()))
                 .style(style)
         })
