@@ -342,11 +342,17 @@ fn apply_one(
             report.files_applied += 1;
             report.rows_applied += stats.applied;
             report.rows_ignored += stats.ignored;
-            if stats.applied == 0 && stats.ignored > 0 {
+            if stats.applied == 0 && stats.older > 0 {
                 tracing::warn!(
                     "{}: none of its {} changes is newer than what the state holds for its key \
                      (by _seq), so it changed nothing; a converter's _seq must grow with each \
                      change of a key (docs/change-feed.md)",
+                    file.relative,
+                    stats.ignored
+                );
+            } else if stats.applied == 0 && stats.ignored > 0 {
+                tracing::info!(
+                    "{}: its {} changes were all applied before (a redelivery): nothing changed",
                     file.relative,
                     stats.ignored
                 );

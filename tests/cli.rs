@@ -1,6 +1,8 @@
 //! The command line as a new user meets it: help for every command, and one clear line (never
 //! a panic) for a missing feed, an SQL typo or a state folder that cannot be used.
 
+mod common;
+
 use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_arstream");
@@ -256,27 +258,43 @@ fn a_file_that_changes_nothing_is_named_in_the_log_and_the_status() {
         serde_json::from_slice(&o.stdout).unwrap()
     };
     assert_eq!(status(p)["files_changing_nothing"], serde_json::json!([]));
-    // The same customers again, under another name: every change already there.
+    // The same customers again, under another name: a redelivery, every change already
+    // there (no warning: nothing is wrong).
     let first = common_first_file(&feed.join("customers"));
     std::fs::copy(&first, feed.join("customers/again.parquet")).unwrap();
+    // The customers renamed, numbered by a converter whose _seq is behind the state's: a
+    // warning, since those changes are lost.
+    let batch = common::read_parquet(&first);
+    let n = batch.num_rows();
+    let older = common::with_column(
+        &common::with_column(
+            &batch,
+            "_seq",
+            std::sync::Arc::new(arrow::array::Int64Array::from(vec![0i64; n])),
+        ),
+        "name",
+        std::sync::Arc::new(arrow::array::StringArray::from(vec!["Renamed"; n])),
+    );
+    common::write(&feed, "customers/renamed.parquet", &older);
     let a = args(&["status"]);
     let o = run(&a.iter().map(String::as_str).collect::<Vec<_>>(), p);
     assert!(o.status.success(), "{}", stderr(&o));
     let log = stderr(&o);
     assert!(
         log.contains(
-            "customers/again.parquet: none of its 5 changes is newer than what the state holds"
+            "customers/renamed.parquet: none of its 5 changes is newer than what the state holds"
         ),
         "{log}"
     );
+    assert!(!log.contains("again.parquet"), "{log}");
     assert!(
-        String::from_utf8_lossy(&o.stdout).contains("files that changed nothing  1"),
+        String::from_utf8_lossy(&o.stdout).contains("files that changed nothing  2"),
         "{}",
         String::from_utf8_lossy(&o.stdout)
     );
     assert_eq!(
         status(p)["files_changing_nothing"],
-        serde_json::json!(["customers/again.parquet"])
+        serde_json::json!(["customers/again.parquet", "customers/renamed.parquet"])
     );
 }
 

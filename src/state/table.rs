@@ -98,6 +98,8 @@ pub struct ApplyStats {
     pub applied: usize,
     /// Rows older than, or identical to, what was already there.
     pub ignored: usize,
+    /// Of those, the ones older (by `_seq`) than what was there: not a redelivery.
+    pub older: usize,
 }
 
 /// What one applied batch changed in the current state, as a collection of images with
@@ -252,6 +254,7 @@ impl EntityTable {
                 }
                 Some(entry) if seq < seq_of(entry) => {
                     stats.ignored += 1;
+                    stats.older += 1;
                     self.dead_rows += 1;
                     continue;
                 }
