@@ -345,8 +345,8 @@ fn apply_one(
             if stats.applied == 0 && stats.older > 0 {
                 tracing::warn!(
                     "{}: none of its {} changes is newer than what the state holds for its key \
-                     (by _seq), so it changed nothing; a converter's _seq must grow with each \
-                     change of a key (docs/change-feed.md)",
+                     (by _seq), so it changed nothing: a late redelivery, or new changes whose \
+                     _seq does not grow with each change of a key (docs/change-feed.md)",
                     file.relative,
                     stats.ignored
                 );
