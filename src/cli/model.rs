@@ -76,6 +76,20 @@ pub async fn run(global: &GlobalArgs, args: ModelArgs) -> anyhow::Result<ExitCod
     let history = History::read(&engine)
         .await
         .context("reading the receivables history")?;
+    // A history that ended long before the as-of date (an imported export, and `--as-of`
+    // left to today) backtests nothing: say which date would.
+    let last = (history.invoices.iter().map(|i| i.invoice_date))
+        .chain(history.settlements.iter().map(|x| x.day))
+        .max();
+    if let Some(last) = last.filter(|&l| days(params.as_of) - l > crate::models::forecast::HORIZON)
+    {
+        eprintln!(
+            "note: the feed's last invoice or settlement is dated {}, {} days before the as-of date {}: `--as-of feed` (or a date) backtests the feed's own time",
+            crate::dates::date(last),
+            days(params.as_of) - last,
+            params.as_of
+        );
+    }
     // Each backtest is made and shown whatever became of the other; they are also the last
     // evaluation day of the rolling backtest (same day, same cut-off distance).
     let backtest_days = (params.as_of - cutoff).num_days() as i32;

@@ -167,7 +167,9 @@ impl Percentiles {
 /// Why there is no forecast.
 #[derive(Debug, thiserror::Error)]
 pub enum ForecastError {
-    #[error("no invoice was paid by {0}: nothing to learn payment delays from")]
+    #[error(
+        "no invoice due in the year to {0} was paid by then: nothing to learn payment delays from"
+    )]
     NoPayments(chrono::NaiveDate),
 }
 
