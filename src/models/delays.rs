@@ -62,27 +62,24 @@ fn index(d: Day) -> usize {
 impl Population {
     /// Learn on day `s` from what the history knew then; `None` if no invoice was paid.
     pub fn learn(history: &History, s: Day) -> Option<Population> {
-        Population::learn_from(history, s, |_| true)
+        Population::learn_from(history, s, 0..history.invoices.len())
     }
 
-    /// [`Population::learn`] from the invoices `include` takes (by index into
-    /// [`History::invoices`]).
+    /// [`Population::learn`] from the invoices `among` (indexes into [`History::invoices`],
+    /// each once): a few disputed ones cost a pass over them, not over every invoice.
     pub fn learn_from(
         history: &History,
         s: Day,
-        include: impl Fn(usize) -> bool,
+        among: impl IntoIterator<Item = usize>,
     ) -> Option<Population> {
         let n = (LATEST - EARLIEST + 1) as usize;
         let (mut paid, mut open_until) = (vec![0f64; n], vec![0f64; n]);
         let (mut delay_sum, mut paid_count) = (0f64, 0f64);
         let mut invoices = 0;
         let (mut cash, mut settled) = ([0i64; CASH_SPANS.len()], [0i64; CASH_SPANS.len()]);
-        for (i, inv) in history.invoices.iter().enumerate() {
-            if inv.due_date > s
-                || inv.due_date < s - WINDOW_DAYS
-                || !inv.exists_on(s)
-                || !include(i)
-            {
+        for i in among {
+            let inv = &history.invoices[i];
+            if inv.due_date > s || inv.due_date < s - WINDOW_DAYS || !inv.exists_on(s) {
                 continue;
             }
             invoices += 1;

@@ -526,9 +526,12 @@ fn invoice_forecasts(
     let population = Population::learn(history, s)?;
     let rates = history.rates_on(s);
     let holds = dispute_holds(history, s);
-    // Disputed invoices pay as the disputed invoices before them paid, where there were enough.
+    // Disputed invoices pay as the disputed invoices before them paid, where there were enough
+    // (learned only when a dispute is open).
     let disputed = disputed_by(history, s);
-    let disputed_population = Population::learn_from(history, s, |i| disputed.contains(&i))
+    let disputed_population = (!holds.is_empty())
+        .then(|| Population::learn_from(history, s, disputed.iter().copied()))
+        .flatten()
         .filter(|p| p.invoices >= MIN_DISPUTED);
     let (kept, decided) = (history.promises.iter().flatten())
         .filter(|p| p.deadline <= s)
@@ -553,11 +556,13 @@ fn invoice_forecasts(
             continue;
         }
         let delays = CustomerDelays::learn(history, c, s);
-        let disputed_pattern = disputed_population.as_ref().and_then(|population| {
-            let any = open.iter().any(|(i, _)| holds.contains_key(&(*i as u32)));
-            let delays = CustomerDelays::learn_from(history, c, s, |i| disputed.contains(&i));
-            any.then_some((population, delays))
-        });
+        // Learned only for a customer with an invoice in dispute.
+        let disputed_pattern = (disputed_population.as_ref())
+            .filter(|_| open.iter().any(|(i, _)| holds.contains_key(&(*i as u32))))
+            .map(|population| {
+                let delays = CustomerDelays::learn_from(history, c, s, |i| disputed.contains(&i));
+                (population, delays)
+            });
         let promises = active_promises(history, c, s, &open);
         let keeps = if promises.is_empty() {
             0.0
