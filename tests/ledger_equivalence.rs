@@ -2,7 +2,7 @@
 //! currencies, one without rates, voids, deletes, updates, overpaid invoices, negative
 //! payments, payments before their invoice, promises on accounts) and random as-of dates and
 //! windows, `kpi_summary`, `aging_totals` and `missing_fx_rates` computed from the ledger equal the plain
-//! definitions. The ledger is built after the first wave of files and maintained change by
+//! definitions, and the aging report's lines add up to its totals and to total AR to the cent. The ledger is built after the first wave of files and maintained change by
 //! change through the second, so both its build and its incremental upkeep are checked.
 
 mod common;
@@ -181,6 +181,36 @@ fn assert_same(what: &str, plain: &[RecordBatch], ledger: &[RecordBatch]) {
     }
 }
 
+/// The parts of the aging report add up to its totals to the cent, and those to the KPI
+/// summary's total AR (money is rounded once): rows breaking it are counted.
+const PARTS_NOT_ADDING_UP: &str = "
+    WITH per_bucket AS (SELECT bucket, sum(open_amount_rc) AS amount FROM aging GROUP BY bucket),
+    totals AS (SELECT sum(open_amount_rc) AS amount FROM aging_totals)
+    SELECT CAST(count(*) AS BIGINT) AS off FROM aging_totals t
+    LEFT JOIN per_bucket b ON b.bucket = t.bucket
+    WHERE t.open_amount_rc <> coalesce(b.amount, 0)
+    UNION ALL
+    SELECT CAST(count(*) AS BIGINT) FROM kpi_summary k CROSS JOIN totals t
+    WHERE k.total_ar <> t.amount OR k.current_ar + k.past_due_ar <> k.total_ar";
+
+async fn assert_parts_add_up(what: &str, engine: &Engine) {
+    let rows = engine.query(PARTS_NOT_ADDING_UP).await.unwrap();
+    let off: i64 = rows
+        .iter()
+        .map(|b| {
+            b.column(0)
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .iter()
+                .flatten()
+                .sum::<i64>()
+        })
+        .sum();
+    assert_eq!(
+        off, 0,
+        "{what}: aging lines, bucket totals and total AR do not add up"
+    );
+}
+
 /// Compare the two engines. `pinned` is the as-of date of the case's refreshes: the ledger
 /// keeps per-customer aging at it through the waves' changes.
 async fn compare(state: &mut State, rng: &mut Rng, label: &str, pinned: i32) {
@@ -246,6 +276,7 @@ async fn compare(state: &mut State, rng: &mut Rng, label: &str, pinned: i32) {
             let l = ledger.query(sql).await.unwrap();
             assert_same(&format!("{what}: {sql}"), &p, &l);
         }
+        assert_parts_add_up(&what, &plain).await;
     }
     // Back to the case's date, so that the next wave's changes are applied to aging kept there.
     ledger

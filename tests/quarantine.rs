@@ -310,17 +310,23 @@ async fn deletes_need_only_the_key_and_extra_columns_stay() {
 }
 
 /// A file of images without several required columns names them all at once; optional
-/// columns may be left out: their rows hold null (an invoice's status, `posted`).
+/// columns may be left out: their rows hold null or their default (an invoice's status,
+/// `posted`; its due date, the invoice date).
 #[tokio::test]
 async fn missing_required_columns_are_named_at_once_and_optional_ones_may_be_left_out() {
     let dir = tempfile::tempdir().unwrap();
     let feed = dir.path().join("feed");
-    let both = without_column(&without_column(&good("M1", 1), "amount"), "due_date");
+    let both = without_column(&without_column(&good("M1", 1), "amount"), "customer_id");
     write(&feed, "invoices/missing-two.parquet", &both);
     write(
         &feed,
         "invoices/no-status.parquet",
         &without_column(&good("S1", 1), "status"),
+    );
+    write(
+        &feed,
+        "invoices/no-due-date.parquet",
+        &without_column(&good("D1", 2), "due_date"),
     );
     let (mut state, report) = ingest_dir(&feed, &dir.path().join("state")).await;
     assert_eq!(report.quarantined.len(), 1, "{:?}", report.quarantined);
@@ -328,10 +334,13 @@ async fn missing_required_columns_are_named_at_once_and_optional_ones_may_be_lef
     assert_eq!(q.code, ViolationCode::MissingColumn);
     assert_eq!(
         q.reason(),
-        "invoices/missing-two.parquet: required columns 'due_date', 'amount' are missing (rows other than deletes carry the full image)"
+        "invoices/missing-two.parquet: required columns 'customer_id', 'amount' are missing (rows other than deletes carry the full image)"
     );
     // Left without a status: posted, and counted as an open invoice.
-    assert_eq!(invoice_rows(&mut state), [("S1".to_string(), 10_000)]);
+    assert_eq!(
+        invoice_rows(&mut state),
+        [("D1".to_string(), 10_000), ("S1".to_string(), 10_000)]
+    );
     let engine = arstream::engine::Engine::new()
         .with_queries(None, arstream::engine::views::ViewSet::Plain)
         .unwrap();
@@ -340,7 +349,21 @@ async fn missing_required_columns_are_named_at_once_and_optional_ones_may_be_lef
         .refresh(&mut state, &arstream::engine::params::KpiParams::new(as_of))
         .await
         .unwrap();
-    let rows = engine.query("SELECT status FROM invoices").await.unwrap();
-    let status = arrow::util::display::array_value_to_string(rows[0].column(0), 0).unwrap();
-    assert_eq!(status, "posted");
+    let rows = engine
+        .query(
+            "SELECT invoice_id, status, CAST(due_date = invoice_date AS VARCHAR) \
+             FROM invoices ORDER BY invoice_id",
+        )
+        .await
+        .unwrap();
+    let batch = &rows[0];
+    let cells: Vec<String> = (0..batch.num_rows())
+        .flat_map(|r| {
+            (0..3).map(move |c| {
+                arrow::util::display::array_value_to_string(batch.column(c), r).unwrap()
+            })
+        })
+        .collect();
+    // S1 carries its own due date (not its invoice date); D1 had none: due on receipt.
+    assert_eq!(cells, ["D1", "posted", "true", "S1", "posted", "false"]);
 }

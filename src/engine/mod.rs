@@ -2,6 +2,7 @@
 //! `<entity>_changes` with every change row as it landed, and the views of `queries/`.
 
 pub mod derived;
+mod functions;
 pub mod params;
 pub mod tables;
 pub mod views;
@@ -83,8 +84,12 @@ impl Engine {
             .with_config(config)
             .with_default_features()
             .build();
+        let ctx = SessionContext::new_with_state(state);
+        for function in functions::all() {
+            ctx.register_udwf(function);
+        }
         Engine {
-            ctx: SessionContext::new_with_state(state),
+            ctx,
             catalog,
             views: Vec::new(),
             plain_views: Vec::new(),

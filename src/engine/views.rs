@@ -36,8 +36,10 @@ const BUILTIN: &[(&str, &str)] = builtin!("":
     "invoice_balances",
     "invoice_status",
     "open_items",
-    "aging",
+    "aging_exact",
+    "aging_totals_exact",
     "aging_totals",
+    "aging",
     "monthly_sales",
     "promise_results",
     "promise_outcomes",
@@ -67,11 +69,11 @@ const BUILTIN: &[(&str, &str)] = builtin!("":
 const INCREMENTAL: &[(&str, &str)] = builtin!("incremental/":
     "daily_sales",
     "kpi_balances",
-    "aging_totals",
+    "aging_totals_exact",
     "kpi_flows",
     "promise_counts",
     "missing_fx_rates",
-    "aging",
+    "aging_exact",
 );
 
 /// The shipped plain definition of `name`, if there is one.
@@ -92,7 +94,7 @@ pub fn stood_in_for() -> impl Iterator<Item = &'static str> {
 }
 
 /// The views whose ledger tables hold one as-of date only (the last refresh's).
-const PINNED: &[&str] = &["aging"];
+const PINNED: &[&str] = &["aging_exact"];
 
 /// `views` with the pinned ones in their plain definition (from `plain`).
 pub fn pinned_to_plain(views: &[ViewFile], plain: &[ViewFile]) -> Vec<ViewFile> {

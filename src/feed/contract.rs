@@ -175,7 +175,8 @@ impl Entity {
             col("invoice_id", Text),
             col("customer_id", Text),
             col("invoice_date", Date),
-            col("due_date", Date),
+            // Left out or null: due on receipt (the invoice date), filled in by validation.
+            opt("due_date", Date),
             col("amount", Money),
             col("currency", Currency),
             Column {

@@ -274,6 +274,10 @@ pub fn validate_batch(
         }
     }
 
+    if entity == Entity::Invoices {
+        due_on_receipt(&target, &mut columns);
+    }
+
     // Unknown extra columns are kept, as they are, after the contract's.
     let mut fields: Vec<Arc<Field>> = target.fields().iter().cloned().collect();
     for (i, field) in schema.fields().iter().enumerate() {
@@ -290,6 +294,22 @@ pub fn validate_batch(
             format!("cannot assemble rows: {e}"),
         )
     })
+}
+
+/// An invoice without a due date (the column left out, or null) is due on receipt: on its
+/// invoice date. Every rule downstream (aging, past due, the models) then has a date to work
+/// from, and no open amount is counted in AR but in no aging bucket.
+fn due_on_receipt(target: &Schema, columns: &mut [ArrayRef]) {
+    let (Ok(due), Ok(issued)) = (target.index_of("due_date"), target.index_of("invoice_date"))
+    else {
+        return;
+    };
+    if columns[due].null_count() == 0 {
+        return;
+    }
+    let has_due = arrow::compute::is_not_null(&columns[due]).expect("a boolean of every row");
+    columns[due] = arrow::compute::kernels::zip::zip(&has_due, &columns[due], &columns[issued])
+        .expect("two date columns of one batch");
 }
 
 /// Read and validate one feed file.

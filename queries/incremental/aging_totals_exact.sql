@@ -1,6 +1,6 @@
--- `aging_totals` from the ledger (see ../aging_totals.sql for the definition it must match):
+-- `aging_totals_exact` from the ledger (see ../aging_totals_exact.sql for the definition it must match):
 -- the open amount at the as-of date per number of days past due, then per bucket.
-CREATE OR REPLACE VIEW aging_totals AS
+CREATE OR REPLACE VIEW aging_totals_exact AS
 WITH open_by_days AS (
     SELECT p.as_of - o.due_date AS days_past_due,
            sum(o.amount * fx.rate) AS open_amount_rc
