@@ -120,6 +120,11 @@ pub struct FeedConfig {
     /// Files read and validated at once while catching up. Default: the number of cores (more
     /// only makes decoding compete with applying, and holds more decoded files in memory).
     pub parallel_reads: usize,
+    /// The layout the feed's files are in: `arstream` (the contract's own, the default) or
+    /// `debezium` (docs/change-feed.md).
+    pub format: crate::feed::format::FeedFormat,
+    /// A mapping file: which source table is which entity, which column which (TOML).
+    pub map: Option<String>,
 }
 
 impl Default for FeedConfig {
@@ -127,6 +132,8 @@ impl Default for FeedConfig {
         FeedConfig {
             url: "sample-data/feed".into(),
             parallel_reads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            format: Default::default(),
+            map: None,
         }
     }
 }
@@ -177,6 +184,7 @@ impl Config {
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         config.feed.url = resolve(&base, &config.feed.url);
         config.state.url = resolve(&base, &config.state.url);
+        config.feed.map = config.feed.map.map(|map| resolve(&base, &map));
         config.engine.queries = resolve(&base, &config.engine.queries);
         config.engine.pipelines = resolve(&base, &config.engine.pipelines);
         config.engine.dashboards = resolve(&base, &config.engine.dashboards);

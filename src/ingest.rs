@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use arrow::array::RecordBatch;
 
 use crate::feed::contract::Entity;
+use crate::feed::format::FeedReader;
 use crate::feed::validate::Violation;
 use crate::feed::{FeedFile, discover, validate_file};
 use crate::state::{State, StateError};
@@ -27,6 +28,8 @@ pub struct IngestOptions {
     pub checkpoint_every_files: usize,
     pub checkpoint_every_rows: usize,
     pub parallel_reads: usize,
+    /// The feed's format and mapping.
+    pub reader: FeedReader,
 }
 
 impl Default for IngestOptions {
@@ -35,6 +38,7 @@ impl Default for IngestOptions {
             checkpoint_every_files: 500,
             checkpoint_every_rows: 4_000_000,
             parallel_reads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            reader: FeedReader::default(),
         }
     }
 }
@@ -94,13 +98,16 @@ type ReadOutcome = Result<(Bytes, Result<RecordBatch, Violation>), String>;
 /// Read and validate `files`, several at once, yielding them in the order given.
 fn read_files(
     feed: &Location,
+    reader: &FeedReader,
     files: Vec<FeedFile>,
     parallel: usize,
 ) -> impl futures::Stream<Item = (FeedFile, ReadOutcome)> + use<> {
     let store = feed.store.clone();
+    let reader = reader.clone();
     futures::stream::iter(files)
         .map(move |file| {
             let store = store.clone();
+            let reader = reader.clone();
             async move {
                 let bytes = match store.get(&file.path).await {
                     Ok(r) => r.bytes().await,
@@ -112,7 +119,7 @@ fn read_files(
                 };
                 let (f, b) = (file.clone(), bytes.clone());
                 let checked = tokio::task::spawn_blocking(move || {
-                    validate_file(f.entity, &f.folder, &f.relative, b)
+                    validate_file(&reader, f.entity, &f.folder, &f.relative, b)
                 })
                 .await
                 .map_err(|e| e.to_string());
@@ -133,7 +140,7 @@ pub async fn open_state(
     opts: &IngestOptions,
 ) -> Result<State, IngestError> {
     let mut state = State::open(location).await?;
-    state.set_feed(feed.clone());
+    state.set_feed(feed.clone(), opts.reader.clone());
     let to_replay = state.to_replay();
     // The checkpoint knows each file's rows: size the key indexes for them once.
     for entity in Entity::ALL {
@@ -149,11 +156,11 @@ pub async fn open_state(
             path: feed.child(&a.path),
             size: a.size,
             entity: Entity::from_name(&a.entity),
-            folder: a.entity,
+            folder: (opts.reader.locate(&a.path)).map_or(a.entity, |located| located.table),
             relative: a.path,
         })
         .collect();
-    let mut results = read_files(feed, files, opts.parallel_reads);
+    let mut results = read_files(feed, &opts.reader, files, opts.parallel_reads);
     while let Some((file, outcome)) = results.next().await {
         let gone = |detail: String| IngestError::Replay {
             path: file.relative.clone(),
@@ -221,13 +228,13 @@ pub async fn catch_up_until(
     let never = CancellationToken::new();
     let cancel = cancel.unwrap_or(&never);
     let started = Instant::now();
-    state.set_feed(feed.clone());
+    state.set_feed(feed.clone(), opts.reader.clone());
     let listing = tokio::select! {
         biased;
         _ = cancel.cancelled() => {
             return Ok(CatchUpReport { cancelled: true, ..CatchUpReport::default() });
         }
-        listing = discover(feed) => listing?,
+        listing = discover(feed, &opts.reader) => listing?,
     };
     let seen = state.seen_paths();
     let new: Vec<FeedFile> = (listing.files)
@@ -241,7 +248,7 @@ pub async fn catch_up_until(
         skipped_entries: listing.skipped,
         ..CatchUpReport::default()
     };
-    let mut results = read_files(feed, new, opts.parallel_reads);
+    let mut results = read_files(feed, &opts.reader, new, opts.parallel_reads);
 
     let mut done = 0;
     let mut files_in_checkpoint = 0;

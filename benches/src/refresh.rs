@@ -198,7 +198,10 @@ fn sample_invoices(feed: &Path, n: usize) -> anyhow::Result<Vec<Invoice>> {
     let location = arstream::store::open(&feed.display().to_string(), false)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().build()?;
     let listed = runtime
-        .block_on(arstream::feed::discover::discover(&location))?
+        .block_on(arstream::feed::discover::discover(
+            &location,
+            &Default::default(),
+        ))?
         .files;
     let files = (listed.iter())
         .filter(|f| f.entity == Some(Entity::Invoices))

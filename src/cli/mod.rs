@@ -54,6 +54,14 @@ pub struct GlobalArgs {
     /// Feed root: a path, file://, s3://, gs://, az:// or memory:// URL [default: from config]
     #[arg(long, global = true, help_heading = GLOBAL, value_name = "URL")]
     pub feed: Option<String>,
+    /// The feed's layout: arstream (the contract's own) or debezium (Kafka Connect's S3 sink
+    /// of Debezium events) [default: from config, arstream]
+    #[arg(long, global = true, help_heading = GLOBAL, value_name = "FORMAT")]
+    pub feed_format: Option<crate::feed::format::FeedFormat>,
+    /// A mapping file: which source table is which entity, which column which (TOML,
+    /// docs/change-feed.md) [default: from config]
+    #[arg(long, global = true, help_heading = GLOBAL, value_name = "FILE")]
+    pub feed_map: Option<PathBuf>,
     /// State folder: a path or object-store URL [default: from config]
     #[arg(long, global = true, help_heading = GLOBAL, value_name = "URL")]
     pub state: Option<String>,
@@ -239,6 +247,8 @@ impl GlobalArgs {
             currency: self.currency.clone(),
             plain: self.plain,
             late_days: self.late_days,
+            feed_format: self.feed_format,
+            feed_map: self.feed_map.clone(),
         }
     }
 }

@@ -16,6 +16,7 @@ use std::sync::{Arc, RwLock};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
+use datafusion::catalog::streaming::StreamingTable;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
@@ -25,13 +26,19 @@ use datafusion::datasource::listing::{
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::prelude::SessionContext;
+use futures::StreamExt;
+use object_store::ObjectStoreExt;
 
 use super::EngineError;
 use crate::feed::contract::Entity;
+use crate::feed::format::FeedReader;
 use crate::state::State;
 use crate::state::ledger::Ledger;
 use crate::state::table::LIVE;
+use crate::store::Location;
 
 /// The rows of one engine's data tables, by table name, carried in its session's config.
 #[derive(Debug, Default)]
@@ -244,7 +251,7 @@ pub async fn register(
         let batches = split(table.segments_with_live(), partitions);
         let mem = MemTable::try_new(table.live_schema(), batches)?;
         let new = catalog.put(ctx, &rows, Arc::new(mem))?;
-        register_changes(ctx, catalog, state, entity)?;
+        register_changes(ctx, catalog, state, entity, partitions)?;
         if !new && ctx.table_exist(entity.name())? {
             continue;
         }
@@ -284,6 +291,7 @@ fn register_changes(
     catalog: &Catalog,
     state: &State,
     entity: Entity,
+    partitions: usize,
 ) -> Result<(), EngineError> {
     let name = format!("{}_changes", entity.name());
     let schema = state.table(entity).change_schema();
@@ -302,6 +310,16 @@ fn register_changes(
         catalog.put(ctx, &name, Arc::new(empty))?;
         return Ok(());
     }
+    if let Some(feed) = state.feed().filter(|_| !state.reader().is_native()) {
+        // Files in another layout are read as the contract by the feed's reader.
+        let files: Vec<String> = (state.checkpoint().applied.iter())
+            .filter(|a| a.entity == entity.name())
+            .map(|a| a.path.clone())
+            .collect();
+        let table = translated_changes(feed, state.reader(), entity, schema, files, partitions)?;
+        catalog.put(ctx, &name, Arc::new(table))?;
+        return Ok(());
+    }
     let options =
         ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
     let config = ListingTableConfig::new_with_multi_paths(urls)
@@ -309,6 +327,79 @@ fn register_changes(
         .with_schema(schema);
     catalog.put(ctx, &name, Arc::new(ListingTable::try_new(config)?))?;
     Ok(())
+}
+
+/// `<entity>_changes` of a feed in another layout than the contract's: its applied files,
+/// read, translated and validated as when they were applied, when a query scans them.
+fn translated_changes(
+    feed: &Location,
+    reader: &FeedReader,
+    entity: Entity,
+    schema: SchemaRef,
+    files: Vec<String>,
+    partitions: usize,
+) -> Result<StreamingTable, EngineError> {
+    let mut groups: Vec<Vec<String>> = vec![Vec::new(); partitions.max(1)];
+    for (i, file) in files.into_iter().enumerate() {
+        groups[i % partitions.max(1)].push(file);
+    }
+    let streams: Vec<Arc<dyn PartitionStream>> = groups
+        .into_iter()
+        .map(|files| {
+            Arc::new(ChangeFiles {
+                feed: feed.clone(),
+                reader: reader.clone(),
+                entity,
+                schema: schema.clone(),
+                files,
+            }) as Arc<dyn PartitionStream>
+        })
+        .collect();
+    Ok(StreamingTable::try_new(schema, streams)?)
+}
+
+/// Some applied files of one entity, read as contract changes.
+#[derive(Debug)]
+struct ChangeFiles {
+    feed: Location,
+    reader: FeedReader,
+    entity: Entity,
+    schema: SchemaRef,
+    files: Vec<String>,
+}
+
+impl PartitionStream for ChangeFiles {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(
+        &self,
+        _ctx: Arc<datafusion::execution::TaskContext>,
+    ) -> datafusion::execution::SendableRecordBatchStream {
+        let (feed, reader, entity) = (self.feed.clone(), self.reader.clone(), self.entity);
+        let columns = self.schema.fields().len();
+        let batches = futures::stream::iter(self.files.clone()).then(move |file| {
+            let (feed, reader) = (feed.clone(), reader.clone());
+            async move {
+                let failed = |e: String| DataFusionError::Execution(format!("{file}: {e}"));
+                let bytes = (feed.store.get(&feed.child(&file)).await)
+                    .map_err(|e| failed(e.to_string()))?
+                    .bytes()
+                    .await
+                    .map_err(|e| failed(e.to_string()))?;
+                let table = reader.locate(&file).map(|l| l.table).unwrap_or_default();
+                let batch = tokio::task::spawn_blocking(move || {
+                    crate::feed::validate_file(&reader, Some(entity), &table, &file, bytes)
+                })
+                .await
+                .map_err(|e| DataFusionError::Execution(e.to_string()))?
+                .map_err(|v| DataFusionError::Execution(v.to_string()))?;
+                Ok(batch.project(&(0..columns).collect::<Vec<_>>())?)
+            }
+        });
+        Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), batches))
+    }
 }
 
 /// Register a table under `name`, replacing any table of that name.

@@ -4,6 +4,7 @@ use futures::TryStreamExt;
 use object_store::path::Path;
 
 use super::contract::Entity;
+use super::format::FeedReader;
 use crate::store::Location;
 
 /// One file found in the feed.
@@ -15,9 +16,10 @@ pub struct FeedFile {
     /// Full path inside the store.
     pub path: Path,
     pub size: u64,
-    /// The entity named by the first folder, or `None` for a folder the contract does not know.
+    /// The entity the file's table is, or `None` for a folder the contract does not know.
     pub entity: Option<Entity>,
-    /// The first folder's name (the entity's, when it is one).
+    /// The source's name for the file's table: the first folder (the entity's, when it is
+    /// one) in the contract's layout, the topic or table in another format's.
     pub folder: String,
 }
 
@@ -43,9 +45,10 @@ pub struct Listing {
     pub skipped: Vec<String>,
 }
 
-/// List every `*.parquet` file below the feed root, sorted by path. Hidden files and folders
-/// (starting with `.` or `_`, as Spark and Hive writers leave them) are skipped.
-pub async fn discover(feed: &Location) -> Result<Listing, DiscoverError> {
+/// List every `*.parquet` file below the feed root that `reader`'s format reads, sorted by
+/// path. Hidden files and folders (starting with `.` or `_`, as Spark and Hive writers leave
+/// them) are skipped.
+pub async fn discover(feed: &Location, reader: &FeedReader) -> Result<Listing, DiscoverError> {
     let (listed, skipped) = if feed.is_local() {
         let dir = feed.url.to_file_path().unwrap_or_default();
         if !dir.is_dir() {
@@ -85,10 +88,10 @@ pub async fn discover(feed: &Location) -> Result<Listing, DiscoverError> {
             if is_hidden(&relative) || !relative.ends_with(".parquet") || !relative.contains('/') {
                 return None;
             }
-            let folder = relative.split('/').next().unwrap_or_default().to_string();
+            let located = reader.locate(&relative)?;
             Some(FeedFile {
-                entity: Entity::from_name(&folder),
-                folder,
+                entity: located.entity,
+                folder: located.table,
                 relative,
                 path: location,
                 size,

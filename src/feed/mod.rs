@@ -2,6 +2,7 @@
 
 pub mod contract;
 pub mod discover;
+pub mod format;
 pub mod validate;
 
 pub use contract::Entity;

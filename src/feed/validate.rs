@@ -18,6 +18,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
 
 use super::contract::{self, Entity, Kind, OP, SEQ, TS};
+use super::format::FeedReader;
 
 /// The machine-readable kind of a contract violation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +84,10 @@ pub struct Violation {
     /// 1-based data row, when one row is to blame.
     pub row: Option<usize>,
     pub column: Option<String>,
+    /// The source's column `column` was read from, when the feed's format or mapping named it
+    /// otherwise (`docs/change-feed.md`, formats).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_column: Option<String>,
     /// What is wrong, without the file/row/column prefix.
     pub detail: String,
 }
@@ -94,6 +99,7 @@ impl Violation {
             file: file.to_string(),
             row: None,
             column: None,
+            source_column: None,
             detail: detail.into(),
         }
     }
@@ -110,8 +116,12 @@ impl Violation {
         if let Some(row) = self.row {
             s.push_str(&format!(", row {row}"));
         }
-        if let Some(col) = &self.column {
-            s.push_str(&format!(", column '{col}'"));
+        match (&self.column, &self.source_column) {
+            (Some(col), Some(source)) => {
+                s.push_str(&format!(", source column '{source}' (read as '{col}')"))
+            }
+            (Some(col), None) => s.push_str(&format!(", column '{col}'")),
+            _ => {}
         }
         format!("{s}: {}", self.detail)
     }
@@ -312,10 +322,11 @@ fn due_on_receipt(target: &Schema, columns: &mut [ArrayRef]) {
         .expect("two date columns of one batch");
 }
 
-/// Read and validate one feed file.
+/// Read and validate one feed file of source table `table`, read by `reader`.
 pub fn validate_file(
+    reader: &FeedReader,
     entity: Option<Entity>,
-    folder: &str,
+    table: &str,
     file: &str,
     bytes: Bytes,
 ) -> Result<RecordBatch, Violation> {
@@ -324,13 +335,14 @@ pub fn validate_file(
             ViolationCode::UnknownEntity,
             file,
             format!(
-                "folder '{folder}' is not an entity of the contract (expected one of: {})",
+                "folder '{table}' is not an entity of the contract (expected one of: {})",
                 Entity::ALL.map(|e| e.name()).join(", ")
             ),
         ));
     };
     let batch = decode_parquet(file, bytes)?;
-    validate_batch(entity, file, &batch)
+    let translated = reader.to_contract(entity, table, file, batch)?;
+    validate_batch(entity, file, &translated.batch).map_err(|v| translated.in_source_terms(v))
 }
 
 /// Cast `array` to `to` if that loses nothing: every value must survive the cast and the

@@ -1,6 +1,7 @@
 //! What every command and the service work on: the config, the feed, the state (caught up
 //! unless offline), and engines over it for the KPI parameters asked for.
 
+use crate::feed::format::{FeedFormat, FeedReader, Mapping, MappingError};
 use std::path::PathBuf;
 
 use tokio_util::sync::CancellationToken;
@@ -32,6 +33,10 @@ pub struct SessionOptions {
     pub plain: bool,
     /// Late means paid more than this many days after due (`[risk] late_days`).
     pub late_days: Option<i32>,
+    /// The feed's format (`[feed] format`).
+    pub feed_format: Option<FeedFormat>,
+    /// The feed's mapping file (`[feed] map`).
+    pub feed_map: Option<PathBuf>,
 }
 
 impl SessionOptions {
@@ -52,6 +57,8 @@ impl SessionOptions {
 pub enum SessionError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Mapping(#[from] MappingError),
     #[error("cannot open {what} '{url}': {source}")]
     Open {
         what: &'static str,
@@ -120,6 +127,12 @@ impl Session {
         if let Some(state) = &options.state {
             config.state.url = state.clone();
         }
+        if let Some(format) = options.feed_format {
+            config.feed.format = format;
+        }
+        if let Some(map) = &options.feed_map {
+            config.feed.map = Some(map.display().to_string());
+        }
         let open = |what: &'static str, url: &str, create: bool| {
             store::open(url, create).map_err(|source| SessionError::Open {
                 what,
@@ -130,7 +143,7 @@ impl Session {
         let feed = open("feed", &config.feed.url, false)?;
         let state_location = open("state folder", &config.state.url, true)?;
         refuse_inside_feed(&feed, &state_location, "state folder")?;
-        let opts = ingest_options(&config);
+        let opts = ingest_options(&config)?;
         let ingest_error = |source| SessionError::Ingest {
             url: config.state.url.clone(),
             source: Box::new(source),
@@ -176,7 +189,11 @@ impl Session {
 
     /// How catch-ups of this session checkpoint and read.
     pub fn ingest_options(&self) -> IngestOptions {
-        ingest_options(&self.config)
+        let reader = self.state.reader().clone();
+        IngestOptions {
+            reader,
+            ..ingest_settings(&self.config)
+        }
     }
 
     /// The KPI parameters from the config and options, with `as_of` resolved.
@@ -280,11 +297,24 @@ impl Session {
     }
 }
 
-fn ingest_options(config: &Config) -> IngestOptions {
+/// How catch-ups of `config` checkpoint and read, its mapping file loaded.
+fn ingest_options(config: &Config) -> Result<IngestOptions, SessionError> {
+    let mapping = match &config.feed.map {
+        Some(path) => Some(Mapping::load(std::path::Path::new(path))?),
+        None => None,
+    };
+    Ok(IngestOptions {
+        reader: FeedReader::new(config.feed.format, mapping),
+        ..ingest_settings(config)
+    })
+}
+
+fn ingest_settings(config: &Config) -> IngestOptions {
     IngestOptions {
         checkpoint_every_files: config.state.checkpoint_every_files.max(1),
         checkpoint_every_rows: config.state.checkpoint_every_rows.max(1),
         parallel_reads: config.feed.parallel_reads.max(1),
+        reader: FeedReader::default(),
     }
 }
 

@@ -11,6 +11,7 @@ pub mod checkpoint;
 pub mod ledger;
 pub mod table;
 
+use crate::feed::format::FeedReader;
 use std::collections::BTreeMap;
 
 use arrow::array::RecordBatch;
@@ -62,6 +63,7 @@ pub struct State {
     location: Location,
     /// The feed this state was built from, once known: the log that `<entity>_changes` reads.
     feed: Option<Location>,
+    reader: FeedReader,
     tables: BTreeMap<Entity, EntityTable>,
     checkpoint: Checkpoint,
     pending: Pending,
@@ -99,6 +101,7 @@ impl State {
         Ok(State {
             location,
             feed: None,
+            reader: FeedReader::default(),
             tables,
             checkpoint,
             pending: Pending::default(),
@@ -157,8 +160,14 @@ impl State {
         self.feed.as_ref()
     }
 
-    pub fn set_feed(&mut self, feed: Location) {
+    pub fn set_feed(&mut self, feed: Location, reader: FeedReader) {
         self.feed = Some(feed);
+        self.reader = reader;
+    }
+
+    /// How the feed's files are read (its format and mapping).
+    pub fn reader(&self) -> &FeedReader {
+        &self.reader
     }
 
     /// The last checkpoint written or loaded (pending changes not included).
