@@ -2,8 +2,9 @@
 //! tables of the contract's own: the worked example of `docs/kpis.md`, with an update, a
 //! delete, a stale change in a later file and snapshot reads, written as Debezium events
 //! (Kafka Connect's S3 sink layout, a topic and its columns in upper case, deletes carrying
-//! their before image); and a mapping file naming a column a file lacks quarantines that file
-//! with one sentence naming it and the column.
+//! their before image); a mapping file of SQL expressions over the source's columns gives the
+//! same KPIs, and one naming a column a file lacks quarantines that file with one sentence
+//! naming it and the column.
 
 mod common;
 
@@ -255,7 +256,7 @@ fn a_debezium_feed_gives_exactly_what_the_same_changes_give_in_the_contract() {
 }
 
 #[test]
-fn a_mapping_naming_a_column_the_file_lacks_quarantines_it_with_one_sentence() {
+fn a_mapping_of_sql_expressions_reads_and_one_naming_a_missing_column_quarantines() {
     let dir = tempfile::tempdir().unwrap();
     let native = dir.path().join("native");
     let debezium = dir.path().join("debezium");
@@ -289,6 +290,36 @@ fn a_mapping_naming_a_column_the_file_lacks_quarantines_it_with_one_sentence() {
         text.contains("topics/erp.public.INVOICES/partition=0/erp.public.INVOICES+0+")
             && text.contains(sentence),
         "{text}"
+    );
+    // A mapping of SQL expressions over the source's columns: the same KPIs as the contract.
+    std::fs::write(
+        &map,
+        "[tables.INVOICES]\nentity = \"invoices\"\n[tables.INVOICES.columns]\n\
+         amount = \"AMOUNT * 2 - AMOUNT\"\n\
+         status = \"CASE WHEN STATUS = 'void' THEN 'void' ELSE 'posted' END\"\n",
+    )
+    .unwrap();
+    let kpi = |feed: &Path, state: &str, extra: &[&str]| {
+        let state = dir.path().join(state);
+        let mut args = vec![
+            "--feed",
+            feed.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        args.extend(["kpi", "--format", "json"]);
+        ok(arstream(&args))
+    };
+    let mapped = [
+        "--feed-format",
+        "debezium",
+        "--feed-map",
+        map.to_str().unwrap(),
+    ];
+    assert_eq!(
+        kpi(&debezium, "mapped-state", &mapped),
+        kpi(&native, "native-state", &[])
     );
     // A mapping naming an entity that does not exist stops the command with one sentence.
     std::fs::write(&map, "[tables.INVOICES]\nentity = \"invoice\"\n").unwrap();
