@@ -120,8 +120,8 @@ pub struct FeedConfig {
     /// Files read and validated at once while catching up. Default: the number of cores (more
     /// only makes decoding compete with applying, and holds more decoded files in memory).
     pub parallel_reads: usize,
-    /// The layout the feed's files are in: `arstream` (the contract's own, the default) or
-    /// `debezium` (docs/change-feed.md).
+    /// The layout the feed's files are in: `arstream` (the contract's own, the default), `dms`,
+    /// `sap` or `debezium` (docs/change-feed.md).
     pub format: crate::feed::format::FeedFormat,
     /// A mapping file: which source table is which entity, which column which (TOML).
     pub map: Option<String>,

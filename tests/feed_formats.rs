@@ -62,11 +62,28 @@ fn keys(entity: Entity, batch: &RecordBatch) -> Vec<String> {
         .collect()
 }
 
-/// Write a native feed's files as Kafka Connect's S3 sink writes flattened Debezium events:
-/// `__op`, `__lsn`, `__source_ts_ms` (ms), `__deleted`; a delete carries the key's image
-/// before it; the first customers file is a snapshot (`r`); invoices go to an upper-case topic
-/// with upper-case columns.
-fn write_as_debezium(native: &Path, out: &Path) {
+/// The pipelines a native feed is rewritten as.
+#[derive(Clone, Copy, PartialEq)]
+enum Layout {
+    /// Kafka Connect's S3 sink of flattened Debezium events: `__op`, `__lsn`,
+    /// `__source_ts_ms` (ms), `__deleted`; the customers are snapshot reads (`r`).
+    Debezium,
+    /// AWS DMS: each entity's first file, all creates, as its full load (`LOAD00000001`, no
+    /// `Op`, no sequence); later files as change files with `Op` (`I`/`U`/`D`) first,
+    /// `ar_timestamp` text and the 35-digit `ar_change_seq`, in `YYYY/MM/DD` and `YYYYMMDD`
+    /// date folders by turns.
+    Dms,
+    /// SAP replication flows: each entity's first file, all creates, as its initial load
+    /// (`<TABLE>/initial/part-00000.parquet`, `L`, `_SUCCESS` beside it but for the
+    /// disputes); later files in `<TABLE>/delta/2026-01-02/` with `I`/`U`/`D`, each update
+    /// preceded by a `B` row (its before image), and every delta file delivered twice;
+    /// `__sequence_number` empty (an ABAP source), `__timestamp` a timestamp.
+    Sap,
+}
+
+/// Write a native feed's files in `layout`. A delete carries the key's image before it; the
+/// invoices' table (or topic) and columns are in upper case.
+fn write_as(layout: Layout, native: &Path, out: &Path) {
     let mut offset = 0;
     let mut before: HashMap<(Entity, String), RecordBatch> = HashMap::new();
     for path in common::walk(native) {
@@ -87,24 +104,150 @@ fn write_as_debezium(native: &Path, out: &Path) {
         // Each row's image: its own, or for a delete the key's last image before it.
         let mut images: Vec<RecordBatch> = vec![batch.clone()];
         let mut rows: Vec<(usize, usize)> = Vec::new();
+        // SAP's before-image rows: (the update's row, the image before it).
+        let mut updated: Vec<(usize, RecordBatch)> = Vec::new();
         for (row, id) in ids.iter().enumerate() {
             let key = (entity, id.clone());
             if ops.value(row) == "d" {
                 images.push(before[&key].clone());
                 rows.push((images.len() - 1, 0));
             } else {
+                if let (Some(prior), "u") = (before.get(&key), ops.value(row)) {
+                    updated.push((row, prior.clone()));
+                }
                 before.insert(key, batch.slice(row, 1));
                 rows.push((0, row));
             }
         }
+        // The row of the native file each written row stands for, and SAP's extra B rows.
+        let mut source_rows: Vec<usize> = (0..batch.num_rows()).collect();
+        let mut before_rows = 0;
+        if layout == Layout::Sap {
+            for (row, prior) in &updated {
+                images.push(prior.clone());
+                rows.push((images.len() - 1, 0));
+                source_rows.push(*row);
+                before_rows += 1;
+            }
+        }
         let upper = entity == Entity::Invoices;
-        let topic = if upper {
-            "erp.public.INVOICES".to_string()
+        let table = if upper {
+            entity.name().to_uppercase()
         } else {
-            format!("erp.public.{}", entity.name())
+            entity.name().to_string()
         };
         let mut fields = Vec::new();
         let mut columns: Vec<ArrayRef> = Vec::new();
+        let full_load = layout == Layout::Dms
+            && relative.ends_with("part-0.parquet")
+            && ops.iter().all(|op| op == Some("c"));
+        let seq = batch.column_by_name("_seq").unwrap().clone();
+        let ts = batch.column_by_name("_ts").unwrap();
+        let ts = ts
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .unwrap();
+        let mut technical: Vec<(&str, ArrayRef)> = Vec::new();
+        let file = match layout {
+            Layout::Debezium => {
+                let snapshot = entity == Entity::Customers;
+                let op: StringArray = (0..batch.num_rows())
+                    .map(|r| Some(if snapshot { "r" } else { ops.value(r) }))
+                    .collect();
+                let deleted: StringArray = (0..batch.num_rows())
+                    .map(|r| Some(if ops.value(r) == "d" { "true" } else { "false" }))
+                    .collect();
+                let millis: arrow::array::Int64Array =
+                    ts.iter().map(|t| t.map(|t| t / 1000)).collect();
+                technical.push(("__op", Arc::new(op)));
+                technical.push(("__lsn", seq));
+                technical.push(("__source_ts_ms", Arc::new(millis)));
+                technical.push(("__deleted", Arc::new(deleted)));
+                let topic = format!("erp.public.{table}");
+                format!("topics/{topic}/partition=0/{topic}+0+{offset:010}.parquet")
+            }
+            Layout::Sap => {
+                let initial =
+                    relative.ends_with("part-0.parquet") && ops.iter().all(|op| op == Some("c"));
+                let n = source_rows.len();
+                let op: StringArray = (0..n)
+                    .map(|i| {
+                        Some(if i >= n - before_rows {
+                            "B"
+                        } else if initial {
+                            "L"
+                        } else {
+                            match ops.value(i) {
+                                "d" => "D",
+                                "u" => "U",
+                                _ => "I",
+                            }
+                        })
+                    })
+                    .collect();
+                let empty: StringArray = (0..n).map(|_| Some("")).collect();
+                let times: TimestampMicrosecondArray = (source_rows.iter())
+                    .map(|&r| Some(ts.value(r)))
+                    .collect::<TimestampMicrosecondArray>()
+                    .with_timezone("UTC");
+                technical.push(("__operation_type", Arc::new(op)));
+                technical.push(("__sequence_number", Arc::new(empty)));
+                technical.push(("__timestamp", Arc::new(times)));
+                if initial {
+                    let folder = out.join(&table).join("initial");
+                    std::fs::create_dir_all(&folder).unwrap();
+                    if entity != Entity::Disputes {
+                        std::fs::write(folder.join("_SUCCESS"), b"").unwrap();
+                    }
+                    format!("{table}/initial/part-00000.parquet")
+                } else {
+                    format!("{table}/delta/2026-01-02/part-{offset:05}.parquet")
+                }
+            }
+            Layout::Dms => {
+                let time = |r: usize| {
+                    chrono::DateTime::from_timestamp_micros(ts.value(r))
+                        .unwrap()
+                        .naive_utc()
+                };
+                let text: StringArray = (0..batch.num_rows())
+                    .map(|r| Some(time(r).format("%Y-%m-%d %H:%M:%S%.6f").to_string()))
+                    .collect();
+                let seqs = seq.as_primitive::<arrow::datatypes::Int64Type>();
+                let change_seq: StringArray = (0..batch.num_rows())
+                    .map(|r| {
+                        let hundredths = time(r).format("%Y%m%d%H%M%S%.3f").to_string();
+                        let hundredths = hundredths.replace('.', "");
+                        Some(format!("{}{:019}", &hundredths[..16], seqs.value(r)))
+                    })
+                    .collect();
+                let op: StringArray = (0..batch.num_rows())
+                    .map(|r| {
+                        Some(match ops.value(r) {
+                            "d" => "D",
+                            "u" => "U",
+                            _ => "I",
+                        })
+                    })
+                    .collect();
+                if full_load {
+                    technical.push(("ar_timestamp", Arc::new(text)));
+                    format!("dbo/{table}/LOAD00000001.parquet")
+                } else {
+                    // `Op` goes first, as DMS writes it.
+                    fields.push(Field::new("Op", DataType::Utf8, true));
+                    columns.push(Arc::new(op));
+                    technical.push(("ar_timestamp", Arc::new(text)));
+                    technical.push(("ar_change_seq", Arc::new(change_seq)));
+                    let folder = if offset % 2 == 0 {
+                        "2026/01/02"
+                    } else {
+                        "20260103"
+                    };
+                    format!("dbo/{table}/{folder}/20260102-{offset:09}.parquet")
+                }
+            }
+        };
         for (i, field) in batch.schema().fields().iter().enumerate() {
             if field.name().starts_with('_') {
                 continue;
@@ -118,37 +261,17 @@ fn write_as_debezium(native: &Path, out: &Path) {
             fields.push(Field::new(name, field.data_type().clone(), true));
             columns.push(interleave(&arrays, &rows).unwrap());
         }
-        let snapshot = entity == Entity::Customers;
-        let op: StringArray = (0..batch.num_rows())
-            .map(|r| Some(if snapshot { "r" } else { ops.value(r) }))
-            .collect();
-        let deleted: StringArray = (0..batch.num_rows())
-            .map(|r| Some(if ops.value(r) == "d" { "true" } else { "false" }))
-            .collect();
-        let seq = batch.column_by_name("_seq").unwrap().clone();
-        let ts = batch.column_by_name("_ts").unwrap();
-        let ts = ts
-            .as_any()
-            .downcast_ref::<TimestampMicrosecondArray>()
-            .unwrap();
-        let millis: arrow::array::Int64Array = ts.iter().map(|t| t.map(|t| t / 1000)).collect();
-        for (name, array, ty) in [
-            ("__op", Arc::new(op) as ArrayRef, DataType::Utf8),
-            ("__lsn", seq, DataType::Int64),
-            (
-                "__source_ts_ms",
-                Arc::new(millis) as ArrayRef,
-                DataType::Int64,
-            ),
-            ("__deleted", Arc::new(deleted) as ArrayRef, DataType::Utf8),
-        ] {
-            fields.push(Field::new(name, ty, true));
+        for (name, array) in technical {
+            fields.push(Field::new(name, array.data_type().clone(), true));
             columns.push(array);
         }
         let converted = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
-        let file = format!("topics/{topic}/partition=0/{topic}+0+{offset:010}.parquet");
         offset += batch.num_rows();
         common::write(out, &file, &converted);
+        if layout == Layout::Sap && file.contains("/delta/") {
+            // At least once: the same changes delivered again in another file.
+            common::write(out, &file.replace(".parquet", "-again.parquet"), &converted);
+        }
     }
 }
 
@@ -176,7 +299,7 @@ fn a_debezium_feed_gives_exactly_what_the_same_changes_give_in_the_contract() {
     let debezium = dir.path().join("debezium");
     write_worked_example(&native);
     write_more_changes(&native);
-    write_as_debezium(&native, &debezium);
+    write_as(Layout::Debezium, &native, &debezium);
 
     let queries = [
         vec!["kpi", "--format", "json"],
@@ -261,7 +384,7 @@ fn a_mapping_of_sql_expressions_reads_and_one_naming_a_missing_column_quarantine
     let native = dir.path().join("native");
     let debezium = dir.path().join("debezium");
     write_worked_example(&native);
-    write_as_debezium(&native, &debezium);
+    write_as(Layout::Debezium, &native, &debezium);
     let map = dir.path().join("map.toml");
     std::fs::write(
         &map,
@@ -339,5 +462,149 @@ fn a_mapping_of_sql_expressions_reads_and_one_naming_a_missing_column_quarantine
     assert!(
         stderr.contains("map.toml': table 'INVOICES' maps to 'invoice', which is not an entity"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn a_dms_feed_gives_exactly_what_the_same_changes_give_in_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let native = dir.path().join("native");
+    let dms = dir.path().join("dms");
+    write_worked_example(&native);
+    write_more_changes(&native);
+    write_as(Layout::Dms, &native, &dms);
+    assert!(dms.join("dbo/INVOICES/LOAD00000001.parquet").exists());
+    assert!(
+        dms.join("dbo/INVOICES/2026/01/02").is_dir() && dms.join("dbo/INVOICES/20260103").is_dir()
+    );
+
+    let run = |feed: &Path, state: &str, format: &[&str], query: &[&str]| {
+        let state = dir.path().join(state);
+        let mut args = vec![
+            "--feed",
+            feed.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+        ];
+        args.extend(format);
+        args.extend(query);
+        ok(arstream(&args))
+    };
+    for query in [
+        &["kpi", "--format", "json"][..],
+        &[
+            "sql",
+            "--format",
+            "csv",
+            "SELECT * FROM invoices ORDER BY invoice_id",
+        ],
+        &[
+            "sql",
+            "--format",
+            "csv",
+            "SELECT * FROM customers ORDER BY customer_id",
+        ],
+        &[
+            "sql",
+            "--format",
+            "csv",
+            "SELECT * FROM aging ORDER BY customer_id, bucket",
+        ],
+    ] {
+        let want = run(&native, "native-state", &[], query);
+        let got = run(&dms, "dms-state", &["--feed-format", "dms"], query);
+        assert_eq!(got, want, "{query:?}");
+    }
+    // The full load read as snapshot rows before every change; the changes' sequences whole.
+    let changes = run(
+        &dms,
+        "dms-state",
+        &["--feed-format", "dms"],
+        &[
+            "sql",
+            "--format",
+            "csv",
+            "SELECT _op, CAST(_seq AS VARCHAR) AS seq FROM invoices_changes \
+             WHERE invoice_id = 'I4' ORDER BY _seq",
+        ],
+    );
+    assert_eq!(
+        changes,
+        "_op,seq\nr,0\nu,20260102000000050000000000000000050\nu,20260102000000100000000000000000101\n"
+    );
+}
+
+#[test]
+fn a_sap_feed_is_read_once_its_initial_load_is_complete_and_gives_the_native_kpis() {
+    let dir = tempfile::tempdir().unwrap();
+    let native = dir.path().join("native");
+    let sap = dir.path().join("sap");
+    write_worked_example(&native);
+    write_more_changes(&native);
+    write_as(Layout::Sap, &native, &sap);
+    let run = |feed: &Path, state: &str, format: &[&str], query: &[&str]| {
+        let state = dir.path().join(state);
+        let mut args = vec![
+            "--feed",
+            feed.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+        ];
+        args.extend(format);
+        args.extend(query);
+        ok(arstream(&args))
+    };
+    let sap_format = ["--feed-format", "sap"];
+    // The disputes' initial load has no `_SUCCESS` yet: not read.
+    let disputes = [
+        "sql",
+        "--format",
+        "csv",
+        "SELECT count(*) AS n FROM disputes",
+    ];
+    assert_eq!(run(&sap, "sap-state", &sap_format, &disputes), "n\n0\n");
+    std::fs::write(sap.join("disputes/initial/_SUCCESS"), b"").unwrap();
+    for query in [
+        &["kpi", "--format", "json"][..],
+        &[
+            "sql",
+            "--format",
+            "csv",
+            "SELECT * FROM invoices ORDER BY invoice_id",
+        ],
+        &[
+            "sql",
+            "--format",
+            "csv",
+            "SELECT * FROM disputes ORDER BY dispute_id",
+        ],
+        &[
+            "sql",
+            "--format",
+            "csv",
+            "SELECT * FROM aging ORDER BY customer_id, bucket",
+        ],
+    ] {
+        let want = run(&native, "native-state", &[], query);
+        let got = run(&sap, "sap-state", &sap_format, query);
+        assert_eq!(got, want, "{query:?}");
+    }
+    // The before images were skipped, and every change delivered twice applied once: I4's
+    // update, I6's insert and delete, and the stale I4 image (older by its time) ignored.
+    let changes = run(
+        &sap,
+        "sap-state",
+        &sap_format,
+        &[
+            "sql",
+            "--format",
+            "csv",
+            "SELECT invoice_id, _op, count(*) AS n FROM invoices_changes \
+             GROUP BY invoice_id, _op ORDER BY invoice_id, _op",
+        ],
+    );
+    assert_eq!(
+        changes,
+        "invoice_id,_op,n\nI1,r,1\nI2,r,1\nI3,r,1\nI4,r,1\nI4,u,4\nI5,r,1\nI6,c,2\nI6,d,2\n"
     );
 }

@@ -54,8 +54,9 @@ pub struct GlobalArgs {
     /// Feed root: a path, file://, s3://, gs://, az:// or memory:// URL [default: from config]
     #[arg(long, global = true, help_heading = GLOBAL, value_name = "URL")]
     pub feed: Option<String>,
-    /// The feed's layout: arstream (the contract's own) or debezium (Kafka Connect's S3 sink
-    /// of Debezium events) [default: from config, arstream]
+    /// The feed's layout: arstream (the contract's own), dms (AWS DMS to S3), sap (SAP
+    /// replication flows) or debezium (Kafka Connect's S3 sink of Debezium events) [default:
+    /// from config, arstream]
     #[arg(long, global = true, help_heading = GLOBAL, value_name = "FORMAT")]
     pub feed_format: Option<crate::feed::format::FeedFormat>,
     /// A mapping file: which source table is which entity, which column which (TOML,

@@ -54,7 +54,7 @@ pub fn print_table(status: &Health) {
     }
     for m in &status.missing_fx_rates {
         println!(
-            "  ! no FX rate for {} at {}: {} open invoice(s) left out of reporting-currency totals",
+            "  ! no FX rate for {} at {}: {} invoice(s) (open or paid) left out of reporting-currency totals",
             m.currency, m.as_of, m.invoices
         );
     }

@@ -11,6 +11,10 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 pub const OP: &str = "_op";
 /// Column holding the source commit sequence; for one key the highest wins.
 pub const SEQ: &str = "_seq";
+/// `_seq` as the state keeps it: any integer of up to 38 digits, so that a source's own
+/// sequence fits whole (AWS DMS numbers changes with 35 digits; SAP orders by a microsecond
+/// timestamp, file and row). Files may carry it as Int64, or any integer type.
+pub const SEQ_TYPE: DataType = DataType::Decimal128(38, 0);
 /// Column holding the source commit time.
 pub const TS: &str = "_ts";
 
@@ -277,7 +281,7 @@ impl Entity {
 pub fn change_fields() -> Vec<Field> {
     vec![
         Field::new(OP, DataType::Utf8, false),
-        Field::new(SEQ, DataType::Int64, false),
+        Field::new(SEQ, SEQ_TYPE, false),
         Field::new(TS, timestamp_utc(), false),
     ]
 }

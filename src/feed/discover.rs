@@ -81,11 +81,23 @@ pub async fn discover(feed: &Location, reader: &FeedReader) -> Result<Listing, D
     for entry in &skipped {
         tracing::warn!("feed '{}': skipped {entry}", feed.url);
     }
+    // Folders a writer marked complete (`_SUCCESS`), for formats that wait for it.
+    let marker = format!("/{SUCCESS}");
+    let complete: std::collections::HashSet<String> = (listed.iter())
+        .map(|(location, _)| feed.relative(location))
+        .filter_map(|r| r.strip_suffix(&marker).map(str::to_string))
+        .collect();
     let mut files: Vec<FeedFile> = listed
         .into_iter()
         .filter_map(|(location, size)| {
             let relative = feed.relative(&location);
             if is_hidden(&relative) || !relative.ends_with(".parquet") || !relative.contains('/') {
+                return None;
+            }
+            if reader
+                .needs_marker(&relative)
+                .is_some_and(|folder| !complete.contains(&folder))
+            {
                 return None;
             }
             let located = reader.locate(&relative)?;
@@ -102,6 +114,9 @@ pub async fn discover(feed: &Location, reader: &FeedReader) -> Result<Listing, D
     Ok(Listing { files, skipped })
 }
 
+/// The file a writer leaves in a folder it finished writing.
+const SUCCESS: &str = "_SUCCESS";
+
 fn is_hidden(relative: &str) -> bool {
     (relative.split('/')).any(|part| part.starts_with('.') || part.starts_with('_'))
 }
@@ -114,7 +129,10 @@ fn walk_local(root: &std::path::Path) -> (Vec<(Path, u64)>, Vec<String>) {
     let (mut files, mut skipped) = (Vec::new(), Vec::new());
     let walk = walkdir::WalkDir::new(root).follow_links(true).into_iter();
     let visible = |e: &walkdir::DirEntry| {
-        e.depth() == 0 || !e.file_name().to_string_lossy().starts_with(['.', '_'])
+        let name = e.file_name().to_string_lossy();
+        e.depth() == 0
+            || !name.starts_with(['.', '_'])
+            || (name == SUCCESS && e.file_type().is_file())
     };
     for entry in walk.filter_entry(visible) {
         let shown = |path: Option<&std::path::Path>| {

@@ -168,8 +168,17 @@ impl BatchBuilder {
             Arc::new(self.ts.finish()),
         ];
         arrays.extend(self.columns.iter_mut().map(Column::finish));
-        RecordBatch::try_new(self.entity.change_schema(), arrays)
-            .expect("builder follows the contract")
+        // A feed file's `_seq` is an Int64, as most sources number changes; the state widens
+        // it (contract::SEQ_TYPE).
+        let schema = self.entity.change_schema();
+        let mut fields: Vec<arrow::datatypes::FieldRef> = schema.fields().to_vec();
+        fields[1] = Arc::new(arrow::datatypes::Field::new(
+            crate::feed::contract::SEQ,
+            arrow::datatypes::DataType::Int64,
+            false,
+        ));
+        let schema = Arc::new(arrow::datatypes::Schema::new(fields));
+        RecordBatch::try_new(schema, arrays).expect("builder follows the contract")
     }
 }
 

@@ -12,11 +12,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, StringArray, TimestampMicrosecondArray};
-use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+use arrow::datatypes::{DataType, Int64Type};
 
-use super::Translated;
 use super::mapping::{ChangeColumns, contract_columns, find_column};
-use crate::feed::contract::{self, Entity, OP, SEQ, TS};
+use super::{ChangeNames, Translated, assemble};
+use crate::feed::contract::{self, Entity};
 use crate::feed::validate::{Violation, ViolationCode, cast_column};
 
 /// The technical columns' default names.
@@ -47,19 +47,10 @@ pub fn to_contract(
     mapped: Option<&BTreeMap<String, String>>,
     names: Option<&ChangeColumns>,
 ) -> Result<Translated, Violation> {
-    let name = |configured: Option<&String>, default: &str| {
-        configured.cloned().unwrap_or_else(|| default.to_string())
-    };
-    let op_name = name(names.and_then(|n| n.op.as_ref()), OP_COLUMN);
-    let seq_name = name(names.and_then(|n| n.seq.as_ref()), SEQ_COLUMN);
-    let ts_name = name(names.and_then(|n| n.ts.as_ref()), TS_COLUMN);
-    let deleted_name = name(names.and_then(|n| n.deleted.as_ref()), DELETED_COLUMN);
+    let deleted_name = (names.and_then(|n| n.deleted.clone())).unwrap_or(DELETED_COLUMN.into());
+    let names = ChangeNames::of(names, [OP_COLUMN, SEQ_COLUMN, TS_COLUMN]);
 
-    let missing: Vec<String> = [&op_name, &seq_name, &ts_name]
-        .into_iter()
-        .filter(|n| find_column(batch, n).is_none())
-        .map(|n| format!("'{n}'"))
-        .collect();
+    let missing = ChangeNames::missing(batch, &[&names.op, &names.seq, &names.ts]);
     if !missing.is_empty() {
         return Err(Violation::new(
             ViolationCode::MissingColumn,
@@ -79,35 +70,18 @@ pub fn to_contract(
             .expect("checked above")
     };
 
-    let ops = cast_column(file, &op_name, &column(&op_name), &DataType::Utf8)?;
+    let ops = cast_column(file, &names.op, &column(&names.op), &DataType::Utf8)?;
     let deleted = match find_column(batch, &deleted_name) {
         Some((_, array)) => Some(cast_column(file, &deleted_name, array, &DataType::Utf8)?),
         None => None,
     };
     let op: ArrayRef = Arc::new(op_codes(ops.as_string::<i32>(), deleted.as_ref()));
-    let seq = cast_column(file, &seq_name, &column(&seq_name), &DataType::Int64)?;
-    let ts = commit_times(file, &ts_name, &column(&ts_name))?;
+    let seq = cast_column(file, &names.seq, &column(&names.seq), &contract::SEQ_TYPE)?;
+    let ts = commit_times(file, &names.ts, &column(&names.ts))?;
 
-    let technical = [&op_name, &seq_name, &ts_name, &deleted_name].map(String::as_str);
-    let (data, mut origins) = contract_columns(entity, file, batch, mapped, &technical)?;
-    origins.extend([
-        (OP.to_string(), op_name.clone()),
-        (SEQ.to_string(), seq_name.clone()),
-        (TS.to_string(), ts_name.clone()),
-    ]);
-    let mut fields = vec![
-        Arc::new(Field::new(OP, DataType::Utf8, true)),
-        Arc::new(Field::new(SEQ, DataType::Int64, true)),
-        Arc::new(Field::new(TS, contract::timestamp_utc(), true)),
-    ];
-    let mut columns = vec![op, seq, ts];
-    for (field, array) in data {
-        fields.push(field);
-        columns.push(array);
-    }
-    let batch = arrow::array::RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
-        .map_err(|e| Violation::new(ViolationCode::WrongType, file, e.to_string()))?;
-    Ok(Translated { batch, origins })
+    let technical = [&names.op, &names.seq, &names.ts, &deleted_name].map(String::as_str);
+    let (data, origins) = contract_columns(entity, file, batch, mapped, &technical)?;
+    assemble(file, &names, [op, seq, ts], (data, origins))
 }
 
 /// `_op` from `__op`, a rewritten tombstone (`__deleted` true) being a delete whatever its op.

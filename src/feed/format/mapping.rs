@@ -248,6 +248,19 @@ mod tests {
     }
 
     #[test]
+    fn the_mappings_shipped_in_docs_name_only_entities_and_columns_that_exist() {
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/mappings");
+        let mut loaded = 0;
+        for entry in std::fs::read_dir(folder).unwrap() {
+            let path = entry.unwrap().path();
+            let mapping = Mapping::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!mapping.tables.is_empty(), "{}", path.display());
+            loaded += 1;
+        }
+        assert_eq!(loaded, 3);
+    }
+
+    #[test]
     fn a_table_is_found_by_its_name_or_a_topic_s_last_part_in_any_case() {
         let m = Mapping::parse("[tables.ar_invoice]\nentity = \"invoices\"\n").unwrap();
         assert_eq!(m.entity_of("AR_INVOICE"), Some(Entity::Invoices));

@@ -8,7 +8,9 @@
 //! terms: a violation on a mapped column names the source column it came from.
 
 pub mod debezium;
+pub mod dms;
 pub mod mapping;
+pub mod sap;
 
 use std::sync::Arc;
 
@@ -25,17 +27,30 @@ pub enum FeedFormat {
     /// arstream's own contract: `<entity>/**/*.parquet` with `_op`, `_seq`, `_ts`.
     #[default]
     Arstream,
+    /// AWS DMS full load and ongoing replication to S3 as Parquet:
+    /// `<schema>/<table>/LOAD*.parquet`, then change files (in dated folders) with `Op`.
+    Dms,
+    /// SAP replication flows to an object store: `<TABLE>/initial/` (once `_SUCCESS` is
+    /// there), then `<TABLE>/delta/`, with `__operation_type`.
+    Sap,
     /// Debezium change events flattened by `ExtractNewRecordState`, written by Kafka
     /// Connect's S3 sink: `topics/<server>.<schema>.<table>/partition=N/*.parquet`.
     Debezium,
 }
 
 impl FeedFormat {
-    pub const ALL: [FeedFormat; 2] = [FeedFormat::Arstream, FeedFormat::Debezium];
+    pub const ALL: [FeedFormat; 4] = [
+        FeedFormat::Arstream,
+        FeedFormat::Dms,
+        FeedFormat::Sap,
+        FeedFormat::Debezium,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             FeedFormat::Arstream => "arstream",
+            FeedFormat::Dms => "dms",
+            FeedFormat::Sap => "sap",
             FeedFormat::Debezium => "debezium",
         }
     }
@@ -94,6 +109,8 @@ impl FeedReader {
     pub fn locate(&self, relative: &str) -> Option<Located> {
         let table = match self.format {
             FeedFormat::Arstream => relative.split('/').next()?.to_string(),
+            FeedFormat::Dms => dms::table_of(relative)?,
+            FeedFormat::Sap => sap::table_of(relative)?,
             FeedFormat::Debezium => debezium::topic_of(relative)?,
         };
         let entity = match &self.mapping {
@@ -108,15 +125,25 @@ impl FeedReader {
         Some(Located { table, entity })
     }
 
-    /// The entity a table is named like: the folder name itself, or for Debezium the topic's
-    /// last part (`erp.public.Invoices` → `invoices`), in any case.
+    /// The entity a table is named like: the folder name itself, or for another format the
+    /// table's name (a Debezium topic's last part: `erp.public.Invoices` → `invoices`) in
+    /// any case.
     fn entity_named_by(&self, table: &str) -> Option<Entity> {
         match self.format {
             FeedFormat::Arstream => Entity::from_name(table),
-            FeedFormat::Debezium => {
+            FeedFormat::Dms | FeedFormat::Sap | FeedFormat::Debezium => {
                 let last = table.rsplit('.').next().unwrap_or(table);
                 Entity::from_name(&last.to_ascii_lowercase())
             }
+        }
+    }
+
+    /// The folder whose `_SUCCESS` file must be listed before the file at `relative` is read
+    /// (a SAP initial load is complete only then), if there is one.
+    pub fn needs_marker(&self, relative: &str) -> Option<String> {
+        match self.format {
+            FeedFormat::Sap => sap::needs_marker(relative),
+            _ => None,
         }
     }
 
@@ -137,6 +164,8 @@ impl FeedReader {
                 origins: Vec::new(),
             }),
             FeedFormat::Arstream => renamed(entity, file, &batch, columns),
+            FeedFormat::Dms => dms::to_contract(entity, file, &batch, columns, technical),
+            FeedFormat::Sap => sap::to_contract(entity, file, &batch, columns, technical),
             FeedFormat::Debezium => debezium::to_contract(entity, file, &batch, columns, technical),
         }
     }
@@ -164,6 +193,68 @@ impl Translated {
         }
         violation
     }
+}
+
+/// The names of a format's technical columns: the mapping's `[changes]`, else the format's.
+struct ChangeNames {
+    op: String,
+    seq: String,
+    ts: String,
+}
+
+impl ChangeNames {
+    fn of(configured: Option<&mapping::ChangeColumns>, defaults: [&str; 3]) -> ChangeNames {
+        let pick = |c: Option<&String>, d: &str| c.cloned().unwrap_or_else(|| d.to_string());
+        ChangeNames {
+            op: pick(configured.and_then(|c| c.op.as_ref()), defaults[0]),
+            seq: pick(configured.and_then(|c| c.seq.as_ref()), defaults[1]),
+            ts: pick(configured.and_then(|c| c.ts.as_ref()), defaults[2]),
+        }
+    }
+
+    /// Those of `names` a batch lacks, quoted for a message.
+    fn missing(batch: &RecordBatch, names: &[&String]) -> Vec<String> {
+        (names.iter())
+            .filter(|n| mapping::find_column(batch, n).is_none())
+            .map(|n| format!("'{n}'"))
+            .collect()
+    }
+}
+
+/// The contract's change columns made from a source's technical ones, then its data columns:
+/// a batch ready for validation, with where each column came from.
+fn assemble(
+    file: &str,
+    names: &ChangeNames,
+    [op, seq, ts]: [arrow::array::ArrayRef; 3],
+    (data, mut origins): (mapping::Columns, mapping::Origins),
+) -> Result<Translated, Violation> {
+    use super::contract::{OP, SEQ, TS};
+    use arrow::datatypes::{DataType, Field};
+    origins.extend([
+        (OP.to_string(), names.op.clone()),
+        (SEQ.to_string(), names.seq.clone()),
+        (TS.to_string(), names.ts.clone()),
+    ]);
+    let mut fields = vec![
+        Arc::new(Field::new(OP, DataType::Utf8, true)),
+        Arc::new(Field::new(SEQ, super::contract::SEQ_TYPE, true)),
+        Arc::new(Field::new(TS, super::contract::timestamp_utc(), true)),
+    ];
+    let mut columns = vec![op, seq, ts];
+    for (field, array) in data {
+        fields.push(field);
+        columns.push(array);
+    }
+    let batch = RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), columns)
+        .map_err(|e| {
+            Violation::new(
+                super::validate::ViolationCode::WrongType,
+                file,
+                e.to_string(),
+            )
+        })?;
+    Ok(Translated { batch, origins })
 }
 
 /// A file in the contract's layout whose columns the mapping renames: the change columns
