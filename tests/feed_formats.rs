@@ -608,3 +608,147 @@ fn a_sap_feed_is_read_once_its_initial_load_is_complete_and_gives_the_native_kpi
         "invoice_id,_op,n\nI1,r,1\nI2,r,1\nI3,r,1\nI4,r,1\nI4,u,4\nI5,r,1\nI6,c,2\nI6,d,2\n"
     );
 }
+
+/// An invoice's id as the shipped SAP mapping makes it: company code, document number, fiscal
+/// year and line.
+fn sap_document(id: &str) -> String {
+    format!("1000-{id}-2026-001")
+}
+
+/// A string column of a batch with each value mapped.
+fn map_text(batch: &RecordBatch, name: &str, f: impl Fn(&str) -> String) -> RecordBatch {
+    let Some(column) = batch.column_by_name(name) else {
+        return batch.clone();
+    };
+    let mapped: StringArray = column
+        .as_string::<i32>()
+        .iter()
+        .map(|v| v.map(&f))
+        .collect();
+    common::with_column(batch, name, Arc::new(mapped))
+}
+
+#[test]
+fn an_erp_layout_read_through_the_shipped_mapping_gives_the_native_kpis() {
+    // SAP FI-AR open items (BSID) and customers (KNA1) as a replication flow writes them,
+    // with the rest of the feed in tables named like the entities; docs/mappings/sap.toml.
+    let dir = tempfile::tempdir().unwrap();
+    let native = dir.path().join("native");
+    let sap = dir.path().join("sap");
+    write_worked_example(&native);
+    write_as(Layout::Sap, &native, &sap);
+    std::fs::write(sap.join("disputes/initial/_SUCCESS"), b"").unwrap();
+    // The invoices and customers in SAP's own tables instead.
+    let sap_dates = |d: i32| {
+        (chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap() + chrono::Duration::days(d as i64))
+            .format("%Y%m%d")
+            .to_string()
+    };
+    let invoices = common::read_parquet(&sap.join("INVOICES/initial/part-00000.parquet"));
+    std::fs::remove_dir_all(sap.join("INVOICES")).unwrap();
+    let text = |name: &str| {
+        invoices
+            .column_by_name(name)
+            .unwrap()
+            .as_string::<i32>()
+            .clone()
+    };
+    let dates = |name: &str| {
+        (invoices.column_by_name(name).unwrap())
+            .as_primitive::<arrow::datatypes::Date32Type>()
+            .clone()
+    };
+    let (issued, due) = (dates("INVOICE_DATE"), dates("DUE_DATE"));
+    let n = invoices.num_rows();
+    let strings = |f: &dyn Fn(usize) -> String| -> ArrayRef {
+        Arc::new((0..n).map(|i| Some(f(i))).collect::<StringArray>())
+    };
+    let mut bsid: Vec<(&str, ArrayRef)> = vec![
+        ("BUKRS", strings(&|_| "1000".into())),
+        ("BELNR", strings(&|i| text("INVOICE_ID").value(i).into())),
+        ("GJAHR", strings(&|_| "2026".into())),
+        ("BUZEI", strings(&|_| "001".into())),
+        ("KUNNR", strings(&|i| text("CUSTOMER_ID").value(i).into())),
+        ("BLDAT", strings(&|i| sap_dates(issued.value(i)))),
+        ("ZFBDT", strings(&|i| sap_dates(issued.value(i)))),
+        (
+            "ZBD1T",
+            strings(&|i| (due.value(i) - issued.value(i)).to_string()),
+        ),
+        ("WRBTR", invoices.column_by_name("AMOUNT").unwrap().clone()),
+        ("WAERS", strings(&|i| text("CURRENCY").value(i).into())),
+    ];
+    for name in ["__operation_type", "__sequence_number", "__timestamp"] {
+        bsid.push((name, invoices.column_by_name(name).unwrap().clone()));
+    }
+    let bsid = RecordBatch::try_from_iter(bsid).unwrap();
+    common::write(&sap, "BSID/initial/part-00000.parquet", &bsid);
+    std::fs::write(sap.join("BSID/initial/_SUCCESS"), b"").unwrap();
+    let customers = common::read_parquet(&sap.join("customers/initial/part-00000.parquet"));
+    std::fs::remove_dir_all(sap.join("customers")).unwrap();
+    let column = |name: &str| customers.column_by_name(name).unwrap().clone();
+    let kna1 = RecordBatch::try_from_iter([
+        ("KUNNR", column("customer_id")),
+        ("NAME1", column("name")),
+        ("LAND1", column("country")),
+        (
+            "SPRAS",
+            Arc::new(StringArray::from(vec!["E"; customers.num_rows()])) as ArrayRef,
+        ),
+        ("__operation_type", column("__operation_type")),
+        ("__sequence_number", column("__sequence_number")),
+        ("__timestamp", column("__timestamp")),
+    ])
+    .unwrap();
+    common::write(&sap, "KNA1/initial/part-00000.parquet", &kna1);
+    std::fs::write(sap.join("KNA1/initial/_SUCCESS"), b"").unwrap();
+    // The other tables name invoices by SAP's document key.
+    for table in ["payments", "adjustments", "disputes", "promises"] {
+        let path = sap.join(table).join("initial/part-00000.parquet");
+        let batch = map_text(&common::read_parquet(&path), "invoice_id", sap_document);
+        common::write(&sap, &format!("{table}/initial/part-00000.parquet"), &batch);
+    }
+
+    let mapping = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/mappings/sap.toml");
+    let kpi = |feed: &Path, state: &str, extra: &[&str]| {
+        let state = dir.path().join(state);
+        let mut args = vec![
+            "--feed",
+            feed.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        args.extend(["kpi", "--format", "json"]);
+        ok(arstream(&args))
+    };
+    let read_as_sap = [
+        "--feed-format",
+        "sap",
+        "--feed-map",
+        mapping.to_str().unwrap(),
+    ];
+    assert_eq!(
+        kpi(&sap, "sap-state", &read_as_sap),
+        kpi(&native, "native-state", &[])
+    );
+    let state = dir.path().join("sap-state");
+    let ids = ok(arstream(&[
+        "--feed",
+        sap.to_str().unwrap(),
+        "--state",
+        state.to_str().unwrap(),
+        "--feed-format",
+        "sap",
+        "--feed-map",
+        mapping.to_str().unwrap(),
+        "sql",
+        "--format",
+        "csv",
+        "SELECT invoice_id, invoice_date, due_date FROM invoices ORDER BY invoice_id LIMIT 1",
+    ]));
+    assert_eq!(
+        ids,
+        "invoice_id,invoice_date,due_date\n1000-I1-2026-001,2025-12-15,2026-01-14\n"
+    );
+}
