@@ -1,6 +1,7 @@
 //! The same feed, state and outputs on a real S3-compatible server (moto's standalone server,
 //! started on loopback by this test; `.ci/run` installs it from PyPI, and so does this test
-//! when it is missing). Credentials and endpoint reach arstream through the environment.
+//! when it is missing). Credentials and endpoint reach arstream through the environment. The
+//! feed holds a name with spaces and non-ASCII characters and more than 1,000 files.
 
 mod common;
 
@@ -8,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_arstream");
+/// Files landed on top of the generated feed: past the 1,000 keys a listing page holds.
+const MANY: usize = 1_050;
 
 struct Server(Child);
 
@@ -105,6 +108,32 @@ fn feed_state_and_outputs_on_an_s3_compatible_server() {
         bytes.into(),
     ))
     .unwrap();
+    // More files than one listing page holds (1,000), in both feeds.
+    let many: Vec<(String, arrow::array::RecordBatch)> = (0..MANY)
+        .map(|i| {
+            let batch = common::invoices(&[("c", 1, format!("MANY-{i:04}"), 100 + i as i64)]);
+            (format!("invoices/many/part-{i:04}.parquet"), batch)
+        })
+        .collect();
+    rt.block_on(async {
+        let puts =
+            many.iter().map(|(rel, batch)| {
+                let bytes =
+                    arstream::parquet_io::encode(&batch.schema(), std::slice::from_ref(batch))
+                        .unwrap();
+                let key = object_store::path::Path::parse(format!("feed/{rel}")).unwrap();
+                let client = client.clone();
+                async move {
+                    object_store::ObjectStoreExt::put(client.as_ref(), &key, bytes.into()).await
+                }
+            });
+        for put in futures::future::join_all(puts).await {
+            put.unwrap();
+        }
+    });
+    for (rel, batch) in &many {
+        common::write(&local_feed, rel, batch);
+    }
 
     let s3 = [
         "--feed",
@@ -158,6 +187,14 @@ fn feed_state_and_outputs_on_an_s3_compatible_server() {
     let want: serde_json::Value = serde_json::from_str(&arstream(&endpoint, &local_kpi)).unwrap();
     assert_eq!(summary["as_of"], "2025-02-28");
     assert_eq!(summary, want);
+    let mut many_sql = s3.to_vec();
+    many_sql.extend([
+        "sql",
+        "--format",
+        "csv",
+        "SELECT count(*) AS n FROM invoices WHERE invoice_id LIKE 'MANY-%'",
+    ]);
+    assert_eq!(arstream(&endpoint, &many_sql), format!("n\n{MANY}\n"));
 }
 
 /// A client of bucket `name` on the server (signed requests).
