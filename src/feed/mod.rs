@@ -3,8 +3,10 @@
 pub mod contract;
 pub mod discover;
 pub mod format;
+pub mod read;
 pub mod validate;
 
 pub use contract::Entity;
 pub use discover::{FeedFile, discover};
-pub use validate::{Violation, ViolationCode, validate_file};
+pub use read::validate_file;
+pub use validate::{Violation, ViolationCode};

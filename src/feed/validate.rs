@@ -18,7 +18,6 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
 
 use super::contract::{self, Entity, Kind, OP, SEQ, TS};
-use super::format::FeedReader;
 
 /// The machine-readable kind of a contract violation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -320,29 +319,6 @@ fn due_on_receipt(target: &Schema, columns: &mut [ArrayRef]) {
     let has_due = arrow::compute::is_not_null(&columns[due]).expect("a boolean of every row");
     columns[due] = arrow::compute::kernels::zip::zip(&has_due, &columns[due], &columns[issued])
         .expect("two date columns of one batch");
-}
-
-/// Read and validate one feed file of source table `table`, read by `reader`.
-pub fn validate_file(
-    reader: &FeedReader,
-    entity: Option<Entity>,
-    table: &str,
-    file: &str,
-    bytes: Bytes,
-) -> Result<RecordBatch, Violation> {
-    let Some(entity) = entity else {
-        return Err(Violation::new(
-            ViolationCode::UnknownEntity,
-            file,
-            format!(
-                "folder '{table}' is not an entity of the contract (expected one of: {})",
-                Entity::ALL.map(|e| e.name()).join(", ")
-            ),
-        ));
-    };
-    let batch = decode_parquet(file, bytes)?;
-    let translated = reader.to_contract(entity, table, file, batch)?;
-    validate_batch(entity, file, &translated.batch).map_err(|v| translated.in_source_terms(v))
 }
 
 /// Cast `array` to `to` if that loses nothing: every value must survive the cast and the

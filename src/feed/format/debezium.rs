@@ -15,7 +15,7 @@ use arrow::array::{Array, ArrayRef, AsArray, StringArray, TimestampMicrosecondAr
 use arrow::datatypes::{DataType, Int64Type};
 
 use super::mapping::{ChangeColumns, contract_columns, find_column};
-use super::{ChangeNames, Translated, assemble};
+use super::translated::{ChangeNames, Translated, assemble};
 use crate::feed::contract::{self, Entity};
 use crate::feed::validate::{Violation, ViolationCode, cast_column};
 

@@ -20,7 +20,7 @@ use arrow::array::{
 use arrow::datatypes::DataType;
 
 use super::mapping::{ChangeColumns, contract_columns, find_column};
-use super::{ChangeNames, Translated, assemble};
+use super::translated::{ChangeNames, Translated, assemble};
 use crate::feed::contract::{self, Entity};
 use crate::feed::validate::{Violation, ViolationCode, cast_column};
 

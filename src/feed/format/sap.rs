@@ -29,7 +29,7 @@ use arrow::compute::filter_record_batch;
 use arrow::datatypes::{DataType, TimestampMicrosecondType};
 
 use super::mapping::{ChangeColumns, contract_columns, find_column};
-use super::{ChangeNames, Translated, assemble};
+use super::translated::{ChangeNames, Translated, assemble};
 use crate::feed::contract::{self, Entity};
 use crate::feed::validate::{Violation, ViolationCode, cast_column};
 
