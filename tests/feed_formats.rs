@@ -407,8 +407,9 @@ fn a_mapping_of_sql_expressions_reads_and_one_naming_a_missing_column_quarantine
     ]);
     let status: serde_json::Value = serde_json::from_str(&ok(out)).unwrap();
     let text = status.to_string();
-    let sentence = "column 'amount': the mapping's 'NET_AMOUNT' is neither a column of this \
-                    file nor an SQL expression over its columns";
+    let sentence = "column 'amount': the mapping's 'NET_AMOUNT' is not a column of this file \
+                    (its columns: INVOICE_ID, CUSTOMER_ID, INVOICE_DATE, DUE_DATE, AMOUNT, \
+                    CURRENCY, STATUS, __op, __lsn, __source_ts_ms, __deleted)";
     assert!(
         text.contains("topics/erp.public.INVOICES/partition=0/erp.public.INVOICES+0+")
             && text.contains(sentence),

@@ -214,9 +214,24 @@ fn evaluate(
         |detail: String| Violation::new(ViolationCode::WrongType, file, detail).at(None, column);
     let schema = DFSchema::try_from(batch.schema_ref().as_ref().clone())
         .map_err(|e| wrong(format!("cannot read the file's columns: {e}")))?;
+    let is_name = sql.chars().all(|c| c.is_alphanumeric() || c == '_');
+    if is_name {
+        let columns: Vec<&str> = (batch.schema_ref().fields().iter())
+            .map(|f| f.name().as_str())
+            .collect();
+        return Err(wrong(format!(
+            "the mapping's '{sql}' is not a column of this file (its columns: {})",
+            columns.join(", ")
+        )));
+    }
     let mapped = |e: &dyn std::fmt::Display| {
+        let why = e
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
         wrong(format!(
-            "the mapping's '{sql}' is neither a column of this file nor an SQL expression over its columns ({e})"
+            "the mapping's '{sql}' is not an SQL expression over this file's columns ({why})"
         ))
     };
     let expr = ctx.parse_sql_expr(sql, &schema).map_err(|e| mapped(&e))?;
