@@ -20,7 +20,7 @@ use arrow::array::{
 use arrow::datatypes::DataType;
 
 use super::mapping::{ChangeColumns, contract_columns, find_column};
-use super::translated::{ChangeNames, Translated, assemble};
+use super::translated::{ChangeNames, Translated, assemble, commit_times};
 use crate::feed::contract::{self, Entity};
 use crate::feed::validate::{Violation, ViolationCode, cast_column};
 
@@ -156,37 +156,6 @@ fn sequence(file: &str, name: &str, array: &ArrayRef) -> Result<ArrayRef, Violat
     }
     let seqs = Decimal128Array::from(values).with_precision_and_scale(38, 0);
     Ok(Arc::new(seqs.expect("38 digits")))
-}
-
-/// `_ts` from DMS's commit time: `yyyy-MM-dd HH:mm:ss[.ffffff]` text in UTC, or a timestamp.
-fn commit_times(file: &str, name: &str, array: &ArrayRef) -> Result<ArrayRef, Violation> {
-    if matches!(array.data_type(), DataType::Timestamp(..)) {
-        return cast_column(file, name, array, &contract::timestamp_utc());
-    }
-    let text = cast_column(file, name, array, &DataType::Utf8)?;
-    let text = text.as_string::<i32>();
-    let mut micros = Vec::with_capacity(text.len());
-    for (row, value) in text.iter().enumerate() {
-        let Some(value) = value else {
-            micros.push(None);
-            continue;
-        };
-        let parsed = chrono::NaiveDateTime::parse_from_str(value.trim(), "%Y-%m-%d %H:%M:%S%.f");
-        match parsed {
-            Ok(t) => micros.push(Some(t.and_utc().timestamp_micros())),
-            Err(_) => {
-                return Err(Violation::new(
-                    ViolationCode::WrongType,
-                    file,
-                    format!("commit time \"{value}\" is not yyyy-MM-dd HH:mm:ss.SSSSSS"),
-                )
-                .at(Some(row), name));
-            }
-        }
-    }
-    Ok(Arc::new(
-        TimestampMicrosecondArray::from(micros).with_timezone("UTC"),
-    ))
 }
 
 #[cfg(test)]

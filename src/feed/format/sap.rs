@@ -29,7 +29,7 @@ use arrow::compute::filter_record_batch;
 use arrow::datatypes::{DataType, TimestampMicrosecondType};
 
 use super::mapping::{ChangeColumns, contract_columns, find_column};
-use super::translated::{ChangeNames, Translated, assemble};
+use super::translated::{ChangeNames, Translated, assemble, commit_times};
 use crate::feed::contract::{self, Entity};
 use crate::feed::validate::{Violation, ViolationCode, cast_column};
 
@@ -170,39 +170,6 @@ fn sequence(
         .collect();
     Ok(Arc::new(
         seqs.with_precision_and_scale(38, 0).expect("38 digits"),
-    ))
-}
-
-/// `_ts` from `__timestamp`: a timestamp, or text `YYYY-MM-DD HH:MM:SS[.ffffff]` (or with a
-/// `T`) in UTC.
-fn commit_times(file: &str, name: &str, array: &ArrayRef) -> Result<ArrayRef, Violation> {
-    if matches!(array.data_type(), DataType::Timestamp(..)) {
-        return cast_column(file, name, array, &contract::timestamp_utc());
-    }
-    let text = cast_column(file, name, array, &DataType::Utf8)?;
-    let text = text.as_string::<i32>();
-    let mut micros = Vec::with_capacity(text.len());
-    for (row, value) in text.iter().enumerate() {
-        let Some(value) = value else {
-            micros.push(None);
-            continue;
-        };
-        let v = value.trim().replace('T', " ");
-        match chrono::NaiveDateTime::parse_from_str(v.trim_end_matches('Z'), "%Y-%m-%d %H:%M:%S%.f")
-        {
-            Ok(t) => micros.push(Some(t.and_utc().timestamp_micros())),
-            Err(_) => {
-                return Err(Violation::new(
-                    ViolationCode::WrongType,
-                    file,
-                    format!("commit time \"{value}\" is not YYYY-MM-DD HH:MM:SS.ffffff"),
-                )
-                .at(Some(row), name));
-            }
-        }
-    }
-    Ok(Arc::new(
-        arrow::array::TimestampMicrosecondArray::from(micros).with_timezone("UTC"),
     ))
 }
 

@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::datatypes::DataType;
 
 use super::mapping;
-use crate::feed::validate::Violation;
+use crate::feed::validate::{Violation, ViolationCode, cast_column};
 
 /// A file's rows as contract changes, with where each contract column came from in the
 /// source (so that a violation can name the source's column).
@@ -92,4 +93,41 @@ pub(super) fn assemble(
             )
         })?;
     Ok(Translated { batch, origins })
+}
+
+/// `_ts` from a source's commit time: a timestamp, or text `YYYY-MM-DD HH:MM:SS[.ffffff]` in
+/// UTC (a `T` between date and time, and a trailing `Z`, accepted): DMS's and SAP's.
+pub(super) fn commit_times(
+    file: &str,
+    name: &str,
+    array: &ArrayRef,
+) -> Result<ArrayRef, Violation> {
+    if matches!(array.data_type(), DataType::Timestamp(..)) {
+        return cast_column(file, name, array, &crate::feed::contract::timestamp_utc());
+    }
+    let text = cast_column(file, name, array, &DataType::Utf8)?;
+    let text = text.as_string::<i32>();
+    let mut micros = Vec::with_capacity(text.len());
+    for (row, value) in text.iter().enumerate() {
+        let Some(value) = value else {
+            micros.push(None);
+            continue;
+        };
+        let v = value.trim().replace('T', " ");
+        match chrono::NaiveDateTime::parse_from_str(v.trim_end_matches('Z'), "%Y-%m-%d %H:%M:%S%.f")
+        {
+            Ok(t) => micros.push(Some(t.and_utc().timestamp_micros())),
+            Err(_) => {
+                return Err(Violation::new(
+                    ViolationCode::WrongType,
+                    file,
+                    format!("commit time \"{value}\" is not YYYY-MM-DD HH:MM:SS.ffffff"),
+                )
+                .at(Some(row), name));
+            }
+        }
+    }
+    Ok(Arc::new(
+        arrow::array::TimestampMicrosecondArray::from(micros).with_timezone("UTC"),
+    ))
 }
