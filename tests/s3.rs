@@ -1,200 +1,55 @@
 //! The same feed, state and outputs on a real S3-compatible server (moto's standalone server,
 //! started on loopback by this test; `.ci/run` installs it from PyPI, and so does this test
 //! when it is missing). Credentials and endpoint reach arstream through the environment. The
-//! feed holds a name with spaces and non-ASCII characters and more than 1,000 files.
+//! check of feed, state and outputs, shared with the other stores, is `common::stores`.
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_arstream");
-/// Files landed on top of the generated feed: past the 1,000 keys a listing page holds.
-const MANY: usize = 1_050;
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// The environment arstream reaches the server with.
+fn s3_env(endpoint: &str) -> [(&'static str, &str); 5] {
+    [
+        ("AWS_ENDPOINT", endpoint),
+        ("AWS_ALLOW_HTTP", "true"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+    ]
 }
 
-fn start_moto() -> (Server, String) {
+fn start_moto() -> (common::stores::Server, String) {
     let python = common::python_with("moto[server]", "moto.server");
     // Each server its own port (the OS may give two tests the same free one).
     let port = common::servers::free_port();
-    let mut child = Command::new(&python)
-        .args([
-            "-m",
-            "moto.server",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start moto's server");
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "moto's server did not start");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "moto's server exited on start (port {port})"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    (Server(child), endpoint)
+    let mut moto = Command::new(&python);
+    moto.args([
+        "-m",
+        "moto.server",
+        "-H",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+    ]);
+    let server = common::stores::start(moto, port, "moto's server");
+    (server, format!("http://127.0.0.1:{port}"))
 }
 
 fn arstream(endpoint: &str, args: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .current_dir(std::env::temp_dir())
-        .env("AWS_ENDPOINT", endpoint)
-        .env("AWS_ALLOW_HTTP", "true")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    common::stores::arstream(&s3_env(endpoint), args)
 }
 
 #[test]
 fn feed_state_and_outputs_on_an_s3_compatible_server() {
     let (_server, endpoint) = start_moto();
-    // Make the bucket and land a small generated feed in it, through S3's API.
-    let status = Command::new("python3")
-        .args([
-            "-c",
-            "import sys, urllib.request; urllib.request.urlopen(urllib.request.Request(sys.argv[1] + '/arstream-test', method='PUT'))",
-            &endpoint,
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success(), "could not create the bucket");
-    let generate = ["generate", "--customers", "10", "--months", "2", "--out"];
-    let mut to_s3 = generate.to_vec();
-    to_s3.push("s3://arstream-test/feed");
-    arstream(&endpoint, &to_s3);
-    // The same feed in a local folder, for the numbers S3 must give.
-    let local = tempfile::tempdir().unwrap();
-    let local_feed = local.path().join("feed");
-    let mut to_local = generate.to_vec();
-    to_local.push(local_feed.to_str().unwrap());
-    arstream(&endpoint, &to_local);
-    // One more file, whose name must round-trip through S3's keys.
-    let extra = "invoices/extra/März #1 50%?.parquet";
-    let batch = common::invoices(&[("c", 1, "EXTRA-1".into(), 12_345)]);
-    let bytes =
-        arstream::parquet_io::encode(&batch.schema(), std::slice::from_ref(&batch)).unwrap();
-    common::write(&local_feed, extra, &batch);
-    let client = s3_client(&endpoint, "arstream-test");
-    let key = object_store::path::Path::parse(format!("feed/{extra}")).unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(object_store::ObjectStoreExt::put(
-        client.as_ref(),
-        &key,
-        bytes.into(),
-    ))
-    .unwrap();
-    // More files than one listing page holds (1,000), in both feeds.
-    let many: Vec<(String, arrow::array::RecordBatch)> = (0..MANY)
-        .map(|i| {
-            let batch = common::invoices(&[("c", 1, format!("MANY-{i:04}"), 100 + i as i64)]);
-            (format!("invoices/many/part-{i:04}.parquet"), batch)
-        })
-        .collect();
-    rt.block_on(async {
-        let puts =
-            many.iter().map(|(rel, batch)| {
-                let bytes =
-                    arstream::parquet_io::encode(&batch.schema(), std::slice::from_ref(batch))
-                        .unwrap();
-                let key = object_store::path::Path::parse(format!("feed/{rel}")).unwrap();
-                let client = client.clone();
-                async move {
-                    object_store::ObjectStoreExt::put(client.as_ref(), &key, bytes.into()).await
-                }
-            });
-        for put in futures::future::join_all(puts).await {
-            put.unwrap();
-        }
+    common::stores::feed_state_and_outputs_match_disk(&common::stores::Bucket {
+        url: "s3://arstream-test",
+        env: &s3_env(&endpoint),
+        client: bucket(&endpoint, "arstream-test"),
     });
-    for (rel, batch) in &many {
-        common::write(&local_feed, rel, batch);
-    }
-
-    let s3 = [
-        "--feed",
-        "s3://arstream-test/feed",
-        "--state",
-        "s3://arstream-test/state",
-        "--as-of",
-        "2025-02-28",
-    ];
-    let mut run = s3.to_vec();
-    run.extend(["run", "--once", "--out", "s3://arstream-test/out"]);
-    let first = arstream(&endpoint, &run);
-    assert!(first.contains("; 0 quarantined, 0 unreadable"), "{first}");
-
-    // The state on S3 is read back by another process (replaying the extra file by its
-    // name): the same tables, nothing applied twice.
-    let mut sql = s3.to_vec();
-    sql.extend([
-        "sql",
-        "--format",
-        "csv",
-        "SELECT count(*) AS n FROM invoices_changes",
-    ]);
-    let changes = arstream(&endpoint, &sql);
-    let again = arstream(&endpoint, &run);
-    assert!(again.contains("applied 0 new file(s)"), "{again}");
-    assert_eq!(arstream(&endpoint, &sql), changes);
-    let local_state = local.path().join("state");
-    let on_disk = [
-        "--feed",
-        local_feed.to_str().unwrap(),
-        "--state",
-        local_state.to_str().unwrap(),
-        "--as-of",
-        "2025-02-28",
-    ];
-    let mut local_sql = on_disk.to_vec();
-    local_sql.extend_from_slice(&sql[s3.len()..]);
-    assert_eq!(
-        changes,
-        arstream(&endpoint, &local_sql),
-        "change rows on S3 and on disk"
-    );
-
-    // The KPI summary on S3 is the one of the same feed on disk, to the last digit.
-    let mut kpi = s3.to_vec();
-    kpi.extend(["kpi", "--format", "json"]);
-    let summary: serde_json::Value = serde_json::from_str(&arstream(&endpoint, &kpi)).unwrap();
-    let mut local_kpi = on_disk.to_vec();
-    local_kpi.extend(["kpi", "--format", "json"]);
-    let want: serde_json::Value = serde_json::from_str(&arstream(&endpoint, &local_kpi)).unwrap();
-    assert_eq!(summary["as_of"], "2025-02-28");
-    assert_eq!(summary, want);
-    let mut many_sql = s3.to_vec();
-    many_sql.extend([
-        "sql",
-        "--format",
-        "csv",
-        "SELECT count(*) AS n FROM invoices WHERE invoice_id LIKE 'MANY-%'",
-    ]);
-    assert_eq!(arstream(&endpoint, &many_sql), format!("n\n{MANY}\n"));
 }
 
 /// A client of bucket `name` on the server (signed requests).

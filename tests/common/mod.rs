@@ -13,6 +13,7 @@ use arstream::ingest::{CatchUpReport, IngestOptions, catch_up, open_state};
 use arstream::state::State;
 
 pub mod servers;
+pub mod stores;
 pub mod worked_example;
 
 /// One invoice change: op, seq, id, amount in cents.
