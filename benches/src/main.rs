@@ -10,11 +10,13 @@
 //! cargo run --release -p arstream-bench -- risk                      # train, score, assign
 //! ```
 //!
-//! `ingest`: `arstream generate` at scale, a full catch-up of what it wrote, and a reload of the
-//! checkpointed state. Each step runs as its own process; time, change rows per second and
+//! `ingest`: `arstream generate` at scale, a full catch-up of what it wrote, a reload of the
+//! checkpointed state, and the same catch-up of the same changes as AWS DMS writes them
+//! (`--feed-format dms`). Each step runs as its own process; time, change rows per second and
 //! peak memory go to `docs/benchmarks.md`. Feeds are kept in `target/bench-data/` and reused
 //! when made with the same sizes. Run from the repository root.
 
+mod dms;
 mod refresh;
 
 use std::path::{Path, PathBuf};
@@ -33,7 +35,8 @@ pub struct BenchArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Which {
-    /// Generate a feed, ingest it into a new state, reload the state; write docs/benchmarks.md
+    /// Generate a feed, ingest it into a new state, reload the state, ingest it again in the
+    /// `dms` format; write docs/benchmarks.md
     Ingest(Scale),
     /// The KPI summary from the raw feed and from a loaded state, against DuckDB running the
     /// same views on the same feed (Python package `duckdb`, installed when missing)
@@ -883,6 +886,23 @@ fn measure_program_with(program: &str, args: &[&str], envs: &[(&str, &str)]) -> 
     }
 }
 
+/// Full ingests of each format, in turn, for the ingest benchmark's medians.
+const INGEST_RUNS: usize = 3;
+
+/// The run of median time.
+fn median_run(mut runs: Vec<Measured>) -> Measured {
+    runs.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+    runs.swap_remove(runs.len() / 2)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// The query that reads a checkpointed state back, and shows that two states agree.
+const RELOAD_QUERY: &str = "SELECT count(*) AS invoices, sum(amount) AS amount FROM invoices";
+
 fn ingest(customers: u64, months: u64, data: &Path, report_path: &Path) -> anyhow::Result<()> {
     let (feed, generated) = bench_feed(customers, months, data)?;
     let state = data.join(format!("state-{customers}x{months}"));
@@ -901,21 +921,44 @@ fn ingest(customers: u64, months: u64, data: &Path, report_path: &Path) -> anyho
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
 
-    let _ = std::fs::remove_dir_all(&state);
     // The ingest alone: a config without pipelines, so that `run --once` writes no outputs.
     let config = data.join("ingest-only.toml");
     std::fs::write(&config, "[engine]\npipelines = \"no-pipelines\"\n")?;
-    let ingest = measure(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--feed",
-        feed.to_str().unwrap(),
-        "--state",
-        state.to_str().unwrap(),
-        "run",
-        "--once",
-    ]);
-    println!("{}", ingest.stdout);
+    // The same changes as AWS DMS writes them, read with `--feed-format dms`.
+    let dms_feed = dms::feed(&feed, data)?;
+    let dms_state = data.join(format!("state-{customers}x{months}-dms"));
+    let full_ingest = |feed: &Path, state: &Path, format: &str| {
+        let _ = std::fs::remove_dir_all(state);
+        let (feed, state) = (feed.to_str().unwrap(), state.to_str().unwrap());
+        let config = config.to_str().unwrap();
+        let run = measure(&[
+            "--config",
+            config,
+            "--feed-format",
+            format,
+            "--feed",
+            feed,
+            "--state",
+            state,
+            "run",
+            "--once",
+        ]);
+        println!("{}", run.stdout);
+        run
+    };
+    // Each format three times, in turn, so that a drift of the machine's speed touches both.
+    let mut native_runs = Vec::new();
+    let mut dms_runs = Vec::new();
+    for _ in 0..INGEST_RUNS {
+        native_runs.push(full_ingest(&feed, &state, "arstream"));
+        dms_runs.push(full_ingest(&dms_feed, &dms_state, "dms"));
+    }
+    let ratios: Vec<f64> = (native_runs.iter().zip(&dms_runs))
+        .map(|(n, d)| d.seconds / n.seconds)
+        .collect();
+    let ingest = median_run(native_runs);
+    let dms_ingest = median_run(dms_runs);
+    let ratio = median(ratios);
     let reload = measure(&[
         "--feed",
         feed.to_str().unwrap(),
@@ -923,8 +966,25 @@ fn ingest(customers: u64, months: u64, data: &Path, report_path: &Path) -> anyho
         state.to_str().unwrap(),
         "--offline",
         "sql",
-        "SELECT count(*) AS invoices FROM invoices",
+        RELOAD_QUERY,
     ]);
+    let dms_reload = measure(&[
+        "--feed-format",
+        "dms",
+        "--feed",
+        dms_feed.to_str().unwrap(),
+        "--state",
+        dms_state.to_str().unwrap(),
+        "--offline",
+        "sql",
+        RELOAD_QUERY,
+    ]);
+    anyhow::ensure!(
+        dms_reload.stdout == reload.stdout,
+        "the DMS feed's state differs from the native one's:\n{}\n{}",
+        dms_reload.stdout,
+        reload.stdout
+    );
     let disk = du(&feed);
 
     let mut report = String::new();
@@ -943,20 +1003,34 @@ fn ingest(customers: u64, months: u64, data: &Path, report_path: &Path) -> anyho
         ));
     }
     report.push_str(&format!(
-        "| full ingest (`run`, new state) | {:.1} s | {:.0} | {:.0} MiB |\n",
+        "| full ingest (`run`, new state; median of {INGEST_RUNS}) | {:.1} s | {:.0} | {:.0} MiB |\n",
         ingest.seconds,
         rows as f64 / ingest.seconds,
         ingest.peak_mib
     ));
     report.push_str(&format!(
-        "| reload of the checkpointed state (`--offline sql \"SELECT count(*) FROM invoices\"`) | {:.1} s | | {:.0} MiB |\n\n",
+        "| reload of the checkpointed state (`--offline sql \"{RELOAD_QUERY}\"`) | {:.1} s | | {:.0} MiB |\n",
         reload.seconds, reload.peak_mib
     ));
-    let detail: Vec<&str> = ingest.stdout.lines().take(2).collect();
     report.push_str(&format!(
-        "Where the ingest time went:\n\n    {}\n",
-        detail.join("\n    ")
+        "| full ingest of the same changes as AWS DMS writes them (`--feed-format dms`, new state; median of {INGEST_RUNS}) | {:.1} s | {:.0} | {:.0} MiB |\n\n",
+        dms_ingest.seconds,
+        rows as f64 / dms_ingest.seconds,
+        dms_ingest.peak_mib
     ));
+    report.push_str(&format!(
+        "The `dms` format's ingest takes {:.2} times the native one's (median of the {INGEST_RUNS} pairs, each run in turn; target: at most 1.20); both states hold the same invoices (`{RELOAD_QUERY}` gives the same on each). The DMS copy of the feed (`{}`, made once by the benchmark: each native file as one change file under `dbo/<table>/YYYY/MM/DD/`, with `Op`, `ar_timestamp` and a 35-digit `ar_change_seq`) is {:.0} MB.\n\n",
+        ratio,
+        dms_feed.file_name().unwrap_or_default().to_string_lossy(),
+        du(&dms_feed) / 1e6
+    ));
+    for (label, run) in [("native", &ingest), ("dms", &dms_ingest)] {
+        let detail: Vec<&str> = run.stdout.lines().take(2).collect();
+        report.push_str(&format!(
+            "Where the ingest time went ({label}):\n\n    {}\n\n",
+            detail.join("\n    ")
+        ));
+    }
     write_section(report_path, "ingest", &report)?;
     println!("{report}");
     Ok(())

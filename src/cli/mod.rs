@@ -63,6 +63,9 @@ pub struct GlobalArgs {
     /// docs/change-feed.md) [default: from config]
     #[arg(long, global = true, help_heading = GLOBAL, value_name = "FILE")]
     pub feed_map: Option<PathBuf>,
+    /// The config file once read, shared by every session this command opens.
+    #[arg(skip)]
+    pub loaded_config: std::sync::Arc<std::sync::OnceLock<crate::config::Config>>,
     /// State folder: a path or object-store URL [default: from config]
     #[arg(long, global = true, help_heading = GLOBAL, value_name = "URL")]
     pub state: Option<String>,
@@ -250,6 +253,7 @@ impl GlobalArgs {
             late_days: self.late_days,
             feed_format: self.feed_format,
             feed_map: self.feed_map.clone(),
+            loaded: self.loaded_config.clone(),
         }
     }
 }

@@ -147,7 +147,7 @@ pub async fn run(global: &GlobalArgs, args: OutreachArgs) -> anyhow::Result<Exit
     };
     if let OutreachCommand::Log(log_args) = &args.command {
         // The log reads the ledger only: a policy whose templates are broken still has one.
-        let config = crate::config::Config::load(global.config.as_deref())?;
+        let config = global.session_options().config_file()?;
         let state = global.state.clone().unwrap_or(config.state.url.clone());
         let location = crate::store::open(&state, false)
             .with_context(|| format!("opening the state folder '{state}'"))?;

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use super::GlobalArgs;
 use super::run::{INVALID, once};
-use crate::config::Config;
 use crate::pipeline::catalog::{Invalid, load_all, plan};
 use crate::pipeline::spec::SpecError;
 
@@ -41,7 +40,7 @@ pub enum Action {
 }
 
 pub async fn run(global: &GlobalArgs, args: PipelineArgs) -> anyhow::Result<ExitCode> {
-    let config = Config::load(global.config.as_deref())?;
+    let config = global.session_options().config_file()?;
     match args.action {
         Action::List => {
             let all = match load_all(&config) {

@@ -102,7 +102,7 @@ pub(crate) fn dashboard_layout(
     plan: &Plan,
     name: Option<&str>,
 ) -> anyhow::Result<crate::dashboard::layout::Layout> {
-    let config = crate::config::Config::load(plan.session.config.as_deref())?;
+    let config = plan.session.config_file()?;
     let folder = std::path::PathBuf::from(&config.engine.dashboards);
     Ok(crate::dashboard::layout::find(
         &folder,
@@ -205,7 +205,7 @@ fn outreach_of(plan: &Plan) -> anyhow::Result<Option<Outreach>> {
     let Some(file) = plan.pipeline.as_ref().and_then(|p| p.outreach.as_ref()) else {
         return Ok(None);
     };
-    let config = crate::config::Config::load(plan.session.config.as_deref())?;
+    let config = plan.session.config_file()?;
     let state = plan.session.state.clone().unwrap_or(config.state.url);
     let location = crate::store::open(&state, true)?;
     Ok(Some(Outreach::load(file, &location.url)?))
@@ -215,7 +215,7 @@ fn outreach_of(plan: &Plan) -> anyhow::Result<Option<Outreach>> {
 /// there is one: a dashboard over a pipeline without a policy still shows what was sent, by
 /// whatever sent it.
 fn default_ledger(plan: &Plan) -> Option<std::path::PathBuf> {
-    let config = crate::config::Config::load(plan.session.config.as_deref()).ok()?;
+    let config = plan.session.config_file().ok()?;
     let state = plan
         .session
         .state

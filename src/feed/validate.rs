@@ -153,8 +153,35 @@ pub fn decode_parquet_batches(
     file: &str,
     bytes: Bytes,
 ) -> Result<(arrow::datatypes::SchemaRef, Vec<RecordBatch>), Violation> {
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .map_err(|e| not_parquet(file, &e))?
+    decode_parquet_with_views(file, bytes, |_| false)
+}
+
+/// [`decode_parquet_batches`], with the text columns `as_views` names decoded as string
+/// views (pointing into the decoded pages, not copied value by value).
+pub fn decode_parquet_with_views(
+    file: &str,
+    bytes: Bytes,
+    as_views: impl Fn(&str) -> bool,
+) -> Result<(arrow::datatypes::SchemaRef, Vec<RecordBatch>), Violation> {
+    use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+    let mut metadata = ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::new())
+        .map_err(|e| not_parquet(file, &e))?;
+    let stored = metadata.schema().clone();
+    let is_text = |t: &DataType| matches!(t, DataType::Utf8 | DataType::LargeUtf8);
+    if (stored.fields().iter()).any(|f| is_text(f.data_type()) && as_views(f.name())) {
+        let fields: Vec<Field> = (stored.fields().iter())
+            .map(|f| match is_text(f.data_type()) && as_views(f.name()) {
+                true => f.as_ref().clone().with_data_type(DataType::Utf8View),
+                false => f.as_ref().clone(),
+            })
+            .collect();
+        let options =
+            ArrowReaderOptions::new().with_schema(Arc::new(arrow::datatypes::Schema::new(fields)));
+        metadata = ArrowReaderMetadata::try_new(metadata.metadata().clone(), options)
+            .map_err(|e| not_parquet(file, &e))?;
+    }
+    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, metadata);
+    let reader = builder
         .with_batch_size(64 * 1024)
         .build()
         .map_err(|e| not_parquet(file, &e))?;

@@ -104,8 +104,9 @@ pub fn plan(
     out: Option<&str>,
     interval: Option<Duration>,
 ) -> Result<Plan, Invalid> {
-    let config =
-        Config::load(session.config.as_deref()).map_err(|e| Invalid::Config(e.to_string()))?;
+    let config = session
+        .config_file()
+        .map_err(|e| Invalid::Config(e.to_string()))?;
     let pipeline = find(&config, name)?;
     let mut session = session.clone();
     let mut steps = super::outputs::standard_steps();

@@ -3,6 +3,7 @@
 
 use crate::feed::format::{FeedFormat, FeedReader, Mapping, MappingError};
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 
 use tokio_util::sync::CancellationToken;
 
@@ -37,12 +38,25 @@ pub struct SessionOptions {
     pub feed_format: Option<FeedFormat>,
     /// The feed's mapping file (`[feed] map`).
     pub feed_map: Option<PathBuf>,
+    /// The config file as read the first time it was asked for, shared by these options'
+    /// clones: a command reads it once.
+    pub loaded: Arc<OnceLock<Config>>,
 }
 
 impl SessionOptions {
+    /// The config file (`config`, or `./arstream.toml` when it exists, or the defaults), read
+    /// on the first ask.
+    pub fn config_file(&self) -> Result<Config, ConfigError> {
+        if let Some(config) = self.loaded.get() {
+            return Ok(config.clone());
+        }
+        let config = Config::load(self.config.as_deref())?;
+        Ok(self.loaded.get_or_init(|| config).clone())
+    }
+
     /// The feed these options name (or their config file does), opened.
     pub fn feed_location(&self) -> Result<Location, SessionError> {
-        let config = Config::load(self.config.as_deref())?;
+        let config = self.config_file()?;
         let url = self.feed.clone().unwrap_or(config.feed.url);
         store::open(&url, false).map_err(|source| SessionError::Open {
             what: "feed",
@@ -120,7 +134,7 @@ impl Session {
         progress: Option<Progress<'_>>,
         cancel: Option<&CancellationToken>,
     ) -> Result<Session, SessionError> {
-        let mut config = Config::load(options.config.as_deref())?;
+        let mut config = options.config_file()?;
         if let Some(feed) = &options.feed {
             config.feed.url = feed.clone();
         }

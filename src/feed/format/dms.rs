@@ -15,12 +15,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, Decimal128Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    Array, ArrayRef, Decimal128Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use arrow::datatypes::DataType;
 
 use super::mapping::{ChangeColumns, contract_columns, find_column};
-use super::translated::{ChangeNames, Translated, assemble, commit_times};
+use super::translated::{ChangeNames, Translated, assemble, commit_times, text_values};
 use crate::feed::contract::{self, Entity};
 use crate::feed::validate::{Violation, ViolationCode, cast_column};
 
@@ -42,6 +42,15 @@ pub fn table_of(relative: &str) -> Option<String> {
         [table, _, ..] => Some(table.to_string()),
         _ => None,
     }
+}
+
+/// Whether `column` is one of the change columns (named by the mapping's `[changes]`, else
+/// DMS's defaults), which this reader parses and never passes on.
+pub fn is_change_column(column: &str, names: Option<&ChangeColumns>) -> bool {
+    let names = ChangeNames::of(names, [OP_COLUMN, SEQ_COLUMN, TS_COLUMN]);
+    [&names.op, &names.seq, &names.ts]
+        .iter()
+        .any(|n| n.eq_ignore_ascii_case(column))
 }
 
 /// Whether a file is part of the full load (`LOAD00000001.parquet`).
@@ -88,12 +97,12 @@ pub fn to_contract(
         (Arc::new(reads), Arc::new(zeros.expect("38 digits")))
     } else {
         let (_, ops) = find_column(batch, &names.op).expect("checked above");
-        let ops = cast_column(file, &names.op, ops, &DataType::Utf8)?;
+        let ops = match text_values(ops) {
+            Some(_) => ops.clone(),
+            None => cast_column(file, &names.op, ops, &DataType::Utf8)?,
+        };
         let (_, seqs) = find_column(batch, &names.seq).expect("checked above");
-        (
-            op_codes(ops.as_string::<i32>()),
-            sequence(file, &names.seq, seqs)?,
-        )
+        (op_codes(&ops), sequence(file, &names.seq, seqs)?)
     };
     let ts = match find_column(batch, &names.ts) {
         Some((_, times)) => commit_times(file, &names.ts, times)?,
@@ -107,44 +116,32 @@ pub fn to_contract(
 }
 
 /// `_op` from DMS's `I`, `U`, `D` (anything else is left as it is, for validation to name).
-fn op_codes(ops: &StringArray) -> ArrayRef {
-    let codes: StringArray = ops
-        .iter()
-        .map(|op| {
-            op.map(|op| match op {
-                "I" => "c",
-                "U" => "u",
-                "D" => "d",
-                other => other,
-            })
-        })
-        .collect();
-    Arc::new(codes)
+fn op_codes(ops: &ArrayRef) -> ArrayRef {
+    let mut codes = arrow::array::StringBuilder::with_capacity(ops.len(), ops.len());
+    for op in text_values(ops).expect("text") {
+        match op {
+            Some("I") => codes.append_value("c"),
+            Some("U") => codes.append_value("u"),
+            Some("D") => codes.append_value("d"),
+            Some(other) => codes.append_value(other),
+            None => codes.append_null(),
+        }
+    }
+    Arc::new(codes.finish())
 }
 
 /// `_seq` from the change sequence: digits as text (up to 38, ordered as numbers, which for
 /// DMS's fixed 35 digits is the order as text), or an integer column.
 fn sequence(file: &str, name: &str, array: &ArrayRef) -> Result<ArrayRef, Violation> {
-    if !matches!(
-        array.data_type(),
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-    ) {
+    let Some(text) = text_values(array) else {
         return cast_column(file, name, array, &contract::SEQ_TYPE);
-    }
-    let text = cast_column(file, name, array, &DataType::Utf8)?;
-    let text = text.as_string::<i32>();
-    let mut values = Vec::with_capacity(text.len());
-    for (row, value) in text.iter().enumerate() {
-        let parsed = value.and_then(|v| {
-            let v = v.trim();
-            (!v.is_empty() && v.len() <= 38 && v.bytes().all(|b| b.is_ascii_digit()))
-                .then(|| v.parse::<i128>().ok())
-                .flatten()
-        });
-        match (value, parsed) {
-            (_, Some(n)) => values.push(Some(n)),
-            (None, _) => values.push(None),
-            (Some(v), None) => {
+    };
+    let mut values = Vec::with_capacity(array.len());
+    for (row, value) in text.enumerate() {
+        match value.map(|v| (v, digits(v.trim()))) {
+            None => values.push(None),
+            Some((_, Some(n))) => values.push(Some(n)),
+            Some((v, None)) => {
                 return Err(Violation::new(
                     ViolationCode::WrongType,
                     file,
@@ -158,9 +155,30 @@ fn sequence(file: &str, name: &str, array: &ArrayRef) -> Result<ArrayRef, Violat
     Ok(Arc::new(seqs.expect("38 digits")))
 }
 
+/// The number written by 1 to 38 decimal digits (and nothing else).
+fn digits(text: &str) -> Option<i128> {
+    if text.is_empty() || text.len() > 38 {
+        return None;
+    }
+    // Nineteen digits at a time in a u64, which is what makes this faster than `parse`.
+    let mut n: i128 = 0;
+    for chunk in text.as_bytes().chunks(19) {
+        let mut part: u64 = 0;
+        for &b in chunk {
+            if !b.is_ascii_digit() {
+                return None;
+            }
+            part = part * 10 + u64::from(b - b'0');
+        }
+        n = n * 10i128.pow(chunk.len() as u32) + i128::from(part);
+    }
+    Some(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::array::AsArray;
 
     #[test]
     fn a_file_belongs_to_the_table_folder_under_its_schema() {
@@ -196,6 +214,11 @@ mod tests {
         let out = out.as_primitive::<arrow::datatypes::Decimal128Type>();
         assert_eq!(out.value(0), 20261123101112340000000000000000021);
         assert!(out.value(0) < out.value(1));
+        assert_eq!(digits("7"), Some(7));
+        assert_eq!(digits("12345678901234567890"), Some(12345678901234567890));
+        assert_eq!(digits(&"9".repeat(38)), Some(10i128.pow(38) - 1));
+        assert_eq!(digits(&"9".repeat(39)), None);
+        assert_eq!(digits("12a"), None);
         let bad: ArrayRef = Arc::new(StringArray::from(vec!["2026-11-23"]));
         let err = sequence("f.parquet", "ar_change_seq", &bad).unwrap_err();
         assert_eq!(

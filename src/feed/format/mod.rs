@@ -149,6 +149,14 @@ impl FeedReader {
         }
     }
 
+    /// Whether the column `name` of a source file is one this reader only parses (a format's
+    /// change columns written as text), so that it can be decoded as string views, never
+    /// copied. Only DMS's are: its sequence and commit time are most of a file's text.
+    pub fn only_parsed(&self, name: &str) -> bool {
+        let technical = self.mapping.as_ref().map(|m| &m.changes);
+        self.format == FeedFormat::Dms && dms::is_change_column(name, technical)
+    }
+
     /// A decoded source file of `table` (holding `entity`) as contract changes, ready for
     /// validation. Native files are returned as they are.
     pub fn to_contract(

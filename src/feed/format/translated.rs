@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::DataType;
+use chrono::Datelike;
 
 use super::mapping;
 use crate::feed::validate::{Violation, ViolationCode, cast_column};
@@ -95,6 +96,17 @@ pub(super) fn assemble(
     Ok(Translated { batch, origins })
 }
 
+/// The values of a text column in any of Arrow's string layouts (`None` for other types),
+/// read where they are: a column the reader decoded as views is never copied.
+pub(super) fn text_values(array: &ArrayRef) -> Option<Box<dyn Iterator<Item = Option<&str>> + '_>> {
+    match array.data_type() {
+        DataType::Utf8 => Some(Box::new(array.as_string::<i32>().iter())),
+        DataType::LargeUtf8 => Some(Box::new(array.as_string::<i64>().iter())),
+        DataType::Utf8View => Some(Box::new(array.as_string_view().iter())),
+        _ => None,
+    }
+}
+
 /// `_ts` from a source's commit time: a timestamp, or text `YYYY-MM-DD HH:MM:SS[.ffffff]` in
 /// UTC (a `T` between date and time, and a trailing `Z`, accepted): DMS's and SAP's.
 pub(super) fn commit_times(
@@ -105,7 +117,30 @@ pub(super) fn commit_times(
     if matches!(array.data_type(), DataType::Timestamp(..)) {
         return cast_column(file, name, array, &crate::feed::contract::timestamp_utc());
     }
+    // The exact layout DMS writes, parsed by hand: a fifth of the time of a general parser,
+    // which at tens of millions of changes is most of what reading DMS costs beyond Parquet.
+    let fixed: Option<Vec<i64>> = (array.null_count() == 0)
+        .then(|| text_values(array))
+        .flatten()
+        .and_then(|values| values.map(|v| v.and_then(fixed_layout_micros)).collect());
+    if let Some(micros) = fixed {
+        let times = arrow::array::TimestampMicrosecondArray::from(micros).with_timezone("UTC");
+        return Ok(Arc::new(times));
+    }
     let text = cast_column(file, name, array, &DataType::Utf8)?;
+    // Arrow's own parser next (a tenth of the time of parsing row by row); the rows are
+    // parsed one by one only when it fails, to name the first one that is wrong.
+    let strict = arrow::compute::CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    // Read as a time without zone (a `Z` or an offset is still applied), then marked UTC:
+    // casting to a zone converts each row through the zone's rules, for nothing.
+    let naive = DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None);
+    if let Ok(times) = arrow::compute::cast_with_options(&text, &naive, &strict) {
+        let times = times.as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+        return Ok(Arc::new(times.clone().with_timezone("UTC")));
+    }
     let text = text.as_string::<i32>();
     let mut micros = Vec::with_capacity(text.len());
     for (row, value) in text.iter().enumerate() {
@@ -130,4 +165,94 @@ pub(super) fn commit_times(
     Ok(Arc::new(
         arrow::array::TimestampMicrosecondArray::from(micros).with_timezone("UTC"),
     ))
+}
+
+/// Microseconds since 1970 of `YYYY-MM-DD HH:MM:SS` with an optional fraction of up to six
+/// digits, in UTC (`T` for the space and a final `Z` accepted); `None` for anything else.
+fn fixed_layout_micros(text: &str) -> Option<i64> {
+    let text = text.strip_suffix('Z').unwrap_or(text).as_bytes();
+    if text.len() < 19 || !matches!(text[10], b' ' | b'T') {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<i64> {
+        (text.get(range)?.iter()).try_fold(0i64, |n, &b| {
+            b.is_ascii_digit().then(|| n * 10 + i64::from(b - b'0'))
+        })
+    };
+    let separators = [(4, b'-'), (7, b'-'), (13, b':'), (16, b':')];
+    if separators.iter().any(|&(at, sep)| text[at] != sep) {
+        return None;
+    }
+    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
+    let micros = match &text[19..] {
+        [] => 0,
+        [b'.', fraction @ ..] if (1..=6).contains(&fraction.len()) => {
+            number(20..text.len())? * 10i64.pow(6 - fraction.len() as u32)
+        }
+        _ => return None,
+    };
+    if !(1..=12).contains(&month) || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let date = chrono::NaiveDate::from_ymd_opt(year as i32, month as u32, day as u32)?;
+    let days = i64::from(date.num_days_from_ce() - 719_163);
+    Some(((days * 24 + hour) * 60 + minute) * 60_000_000 + second * 1_000_000 + micros)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{StringArray, TimestampMicrosecondArray};
+
+    #[test]
+    fn commit_times_read_dms_text_and_name_the_first_wrong_row() {
+        let text: ArrayRef = Arc::new(StringArray::from(vec![
+            Some("2025-01-02 03:04:05.123456"),
+            Some("2025-01-02T03:04:05Z"),
+            None,
+        ]));
+        let times = commit_times("f.parquet", "ar_timestamp", &text).unwrap();
+        let times = times
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .unwrap();
+        assert_eq!(times.value(0), 1_735_787_045_123_456);
+        assert_eq!(times.value(1), 1_735_787_045_000_000);
+        assert!(times.is_null(2));
+        // The hand parser agrees with chrono, and leaves what it does not know to the others.
+        for text in [
+            "2025-01-02 03:04:05.123456",
+            "1999-12-31T23:59:59.5Z",
+            "2024-02-29 00:00:00",
+        ] {
+            let chrono = chrono::NaiveDateTime::parse_from_str(
+                &text.replace('T', " ").replace('Z', ""),
+                "%Y-%m-%d %H:%M:%S%.f",
+            );
+            let want = chrono.unwrap().and_utc().timestamp_micros();
+            assert_eq!(fixed_layout_micros(text), Some(want), "{text}");
+        }
+        for text in [
+            "2025-02-30 00:00:00",
+            "2025-01-02 03:04",
+            "2025-01-02 03:04:05+02:00",
+        ] {
+            assert_eq!(fixed_layout_micros(text), None, "{text}");
+        }
+        let offset: ArrayRef = Arc::new(StringArray::from(vec!["2025-01-02 05:04:05+02:00"]));
+        let times = commit_times("f.parquet", "ar_timestamp", &offset).unwrap();
+        assert_eq!(
+            times
+                .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
+                .value(0),
+            1_735_787_045_000_000
+        );
+
+        let wrong: ArrayRef = Arc::new(StringArray::from(vec!["2025-01-02 03:04:05", "yesterday"]));
+        let violation = commit_times("f.parquet", "ar_timestamp", &wrong).unwrap_err();
+        assert_eq!(violation.column.as_deref(), Some("ar_timestamp"));
+        assert!(violation.detail.contains("\"yesterday\""), "{violation:?}");
+        assert_eq!(violation.row, Some(2));
+    }
 }
