@@ -157,22 +157,15 @@ fn sequence(file: &str, name: &str, array: &ArrayRef) -> Result<ArrayRef, Violat
 
 /// The number written by 1 to 38 decimal digits (and nothing else).
 fn digits(text: &str) -> Option<i128> {
-    if text.is_empty() || text.len() > 38 {
+    let bytes = text.as_bytes();
+    if bytes.is_empty() || bytes.len() > 38 || !bytes.iter().all(u8::is_ascii_digit) {
         return None;
     }
     // Nineteen digits at a time in a u64, which is what makes this faster than `parse`.
-    let mut n: i128 = 0;
-    for chunk in text.as_bytes().chunks(19) {
-        let mut part: u64 = 0;
-        for &b in chunk {
-            if !b.is_ascii_digit() {
-                return None;
-            }
-            part = part * 10 + u64::from(b - b'0');
-        }
-        n = n * 10i128.pow(chunk.len() as u32) + i128::from(part);
-    }
-    Some(n)
+    let chunk = |part: &[u8]| part.iter().fold(0u64, |n, &b| n * 10 + u64::from(b - b'0'));
+    Some(bytes.chunks(19).fold(0i128, |n, part| {
+        n * 10i128.pow(part.len() as u32) + i128::from(chunk(part))
+    }))
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::DataType;
-use chrono::Datelike;
 
 use super::mapping;
 use crate::feed::validate::{Violation, ViolationCode, cast_column};
@@ -174,30 +173,64 @@ fn fixed_layout_micros(text: &str) -> Option<i64> {
     if text.len() < 19 || !matches!(text[10], b' ' | b'T') {
         return None;
     }
-    let number = |range: std::ops::Range<usize>| -> Option<i64> {
-        (text.get(range)?.iter()).try_fold(0i64, |n, &b| {
-            b.is_ascii_digit().then(|| n * 10 + i64::from(b - b'0'))
-        })
-    };
-    let separators = [(4, b'-'), (7, b'-'), (13, b':'), (16, b':')];
-    if separators.iter().any(|&(at, sep)| text[at] != sep) {
+    const LAYOUT: &[u8; 19] = b"0000-00-00 00:00:00";
+    let layout_kept = (text[..19].iter().zip(LAYOUT).enumerate()).all(|(i, (&b, &l))| {
+        i == 10
+            || if l == b'0' {
+                b.is_ascii_digit()
+            } else {
+                b == l
+            }
+    });
+    if !layout_kept {
         return None;
     }
-    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
-    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
+    let digit = |i: usize| i64::from(text[i] - b'0');
+    let pair = |i: usize| digit(i) * 10 + digit(i + 1);
+    let (year, month, day) = (pair(0) * 100 + pair(2), pair(5), pair(8));
+    let (hour, minute, second) = (pair(11), pair(14), pair(17));
     let micros = match &text[19..] {
         [] => 0,
         [b'.', fraction @ ..] if (1..=6).contains(&fraction.len()) => {
-            number(20..text.len())? * 10i64.pow(6 - fraction.len() as u32)
+            let mut n = 0;
+            for &b in fraction {
+                if !b.is_ascii_digit() {
+                    return None;
+                }
+                n = n * 10 + i64::from(b - b'0');
+            }
+            n * 10i64.pow(6 - fraction.len() as u32)
         }
         _ => return None,
     };
-    if !(1..=12).contains(&month) || hour > 23 || minute > 59 || second > 59 {
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
         return None;
     }
-    let date = chrono::NaiveDate::from_ymd_opt(year as i32, month as u32, day as u32)?;
-    let days = i64::from(date.num_days_from_ce() - 719_163);
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
     Some(((days * 24 + hour) * 60 + minute) * 60_000_000 + second * 1_000_000 + micros)
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a date of the proleptic Gregorian calendar (H. Hinnant's
+/// `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
 }
 
 #[cfg(test)]
@@ -239,6 +272,22 @@ mod tests {
             "2025-01-02 03:04:05+02:00",
         ] {
             assert_eq!(fixed_layout_micros(text), None, "{text}");
+        }
+        // Every day of two centuries, at some time of it.
+        let start = chrono::NaiveDate::from_ymd_opt(1900, 1, 1).unwrap();
+        for n in 0..73_000 {
+            let at = (start + chrono::Days::new(n)).and_hms_micro_opt(
+                (n % 24) as u32,
+                (n % 60) as u32,
+                (n * 7 % 60) as u32,
+                (n * 7919 % 1_000_000) as u32,
+            );
+            let at = at.unwrap();
+            let text = at.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
+            assert_eq!(
+                fixed_layout_micros(&text),
+                Some(at.and_utc().timestamp_micros())
+            );
         }
         let offset: ArrayRef = Arc::new(StringArray::from(vec!["2025-01-02 05:04:05+02:00"]));
         let times = commit_times("f.parquet", "ar_timestamp", &offset).unwrap();
