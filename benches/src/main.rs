@@ -927,22 +927,22 @@ fn ingest(customers: u64, months: u64, data: &Path, report_path: &Path) -> anyho
     // The same changes as AWS DMS writes them, read with `--feed-format dms`.
     let dms_feed = dms::feed(&feed, data)?;
     let dms_state = data.join(format!("state-{customers}x{months}-dms"));
-    let full_ingest = |feed: &Path, state: &Path, format: &str| {
-        let _ = std::fs::remove_dir_all(state);
+    // arstream on a feed and state of the given format, with the ingest-only config.
+    let on = |feed: &Path, state: &Path, format: &str, command: &[&str]| {
         let (feed, state) = (feed.to_str().unwrap(), state.to_str().unwrap());
-        let config = config.to_str().unwrap();
-        let run = measure(&[
+        let mut args = vec![
             "--config",
-            config,
+            config.to_str().unwrap(),
             "--feed-format",
             format,
-            "--feed",
-            feed,
-            "--state",
-            state,
-            "run",
-            "--once",
-        ]);
+        ];
+        args.extend(["--feed", feed, "--state", state]);
+        args.extend(command);
+        measure(&args)
+    };
+    let full_ingest = |feed: &Path, state: &Path, format: &str| {
+        let _ = std::fs::remove_dir_all(state);
+        let run = on(feed, state, format, &["run", "--once"]);
         println!("{}", run.stdout);
         run
     };
@@ -959,26 +959,11 @@ fn ingest(customers: u64, months: u64, data: &Path, report_path: &Path) -> anyho
     let ingest = median_run(native_runs);
     let dms_ingest = median_run(dms_runs);
     let ratio = median(ratios);
-    let reload = measure(&[
-        "--feed",
-        feed.to_str().unwrap(),
-        "--state",
-        state.to_str().unwrap(),
-        "--offline",
-        "sql",
-        RELOAD_QUERY,
-    ]);
-    let dms_reload = measure(&[
-        "--feed-format",
-        "dms",
-        "--feed",
-        dms_feed.to_str().unwrap(),
-        "--state",
-        dms_state.to_str().unwrap(),
-        "--offline",
-        "sql",
-        RELOAD_QUERY,
-    ]);
+    let reload_of = |feed: &Path, state: &Path, format: &str| {
+        on(feed, state, format, &["--offline", "sql", RELOAD_QUERY])
+    };
+    let reload = reload_of(&feed, &state, "arstream");
+    let dms_reload = reload_of(&dms_feed, &dms_state, "dms");
     anyhow::ensure!(
         dms_reload.stdout == reload.stdout,
         "the DMS feed's state differs from the native one's:\n{}\n{}",
@@ -994,30 +979,29 @@ fn ingest(customers: u64, months: u64, data: &Path, report_path: &Path) -> anyho
         disk / 1e6
     ));
     report.push_str("| step | time | change rows / s | peak memory |\n|---|---|---|---|\n");
+    let row = |step: &str, run: &Measured, with_rate: bool| {
+        let rate = match with_rate {
+            true => format!("{:.0}", rows as f64 / run.seconds),
+            false => String::new(),
+        };
+        format!(
+            "| {step} | {:.1} s | {rate} | {:.0} MiB |\n",
+            run.seconds, run.peak_mib
+        )
+    };
     if let Some(g) = &generated {
-        report.push_str(&format!(
-            "| generate | {:.1} s | {:.0} | {:.0} MiB |\n",
-            g.seconds,
-            rows as f64 / g.seconds,
-            g.peak_mib
-        ));
+        report.push_str(&row("generate", g, true));
     }
-    report.push_str(&format!(
-        "| full ingest (`run`, new state; median of {INGEST_RUNS}) | {:.1} s | {:.0} | {:.0} MiB |\n",
-        ingest.seconds,
-        rows as f64 / ingest.seconds,
-        ingest.peak_mib
-    ));
-    report.push_str(&format!(
-        "| reload of the checkpointed state (`--offline sql \"{RELOAD_QUERY}\"`) | {:.1} s | | {:.0} MiB |\n",
-        reload.seconds, reload.peak_mib
-    ));
-    report.push_str(&format!(
-        "| full ingest of the same changes as AWS DMS writes them (`--feed-format dms`, new state; median of {INGEST_RUNS}) | {:.1} s | {:.0} | {:.0} MiB |\n\n",
-        dms_ingest.seconds,
-        rows as f64 / dms_ingest.seconds,
-        dms_ingest.peak_mib
-    ));
+    let native_step = format!("full ingest (`run`, new state; median of {INGEST_RUNS})");
+    report.push_str(&row(&native_step, &ingest, true));
+    let reload_step =
+        format!("reload of the checkpointed state (`--offline sql \"{RELOAD_QUERY}\"`)");
+    report.push_str(&row(&reload_step, &reload, false));
+    let dms_step = format!(
+        "full ingest of the same changes as AWS DMS writes them (`--feed-format dms`, new state; median of {INGEST_RUNS})"
+    );
+    report.push_str(&row(&dms_step, &dms_ingest, true));
+    report.push('\n');
     report.push_str(&format!(
         "The `dms` format's ingest takes {:.2} times the native one's (median of the {INGEST_RUNS} pairs, each run in turn; target: at most 1.20); both states hold the same invoices (`{RELOAD_QUERY}` gives the same on each). The DMS copy of the feed (`{}`, made once by the benchmark: each native file as one change file under `dbo/<table>/YYYY/MM/DD/`, with `Op`, `ar_timestamp` and a 35-digit `ar_change_seq`) is {:.0} MB.\n\n",
         ratio,

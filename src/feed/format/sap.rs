@@ -29,7 +29,7 @@ use arrow::compute::filter_record_batch;
 use arrow::datatypes::{DataType, TimestampMicrosecondType};
 
 use super::mapping::{ChangeColumns, contract_columns, find_column};
-use super::translated::{ChangeNames, Translated, assemble, commit_times};
+use super::translated::{ChangeNames, Translated, assemble, commit_times, text_sequence};
 use crate::feed::contract::{self, Entity};
 use crate::feed::validate::{Violation, ViolationCode, cast_column};
 
@@ -138,24 +138,8 @@ fn sequence(
         }
         Some((_, array)) => {
             let text = cast_column(file, name, array, &DataType::Utf8)?;
-            let text = text.as_string::<i32>();
-            let mut values = Vec::with_capacity(text.len());
-            for (row, value) in text.iter().enumerate() {
-                let value = value.map(str::trim).filter(|v| !v.is_empty());
-                match value.map(|v| (v, v.parse::<i128>())) {
-                    None => values.push(None),
-                    Some((_, Ok(n))) if n >= 0 => values.push(Some(n)),
-                    Some((v, _)) => {
-                        return Err(Violation::new(
-                            ViolationCode::WrongType,
-                            file,
-                            format!("sequence number \"{v}\" is not a whole number"),
-                        )
-                        .at(Some(row), name));
-                    }
-                }
-            }
-            Some(Decimal128Array::from(values))
+            let text = text.as_string::<i32>().iter();
+            Some(text_sequence(file, name, "sequence number", text)?)
         }
         None => None,
     };
