@@ -95,8 +95,32 @@ impl IngestError {
 /// could not be read.
 type ReadOutcome = Result<(Bytes, Result<RecordBatch, Violation>), String>;
 
-/// Read and validate `files`, several at once, yielding them in the order given.
+/// Read and validate `files`, several at once, yielding them in the order given. The reads
+/// run in a task of their own, so that they go on while the caller applies a file (a stream
+/// the caller polls only between files would leave one core idle for most of a catch-up).
 fn read_files(
+    feed: &Location,
+    reader: &FeedReader,
+    files: Vec<FeedFile>,
+    parallel: usize,
+) -> impl futures::Stream<Item = (FeedFile, ReadOutcome)> + use<> {
+    let reads = read_in_order(feed, reader, files, parallel);
+    // Read ahead by at most `parallel` files besides those in flight: bounded memory.
+    let (ready, receiver) = tokio::sync::mpsc::channel(parallel.max(1));
+    tokio::spawn(async move {
+        let mut reads = std::pin::pin!(reads);
+        while let Some(read) = reads.next().await {
+            if ready.send(read).await.is_err() {
+                return; // the caller stopped (cancelled, or failed)
+            }
+        }
+    });
+    let mut receiver = receiver;
+    futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+}
+
+/// [`read_files`]' reads, as a stream that progresses only while polled.
+fn read_in_order(
     feed: &Location,
     reader: &FeedReader,
     files: Vec<FeedFile>,

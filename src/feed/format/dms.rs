@@ -135,15 +135,10 @@ fn op_codes(ops: &ArrayRef) -> ArrayRef {
 /// `_seq` from the change sequence: digits as text (up to 38, ordered as numbers, which for
 /// DMS's fixed 35 digits is the order as text), or an integer column.
 fn sequence(file: &str, name: &str, array: &ArrayRef) -> Result<ArrayRef, Violation> {
-    let Some(text) = text_values(array) else {
-        return cast_column(file, name, array, &contract::SEQ_TYPE);
-    };
-    Ok(Arc::new(text_sequence(
-        file,
-        name,
-        "change sequence",
-        text,
-    )?))
+    match text_sequence(file, name, "change sequence", array) {
+        Some(seqs) => Ok(Arc::new(seqs?)),
+        None => cast_column(file, name, array, &contract::SEQ_TYPE),
+    }
 }
 
 #[cfg(test)]

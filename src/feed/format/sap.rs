@@ -138,8 +138,8 @@ fn sequence(
         }
         Some((_, array)) => {
             let text = cast_column(file, name, array, &DataType::Utf8)?;
-            let text = text.as_string::<i32>().iter();
-            Some(text_sequence(file, name, "sequence number", text)?)
+            let seqs = text_sequence(file, name, "sequence number", &text);
+            Some(seqs.expect("cast to text")?)
         }
         None => None,
     };

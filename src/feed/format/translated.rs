@@ -106,46 +106,97 @@ pub(super) fn text_values(array: &ArrayRef) -> Option<Box<dyn Iterator<Item = Op
     }
 }
 
-/// `_seq` from a sequence written as text: 1 to 38 decimal digits (an empty or missing value
-/// is null, for validation to name). The first other value is named with its row, as `what`.
-pub(super) fn text_sequence<'a>(
+/// `_seq` from a sequence written as text in any of Arrow's string layouts (`None` for other
+/// types): 1 to 38 decimal digits (an empty or missing value is null, for validation to
+/// name). The first other value is named with its row, as `what`.
+pub(super) fn text_sequence(
     file: &str,
     name: &str,
     what: &str,
-    text: impl Iterator<Item = Option<&'a str>>,
-) -> Result<arrow::array::Decimal128Array, Violation> {
-    let mut values = Vec::with_capacity(text.size_hint().0);
-    for (row, value) in text.enumerate() {
-        match value.map(str::trim).filter(|v| !v.is_empty()) {
-            None => values.push(None),
-            Some(v) => match digits(v) {
-                Some(n) => values.push(Some(n)),
-                None => {
-                    return Err(Violation::new(
-                        ViolationCode::WrongType,
-                        file,
-                        format!("{what} \"{v}\" is not a number of up to 38 digits"),
-                    )
-                    .at(Some(row), name));
-                }
+    array: &ArrayRef,
+) -> Option<Result<arrow::array::Decimal128Array, Violation>> {
+    let parsed = match array.data_type() {
+        DataType::Utf8 => sequence_of(array.as_string::<i32>()),
+        DataType::LargeUtf8 => sequence_of(array.as_string::<i64>()),
+        DataType::Utf8View => sequence_of(array.as_string_view()),
+        _ => return None,
+    };
+    Some(parsed.map_err(|(row, value)| {
+        Violation::new(
+            ViolationCode::WrongType,
+            file,
+            format!("{what} \"{value}\" is not a number of up to 38 digits"),
+        )
+        .at(Some(row), name)
+    }))
+}
+
+/// The sequence numbers of a text column (a concrete layout, so that the loop over tens of
+/// millions of values is compiled for it), or the first row that is not one, and its text.
+fn sequence_of<'a, A>(text: A) -> Result<arrow::array::Decimal128Array, (usize, String)>
+where
+    A: arrow::array::ArrayAccessor<Item = &'a str>,
+{
+    let mut values = Vec::with_capacity(text.len());
+    let mut valid = arrow::array::BooleanBufferBuilder::new(text.len());
+    for row in 0..text.len() {
+        let value = if text.is_valid(row) {
+            text.value(row)
+        } else {
+            ""
+        };
+        // Exactly digits, the common case, before trimming; blank is null.
+        let number = match digits(value) {
+            Some(n) => Some(n),
+            None => match value.trim() {
+                "" => None,
+                trimmed => Some(digits(trimmed).ok_or_else(|| (row, value.to_string()))?),
             },
-        }
+        };
+        values.push(number.unwrap_or(0));
+        valid.append(number.is_some());
     }
-    let seqs = arrow::array::Decimal128Array::from(values).with_precision_and_scale(38, 0);
-    Ok(seqs.expect("38 digits"))
+    let nulls = arrow::buffer::NullBuffer::new(valid.finish());
+    let seqs = arrow::array::Decimal128Array::new(values.into(), Some(nulls));
+    Ok(seqs.with_precision_and_scale(38, 0).expect("38 digits"))
 }
 
 /// The number written by 1 to 38 decimal digits (and nothing else).
 pub(super) fn digits(text: &str) -> Option<i128> {
     let bytes = text.as_bytes();
-    if bytes.is_empty() || bytes.len() > 38 || !bytes.iter().all(u8::is_ascii_digit) {
+    if bytes.is_empty() || bytes.len() > 38 {
         return None;
     }
-    // Nineteen digits at a time in a u64, which is what makes this faster than `parse`.
-    let chunk = |part: &[u8]| part.iter().fold(0u64, |n, &b| n * 10 + u64::from(b - b'0'));
-    Some(bytes.chunks(19).fold(0i128, |n, part| {
-        n * 10i128.pow(part.len() as u32) + i128::from(chunk(part))
-    }))
+    // The digits before the last multiple of eight one by one, then eight at a time in a u64
+    // (what makes this several times faster than `parse` on DMS's 35-digit sequences).
+    let (head, tail) = bytes.split_at(bytes.len() % 8);
+    let mut n = 0i128;
+    for &b in head {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + i128::from(b - b'0');
+    }
+    for chunk in tail.chunks_exact(8) {
+        n = n * 100_000_000 + i128::from(eight_digits(chunk.try_into().expect("8 bytes"))?);
+    }
+    Some(n)
+}
+
+/// Eight ASCII digits as their number, all at once (`None` when one is not a digit).
+fn eight_digits(chunk: [u8; 8]) -> Option<u64> {
+    const HIGH_NIBBLES: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    const ZEROS: u64 = 0x3030_3030_3030_3030;
+    let v = u64::from_le_bytes(chunk);
+    // Each byte 0x30..=0x39: its high nibble is 3, and still 3 after adding 6.
+    if v & HIGH_NIBBLES != ZEROS || v.wrapping_add(0x0606_0606_0606_0606) & HIGH_NIBBLES != ZEROS {
+        return None;
+    }
+    // Pairs, then fours, then the eight (the first digit is the lowest byte).
+    let v = v - ZEROS;
+    let v = (v * 10 + (v >> 8)) & 0x00FF_00FF_00FF_00FF;
+    let v = (v * 100 + (v >> 16)) & 0x0000_FFFF_0000_FFFF;
+    Some((v * 10_000 + (v >> 32)) & 0xFFFF_FFFF)
 }
 
 /// `_ts` from a source's commit time: a timestamp, or text `YYYY-MM-DD HH:MM:SS[.ffffff]` in
@@ -160,10 +211,13 @@ pub(super) fn commit_times(
     }
     // The exact layout DMS writes, parsed by hand: a fifth of the time of a general parser,
     // which at tens of millions of changes is most of what reading DMS costs beyond Parquet.
-    let fixed: Option<Vec<i64>> = (array.null_count() == 0)
-        .then(|| text_values(array))
-        .flatten()
-        .and_then(|values| values.map(|v| v.and_then(fixed_layout_micros)).collect());
+    let fixed = match array.data_type() {
+        _ if array.null_count() > 0 => None,
+        DataType::Utf8 => fixed_layout_column(array.as_string::<i32>()),
+        DataType::LargeUtf8 => fixed_layout_column(array.as_string::<i64>()),
+        DataType::Utf8View => fixed_layout_column(array.as_string_view()),
+        _ => None,
+    };
     if let Some(micros) = fixed {
         let times = arrow::array::TimestampMicrosecondArray::from(micros).with_timezone("UTC");
         return Ok(Arc::new(times));
@@ -208,6 +262,17 @@ pub(super) fn commit_times(
     ))
 }
 
+/// [`fixed_layout_micros`] of every value of a text column without nulls, or `None` when one
+/// is in another layout.
+fn fixed_layout_column<'a, A>(text: A) -> Option<Vec<i64>>
+where
+    A: arrow::array::ArrayAccessor<Item = &'a str>,
+{
+    (0..text.len())
+        .map(|row| fixed_layout_micros(text.value(row)))
+        .collect()
+}
+
 /// Microseconds since 1970 of `YYYY-MM-DD HH:MM:SS` with an optional fraction of up to six
 /// digits, in UTC (`T` for the space and a final `Z` accepted); `None` for anything else.
 fn fixed_layout_micros(text: &str) -> Option<i64> {
@@ -215,16 +280,11 @@ fn fixed_layout_micros(text: &str) -> Option<i64> {
     if text.len() < 19 || !matches!(text[10], b' ' | b'T') {
         return None;
     }
-    const LAYOUT: &[u8; 19] = b"0000-00-00 00:00:00";
-    let layout_kept = (text[..19].iter().zip(LAYOUT).enumerate()).all(|(i, (&b, &l))| {
-        i == 10
-            || if l == b'0' {
-                b.is_ascii_digit()
-            } else {
-                b == l
-            }
-    });
-    if !layout_kept {
+    let separators = text[4] == b'-' && text[7] == b'-' && text[13] == b':' && text[16] == b':';
+    // Every other place of the first 19 a digit (one test of them all, no branch per place).
+    const DIGITS: [usize; 14] = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
+    let not_digits = (DIGITS.iter()).fold(false, |bad, &i| bad | (text[i].wrapping_sub(b'0') > 9));
+    if !separators || not_digits {
         return None;
     }
     let digit = |i: usize| i64::from(text[i] - b'0');
@@ -279,6 +339,60 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 mod tests {
     use super::*;
     use arrow::array::{StringArray, TimestampMicrosecondArray};
+
+    #[test]
+    fn digits_read_every_length_and_refuse_any_other_byte() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for len in 1..=38 {
+            for _ in 0..200 {
+                let text: String = (0..len)
+                    .map(|_| char::from(b'0' + (next() % 10) as u8))
+                    .collect();
+                assert_eq!(digits(&text), text.parse::<i128>().ok(), "{text}");
+                // Any byte that is not a digit, anywhere, and the number is refused.
+                let at = (next() % len as u64) as usize;
+                for bad in [b'/', b':', b' ', b'a', 0xC3] {
+                    let mut bytes = text.clone().into_bytes();
+                    bytes[at] = bad;
+                    let bad = String::from_utf8_lossy(&bytes).into_owned();
+                    assert_eq!(digits(&bad), None, "{bad}");
+                }
+            }
+        }
+        assert_eq!(digits(""), None);
+        assert_eq!(digits(&"9".repeat(39)), None);
+        assert_eq!(digits(&"9".repeat(38)), Some(10i128.pow(38) - 1));
+    }
+
+    #[test]
+    fn a_text_sequence_is_null_when_blank_and_names_the_first_wrong_row() {
+        let text: ArrayRef = Arc::new(arrow::array::StringViewArray::from(vec![
+            Some("00000000000000000000000000000000042"),
+            Some(" 7 "),
+            Some(""),
+            None,
+        ]));
+        let seqs = text_sequence("f.parquet", "seq", "change sequence", &text);
+        let seqs = seqs.unwrap().unwrap();
+        assert_eq!((seqs.value(0), seqs.value(1)), (42, 7));
+        assert_eq!(seqs.null_count(), 2);
+        let wrong: ArrayRef = Arc::new(StringArray::from(vec!["1", "2", "3x"]));
+        let violation = text_sequence("f.parquet", "seq", "change sequence", &wrong);
+        let violation = violation.unwrap().unwrap_err();
+        assert_eq!(
+            (violation.row, violation.column.as_deref()),
+            (Some(3), Some("seq"))
+        );
+        assert!(violation.detail.contains("\"3x\""), "{violation:?}");
+        let number: ArrayRef = Arc::new(arrow::array::Int64Array::from(vec![1]));
+        assert!(text_sequence("f.parquet", "seq", "change sequence", &number).is_none());
+    }
 
     #[test]
     fn commit_times_read_dms_text_and_name_the_first_wrong_row() {
