@@ -482,7 +482,7 @@ async fn without_a_trainable_model_the_baseline_scores_and_nothing_downstream_is
     };
     let history = History::read(&engine).await.unwrap();
     assert!(risk::train(&history, days(date("2025-08-31")), options).is_err());
-    let tables = ModelTables::make(&engine, date("2025-08-31"), options)
+    let tables = ModelTables::make(&engine, date("2025-08-31"), options, None)
         .await
         .expect("the model tables, by the baseline");
     assert_eq!(tables.trained_rows, 0);
@@ -687,7 +687,7 @@ async fn a_model_that_loses_its_own_backtest_is_not_used() {
         let engine = engine_over(&feed, &dir.path().join(format!("state{n}")), as_of).await;
         let history = History::read(&engine).await.unwrap();
         let loses = risk::loses_to_baseline(&history, days(date(as_of)), options);
-        let tables = ModelTables::make(&engine, date(as_of), options)
+        let tables = ModelTables::make(&engine, date(as_of), options, None)
             .await
             .unwrap();
         let by_baseline = first_cell(

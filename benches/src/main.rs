@@ -700,7 +700,13 @@ fn kpi(
     let raw = measure(&args);
     let mut args = base.to_vec();
     args.extend(["--offline", "kpi", "--format", "json", "--timing"]);
+    // The state as the first command left it: its ledger's tables and the forecast's
+    // backtest stored. Then the same without them (as a state checkpointed by a service).
     let loaded = measure(&args);
+    for cache in ["ledger", "models"] {
+        let _ = std::fs::remove_dir_all(state.join(cache));
+    }
+    let cold = measure(&args);
 
     let python = python_with_duckdb(data)?;
     let python = python.to_str().unwrap_or("python3");
@@ -748,16 +754,21 @@ fn kpi(
         "2.0", duck.seconds, duck.peak_mib
     ));
     text.push_str(&format!(
-        "| arstream, state already checkpointed (`--offline kpi`) | {:.1} s | {:.0} MiB |\n\n",
+        "| arstream, state already checkpointed, its ledger's tables and backtest stored by the command before (`--offline kpi`) | {:.1} s | {:.0} MiB |\n",
         loaded.seconds, loaded.peak_mib
+    ));
+    text.push_str(&format!(
+        "| arstream, state already checkpointed, nothing stored (`--offline kpi` after deleting `ledger/` and `models/`) | {:.1} s | {:.0} MiB |\n\n",
+        cold.seconds, cold.peak_mib
     ));
     text.push_str(&format!(
         "Ratio arstream / DuckDB from the raw feed: **{ratio:.2}** (target at most 1.0).\n\n"
     ));
     text.push_str(&format!(
-        "Stages, from the raw feed: `{}`\n\nStages, state loaded: `{}`\n\nDuckDB: load and dedup {:.1} s, views and summary {:.1} s.\n\n",
+        "Stages, from the raw feed: `{}`\n\nStages, state loaded, tables stored: `{}`\n\nStages, state loaded, nothing stored: `{}`\n\nDuckDB: load and dedup {:.1} s, views and summary {:.1} s.\n\n",
         timing(&raw),
         timing(&loaded),
+        timing(&cold),
         theirs["load_seconds"].as_f64().unwrap_or(0.0),
         theirs["summary_seconds"].as_f64().unwrap_or(0.0)
     ));

@@ -11,6 +11,7 @@ use super::output::{self, Format};
 use crate::engine::Engine;
 use crate::pipeline::history;
 use crate::service::models::ModelTables;
+use crate::service::stored_models;
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -62,7 +63,8 @@ pub async fn run(global: &GlobalArgs, args: KpiArgs) -> anyhow::Result<ExitCode>
         return history(&engine, params, from, to, args).await;
     }
     if engine.reads_derived(crate::service::kpi::KpiSummary::QUERY) {
-        let made = ModelTables::put_forecast_accuracy(&engine, params.as_of).await;
+        let stored = stored_models::of(&session.state, &engine, &params, session.risk_options());
+        let made = ModelTables::put_forecast_accuracy(&engine, params.as_of, stored.as_ref()).await;
         if let Err(e) = made {
             eprintln!("warning: the cash forecast's backtest could not be made: {e}");
         }

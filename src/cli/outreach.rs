@@ -22,6 +22,7 @@ use crate::outreach::send::{SendReport, Sender};
 use crate::outreach::{Outreach, OutreachError};
 use crate::service::models::ModelTables;
 use crate::service::session::Session;
+use crate::service::stored_models;
 
 #[derive(Debug, clap::Args)]
 pub struct OutreachArgs {
@@ -211,7 +212,9 @@ async fn candidates_of(
     let (engine, params) = session.engine_for_query(CANDIDATES_VIEWS).await?;
     let query = outreach.prepare(&engine).await.map_err(explain)?;
     if engine.reads_derived(&query) {
-        ModelTables::make(&engine, params.as_of, session.risk_options())
+        let options = session.risk_options();
+        let stored = stored_models::of(&session.state, &engine, &params, options);
+        ModelTables::make(&engine, params.as_of, options, stored.as_ref())
             .await
             .context("scoring the invoices for the rules that read the risk segment")?;
     }

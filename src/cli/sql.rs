@@ -8,6 +8,7 @@ use super::GlobalArgs;
 use super::output::{self, Format};
 use crate::engine::Engine;
 use crate::service::models::ModelTables;
+use crate::service::stored_models::{self, StoredModels};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -27,9 +28,11 @@ pub async fn run(global: &GlobalArgs, args: SqlArgs) -> anyhow::Result<ExitCode>
         Some(query) => session.engine_for_query(query).await?,
         None => session.engine().await?,
     };
+    let options = session.risk_options();
     let mut risk = Risk {
         as_of: params.as_of,
-        options: session.risk_options(),
+        options,
+        stored: stored_models::of(&session.state, &engine, &params, options),
         made: false,
     };
     match args.query {
@@ -51,6 +54,7 @@ pub async fn run(global: &GlobalArgs, args: SqlArgs) -> anyhow::Result<ExitCode>
 struct Risk {
     as_of: chrono::NaiveDate,
     options: crate::models::risk::RiskOptions,
+    stored: Option<StoredModels>,
     made: bool,
 }
 
@@ -60,7 +64,8 @@ impl Risk {
             return;
         }
         self.made = true;
-        let made = ModelTables::make(engine, self.as_of, self.options).await;
+        let stored = self.stored.as_ref();
+        let made = ModelTables::make(engine, self.as_of, self.options, stored).await;
         if let Err(e) = made {
             eprintln!(
                 "warning: the risk scores and cash forecast could not be made, so their tables are empty: {e}"

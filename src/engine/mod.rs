@@ -244,13 +244,13 @@ impl Engine {
         let registered = started.elapsed();
         if self.view_set == views::ViewSet::Incremental && !self.ledger {
             let empty = crate::state::ledger::Ledger::default();
-            tables::register_ledger(&self.ctx, &self.catalog, &empty)?;
+            tables::register_ledger(&self.ctx, &self.catalog, empty.tables())?;
             *self.pinned() = None;
         } else if self.view_set == views::ViewSet::Incremental {
             let pin = self.pin_aging.then(|| crate::dates::days(params.as_of));
-            let ledger = state.ledger(params.grace_days, pin);
+            let (ledger, pinned) = state.ledger_tables(params.grace_days, pin).await;
             tables::register_ledger(&self.ctx, &self.catalog, ledger)?;
-            *self.pinned() = ledger.aging_as_of().map(crate::dates::date);
+            *self.pinned() = pinned.map(crate::dates::date);
         }
         for name in derived::NAMES
             .into_iter()
@@ -311,6 +311,21 @@ impl Engine {
             return false;
         };
         shipped(name) && !self.reads_any(&view.sql, |n| is_view(n) && !shipped(n), true)
+    }
+
+    /// A hash of what this engine's views mean: their plain definitions (shipped or
+    /// replaced by a queries folder), which the ledger's stand-ins equal. A result stored for
+    /// one engine is another's only when theirs are the same.
+    pub fn definitions_fingerprint(&self) -> u64 {
+        use std::hash::Hasher;
+        let mut hasher = twox_hash::XxHash64::with_seed(0);
+        for view in &self.plain_views {
+            for text in [&view.name, &view.sql] {
+                hasher.write(text.as_bytes());
+                hasher.write_u8(0);
+            }
+        }
+        hasher.finish()
     }
 
     /// Serve `batch` as derived table `name` (see [`derived`]): the views over it read it

@@ -36,7 +36,6 @@ use super::EngineError;
 use crate::feed::contract::Entity;
 use crate::feed::format::FeedReader;
 use crate::state::State;
-use crate::state::ledger::Ledger;
 use crate::state::table::LIVE;
 use crate::store::Location;
 
@@ -277,9 +276,9 @@ pub async fn register(
 pub fn register_ledger(
     ctx: &SessionContext,
     catalog: &Catalog,
-    ledger: &Ledger,
+    ledger: Vec<(&'static str, RecordBatch)>,
 ) -> Result<(), EngineError> {
-    for (name, batch) in ledger.tables() {
+    for (name, batch) in ledger {
         let mem = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
         catalog.put(ctx, name, Arc::new(mem))?;
     }

@@ -19,6 +19,7 @@ pub mod kpi;
 pub mod models;
 pub mod schedule;
 pub mod session;
+pub mod stored_models;
 pub mod trigger;
 
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::Engine;
+use crate::engine::derived::FORECAST_ACCURACY;
 use crate::engine::params::KpiParams;
 use crate::ingest::{CatchUpReport, IngestError, catch_up_until, open_and_catch_up};
 use crate::models::risk::RiskOptions;
@@ -38,6 +40,7 @@ use kpi::KpiSummary;
 use models::ModelTables;
 use schedule::Schedule;
 use session::{Session, SessionError, SessionOptions};
+use stored_models::StoredModels;
 use trigger::Trigger;
 
 /// What one refresh applied, and how long it took.
@@ -71,6 +74,8 @@ pub struct Snapshot {
     /// [`Snapshot::model_tables`]).
     models: tokio::sync::OnceCell<Result<Arc<ModelTables>, String>>,
     risk_options: RiskOptions,
+    /// Where its model tables are stored (none with changes not checkpointed).
+    stored: Option<StoredModels>,
     /// The runner's latest model tables, which later snapshots serve until they have theirs.
     latest_models: LatestModels,
 }
@@ -108,7 +113,8 @@ impl Snapshot {
     /// its engine serves those of an earlier snapshot, if any.
     pub async fn model_tables(&self) -> Result<Arc<ModelTables>, String> {
         let made = self.models.get_or_init(|| async {
-            let made = ModelTables::make(&self.engine, self.params.as_of, self.risk_options).await;
+            let (engine, as_of, stored) = (&self.engine, self.params.as_of, self.stored.as_ref());
+            let made = ModelTables::make(engine, as_of, self.risk_options, stored).await;
             let made = made.map(Arc::new).map_err(|e| e.to_string())?;
             *self.latest_models.lock().unwrap_or_else(|e| e.into_inner()) = Some(made.clone());
             Ok(made)
@@ -319,8 +325,18 @@ impl Runner {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        if let Some(tables) = latest_models {
-            tables.put_into(&engine)?;
+        let stored = stored_models::of(&session.state, &engine, &params, session.risk_options());
+        match (latest_models, &stored) {
+            (Some(tables), _) => tables.put_into(&engine)?,
+            // A restart on a state modelled before: its stored backtest, if any.
+            (None, Some(stored)) => {
+                if let Some(found) = stored.read(&[FORECAST_ACCURACY]).await {
+                    for (name, batch) in found.tables {
+                        engine.put_derived(name, batch)?;
+                    }
+                }
+            }
+            (None, None) => {}
         }
         let summary = engine.query_planned(KpiSummary::QUERY, None).await?;
         let kpi = KpiSummary::from_rows(&summary.1)?;
@@ -354,6 +370,7 @@ impl Runner {
             began,
             models: tokio::sync::OnceCell::new(),
             risk_options: session.risk_options(),
+            stored,
             latest_models: self.latest_models.clone(),
         };
         self.snapshots.send_replace(Some(Arc::new(snapshot)));

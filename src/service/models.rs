@@ -27,6 +27,8 @@ use crate::models::history::History;
 use crate::models::logistic::ModelError;
 use crate::models::risk::{self, RiskOptions};
 
+use super::stored_models::{Stored, StoredModels, TRAINED_ROWS};
+
 /// Why the model tables could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelTablesError {
@@ -55,8 +57,77 @@ pub struct ModelTables {
 }
 
 impl ModelTables {
-    /// Make them from `engine` (as of its as-of date `as_of`) and serve them in it.
+    /// Make them from `engine` (as of its as-of date `as_of`) and serve them in it; read
+    /// from `stored` when they are there already, and stored there once made.
     pub async fn make(
+        engine: &Engine,
+        as_of: chrono::NaiveDate,
+        options: RiskOptions,
+        stored: Option<&StoredModels>,
+    ) -> Result<ModelTables, ModelTablesError> {
+        let started = Instant::now();
+        if let Some(found) = match stored {
+            Some(stored) => stored.read(&derived::NAMES).await,
+            None => None,
+        } {
+            let tables = ModelTables::from_stored(found, as_of, started)?;
+            tables.put_into(engine)?;
+            tracing::debug!(
+                took_s = tables.took.as_secs_f64(),
+                "model tables read as stored"
+            );
+            return Ok(tables);
+        }
+        let tables = ModelTables::make_now(engine, as_of, options).await?;
+        if let Some(stored) = stored {
+            stored
+                .write(
+                    &tables.named(),
+                    &[(TRAINED_ROWS, tables.trained_rows as u64)],
+                )
+                .await;
+        }
+        Ok(tables)
+    }
+
+    /// The tables as `stored` holds them (all of [`derived::NAMES`]).
+    fn from_stored(
+        stored: Stored,
+        as_of: chrono::NaiveDate,
+        started: Instant,
+    ) -> Result<ModelTables, ModelTablesError> {
+        let table = |name: &str| {
+            let found = stored.tables.iter().find(|(n, _)| *n == name);
+            found.map(|(_, batch)| batch.clone()).ok_or_else(|| {
+                let missing = format!("the stored model tables lack {name}");
+                ModelTablesError::Engine(EngineError::Queries(missing))
+            })
+        };
+        Ok(ModelTables {
+            scores: table(INVOICE_SCORES)?,
+            assignments: table(ASSIGNMENTS)?,
+            invoice_forecast: table(FORECAST_INVOICES)?,
+            cash_forecast: table(FORECAST_WEEKS)?,
+            forecast_accuracy: table(FORECAST_ACCURACY)?,
+            as_of,
+            trained_rows: stored.facts.get(TRAINED_ROWS).map_or(0, |&n| n as usize),
+            took: started.elapsed(),
+        })
+    }
+
+    /// The tables by their names in the engine.
+    fn named(&self) -> [(&'static str, &RecordBatch); 5] {
+        [
+            (INVOICE_SCORES, &self.scores),
+            (ASSIGNMENTS, &self.assignments),
+            (FORECAST_INVOICES, &self.invoice_forecast),
+            (FORECAST_WEEKS, &self.cash_forecast),
+            (FORECAST_ACCURACY, &self.forecast_accuracy),
+        ]
+    }
+
+    /// [`ModelTables::make`] from the engine's rows.
+    async fn make_now(
         engine: &Engine,
         as_of: chrono::NaiveDate,
         options: RiskOptions,
@@ -145,14 +216,28 @@ impl ModelTables {
     }
 
     /// Only the forecast's backtest, served as `forecast_accuracy` (what `kpi_summary` reads):
-    /// no risk model to train, no forecast of today.
+    /// no risk model to train, no forecast of today. Read from `stored` when it is there,
+    /// and stored there once made.
     pub async fn put_forecast_accuracy(
         engine: &Engine,
         as_of: chrono::NaiveDate,
+        stored: Option<&StoredModels>,
     ) -> Result<(), ModelTablesError> {
+        let found = match stored {
+            Some(stored) => stored.read(&[FORECAST_ACCURACY]).await,
+            None => None,
+        };
+        if let Some(Stored { mut tables, .. }) = found
+            && let Some((_, batch)) = tables.pop()
+        {
+            return Ok(engine.put_derived(FORECAST_ACCURACY, batch)?);
+        }
         let history = History::read(engine).await?;
         let backtest = cash_backtest::backtest(&history, days(as_of)).ok();
         let batch = super::forecast::accuracy_batch(as_of, backtest.as_ref())?;
+        if let Some(stored) = stored {
+            stored.write(&[(FORECAST_ACCURACY, &batch)], &[]).await;
+        }
         Ok(engine.put_derived(FORECAST_ACCURACY, batch)?)
     }
 

@@ -9,6 +9,7 @@
 
 pub mod checkpoint;
 pub mod ledger;
+pub mod stored;
 pub mod table;
 
 use crate::feed::format::FeedReader;
@@ -74,6 +75,9 @@ pub struct State {
     snapshot_min_rows: usize,
     /// The KPI ledger, once asked for; from then on kept up to date as files apply.
     ledger: Option<Ledger>,
+    /// Whether this state lives on (a service's): its ledger is built and kept up to date
+    /// rather than read as stored (see [`State::ledger_tables`]).
+    maintains_ledger: bool,
     /// Newer checkpoints found damaged when loading (path and why), skipped.
     damaged: Vec<String>,
     /// The highest generation in the state folder when loaded, damaged ones included: the
@@ -92,12 +96,38 @@ impl State {
             .iter()
             .map(|e| (*e, EntityTable::new(*e)))
             .collect();
-        for seg in &checkpoint.snapshot {
-            let (entity, batches) = read_segment(&location, seg).await?;
-            if let Some(t) = tables.get_mut(&entity) {
-                t.load_latest(batches);
-            }
+        let reads = checkpoint.snapshot.iter().map(|seg| {
+            let (location, path) = (&location, location.child(&seg.path));
+            async move { read_bytes(location, &path).await }
+        });
+        let read = futures::future::try_join_all(reads).await?;
+        // Each entity's snapshot checked, decoded and indexed on a thread of its own: the
+        // biggest hold millions of rows, and one after the other left a core idle.
+        let mut segments: BTreeMap<Entity, Vec<(&SegmentFile, bytes::Bytes)>> = BTreeMap::new();
+        for (seg, bytes) in checkpoint.snapshot.iter().zip(read) {
+            let entity = Entity::from_name(&seg.entity).ok_or_else(|| StateError::Damaged {
+                path: seg.path.clone(),
+                detail: format!("unknown entity '{}'", seg.entity),
+            })?;
+            segments.entry(entity).or_default().push((seg, bytes));
         }
+        std::thread::scope(|scope| {
+            let loads: Vec<_> = (tables.iter_mut())
+                .filter_map(|(entity, table)| Some((segments.remove(entity)?, table)))
+                .map(|(files, table)| {
+                    scope.spawn(move || {
+                        let mut latest = Vec::new();
+                        for (seg, bytes) in files {
+                            latest.extend(decode_segment(seg, bytes)?);
+                        }
+                        table.load_latest(latest);
+                        Ok::<(), StateError>(())
+                    })
+                })
+                .collect();
+            (loads.into_iter())
+                .try_for_each(|load| load.join().expect("a snapshot loader panicked"))
+        })?;
         Ok(State {
             location,
             feed: None,
@@ -108,6 +138,7 @@ impl State {
             snapshot_ratio: 1.5,
             snapshot_min_rows: 100_000,
             ledger: None,
+            maintains_ledger: false,
             damaged: latest.damaged,
             newest_on_disk: latest.newest,
         })
@@ -269,6 +300,46 @@ impl State {
             ledger.pin_aging(as_of, &self.tables[&Entity::Invoices]);
         }
         ledger
+    }
+
+    /// From now on, build the ledger when asked for its tables and keep it up to date as
+    /// files apply, rather than read them as stored: for a state that lives on, where each
+    /// refresh would otherwise pay a pass over all of it once its stored tables are old.
+    pub fn maintain_ledger(&mut self) {
+        self.maintains_ledger = true;
+    }
+
+    /// The KPI ledger's tables (see [`State::ledger`]) and the day its per-customer aging is
+    /// kept at: its own when it is built; else those stored for this generation (see
+    /// [`stored`]), which spares a command that only reads the state a pass over all of it;
+    /// else built now, and stored for the next command. A state that maintains its ledger
+    /// ([`State::maintain_ledger`]) always uses its own, and stores nothing.
+    pub async fn ledger_tables(
+        &mut self,
+        grace_days: i32,
+        aging_as_of: Option<crate::state::ledger::Day>,
+    ) -> (
+        Vec<(&'static str, RecordBatch)>,
+        Option<crate::state::ledger::Day>,
+    ) {
+        let built = (self.ledger.as_ref()).is_some_and(|l| l.grace_days() == grace_days);
+        let own = built || self.maintains_ledger;
+        let key = format!("grace days {grace_days}; aging as of {aging_as_of:?}");
+        let stored = (!own)
+            .then(|| stored::StoredTables::of(self, "ledger", &key))
+            .flatten();
+        if let Some(stored) = &stored
+            && let Some(found) = stored.read(&ledger::TABLES).await
+        {
+            return (found.tables, aging_as_of);
+        }
+        let ledger = self.ledger(grace_days, aging_as_of);
+        let (tables, pinned) = (ledger.tables(), ledger.aging_as_of());
+        if let Some(stored) = stored {
+            let named: Vec<(&str, &RecordBatch)> = tables.iter().map(|(n, b)| (*n, b)).collect();
+            stored.write(&named, &[]).await;
+        }
+        (tables, pinned)
     }
 
     /// Record a bad file; its bytes are copied into `quarantine/` at the next checkpoint.
@@ -434,18 +505,13 @@ pub(crate) async fn read_bytes(
     result.bytes().await.map_err(read_error)
 }
 
-/// Read one of the state's Parquet files back as a batch of its entity (without `_file`).
-async fn read_segment(
-    location: &Location,
-    seg: &SegmentFile,
-) -> Result<(Entity, Vec<RecordBatch>), StateError> {
+/// Check and decode one of the state's snapshot files (read as `bytes`): the batches of its
+/// entity (without `_file`).
+fn decode_segment(seg: &SegmentFile, bytes: bytes::Bytes) -> Result<Vec<RecordBatch>, StateError> {
     let damaged = |detail: String| StateError::Damaged {
         path: seg.path.clone(),
         detail,
     };
-    let entity = Entity::from_name(&seg.entity)
-        .ok_or_else(|| damaged(format!("unknown entity '{}'", seg.entity)))?;
-    let bytes = read_bytes(location, &location.child(&seg.path)).await?;
     let fix = "move the state folder aside and run again to rebuild it from the feed (which must still hold every applied file)";
     if let Some(expected) = seg.xxhash64 {
         let found = twox_hash::XxHash64::oneshot(0, &bytes);
@@ -464,7 +530,7 @@ async fn read_segment(
             seg.rows
         )));
     }
-    Ok((entity, batches))
+    Ok(batches)
 }
 
 /// A suffix that no other process writing the same generation will pick.

@@ -19,6 +19,8 @@ mod rows;
 mod sharded;
 mod tables;
 
+pub use tables::TABLES;
+
 use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 

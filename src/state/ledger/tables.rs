@@ -87,6 +87,18 @@ fn daily(ledger: &Ledger, sums: &Sums<(u16, i32)>, day: &str, count: &str) -> Re
         .batch()
 }
 
+/// The names of the tables [`to_batches`] makes, in its order.
+pub const TABLES: [&str; 8] = [
+    "ledger_open",
+    "ledger_sales",
+    "ledger_recovery",
+    "ledger_overpaid",
+    "ledger_unapplied",
+    "ledger_write_offs",
+    "ledger_promises",
+    "ledger_aging",
+];
+
 pub fn to_batches(ledger: &Ledger) -> Vec<(&'static str, RecordBatch)> {
     std::thread::scope(|scope| {
         let aging = scope.spawn(|| aging(ledger));
@@ -200,4 +212,14 @@ fn aging(ledger: &Ledger) -> RecordBatch {
         .amount("amount", aging.iter().map(|(_, s)| s.amount))
         .count("invoices", aging.iter().map(|(_, s)| s.count))
         .batch()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_tables_are_those_named() {
+        let ledger = super::Ledger::default();
+        let names: Vec<&str> = super::to_batches(&ledger).iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, super::TABLES);
+    }
 }
