@@ -12,31 +12,26 @@ use std::process::Command;
 use serde_json::Value;
 
 fn kpi(feed: &Path, state: &Path, window: &str, plain: bool) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_arstream"))
-        .args(plain.then_some("--plain"))
-        .args([
-            "--feed",
-            feed.to_str().unwrap(),
-            "--state",
-            state.to_str().unwrap(),
-        ])
-        .args([
-            "--as-of",
-            "2026-03-31",
-            "--window",
-            window,
-            "--currency",
-            "USD",
-            "kpi",
-            "--format",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = common::succeeded(
+        Command::new(env!("CARGO_BIN_EXE_arstream"))
+            .args(plain.then_some("--plain"))
+            .args([
+                "--feed",
+                feed.to_str().unwrap(),
+                "--state",
+                state.to_str().unwrap(),
+            ])
+            .args([
+                "--as-of",
+                "2026-03-31",
+                "--window",
+                window,
+                "--currency",
+                "USD",
+                "kpi",
+                "--format",
+                "json",
+            ]),
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }

@@ -13,19 +13,13 @@ const BIN: &str = env!("CARGO_BIN_EXE_arstream");
 
 /// `arstream` with the arstream's own debug log on stderr (which says what was read or made).
 fn arstream(feed: &Path, state: &Path, as_of: &str, args: &[&str]) -> Output {
-    let out = Command::new(BIN)
-        .env("ARSTREAM_LOG", "arstream=debug")
-        .args(["--feed", feed.to_str().unwrap()])
-        .args(["--state", state.to_str().unwrap(), "--as-of", as_of])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    common::succeeded(
+        Command::new(BIN)
+            .env("ARSTREAM_LOG", "arstream=debug")
+            .args(["--feed", feed.to_str().unwrap()])
+            .args(["--state", state.to_str().unwrap(), "--as-of", as_of])
+            .args(args),
+    )
 }
 
 fn stdout(o: &Output) -> String {

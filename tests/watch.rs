@@ -142,7 +142,7 @@ fn watch_killed_at_random_moments_ends_with_the_outputs_of_an_uninterrupted_run(
     };
 
     let reference = dir.path().join("reference");
-    let out = arstream(
+    common::succeeded(&mut arstream(
         &staging,
         &reference.join("state"),
         &[
@@ -151,14 +151,7 @@ fn watch_killed_at_random_moments_ends_with_the_outputs_of_an_uninterrupted_run(
             "--out",
             reference.join("out").to_str().unwrap(),
         ],
-    )
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ));
 
     let feed = dir.path().join("feed");
     let (state, outputs) = (dir.path().join("state"), dir.path().join("out"));
@@ -186,18 +179,11 @@ fn watch_killed_at_random_moments_ends_with_the_outputs_of_an_uninterrupted_run(
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
     }
-    let out = arstream(
+    common::succeeded(&mut arstream(
         &feed,
         &state,
         &["run", "--once", "--out", outputs.to_str().unwrap()],
-    )
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ));
 
     let partitions: Vec<_> = std::fs::read_dir(outputs.join("kpi_summary"))
         .unwrap()

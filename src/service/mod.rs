@@ -30,7 +30,6 @@ use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::Engine;
-use crate::engine::derived::FORECAST_ACCURACY;
 use crate::engine::params::KpiParams;
 use crate::ingest::{CatchUpReport, IngestError, catch_up_until, open_and_catch_up};
 use crate::models::risk::RiskOptions;
@@ -330,11 +329,7 @@ impl Runner {
             (Some(tables), _) => tables.put_into(&engine)?,
             // A restart on a state modelled before: its stored backtest, if any.
             (None, Some(stored)) => {
-                if let Some(found) = stored.read(&[FORECAST_ACCURACY]).await {
-                    for (name, batch) in found.tables {
-                        engine.put_derived(name, batch)?;
-                    }
-                }
+                ModelTables::put_stored_forecast_accuracy(&engine, stored).await?;
             }
             (None, None) => {}
         }

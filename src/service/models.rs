@@ -66,10 +66,11 @@ impl ModelTables {
         stored: Option<&StoredModels>,
     ) -> Result<ModelTables, ModelTablesError> {
         let started = Instant::now();
-        if let Some(found) = match stored {
+        let found = match stored {
             Some(stored) => stored.read(&derived::NAMES).await,
             None => None,
-        } {
+        };
+        if let Some(found) = found {
             let tables = ModelTables::from_stored(found, as_of, started)?;
             tables.put_into(engine)?;
             tracing::debug!(
@@ -223,14 +224,10 @@ impl ModelTables {
         as_of: chrono::NaiveDate,
         stored: Option<&StoredModels>,
     ) -> Result<(), ModelTablesError> {
-        let found = match stored {
-            Some(stored) => stored.read(&[FORECAST_ACCURACY]).await,
-            None => None,
-        };
-        if let Some(Stored { mut tables, .. }) = found
-            && let Some((_, batch)) = tables.pop()
+        if let Some(stored) = stored
+            && ModelTables::put_stored_forecast_accuracy(engine, stored).await?
         {
-            return Ok(engine.put_derived(FORECAST_ACCURACY, batch)?);
+            return Ok(());
         }
         let history = History::read(engine).await?;
         let backtest = cash_backtest::backtest(&history, days(as_of)).ok();
@@ -239,6 +236,20 @@ impl ModelTables {
             stored.write(&[(FORECAST_ACCURACY, &batch)], &[]).await;
         }
         Ok(engine.put_derived(FORECAST_ACCURACY, batch)?)
+    }
+
+    /// Serve the forecast's backtest `stored` holds, if it holds one: whether it did.
+    pub async fn put_stored_forecast_accuracy(
+        engine: &Engine,
+        stored: &StoredModels,
+    ) -> Result<bool, EngineError> {
+        let Some(found) = stored.read(&[FORECAST_ACCURACY]).await else {
+            return Ok(false);
+        };
+        for (name, batch) in found.tables {
+            engine.put_derived(name, batch)?;
+        }
+        Ok(true)
     }
 
     fn put_forecast_into(&self, engine: &Engine) -> Result<(), EngineError> {

@@ -109,7 +109,7 @@ fn checkpoint_path(generation: u64) -> String {
 pub const KEEP_GENERATIONS: u64 = 10;
 
 /// The objects under a folder of the state.
-async fn list_folder(
+pub(super) async fn list_folder(
     state: &Location,
     folder: &str,
 ) -> Result<Vec<object_store::ObjectMeta>, StateError> {
@@ -252,9 +252,10 @@ pub async fn collect_garbage(state: &Location, current: u64) -> Result<usize, St
         .collect();
     let listed = list_folder(state, "snapshots").await?;
     doomed.extend(
-        listed.into_iter().map(|m| m.location).filter(|path| {
-            snapshot_generation(path).is_some_and(|g| g < oldest.snapshot_generation)
-        }),
+        listed
+            .into_iter()
+            .map(|m| m.location)
+            .filter(|path| folder_generation(path).is_some_and(|g| g < oldest.snapshot_generation)),
     );
     for path in &doomed {
         match state.store.delete(path).await {
@@ -270,8 +271,9 @@ pub async fn collect_garbage(state: &Location, current: u64) -> Result<usize, St
     Ok(doomed.len())
 }
 
-/// The generation of a snapshot file, from its folder `snapshots/g<generation>-<nonce>/`.
-fn snapshot_generation(path: &object_store::path::Path) -> Option<u64> {
+/// The generation of a file of the state written for one generation, from its folder
+/// `<kind>/g<generation>-<suffix>/` (snapshots, stored tables).
+pub(super) fn folder_generation(path: &object_store::path::Path) -> Option<u64> {
     let folder = path.parts().rev().nth(1)?;
     let digits = folder.as_ref().strip_prefix('g')?.split('-').next()?;
     digits.parse().ok()

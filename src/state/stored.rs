@@ -9,7 +9,6 @@
 //! tables of a generation deletes the older generations' of the same kind.
 
 use arrow::array::RecordBatch;
-use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 
@@ -169,11 +168,14 @@ impl StoredTables {
     /// The folder's manifest, if there is one of this format and key.
     async fn manifest(&self) -> Option<Manifest> {
         let path = self.state.child(&self.manifest_path());
-        let bytes = match self.state.store.get(&path).await {
-            Ok(found) => found.bytes().await.ok()?,
-            Err(object_store::Error::NotFound { .. }) => return None,
+        let bytes = match super::read_bytes(&self.state, &path).await {
+            Ok(bytes) => bytes,
+            Err(super::StateError::Store {
+                source: object_store::Error::NotFound { .. },
+                ..
+            }) => return None,
             Err(e) => {
-                tracing::debug!("cannot read {path}: {e}");
+                tracing::debug!("{e}");
                 return None;
             }
         };
@@ -189,13 +191,7 @@ impl StoredTables {
 
     async fn read_table(&self, stored: &StoredTable) -> Result<RecordBatch, String> {
         let path = self.state.child(&stored.path);
-        let found = self
-            .state
-            .store
-            .get(&path)
-            .await
-            .map_err(|e| e.to_string())?;
-        let bytes = found.bytes().await.map_err(|e| e.to_string())?;
+        let bytes = (super::read_bytes(&self.state, &path).await).map_err(|e| e.to_string())?;
         let checksum = twox_hash::XxHash64::oneshot(0, &bytes);
         if checksum != stored.xxhash64 {
             return Err(format!(
@@ -218,23 +214,19 @@ impl StoredTables {
 
     /// Delete the folders of this kind of generations older than this one: no command loads
     /// those generations any more once a newer checkpoint is written.
-    async fn delete_older(&self) -> Result<(), object_store::Error> {
-        let prefix = self.state.child(self.kind);
-        let listed: Vec<_> = self.state.store.list(Some(&prefix)).try_collect().await?;
+    async fn delete_older(&self) -> Result<(), super::StateError> {
+        let listed = super::checkpoint::list_folder(&self.state, self.kind).await?;
         for object in listed {
-            let older = object.location.parts().rev().nth(1).is_some_and(|folder| {
-                let digits = folder
-                    .as_ref()
-                    .strip_prefix('g')
-                    .and_then(|f| f.split('-').next());
-                digits
-                    .and_then(|d| d.parse::<u64>().ok())
-                    .is_some_and(|g| g < self.generation)
-            });
-            if older {
+            let generation = super::checkpoint::folder_generation(&object.location);
+            if generation.is_some_and(|g| g < self.generation) {
                 match self.state.store.delete(&object.location).await {
                     Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                    Err(e) => return Err(e),
+                    Err(source) => {
+                        return Err(super::StateError::Store {
+                            what: format!("delete '{}'", object.location),
+                            source,
+                        });
+                    }
                 }
             }
         }

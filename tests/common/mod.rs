@@ -267,3 +267,14 @@ pub async fn ibm_feed(dir: &Path) -> std::path::PathBuf {
         .unwrap();
     feed
 }
+
+/// Run `command` to its end, checking that it succeeded (its stderr is the failure message).
+pub fn succeeded(command: &mut std::process::Command) -> std::process::Output {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
