@@ -297,14 +297,27 @@ pub async fn put_durable(
 
 fn write_synced(target: &std::path::Path, bytes: &[u8], create_only: bool) -> std::io::Result<()> {
     use std::io::Write;
+    write_local_synced(target, create_only, |file| file.write_all(bytes))
+}
+
+/// Write a local file durably, its content written by `fill` as it is made (a file of
+/// gigabytes need not be held in memory first): into a temporary file, synced, then moved
+/// (or, with `create_only`, linked) to `target`, and the folder synced.
+pub fn write_local_synced(
+    target: &std::path::Path,
+    create_only: bool,
+    fill: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    use std::io::Write;
     let folder = target.parent().unwrap_or(std::path::Path::new("/"));
     std::fs::create_dir_all(folder)?;
     let name = target.file_name().unwrap_or_default().to_string_lossy();
     let temp = folder.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
-        let mut file = std::fs::File::create(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
+        let mut file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&temp)?);
+        fill(&mut file)?;
+        file.flush()?;
+        file.get_ref().sync_all()?;
         match create_only {
             true => std::fs::hard_link(&temp, target),
             false => std::fs::rename(&temp, target),

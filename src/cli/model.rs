@@ -7,11 +7,10 @@ use anyhow::Context;
 use chrono::NaiveDate;
 
 use super::GlobalArgs;
-use crate::dates::days;
 use crate::models::cash_backtest::CashBacktest;
-use crate::models::history::History;
 use crate::models::risk;
-use crate::models::rolling::{self, Rolling, RollingOptions, Spread};
+use crate::models::rolling::{self, Rolling, Spread};
+use crate::service::model_report::{self, Backtests, ReportRequest};
 
 #[derive(Debug, clap::Args)]
 pub struct ModelArgs {
@@ -62,7 +61,6 @@ pub async fn run(global: &GlobalArgs, args: ModelArgs) -> anyhow::Result<ExitCod
     let ModelCommand::Report(args) = args.command;
     let mut session = super::open_session(global).await?;
     let (engine, params) = session.engine_without_aging().await?;
-    let options = session.risk_options();
     let risk = &session.config.risk;
     let cutoff = args
         .cutoff
@@ -73,43 +71,29 @@ pub async fn run(global: &GlobalArgs, args: ModelArgs) -> anyhow::Result<ExitCod
             params.as_of
         );
     }
-    let history = History::read(&engine)
+    let request = ReportRequest {
+        cutoff,
+        origins: args.origins,
+        every: args.every,
+    };
+    let backtests = model_report::backtests(&session, &engine, &params, request)
         .await
         .context("reading the receivables history")?;
     // A history that ended long before the as-of date (an imported export, and `--as-of`
     // left to today) backtests nothing: say which date would.
-    let last = (history.invoices.iter().map(|i| i.invoice_date))
-        .chain(history.settlements.iter().map(|x| x.day))
-        .max();
-    if let Some(last) = last.filter(|&l| days(params.as_of) - l > crate::models::forecast::HORIZON)
-    {
+    if let Some(last) = backtests.feed_ended {
         eprintln!(
-            "note: the feed's last invoice or settlement is dated {}, {} days before the as-of date {}: `--as-of feed` (or a date) backtests the feed's own time",
-            crate::dates::date(last),
-            days(params.as_of) - last,
+            "note: the feed's last invoice or settlement is dated {last}, {} days before the as-of date {}: `--as-of feed` (or a date) backtests the feed's own time",
+            (params.as_of - last).num_days(),
             params.as_of
         );
     }
-    // Each backtest is made and shown whatever became of the other; they are also the last
-    // evaluation day of the rolling backtest (same day, same cut-off distance).
-    let backtest_days = (params.as_of - cutoff).num_days() as i32;
-    let at_as_of = rolling::backtests_at(&history, days(params.as_of), options, backtest_days);
-    let rolling = (args.origins > 1).then(|| {
-        let options = RollingOptions {
-            every_days: args.every,
-            origins: args.origins.into(),
-            backtest_days,
-        };
-        let risk_options = session.risk_options();
-        rolling::rolling(
-            &history,
-            days(params.as_of),
-            risk_options,
-            options,
-            Some(&at_as_of),
-        )
-    });
-    let (risk, forecast) = at_as_of;
+    let Backtests {
+        risk,
+        forecast,
+        rolling,
+        ..
+    } = backtests;
     let failed = risk.is_err() || forecast.is_err();
     let report = Report {
         risk_error: risk.as_ref().err().cloned(),

@@ -50,7 +50,7 @@ pub fn print_table(status: &Health) {
         }
     }
     for d in &status.damaged_checkpoints {
-        println!("  ! damaged checkpoint skipped: {d}");
+        println!("  ! damaged state file skipped: {d}");
     }
     for m in &status.missing_fx_rates {
         println!(

@@ -12,7 +12,7 @@ use super::forecast::{self, Band, Forecaster, HORIZON, WEEKS};
 use super::history::{Day, History};
 
 /// One week of the backtest, in the reporting currency.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BacktestWeek {
     pub week_start: chrono::NaiveDate,
     pub expected: f64,
@@ -24,7 +24,7 @@ pub struct BacktestWeek {
 }
 
 /// The backtest's result (the forecast keys of `arstream model report`).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CashBacktest {
     /// The day forecast from (13 weeks before the as-of date).
     pub forecast_from: chrono::NaiveDate,
@@ -35,7 +35,7 @@ pub struct CashBacktest {
     /// The share of weeks whose receipts fell inside the 80 % band.
     pub band_coverage: f64,
     /// How the band was made: "measured" (earlier forecasts' errors) or "chances".
-    pub band: &'static str,
+    pub band: String,
     pub forecast_invoices: usize,
     pub actual_receipts: f64,
     pub currency: String,
@@ -120,7 +120,8 @@ pub fn backtest_with(
         band: match forecast.band {
             Band::Measured(_) => "measured",
             Band::Chances => "chances",
-        },
+        }
+        .to_string(),
         forecast_invoices: forecast.invoices.len(),
         actual_receipts: total,
         currency: history.reporting_currency.clone(),

@@ -242,7 +242,7 @@ pub fn score_open_baseline(history: &History, s: Day, late_days: i32, why: &str)
 pub const MIN_CASES_FOR_AUC: usize = 20;
 
 /// A backtest's result (the JSON keys of `arstream model report`).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Backtest {
     pub as_of: chrono::NaiveDate,
     pub cutoff: chrono::NaiveDate,

@@ -6,7 +6,7 @@
 //! was decided by then) and the cash forecast too (forecast 13 weeks before, against the cash
 //! that came in). A figure over too few cases is left out of the means, and counted as such.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::cash_backtest;
 use super::history::{Day, History};
@@ -29,7 +29,7 @@ pub struct RollingOptions {
 }
 
 /// One evaluation day's figures.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Origin {
     pub as_of: chrono::NaiveDate,
     pub auc: Option<f64>,
@@ -50,7 +50,7 @@ pub struct Origin {
 }
 
 /// A figure over the evaluation days where it could be measured.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Spread {
     pub mean: f64,
     pub min: f64,
@@ -79,7 +79,7 @@ impl Spread {
 }
 
 /// The rolling backtest: every evaluation day, and each figure's spread.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rolling {
     pub every_days: i32,
     pub origins: Vec<Origin>,

@@ -16,6 +16,7 @@ pub mod background;
 pub mod forecast;
 pub mod health;
 pub mod kpi;
+pub mod model_report;
 pub mod models;
 pub mod schedule;
 pub mod session;

@@ -8,6 +8,7 @@
 //! [`State::to_replay`] from the feed (done by `ingest::open_state`).
 
 pub mod checkpoint;
+mod ipc;
 pub mod ledger;
 pub mod stored;
 pub mod table;
@@ -78,7 +79,7 @@ pub struct State {
     /// Whether this state lives on (a service's): its ledger is built and kept up to date
     /// rather than read as stored (see [`State::ledger_tables`]).
     maintains_ledger: bool,
-    /// Newer checkpoints found damaged when loading (path and why), skipped.
+    /// Newer checkpoints, or a snapshot file, found damaged when loading (path and why), skipped.
     damaged: Vec<String>,
     /// The highest generation in the state folder when loaded, damaged ones included: the
     /// next checkpoint is numbered past it.
@@ -91,43 +92,24 @@ impl State {
     /// to be replayed from the feed with [`State::replay_file`].
     pub async fn open(location: Location) -> Result<State, StateError> {
         let latest = checkpoint::read_latest(&location).await?;
-        let checkpoint = latest.checkpoint.unwrap_or_else(Checkpoint::empty);
-        let mut tables: BTreeMap<Entity, EntityTable> = Entity::ALL
-            .iter()
-            .map(|e| (*e, EntityTable::new(*e)))
-            .collect();
-        let reads = checkpoint.snapshot.iter().map(|seg| {
-            let (location, path) = (&location, location.child(&seg.path));
-            async move { read_bytes(location, &path).await }
-        });
-        let read = futures::future::try_join_all(reads).await?;
-        // Each entity's snapshot checked, decoded and indexed on a thread of its own: the
-        // biggest hold millions of rows, and one after the other left a core idle.
-        let mut segments: BTreeMap<Entity, Vec<(&SegmentFile, bytes::Bytes)>> = BTreeMap::new();
-        for (seg, bytes) in checkpoint.snapshot.iter().zip(read) {
-            let entity = Entity::from_name(&seg.entity).ok_or_else(|| StateError::Damaged {
-                path: seg.path.clone(),
-                detail: format!("unknown entity '{}'", seg.entity),
-            })?;
-            segments.entry(entity).or_default().push((seg, bytes));
-        }
-        std::thread::scope(|scope| {
-            let loads: Vec<_> = (tables.iter_mut())
-                .filter_map(|(entity, table)| Some((segments.remove(entity)?, table)))
-                .map(|(files, table)| {
-                    scope.spawn(move || {
-                        let mut latest = Vec::new();
-                        for (seg, bytes) in files {
-                            latest.extend(decode_segment(seg, bytes)?);
-                        }
-                        table.load_latest(latest);
-                        Ok::<(), StateError>(())
-                    })
-                })
-                .collect();
-            (loads.into_iter())
-                .try_for_each(|load| load.join().expect("a snapshot loader panicked"))
-        })?;
+        let mut checkpoint = latest.checkpoint.unwrap_or_else(Checkpoint::empty);
+        let mut damaged = latest.damaged;
+        let tables = match load_snapshot(&location, &checkpoint.snapshot).await {
+            Ok(tables) => tables,
+            // A damaged snapshot is not trusted: the state is made again from the feed, the
+            // log it was a cache of, as if it had never been written.
+            Err(StateError::Damaged { path, detail }) => {
+                tracing::warn!(
+                    "state '{}': snapshot file '{path}' is damaged ({detail}); the state is rebuilt from the feed's files applied so far (which must still be there)",
+                    location.url
+                );
+                damaged.push(format!("{path}: {detail}"));
+                checkpoint.snapshot.clear();
+                checkpoint.snapshot_generation = 0;
+                load_snapshot(&location, &[]).await?
+            }
+            Err(e) => return Err(e),
+        };
         Ok(State {
             location,
             feed: None,
@@ -135,16 +117,17 @@ impl State {
             tables,
             checkpoint,
             pending: Pending::default(),
-            snapshot_ratio: 1.5,
+            snapshot_ratio: 0.25,
             snapshot_min_rows: 100_000,
             ledger: None,
             maintains_ledger: false,
-            damaged: latest.damaged,
+            damaged,
             newest_on_disk: latest.newest,
         })
     }
 
-    /// Newer checkpoints that were found damaged and skipped when this state was loaded.
+    /// What was found damaged and skipped when this state was loaded: newer checkpoints, and
+    /// a snapshot file (the state was then rebuilt from the feed).
     pub fn damaged_checkpoints(&self) -> &[String] {
         &self.damaged
     }
@@ -370,8 +353,9 @@ impl State {
     /// restart redoes from the same feed files.
     ///
     /// `settle` marks the end of a catch-up: then, if the changes replayed on load have grown
-    /// past the size of the snapshot, a new snapshot is written, so that loading costs at
-    /// most about twice the current state whatever the length of the history.
+    /// past a quarter of the state's rows, a new snapshot is written, so that loading costs
+    /// the snapshot (mapped, not decoded) and at most that many changes, whatever the length
+    /// of the history.
     pub async fn save(&mut self, settle: bool) -> Result<(), StateError> {
         if !self.has_pending() {
             return Ok(());
@@ -423,7 +407,7 @@ impl State {
     }
 
     /// When a settling save writes a snapshot: once the rows to replay exceed `ratio` times
-    /// the current rows and at least `min_rows` (defaults 1.5 and 100,000; tests use 0, 0 to
+    /// the current rows and at least `min_rows` (defaults 0.25 and 100,000; tests use 0, 0 to
     /// snapshot at every settle).
     pub fn set_snapshot_policy(&mut self, ratio: f64, min_rows: usize) {
         self.snapshot_ratio = ratio;
@@ -431,12 +415,15 @@ impl State {
     }
 
     /// Write the latest change of every key, entity by entity: each encodes on its own thread
-    /// straight from the table's segments, so the snapshot costs no copy of the state.
+    /// straight from the table's segments, so the snapshot costs no copy of the state (on a
+    /// local disk it goes to its file as it is made; other stores get it whole).
     async fn write_snapshot(
         &self,
         generation: u64,
         nonce: &str,
     ) -> Result<Vec<SegmentFile>, StateError> {
+        let started = std::time::Instant::now();
+        let location = &self.location;
         let encoded = std::thread::scope(|scope| {
             let handles: Vec<_> = self
                 .tables
@@ -444,9 +431,13 @@ impl State {
                 .filter(|(_, table)| table.latest_rows() > 0)
                 .map(|(entity, table)| {
                     scope.spawn(move || {
-                        let schema = table.change_schema();
-                        let bytes = parquet_io::encode_iter(&schema, table.latest_changes_iter());
-                        (*entity, table.latest_rows(), bytes)
+                        let rel = format!(
+                            "snapshots/g{generation:010}-{nonce}/{}.{}",
+                            entity.name(),
+                            ipc::EXTENSION
+                        );
+                        let encoded = encode_snapshot_file(location, &rel, table);
+                        (*entity, table.latest_rows(), rel, encoded)
                     })
                 })
                 .collect();
@@ -456,24 +447,23 @@ impl State {
                 .collect::<Vec<_>>()
         });
         let mut files = Vec::new();
-        for (entity, rows, bytes) in encoded {
-            let rel = format!(
-                "snapshots/g{generation:010}-{nonce}/{}.parquet",
-                entity.name()
-            );
-            let bytes = bytes.map_err(|source| parquet_io::WriteError::Encode {
-                path: rel.clone(),
-                source,
-            })?;
-            let xxhash64 = Some(twox_hash::XxHash64::oneshot(0, &bytes));
-            self.put(&self.location.child(&rel), bytes).await?;
+        for (entity, rows, rel, encoded) in encoded {
+            let xxhash64 = match encoded? {
+                Encoded::Written { xxhash64 } => xxhash64,
+                Encoded::InMemory(bytes) => {
+                    let xxhash64 = twox_hash::XxHash64::oneshot(0, &bytes);
+                    self.put(&self.location.child(&rel), bytes).await?;
+                    xxhash64
+                }
+            };
             files.push(SegmentFile {
                 entity: entity.name().to_string(),
                 path: rel,
                 rows,
-                xxhash64,
+                xxhash64: Some(xxhash64),
             });
         }
+        tracing::debug!(took_s = started.elapsed().as_secs_f64(), "snapshot written");
         Ok(files)
     }
 
@@ -490,6 +480,117 @@ impl State {
                 source,
             })
     }
+}
+
+/// A snapshot file made: written to the local disk already, or its bytes for another store.
+enum Encoded {
+    Written { xxhash64: u64 },
+    InMemory(bytes::Bytes),
+}
+
+/// Encode one entity's latest changes as the snapshot file `relative`.
+fn encode_snapshot_file(
+    location: &Location,
+    relative: &str,
+    table: &EntityTable,
+) -> Result<Encoded, StateError> {
+    let schema = table.change_schema();
+    let failed = |e: &dyn std::fmt::Display| StateError::Encode(format!("{relative}: {e}"));
+    let Some(target) = local_file(location, relative) else {
+        let bytes = ipc::encode(&schema, table.latest_changes_iter()).map_err(|e| failed(&e))?;
+        return Ok(Encoded::InMemory(bytes));
+    };
+    let mut xxhash64 = 0;
+    crate::store::write_local_synced(&target, false, |file| {
+        let mut hashing = ipc::Hashing::new(file);
+        ipc::write(&mut hashing, &schema, table.latest_changes_iter())
+            .map_err(std::io::Error::other)?;
+        xxhash64 = hashing.checksum();
+        Ok(())
+    })
+    .map_err(|e| failed(&e))?;
+    Ok(Encoded::Written { xxhash64 })
+}
+
+/// Where a file of a state folder on the local disk is (`None` for other stores).
+fn local_file(location: &Location, relative: &str) -> Option<std::path::PathBuf> {
+    let folder = location
+        .is_local()
+        .then(|| location.url.to_file_path().ok())??;
+    Some(folder.join(relative))
+}
+
+/// The tables of every entity as a snapshot's files hold them (empty tables for none). Each
+/// entity's files are checked, decoded and loaded on a thread of their own: the biggest hold
+/// millions of rows, and one after the other left a core idle.
+async fn load_snapshot(
+    location: &Location,
+    snapshot: &[SegmentFile],
+) -> Result<BTreeMap<Entity, EntityTable>, StateError> {
+    let mut tables: BTreeMap<Entity, EntityTable> = Entity::ALL
+        .iter()
+        .map(|e| (*e, EntityTable::new(*e)))
+        .collect();
+    let reads = snapshot
+        .iter()
+        .map(|seg| read_snapshot_file(location, &seg.path));
+    let read = futures::future::try_join_all(reads).await?;
+    let mut segments: BTreeMap<Entity, Vec<(&SegmentFile, bytes::Bytes)>> = BTreeMap::new();
+    for (seg, bytes) in snapshot.iter().zip(read) {
+        let entity = Entity::from_name(&seg.entity).ok_or_else(|| StateError::Damaged {
+            path: seg.path.clone(),
+            detail: format!("unknown entity '{}'", seg.entity),
+        })?;
+        segments.entry(entity).or_default().push((seg, bytes));
+    }
+    std::thread::scope(|scope| {
+        let loads: Vec<_> = (tables.iter_mut())
+            .filter_map(|(entity, table)| Some((segments.remove(entity)?, table)))
+            .map(|(files, table)| {
+                scope.spawn(move || {
+                    let mut latest = Vec::new();
+                    for (seg, bytes) in files {
+                        latest.extend(decode_segment(seg, bytes)?);
+                    }
+                    table.load_latest(latest);
+                    Ok::<(), StateError>(())
+                })
+            })
+            .collect();
+        (loads.into_iter()).try_for_each(|load| load.join().expect("a snapshot loader panicked"))
+    })?;
+    Ok(tables)
+}
+
+/// A snapshot file's bytes: on a local disk, mapped into memory (the tables then point into
+/// the page cache, which every process reading the state shares, and nothing is copied);
+/// elsewhere read whole.
+async fn read_snapshot_file(
+    location: &Location,
+    relative: &str,
+) -> Result<bytes::Bytes, StateError> {
+    if let Some(folder) = location
+        .is_local()
+        .then(|| location.url.to_file_path().ok())
+        .flatten()
+    {
+        match map_file(&folder.join(relative)) {
+            Ok(bytes) => return Ok(bytes),
+            Err(error) => {
+                tracing::debug!(relative, %error, "cannot map a snapshot file; reading it")
+            }
+        }
+    }
+    read_bytes(location, &location.child(relative)).await
+}
+
+fn map_file(path: &std::path::Path) -> std::io::Result<bytes::Bytes> {
+    let file = std::fs::File::open(path)?;
+    // SAFETY: the state's files are written once under a name of their own and never changed
+    // in place (a new generation writes new files); one deleted while mapped stays readable
+    // until it is unmapped. Its checksum is checked before it is decoded.
+    let map = unsafe { memmap2::Mmap::map(&file)? };
+    Ok(bytes::Bytes::from_owner(map))
 }
 
 /// Read a whole object of the state folder.
@@ -512,21 +613,26 @@ fn decode_segment(seg: &SegmentFile, bytes: bytes::Bytes) -> Result<Vec<RecordBa
         path: seg.path.clone(),
         detail,
     };
-    let fix = "move the state folder aside and run again to rebuild it from the feed (which must still hold every applied file)";
     if let Some(expected) = seg.xxhash64 {
         let found = twox_hash::XxHash64::oneshot(0, &bytes);
         if found != expected {
             return Err(damaged(format!(
-                "its checksum is {found:016x} where the checkpoint records {expected:016x}: the file was changed or cut short; {fix}"
+                "its checksum is {found:016x} where the checkpoint records {expected:016x}: the file was changed or cut short"
             )));
         }
     }
-    let (_, batches) = decode_parquet_batches(&seg.path, bytes)
-        .map_err(|v| damaged(format!("{}; {fix}", v.detail)))?;
+    // Snapshots written before they were Arrow IPC are Parquet.
+    let batches = if seg.path.ends_with(ipc::EXTENSION) {
+        ipc::decode(bytes).map_err(|e| damaged(e.to_string()))?
+    } else {
+        let (_, batches) =
+            decode_parquet_batches(&seg.path, bytes).map_err(|v| damaged(v.detail))?;
+        batches
+    };
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     if rows != seg.rows {
         return Err(damaged(format!(
-            "it holds {rows} rows where the checkpoint records {}; {fix}",
+            "it holds {rows} rows where the checkpoint records {}",
             seg.rows
         )));
     }

@@ -40,6 +40,9 @@ struct Manifest {
     #[serde(default)]
     facts: std::collections::BTreeMap<String, u64>,
     tables: Vec<StoredTable>,
+    /// Results that are not tables (a report's figures), kept whole in the manifest.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    documents: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -121,6 +124,44 @@ impl StoredTables {
         }
         if let Err(e) = self.delete_older().await {
             tracing::info!("older {} tables could not be deleted: {e}", self.kind);
+        }
+    }
+
+    /// The document `name` as stored, if it is there and reads as a `T` (one that does not is
+    /// logged, and made again).
+    pub async fn read_document<T: serde::de::DeserializeOwned>(&self, name: &str) -> Option<T> {
+        let value = self.manifest().await?.documents.remove(name)?;
+        serde_json::from_value(value)
+            .inspect_err(|e| {
+                tracing::warn!(
+                    "the stored {name} in {} is not used ({e}): it is made again",
+                    self.folder
+                )
+            })
+            .ok()
+    }
+
+    /// Store `document` as `name` (beside what is stored already under the same key), then
+    /// delete the folders of older generations; a failure is logged, as for tables.
+    pub async fn write_document(&self, name: &str, document: &impl Serialize) {
+        let written = async {
+            let value = serde_json::to_value(document).map_err(|e| e.to_string())?;
+            let mut manifest = self.manifest().await.unwrap_or_default();
+            manifest.format = FORMAT;
+            manifest.made_from = self.made_from.clone();
+            manifest.documents.insert(name.to_string(), value);
+            let json = serde_json::to_vec_pretty(&manifest).map_err(|e| e.to_string())?;
+            self.put(&self.manifest_path(), json.into()).await
+        };
+        match written.await {
+            Ok(()) => tracing::debug!(folder = %self.folder, name, "document stored"),
+            Err(e) => tracing::info!(
+                "the {name} could not be stored in {} ({e}): the next command makes it again",
+                self.folder
+            ),
+        }
+        if let Err(e) = self.delete_older().await {
+            tracing::info!("older {} could not be deleted: {e}", self.kind);
         }
     }
 

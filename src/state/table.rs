@@ -9,7 +9,7 @@
 //! live ones.
 
 use std::hash::BuildHasher;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, PrimitiveArray, RecordBatch, StringArray,
@@ -140,7 +140,9 @@ pub struct EntityTable {
     entity: Entity,
     schema: SchemaRef,
     segments: Vec<Segment>,
-    index: HashTable<Entry>,
+    /// Where each key's latest change is; built on first use after a load, since a command
+    /// that only reads the state never needs it (see [`EntityTable::index`]).
+    index: OnceLock<HashTable<Entry>>,
     hasher: DefaultHashBuilder,
     /// Rows in segments that are no longer the latest of their key.
     dead_rows: usize,
@@ -152,7 +154,7 @@ impl EntityTable {
             entity,
             schema: entity.change_schema(),
             segments: Vec::new(),
-            index: HashTable::new(),
+            index: OnceLock::new(),
             hasher: DefaultHashBuilder::default(),
             dead_rows: 0,
         }
@@ -243,9 +245,10 @@ impl EntityTable {
         let seg = seg_id as usize;
         let seqs = self.segments[seg].seqs.clone();
         let keys = self.segments[seg].keys.clone();
+        self.index();
         let segments = &self.segments;
         let hasher = &self.hasher;
-        self.index.reserve(keys.len(), |e| {
+        built(&mut self.index).reserve(keys.len(), |e| {
             hasher.hash_one(segments[e.segment as usize].keys.value(e.row as usize))
         });
         let ops = self.segments[seg]
@@ -265,10 +268,9 @@ impl EntityTable {
                 row: row as u32,
             };
             let seq_of = |e: &Entry| segments[e.segment as usize].seqs.value(e.row as usize);
-            match self.index.find_mut(hash, |e| key_of(e) == key) {
+            match built(&mut self.index).find_mut(hash, |e| key_of(e) == key) {
                 None => {
-                    self.index
-                        .insert_unique(hash, new, |e| hasher.hash_one(key_of(e)));
+                    built(&mut self.index).insert_unique(hash, new, |e| hasher.hash_one(key_of(e)));
                     undo.push(Undo::Inserted {
                         hash,
                         at: (seg_id, row as u32),
@@ -349,13 +351,17 @@ impl EntityTable {
         for step in undo.into_iter().rev() {
             match step {
                 Undo::Inserted { hash, at } => {
-                    if let Ok(entry) = self.index.find_entry(hash, |e| (e.segment, e.row) == at) {
+                    if let Ok(entry) =
+                        built(&mut self.index).find_entry(hash, |e| (e.segment, e.row) == at)
+                    {
                         entry.remove();
                     }
                 }
                 Undo::Replaced { hash, new, old } => {
                     let at = (new.segment, new.row);
-                    if let Some(entry) = self.index.find_mut(hash, |e| (e.segment, e.row) == at) {
+                    if let Some(entry) =
+                        built(&mut self.index).find_mut(hash, |e| (e.segment, e.row) == at)
+                    {
                         *entry = old;
                     }
                     self.segments[old.segment as usize].set_current(old.row as usize, true);
@@ -462,7 +468,7 @@ impl EntityTable {
     /// The current image of `key` (change schema) and its row, unless absent or deleted.
     pub fn get(&self, key: &str) -> Option<(&RecordBatch, usize)> {
         let hash = self.hasher.hash_one(key);
-        let entry = self.index.find(hash, |e| {
+        let entry = self.index().find(hash, |e| {
             self.segments[e.segment as usize].keys.value(e.row as usize) == key
         })?;
         let s = &self.segments[entry.segment as usize];
@@ -472,13 +478,18 @@ impl EntityTable {
 
     /// Rows of the latest changes (current rows and tombstones).
     pub fn latest_rows(&self) -> usize {
-        self.index.len()
+        match self.index.get() {
+            Some(index) => index.len(),
+            None => (self.segments.iter())
+                .map(|s| s.current.iter().filter(|c| **c).count())
+                .sum(),
+        }
     }
 
     /// Compact once dead rows outnumber the current ones, so that memory follows the state,
     /// not the history, and each compaction is paid for by as many applied rows.
     fn maybe_compact(&mut self) {
-        if self.dead_rows > 100_000 && self.dead_rows > self.index.len() {
+        if self.dead_rows > 100_000 && self.dead_rows > self.latest_rows() {
             self.compact();
         }
     }
@@ -493,9 +504,13 @@ impl EntityTable {
     /// Make room in the key index for `keys` more keys, so that a long backlog does not grow it
     /// by doubling (each growth re-reads and rehashes every key so far).
     pub fn reserve_keys(&mut self, keys: usize) {
+        if keys == 0 {
+            return;
+        }
+        self.index();
         let segments = &self.segments;
         let hasher = &self.hasher;
-        self.index.reserve(keys, |e| {
+        built(&mut self.index).reserve(keys, |e| {
             hasher.hash_one(segments[e.segment as usize].keys.value(e.row as usize))
         });
     }
@@ -504,15 +519,12 @@ impl EntityTable {
     /// included), as [`EntityTable::latest_changes`] gives it to a snapshot.
     pub fn load_latest(&mut self, latest: Vec<RecordBatch>) {
         self.segments.clear();
-        self.index.clear();
+        self.index = OnceLock::new();
         self.dead_rows = 0;
-        let latest: Vec<RecordBatch> = latest.into_iter().map(with_wide_seq).collect();
         let Some(first) = latest.first() else {
             return;
         };
-        self.schema = first.schema();
-        let total = latest.iter().map(|b| b.num_rows()).sum();
-        self.index.reserve(total, |_| 0);
+        self.schema = with_wide_seq(first.clone()).schema();
         for batch in latest {
             self.push_latest(batch);
         }
@@ -520,34 +532,52 @@ impl EntityTable {
 
     fn reset_to_latest(&mut self, latest: RecordBatch) {
         self.segments.clear();
-        self.index.clear();
+        self.index = OnceLock::new();
         self.dead_rows = 0;
         if latest.num_rows() > 0 {
             self.push_latest(latest);
         }
     }
 
-    /// Add a segment whose rows are each the latest change of a key not yet in the index.
+    /// Add a segment whose rows are each the latest change of a key not in another segment
+    /// (the index is made again when next used).
     fn push_latest(&mut self, latest: RecordBatch) {
-        let segment = self.segments.len() as u32;
         let mut seg = Segment::new(self.entity, latest);
         seg.current = vec![true; seg.batch.num_rows()];
         self.segments.push(seg);
-        let segments = &self.segments;
-        let keys = &segments[segment as usize].keys;
-        let hasher = &self.hasher;
-        let rehash =
-            |e: &Entry| hasher.hash_one(segments[e.segment as usize].keys.value(e.row as usize));
-        self.index.reserve(keys.len(), rehash);
-        for row in 0..keys.len() {
-            let hash = hasher.hash_one(keys.value(row));
-            let entry = Entry {
-                segment,
-                row: row as u32,
-            };
-            self.index.insert_unique(hash, entry, rehash);
-        }
+        self.index = OnceLock::new();
     }
+
+    /// The key index, made from the current rows of the segments if a load or a compaction
+    /// left it to be made.
+    fn index(&self) -> &HashTable<Entry> {
+        self.index.get_or_init(|| {
+            let hasher = &self.hasher;
+            let mut index = HashTable::with_capacity(self.latest_rows());
+            for (s, seg) in self.segments.iter().enumerate() {
+                for row in (0..seg.current.len()).filter(|&r| seg.current[r]) {
+                    let hash = hasher.hash_one(seg.keys.value(row));
+                    let entry = Entry {
+                        segment: s as u32,
+                        row: row as u32,
+                    };
+                    index.insert_unique(hash, entry, |e| {
+                        let keys = &self.segments[e.segment as usize].keys;
+                        hasher.hash_one(keys.value(e.row as usize))
+                    });
+                }
+            }
+            index
+        })
+    }
+}
+
+/// The index of a table, once [`EntityTable::index`] has made it: to change it while the
+/// segments are borrowed.
+fn built(index: &mut OnceLock<HashTable<Entry>>) -> &mut HashTable<Entry> {
+    index
+        .get_mut()
+        .expect("the key index is made before it is changed")
 }
 
 /// Bring a batch of an earlier, narrower schema to `schema`: columns are matched by name and
