@@ -163,3 +163,56 @@ fn model_tables_are_read_as_stored_until_the_state_or_the_day_changes() {
     );
     assert_eq!(stdout(&rebuilt), stdout(&caught_up));
 }
+
+#[test]
+fn model_report_backtests_are_read_as_stored_until_the_request_or_the_state_changes() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let (feed, state): (PathBuf, PathBuf) = (dir.path().join("feed"), dir.path().join("state"));
+    common::copy_months_up_to(&repo.join("sample-data/feed"), &feed, "2025-11");
+    let report = |args: &[&str]| {
+        let mut all = vec!["--offline", "model", "report", "--origins", "3"];
+        all.extend_from_slice(args);
+        arstream(&feed, &state, "2025-11-30", &all)
+    };
+    arstream(&feed, &state, "2025-11-30", &["status"]);
+
+    let made = report(&["--format", "json"]);
+    assert!(stderr(&made).contains(HISTORY_READ), "{}", stderr(&made));
+    assert_eq!(folders_of(&state, "backtests").len(), 1);
+    let read = report(&["--format", "json"]);
+    assert!(!stderr(&read).contains(HISTORY_READ), "{}", stderr(&read));
+    assert!(stderr(&read).contains("backtests read as stored"));
+    assert_eq!(stdout(&read), stdout(&made));
+    let figures: serde_json::Value = serde_json::from_str(&stdout(&read)).unwrap();
+    assert!(
+        figures["auc"].is_number() && figures["wape"].is_number(),
+        "{figures}"
+    );
+    assert_eq!(figures["rolling"]["origins"].as_array().unwrap().len(), 3);
+    // The table is printed from the same stored figures.
+    let table = report(&[]);
+    assert!(!stderr(&table).contains(HISTORY_READ));
+    assert!(
+        stdout(&table).contains("Rolling backtest: 3 evaluation days"),
+        "{}",
+        stdout(&table)
+    );
+
+    // Another request is another key; a damaged manifest is made again, the same figures.
+    let other = report(&["--every", "14", "--format", "json"]);
+    assert!(stderr(&other).contains(HISTORY_READ));
+    assert_ne!(stdout(&other), stdout(&made));
+    assert_eq!(folders_of(&state, "backtests").len(), 2);
+    for folder in folders_of(&state, "backtests") {
+        let manifest = state.join("backtests").join(folder).join("manifest.json");
+        std::fs::write(manifest, b"{ not json").unwrap();
+    }
+    let remade = report(&["--format", "json"]);
+    assert!(
+        stderr(&remade).contains(HISTORY_READ),
+        "{}",
+        stderr(&remade)
+    );
+    assert_eq!(stdout(&remade), stdout(&made));
+}
