@@ -196,7 +196,7 @@ fn read_input(tx: mpsc::UnboundedSender<Event>, stop: Arc<std::sync::atomic::Ato
 }
 
 /// The worker: a board per snapshot (the fast panels first, then those that wait for the
-/// models), and a detail per drill-down, each on the latest snapshot.
+/// models, then the KPI history of the trend panels), and a detail per drill-down, each on the latest snapshot.
 async fn work(
     mut preparer: Preparer,
     mut snapshots: Snapshots,
@@ -211,7 +211,7 @@ async fn work(
             fresh = false;
             let status = Preparer::status(&snapshot);
             board = prepare::carried(&board, status);
-            for phase in [Phase::Quick, Phase::History, Phase::Models] {
+            for phase in [Phase::Quick, Phase::Models, Phase::History] {
                 board = preparer.board(&snapshot, phase, board).await;
                 if updates.send(Update::Board(board.clone())).is_err() {
                     return;

@@ -1,14 +1,16 @@
 //! Turning snapshots into [`Board`]s, off the render loop: each panel's query runs on the
 //! snapshot's engine and its rows become text. The panels that read the models' tables
-//! (risk, worklist, forecast), which are made on first ask and take longest, come in a
-//! second board after the others.
+//! (risk, worklist, forecast), which are made on first ask, come in a second board after the
+//! others, and the KPI history of the trend panels (stored once made) in a third.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Float64Type};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
+
 use chrono::{Months, NaiveDate};
 
 use super::board::{Board, Detail, Forecast, Prepared, Rows, Status, Tile, Unit, Week};
@@ -62,14 +64,14 @@ pub struct Preparer {
     history: Option<History>,
     outreach: Option<(std::time::SystemTime, u64, Rows)>,
     /// The last KPI row queried: snapshot, query, row.
-    kpis: Option<(u64, String, std::collections::HashMap<String, f64>)>,
+    kpis: Option<(u64, String, HashMap<String, f64>)>,
     /// Whether a stale KPI history is made again now (else the panels go without it).
     make_history: bool,
 }
 
 /// The parts of a board, in the order they are made: the panels of the snapshot's own rows
-/// (with the KPI history if it is still fresh), the KPI history (a query per month), and the
-/// panels that wait for the models' tables.
+/// (with the KPI history if it is still fresh), the panels that wait for the models' tables,
+/// and the KPI history (a query per month, seconds at 10 M invoices).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     Quick,
@@ -84,7 +86,7 @@ struct History {
     made: std::time::Instant,
     /// (as-of date, `kpi_summary` row as column → value), oldest first, the as-of date's
     /// not included.
-    points: Vec<(NaiveDate, std::collections::HashMap<String, f64>)>,
+    points: Vec<(NaiveDate, HashMap<String, f64>)>,
     /// False for the stand-in of the first board, which is made again at once.
     made_now: bool,
 }
@@ -143,7 +145,7 @@ impl Preparer {
             let prepared = self.panel(snapshot, kind, sql.as_deref()).await;
             board.panels.insert(id, prepared);
         }
-        board.status.preparing = phase != Phase::Models;
+        board.status.preparing = phase == Phase::Quick;
         board
     }
 
@@ -207,20 +209,18 @@ impl Preparer {
                 made_now: false,
             });
         } else if !fresh {
-            let mut points = Vec::new();
-            for months in (1..=HISTORY_MONTHS).rev() {
-                let day = months_before(as_of, months);
-                let mut params = snapshot.params.clone();
-                params.as_of = day;
-                let Ok(engine) = snapshot.engine.at_as_of(&params) else {
-                    continue;
-                };
-                if let Ok((_, batches)) = engine.query_planned(KPI_SQL, Some(1)).await
-                    && let Some(row) = numbers_of_first_row(&batches)
-                {
-                    points.push((day, row));
+            let points = match stored_history(snapshot).await {
+                Some(points) => points,
+                None => {
+                    let points = kpi_history(snapshot).await;
+                    if let Some(stored) = snapshot.stored() {
+                        stored
+                            .write_document(HISTORY_DOCUMENT, &to_stored(&points))
+                            .await;
+                    }
+                    points
                 }
-            }
+            };
             self.history = Some(History {
                 as_of,
                 generation: snapshot.generation,
@@ -238,7 +238,7 @@ impl Preparer {
         &mut self,
         snapshot: &Snapshot,
         sql: &str,
-    ) -> Result<std::collections::HashMap<String, f64>, String> {
+    ) -> Result<HashMap<String, f64>, String> {
         if let Some((sequence, made_by, row)) = &self.kpis
             && (*sequence, made_by.as_str()) == (snapshot.sequence, sql)
         {
@@ -388,12 +388,58 @@ impl Preparer {
 }
 
 /// `day` the given number of months before (clamped to the month's end).
+/// The KPI summary at the end of each of the [`HISTORY_MONTHS`] months before the as-of date.
+async fn kpi_history(snapshot: &Snapshot) -> Vec<(NaiveDate, HashMap<String, f64>)> {
+    let mut points = Vec::new();
+    for months in (1..=HISTORY_MONTHS).rev() {
+        let day = months_before(snapshot.params.as_of, months);
+        let mut params = snapshot.params.clone();
+        params.as_of = day;
+        let Ok(engine) = snapshot.engine.at_as_of(&params) else {
+            continue;
+        };
+        if let Ok((_, batches)) = engine.query_planned(KPI_SQL, Some(1)).await
+            && let Some(row) = numbers_of_first_row(&batches)
+        {
+            points.push((day, row));
+        }
+    }
+    points
+}
+
+/// The KPI history as stored beside the snapshot's model tables (it depends on the same
+/// state, parameters and views): a query per month over the whole state, seconds at 10 M
+/// invoices, made once per generation. A figure that is not a number is stored as null.
+const HISTORY_DOCUMENT: &str = "dashboard_kpi_history";
+
+type StoredPoints = Vec<(NaiveDate, std::collections::BTreeMap<String, Option<f64>>)>;
+
+fn to_stored(points: &[(NaiveDate, HashMap<String, f64>)]) -> StoredPoints {
+    (points.iter())
+        .map(|(day, row)| {
+            let row = (row.iter()).map(|(k, v)| (k.clone(), v.is_finite().then_some(*v)));
+            (*day, row.collect())
+        })
+        .collect()
+}
+
+async fn stored_history(snapshot: &Snapshot) -> Option<Vec<(NaiveDate, HashMap<String, f64>)>> {
+    let stored: StoredPoints = snapshot.stored()?.read_document(HISTORY_DOCUMENT).await?;
+    let points = (stored.into_iter())
+        .map(|(day, row)| {
+            let row = (row.into_iter()).map(|(k, v)| (k, v.unwrap_or(f64::NAN)));
+            (day, row.collect())
+        })
+        .collect();
+    Some(points)
+}
+
 fn months_before(day: NaiveDate, months: u32) -> NaiveDate {
     day.checked_sub_months(Months::new(months)).unwrap_or(day)
 }
 
 /// The first row's numeric columns, by name.
-fn numbers_of_first_row(batches: &[RecordBatch]) -> Option<std::collections::HashMap<String, f64>> {
+fn numbers_of_first_row(batches: &[RecordBatch]) -> Option<HashMap<String, f64>> {
     let batch = batches.iter().find(|b| b.num_rows() > 0)?;
     let mut out = std::collections::HashMap::new();
     for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {

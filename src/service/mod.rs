@@ -121,6 +121,12 @@ impl Snapshot {
         });
         made.await.clone()
     }
+
+    /// Where this snapshot's model tables, and what else depends on its state, parameters and
+    /// views, are stored (none with changes not checkpointed).
+    pub fn stored(&self) -> Option<&StoredModels> {
+        self.stored.as_ref()
+    }
 }
 
 /// What subscribers receive: the latest snapshot, once there is one.

@@ -76,8 +76,8 @@ pub struct State {
     snapshot_min_rows: usize,
     /// The KPI ledger, once asked for; from then on kept up to date as files apply.
     ledger: Option<Ledger>,
-    /// Whether this state lives on (a service's): its ledger is built and kept up to date
-    /// rather than read as stored (see [`State::ledger_tables`]).
+    /// Whether this state lives on (a service's): its ledger's tables are not stored (see
+    /// [`State::ledger_tables`]).
     maintains_ledger: bool,
     /// Newer checkpoints, or a snapshot file, found damaged when loading (path and why), skipped.
     damaged: Vec<String>,
@@ -285,18 +285,19 @@ impl State {
         ledger
     }
 
-    /// From now on, build the ledger when asked for its tables and keep it up to date as
-    /// files apply, rather than read them as stored: for a state that lives on, where each
-    /// refresh would otherwise pay a pass over all of it once its stored tables are old.
+    /// From now on, keep the ledger once built and store none of its tables: for a state that
+    /// lives on (a service's), where storing them at every refresh would cost more than it
+    /// saves.
     pub fn maintain_ledger(&mut self) {
         self.maintains_ledger = true;
     }
 
     /// The KPI ledger's tables (see [`State::ledger`]) and the day its per-customer aging is
     /// kept at: its own when it is built; else those stored for this generation (see
-    /// [`stored`]), which spares a command that only reads the state a pass over all of it;
-    /// else built now, and stored for the next command. A state that maintains its ledger
-    /// ([`State::maintain_ledger`]) always uses its own, and stores nothing.
+    /// [`stored`]), which spares a command, or a service starting, a pass over all of the
+    /// state; else built now (and kept up to date as files apply from then on), and stored
+    /// for the next command unless this state maintains its ledger
+    /// ([`State::maintain_ledger`]).
     pub async fn ledger_tables(
         &mut self,
         grace_days: i32,
@@ -306,9 +307,8 @@ impl State {
         Option<crate::state::ledger::Day>,
     ) {
         let built = (self.ledger.as_ref()).is_some_and(|l| l.grace_days() == grace_days);
-        let own = built || self.maintains_ledger;
         let key = format!("grace days {grace_days}; aging as of {aging_as_of:?}");
-        let stored = (!own)
+        let stored = (!built)
             .then(|| stored::StoredTables::of(self, "ledger", &key))
             .flatten();
         if let Some(stored) = &stored
@@ -318,7 +318,7 @@ impl State {
         }
         let ledger = self.ledger(grace_days, aging_as_of);
         let (tables, pinned) = (ledger.tables(), ledger.aging_as_of());
-        if let Some(stored) = stored {
+        if let Some(stored) = stored.filter(|_| !self.maintains_ledger) {
             let named: Vec<(&str, &RecordBatch)> = tables.iter().map(|(n, b)| (*n, b)).collect();
             stored.write(&named, &[]).await;
         }
