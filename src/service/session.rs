@@ -250,8 +250,6 @@ impl Session {
     /// last one (planned once) and its kept plans are used again, over the new rows, unless a
     /// view was edited or a table grew a column since.
     pub async fn next_engine(&mut self) -> Result<(Engine, KpiParams), SessionError> {
-        // The service's state lives on: its ledger is kept up to date as files apply.
-        self.state.maintain_ledger();
         let params = self.kpi_params()?;
         let fresh = self.new_engine()?;
         if let Some(engine) = self.previous.take().and_then(|seed| fresh.following(seed)) {

@@ -76,9 +76,6 @@ pub struct State {
     snapshot_min_rows: usize,
     /// The KPI ledger, once asked for; from then on kept up to date as files apply.
     ledger: Option<Ledger>,
-    /// Whether this state lives on (a service's): its ledger's tables are not stored (see
-    /// [`State::ledger_tables`]).
-    maintains_ledger: bool,
     /// Newer checkpoints, or a snapshot file, found damaged when loading (path and why), skipped.
     damaged: Vec<String>,
     /// The highest generation in the state folder when loaded, damaged ones included: the
@@ -120,7 +117,6 @@ impl State {
             snapshot_ratio: 0.25,
             snapshot_min_rows: 100_000,
             ledger: None,
-            maintains_ledger: false,
             damaged,
             newest_on_disk: latest.newest,
         })
@@ -285,19 +281,11 @@ impl State {
         ledger
     }
 
-    /// From now on, keep the ledger once built and store none of its tables: for a state that
-    /// lives on (a service's), where storing them at every refresh would cost more than it
-    /// saves.
-    pub fn maintain_ledger(&mut self) {
-        self.maintains_ledger = true;
-    }
-
     /// The KPI ledger's tables (see [`State::ledger`]) and the day its per-customer aging is
     /// kept at: its own when it is built; else those stored for this generation (see
     /// [`stored`]), which spares a command, or a service starting, a pass over all of the
     /// state; else built now (and kept up to date as files apply from then on), and stored
-    /// for the next command unless this state maintains its ledger
-    /// ([`State::maintain_ledger`]).
+    /// for the next command or start. (A service builds its ledger once, and keeps it.)
     pub async fn ledger_tables(
         &mut self,
         grace_days: i32,
@@ -318,7 +306,7 @@ impl State {
         }
         let ledger = self.ledger(grace_days, aging_as_of);
         let (tables, pinned) = (ledger.tables(), ledger.aging_as_of());
-        if let Some(stored) = stored.filter(|_| !self.maintains_ledger) {
+        if let Some(stored) = stored {
             let named: Vec<(&str, &RecordBatch)> = tables.iter().map(|(n, b)| (*n, b)).collect();
             stored.write(&named, &[]).await;
         }
