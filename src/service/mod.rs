@@ -251,6 +251,11 @@ impl Runner {
         if once || cancel.is_cancelled() {
             return Ok(stopped(published, false));
         }
+        // The first snapshot may have read the ledger's tables as stored; from now on the
+        // service keeps its own.
+        if let Err(e) = session.keep_ledger() {
+            failures.report(&self.notices, &e);
+        }
         let opts = session.ingest_options();
         let mut queries = QueriesFolder::new(&session.config.engine.queries);
         let _scorer = models::score_in_background(self.subscribe(), cancel.clone());
