@@ -76,6 +76,9 @@ pub struct State {
     snapshot_min_rows: usize,
     /// The KPI ledger, once asked for; from then on kept up to date as files apply.
     ledger: Option<Ledger>,
+    /// Whether the snapshot was found damaged when loading (and the state rebuilt from the
+    /// feed): the next settling save writes a new one.
+    snapshot_damaged: bool,
     /// Newer checkpoints, or a snapshot file, found damaged when loading (path and why), skipped.
     damaged: Vec<String>,
     /// The highest generation in the state folder when loaded, damaged ones included: the
@@ -91,6 +94,7 @@ impl State {
         let latest = checkpoint::read_latest(&location).await?;
         let mut checkpoint = latest.checkpoint.unwrap_or_else(Checkpoint::empty);
         let mut damaged = latest.damaged;
+        let mut snapshot_damaged = false;
         let tables = match load_snapshot(&location, &checkpoint.snapshot).await {
             Ok(tables) => tables,
             // A damaged snapshot is not trusted: the state is made again from the feed, the
@@ -101,6 +105,7 @@ impl State {
                     location.url
                 );
                 damaged.push(format!("{path}: {detail}"));
+                snapshot_damaged = true;
                 checkpoint.snapshot.clear();
                 checkpoint.snapshot_generation = 0;
                 load_snapshot(&location, &[]).await?
@@ -117,6 +122,7 @@ impl State {
             snapshot_ratio: 0.25,
             snapshot_min_rows: 100_000,
             ledger: None,
+            snapshot_damaged,
             damaged,
             newest_on_disk: latest.newest,
         })
@@ -345,7 +351,10 @@ impl State {
     /// the snapshot (mapped, not decoded) and at most that many changes, whatever the length
     /// of the history.
     pub async fn save(&mut self, settle: bool) -> Result<(), StateError> {
-        if !self.has_pending() {
+        // A state rebuilt from the feed because its snapshot was damaged writes a new one at
+        // the next settle, even with nothing new: else every load would replay it all again.
+        let rewrite_snapshot = settle && self.snapshot_damaged;
+        if !self.has_pending() && !rewrite_snapshot {
             return Ok(());
         }
         let pending = std::mem::take(&mut self.pending);
@@ -375,9 +384,10 @@ impl State {
             .sum();
         let current: usize = self.tables.values().map(|t| t.latest_rows()).sum();
         let threshold = (current as f64 * self.snapshot_ratio).max(self.snapshot_min_rows as f64);
-        if settle && replayed as f64 > threshold {
+        if (settle && replayed as f64 > threshold) || rewrite_snapshot {
             next.snapshot = self.write_snapshot(next.generation, &nonce).await?;
             next.snapshot_generation = next.generation;
+            self.snapshot_damaged = false;
         }
         checkpoint::write(&self.location, &next).await?;
         self.checkpoint = next;
