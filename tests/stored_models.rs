@@ -65,12 +65,21 @@ const LEDGER_BUILT: &str = "ledger built";
 const WORKLIST: &str =
     "SELECT customer_id, collector_id, expected_at_risk FROM worklist ORDER BY rank";
 
+/// The sample feed up to November 2025 in a folder of its own, and a state folder beside it.
+fn sample_to_november() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let (feed, state) = (dir.path().join("feed"), dir.path().join("state"));
+    common::copy_months_up_to(&repo().join("sample-data/feed"), &feed, "2025-11");
+    (dir, feed, state)
+}
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
 #[test]
 fn model_tables_are_read_as_stored_until_the_state_or_the_day_changes() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = tempfile::tempdir().unwrap();
-    let (feed, state): (PathBuf, PathBuf) = (dir.path().join("feed"), dir.path().join("state"));
-    common::copy_months_up_to(&repo.join("sample-data/feed"), &feed, "2025-11");
+    let (_dir, feed, state) = sample_to_november();
     let offline = |as_of: &str, args: &[&str]| {
         let mut all = vec!["--offline"];
         all.extend_from_slice(args);
@@ -143,7 +152,7 @@ fn model_tables_are_read_as_stored_until_the_state_or_the_day_changes() {
     assert_eq!(model_folders(&state).len(), 2);
 
     // A new file is a new generation: its tables replace the older ones.
-    common::copy_months_up_to(&repo.join("sample-data/feed"), &feed, "2025-12");
+    common::copy_months_up_to(&repo().join("sample-data/feed"), &feed, "2025-12");
     let caught_up = arstream(&feed, &state, "2025-11-30", &["kpi", "--format", "json"]);
     assert!(stderr(&caught_up).contains(HISTORY_READ));
     let folders = model_folders(&state);
@@ -166,10 +175,7 @@ fn model_tables_are_read_as_stored_until_the_state_or_the_day_changes() {
 
 #[test]
 fn model_report_backtests_are_read_as_stored_until_the_request_or_the_state_changes() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = tempfile::tempdir().unwrap();
-    let (feed, state): (PathBuf, PathBuf) = (dir.path().join("feed"), dir.path().join("state"));
-    common::copy_months_up_to(&repo.join("sample-data/feed"), &feed, "2025-11");
+    let (_dir, feed, state) = sample_to_november();
     let report = |args: &[&str]| {
         let mut all = vec!["--offline", "model", "report", "--origins", "3"];
         all.extend_from_slice(args);

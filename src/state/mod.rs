@@ -108,7 +108,7 @@ impl State {
                 snapshot_damaged = true;
                 checkpoint.snapshot.clear();
                 checkpoint.snapshot_generation = 0;
-                load_snapshot(&location, &[]).await?
+                empty_tables()
             }
             Err(e) => return Err(e),
         };
@@ -518,6 +518,13 @@ fn local_file(location: &Location, relative: &str) -> Option<std::path::PathBuf>
     Some(folder.join(relative))
 }
 
+/// An empty table of every entity.
+fn empty_tables() -> BTreeMap<Entity, EntityTable> {
+    (Entity::ALL.iter())
+        .map(|e| (*e, EntityTable::new(*e)))
+        .collect()
+}
+
 /// The tables of every entity as a snapshot's files hold them (empty tables for none). Each
 /// entity's files are checked, decoded and loaded on a thread of their own: the biggest hold
 /// millions of rows, and one after the other left a core idle.
@@ -525,10 +532,7 @@ async fn load_snapshot(
     location: &Location,
     snapshot: &[SegmentFile],
 ) -> Result<BTreeMap<Entity, EntityTable>, StateError> {
-    let mut tables: BTreeMap<Entity, EntityTable> = Entity::ALL
-        .iter()
-        .map(|e| (*e, EntityTable::new(*e)))
-        .collect();
+    let mut tables = empty_tables();
     let reads = snapshot
         .iter()
         .map(|seg| read_snapshot_file(location, &seg.path));

@@ -114,17 +114,7 @@ impl StoredTables {
     /// delete the folders of older generations. A cache: a failure is logged, and costs only
     /// the time of computing them again.
     pub async fn write(&self, tables: &[(&str, &RecordBatch)], facts: &[(&str, u64)]) {
-        match self.try_write(tables, facts).await {
-            Ok(()) => tracing::debug!(folder = %self.folder, "tables stored"),
-            Err(e) => tracing::info!(
-                "the {} tables could not be stored in {} ({e}): the next command computes them again",
-                self.kind,
-                self.folder
-            ),
-        }
-        if let Err(e) = self.delete_older().await {
-            tracing::info!("older {} tables could not be deleted: {e}", self.kind);
-        }
+        self.store(tables, facts, None).await;
     }
 
     /// The document `name` as stored, if it is there and reads as a `T` (one that does not is
@@ -141,27 +131,30 @@ impl StoredTables {
             .ok()
     }
 
-    /// Store `document` as `name` (beside what is stored already under the same key), then
-    /// delete the folders of older generations; a failure is logged, as for tables.
+    /// Store `document` as `name`, as [`StoredTables::write`] stores tables.
     pub async fn write_document(&self, name: &str, document: &impl Serialize) {
-        let written = async {
-            let value = serde_json::to_value(document).map_err(|e| e.to_string())?;
-            let mut manifest = self.manifest().await.unwrap_or_default();
-            manifest.format = FORMAT;
-            manifest.made_from = self.made_from.clone();
-            manifest.documents.insert(name.to_string(), value);
-            let json = serde_json::to_vec_pretty(&manifest).map_err(|e| e.to_string())?;
-            self.put(&self.manifest_path(), json.into()).await
-        };
-        match written.await {
-            Ok(()) => tracing::debug!(folder = %self.folder, name, "document stored"),
+        match serde_json::to_value(document) {
+            Ok(value) => self.store(&[], &[], Some((name, value))).await,
+            Err(e) => tracing::info!("the {name} could not be stored ({e})"),
+        }
+    }
+
+    async fn store(
+        &self,
+        tables: &[(&str, &RecordBatch)],
+        facts: &[(&str, u64)],
+        document: Option<(&str, serde_json::Value)>,
+    ) {
+        match self.try_write(tables, facts, document).await {
+            Ok(()) => tracing::debug!(folder = %self.folder, "stored"),
             Err(e) => tracing::info!(
-                "the {name} could not be stored in {} ({e}): the next command makes it again",
+                "the {} results could not be stored in {} ({e}): the next command computes them again",
+                self.kind,
                 self.folder
             ),
         }
         if let Err(e) = self.delete_older().await {
-            tracing::info!("older {} could not be deleted: {e}", self.kind);
+            tracing::info!("older {} results could not be deleted: {e}", self.kind);
         }
     }
 
@@ -169,12 +162,16 @@ impl StoredTables {
         &self,
         tables: &[(&str, &RecordBatch)],
         facts: &[(&str, u64)],
+        document: Option<(&str, serde_json::Value)>,
     ) -> Result<(), String> {
         let mut manifest = self.manifest().await.unwrap_or_default();
         manifest.format = FORMAT;
         manifest.made_from = self.made_from.clone();
         for &(name, value) in facts {
             manifest.facts.insert(name.to_string(), value);
+        }
+        if let Some((name, value)) = document {
+            manifest.documents.insert(name.to_string(), value);
         }
         for &(name, batch) in tables {
             let bytes = crate::parquet_io::encode(&batch.schema(), std::slice::from_ref(batch))
