@@ -20,6 +20,7 @@ pub mod models;
 pub mod outreach;
 pub mod parquet_io;
 pub mod pipeline;
+pub mod server;
 pub mod service;
 pub mod state;
 pub mod store;

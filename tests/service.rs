@@ -8,6 +8,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arstream::service::compose::{Event, Service};
+use arstream::service::consumer::{self, Consumer, Next, Retry};
 use arstream::service::schedule::Schedule;
 use arstream::service::session::SessionOptions;
 use arstream::service::{Notice, Runner, RunnerOptions, Snapshot, Snapshots};
@@ -159,6 +161,212 @@ async fn a_subscriber_gets_the_snapshot_of_a_landed_file() {
 }
 
 /// The single value of `sql` over a snapshot, as text.
+/// A consumer that answers as its script says, telling the test what it was handed and when.
+struct Scripted {
+    answers: std::collections::VecDeque<&'static str>,
+    handed: tokio::sync::mpsc::UnboundedSender<(u64, Instant)>,
+}
+
+impl Consumer for Scripted {
+    type Report = u64;
+
+    fn name(&self) -> &'static str {
+        "scripted"
+    }
+
+    fn retry(&self) -> Retry {
+        Retry {
+            first: Duration::from_millis(200),
+            max: Duration::from_millis(300),
+        }
+    }
+
+    async fn consume(
+        &mut self,
+        snapshot: &Arc<Snapshot>,
+        _cancel: &CancellationToken,
+    ) -> (Option<u64>, Next) {
+        self.handed
+            .send((snapshot.sequence, Instant::now()))
+            .unwrap();
+        let next = match self.answers.pop_front().unwrap_or("newer") {
+            "fail" => Next::Retry,
+            "not before 1.5 s" => {
+                Next::NewerNotBefore(tokio::time::Instant::now() + Duration::from_millis(1500))
+            }
+            "again in 0.3 s" => {
+                Next::Again(tokio::time::Instant::now() + Duration::from_millis(300))
+            }
+            _ => Next::Newer,
+        };
+        (Some(snapshot.sequence), next)
+    }
+}
+
+/// What the consumer is handed next, within a minute.
+async fn next(handed: &mut tokio::sync::mpsc::UnboundedReceiver<(u64, Instant)>) -> (u64, Instant) {
+    tokio::time::timeout(Duration::from_secs(60), handed.recv())
+        .await
+        .expect("handed a snapshot in time")
+        .unwrap()
+}
+
+// The one seam every consumer goes through: a failure is tried again on the same snapshot
+// after its backoff (doubling up to its cap); a consumer that wants the next snapshot gets
+// each new one once and nothing in between; "not before" holds a new snapshot back until
+// then; "again" hands the same snapshot over once more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_consumer_is_driven_the_same_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = one_invoice_feed(dir.path());
+    let runner = Arc::new(Runner::new(options(dir.path(), Duration::from_secs(60))));
+    let (handed_tx, mut handed) = tokio::sync::mpsc::unbounded_channel();
+    let scripted = Scripted {
+        answers: [
+            "fail",
+            "fail",
+            "fail",
+            "newer",
+            "not before 1.5 s",
+            "again in 0.3 s",
+        ]
+        .into(),
+        handed: handed_tx,
+    };
+    let (reports_tx, mut reports) = tokio::sync::mpsc::unbounded_channel();
+    let (cancel, task) = start(&runner);
+    let driven = consumer::spawn(scripted, runner.subscribe(), cancel.clone(), move |r| {
+        reports_tx.send(r).unwrap()
+    });
+    // Three failures and a success on the first snapshot: 0.2, 0.3 (capped), 0.3 s apart.
+    let mut calls = Vec::new();
+    for _ in 0..4 {
+        calls.push(next(&mut handed).await);
+    }
+    assert!(
+        calls.iter().all(|(sequence, _)| *sequence == 1),
+        "{calls:?}"
+    );
+    let gaps: Vec<Duration> = calls.windows(2).map(|w| w[1].1 - w[0].1).collect();
+    for (gap, least) in gaps.iter().zip([200, 300, 300]) {
+        assert!(*gap >= Duration::from_millis(least), "{gaps:?}");
+        assert!(*gap < Duration::from_millis(least + 1500), "{gaps:?}");
+    }
+    // Nothing more until a new snapshot.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(handed.try_recv().is_err(), "handed the same snapshot again");
+    land(
+        &feed,
+        "invoices/b.parquet",
+        &invoices(&[("c", 2, "I2".into(), 25_000)]),
+    );
+    let (second, at) = next(&mut handed).await;
+    assert_eq!(second, 2);
+    // It asked not before 1.5 s: a snapshot landing now waits until then.
+    land(
+        &feed,
+        "invoices/c.parquet",
+        &invoices(&[("c", 3, "I3".into(), 5_000)]),
+    );
+    let (third, third_at) = next(&mut handed).await;
+    assert_eq!(third, 3);
+    assert!(
+        third_at - at >= Duration::from_millis(1500),
+        "{:?}",
+        third_at - at
+    );
+    // It asked again in 0.3 s with nothing new: the same snapshot once more, then nothing.
+    let (again, again_at) = next(&mut handed).await;
+    assert_eq!(again, 3);
+    assert!(again_at - third_at >= Duration::from_millis(300));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        handed.try_recv().is_err(),
+        "handed a snapshot not asked for"
+    );
+    cancel.cancel();
+    task.await.unwrap().unwrap();
+    driven.await.unwrap();
+    let mut reported = Vec::new();
+    while let Ok(r) = reports.try_recv() {
+        reported.push(r);
+    }
+    assert_eq!(reported, [1, 1, 1, 1, 2, 3, 3]);
+}
+
+/// The KPI summary's total AR of each snapshot it is handed (the README's example).
+struct Total;
+
+impl Consumer for Total {
+    type Report = Option<f64>;
+
+    fn name(&self) -> &'static str {
+        "total"
+    }
+
+    async fn consume(
+        &mut self,
+        snapshot: &Arc<Snapshot>,
+        _cancel: &CancellationToken,
+    ) -> (Option<Option<f64>>, Next) {
+        (Some(snapshot.kpi.total_ar), Next::Newer)
+    }
+}
+
+// A service composed of the runner and a consumer hands each refresh, and each report of the
+// consumer, to one callback, until the stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_composed_service_hands_every_event_to_one_callback() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = one_invoice_feed(dir.path());
+    let cancel = CancellationToken::new();
+    let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let service =
+        Service::new(options(dir.path(), Duration::from_secs(60))).consumer(Total, |total| total);
+    let stop = cancel.clone();
+    let task = tokio::spawn(async move {
+        let print = |event| {
+            let line = match event {
+                Event::Refresh(s) => format!("refresh {}", s.sequence),
+                Event::Notice(n) => format!("notice {n:?}"),
+                Event::Consumer(total) => format!("total {total:?}"),
+            };
+            events_tx.send(line).unwrap();
+        };
+        service.run(&stop, print).await
+    });
+    let mut seen = Vec::new();
+    let mut landed = false;
+    while seen.len() < 4 {
+        let line = tokio::time::timeout(Duration::from_secs(60), events.recv())
+            .await
+            .expect("an event in time")
+            .unwrap();
+        seen.push(line);
+        if seen.len() == 2 && !landed {
+            landed = true;
+            land(
+                &feed,
+                "invoices/b.parquet",
+                &invoices(&[("c", 2, "I2".into(), 25_000)]),
+            );
+        }
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            "refresh 1",
+            "refresh 2",
+            "total Some(100.0)",
+            "total Some(350.0)"
+        ]
+    );
+    cancel.cancel();
+    let stopped = task.await.unwrap().unwrap();
+    assert_eq!(stopped.published, 2);
+}
+
 async fn value(snapshot: &Snapshot, sql: &str) -> String {
     let (_, rows) = snapshot.query(sql, None).await.unwrap();
     arrow::util::display::array_value_to_string(rows[0].column(0), 0).unwrap()

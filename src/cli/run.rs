@@ -1,8 +1,8 @@
-//! `arstream run`: the service, as a subscriber of the library's runner. It runs a pipeline
-//! (`pipelines/<name>.toml`, by default `standard` when there is one): the runner catches up
-//! with the feed and publishes a snapshot per refresh; the outputs writer writes the steps
-//! off the refresh path; this command prints one line per refresh and per outputs written,
-//! until Ctrl-C or SIGTERM. `--once` does one refresh and exits (for cron and orchestrators,
+//! `arstream run`: the service of a pipeline (`pipelines/<name>.toml`, by default `standard`
+//! when there is one), composed by the library's [`Server`]: the runner catches up with the
+//! feed and publishes a snapshot per refresh; the outputs writer and outreach use them off the
+//! refresh path; this command prints one line per refresh, outputs written and send, until
+//! Ctrl-C or SIGTERM. `--once` does one refresh and exits (for cron and orchestrators,
 //! as `pipeline run` does).
 
 use std::process::ExitCode;
@@ -11,13 +11,12 @@ use std::time::Duration;
 use super::status::print_table;
 use super::{GlobalArgs, LogFormat, stop_on_signals};
 use crate::ingest::CatchUpReport;
-use crate::outreach::Outreach;
-use crate::outreach::subscriber::{self, Sent};
+use crate::outreach::subscriber::Sent;
 use crate::pipeline::catalog::{self, Plan};
-use crate::pipeline::writer::{OutputWriter, Written};
+use crate::pipeline::writer::Written;
+use crate::server::{Event, Once, Refreshed, Report, Server};
 use crate::service::health::Health;
-use crate::service::session::{Session, refuse_inside_feed};
-use crate::service::{Notice, Runner, RunnerOptions, Snapshot};
+use crate::service::{Notice, Snapshot};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -94,7 +93,7 @@ pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode>
             }
         },
     };
-    serve(&plan, global.log_format, layout, true).await
+    serve(&plan, global.log_format, layout).await
 }
 
 /// The layout `name` (default `controller`) of the dashboards folder, or at a path.
@@ -110,28 +109,6 @@ pub(crate) fn dashboard_layout(
     )?)
 }
 
-/// The outputs writer of a plan, refusing an output folder inside the feed.
-fn writer(plan: &Plan) -> anyhow::Result<Option<OutputWriter>> {
-    let Some(out) = &plan.out else {
-        return Ok(None);
-    };
-    let feed = plan.session.feed_location()?;
-    let sinks = std::iter::once(out).chain(plan.steps.iter().filter_map(|s| s.to.as_ref()));
-    for url in sinks {
-        refuse_inside_feed(&feed, &crate::store::open(url, true)?, "output folder")?;
-    }
-    let out = crate::store::open(out, true)?;
-    Ok(Some(OutputWriter::new(plan.steps.clone(), out)))
-}
-
-fn runner(plan: &Plan, watch_feed: bool) -> Runner {
-    Runner::new(RunnerOptions {
-        session: plan.session.clone(),
-        schedule: plan.schedule.clone(),
-        watch_feed,
-    })
-}
-
 /// One refresh: catch up, write the outputs, report. Quarantined files do not fail it (the
 /// rest of the feed went on); they are logged and listed by `status`.
 pub(crate) async fn once(
@@ -139,25 +116,29 @@ pub(crate) async fn once(
     verbose: bool,
     format: LogFormat,
 ) -> anyhow::Result<ExitCode> {
-    let Some(writer) = writer(plan)? else {
-        // Nothing to write: the catch-up alone (no engine, no ledger).
-        let cancel = stop_on_signals();
-        let session = Session::open(&plan.session, None, Some(&cancel)).await?;
-        if verbose {
-            print_report(&session.report.unwrap_or_default());
-            print_table(&Health::of(session.feed.url.as_str(), &session.state));
-        }
-        return Ok(ExitCode::SUCCESS);
-    };
-    let runner = runner(plan, false);
-    let snapshots = runner.subscribe();
+    let server = Server::new(plan.clone())?;
     let cancel = stop_on_signals();
-    runner.run(&cancel, true).await?;
-    let Some(snapshot) = snapshots.borrow().clone() else {
-        eprintln!("stopped before the first refresh; the next run goes on from where it stopped");
-        return Ok(ExitCode::SUCCESS);
+    let Refreshed {
+        snapshot,
+        out,
+        written,
+        sent,
+    } = match server.once(&cancel).await? {
+        Once::CaughtUp(session) => {
+            if verbose {
+                print_report(&session.report.unwrap_or_default());
+                print_table(&Health::of(session.feed.url.as_str(), &session.state));
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Once::Stopped => {
+            eprintln!(
+                "stopped before the first refresh; the next run goes on from where it stopped"
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        Once::Refreshed(refreshed) => *refreshed,
     };
-    let written = writer.write_all(&snapshot).await?;
     if verbose {
         let report = &snapshot.refresh.catch_up;
         match format {
@@ -180,51 +161,15 @@ pub(crate) async fn once(
     match format {
         LogFormat::Json => println!(
             "{}",
-            serde_json::json!({"event": "outputs", "out": writer.out().as_str(), "written": written})
+            serde_json::json!({"event": "outputs", "out": out.as_str(), "written": written})
         ),
-        LogFormat::Text => println!(
-            "outputs written under {}: {}",
-            writer.out(),
-            written.join(", ")
-        ),
+        LogFormat::Text => println!("outputs written under {out}: {}", written.join(", ")),
     }
-    if let Some(outreach) = outreach_of(plan)? {
-        let mut ledger = crate::outreach::ledger::Ledger::open(&outreach.ledger_folder)?;
-        let channels = outreach.channels()?;
-        let report =
-            subscriber::send_for(&outreach, &mut ledger, &channels, &snapshot, Some(&cancel))
-                .await?;
+    if let Some((outreach, report)) = sent {
         super::outreach::print_send(&report, &outreach);
         return Ok(super::outreach::exit_code(&report));
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The outreach policy of the plan's pipeline, loaded, with its ledger in the state folder.
-fn outreach_of(plan: &Plan) -> anyhow::Result<Option<Outreach>> {
-    let Some(file) = plan.pipeline.as_ref().and_then(|p| p.outreach.as_ref()) else {
-        return Ok(None);
-    };
-    let config = plan.session.config_file()?;
-    let state = plan.session.state.clone().unwrap_or(config.state.url);
-    let location = crate::store::open(&state, true)?;
-    Ok(Some(Outreach::load(file, &location.url)?))
-}
-
-/// The ledger `outreach send` writes by default (the pipelines folder's `outreach.toml`), when
-/// there is one: a dashboard over a pipeline without a policy still shows what was sent, by
-/// whatever sent it.
-fn default_ledger(plan: &Plan) -> Option<std::path::PathBuf> {
-    let config = plan.session.config_file().ok()?;
-    let state = plan
-        .session
-        .state
-        .clone()
-        .unwrap_or(config.state.url.clone());
-    let url = crate::store::to_url(&state).ok()?;
-    let file = std::path::Path::new(&config.engine.pipelines).join("outreach.toml");
-    let folder = Outreach::ledger_folder_of(&file, &url).ok()?;
-    folder.join("ledger.jsonl").is_file().then_some(folder)
 }
 
 fn print_report(r: &CatchUpReport) {
@@ -263,13 +208,12 @@ fn peak_memory() -> Option<String> {
     Some(format!("{:.0} MiB", kib / 1024.0))
 }
 
-/// The service: the runner and the outputs writer until Ctrl-C or SIGTERM, with the dashboard
-/// (`layout`) or a line per refresh and per outputs written.
+/// The service until Ctrl-C or SIGTERM, with the dashboard (`layout`) or a line per refresh,
+/// per outputs written and per outreach send.
 pub(crate) async fn serve(
     plan: &Plan,
     format: LogFormat,
     layout: Option<crate::dashboard::layout::Layout>,
-    send_outreach: bool,
 ) -> anyhow::Result<ExitCode> {
     // Installed first, so that a signal during the first catch-up also stops cleanly.
     let cancel = stop_on_signals();
@@ -277,82 +221,11 @@ pub(crate) async fn serve(
         json: format == LogFormat::Json,
         pipeline: plan.pipeline.as_ref().map(|p| p.name.clone()),
     };
-    let writer = writer(plan)?;
-    let outreach = outreach_of(plan)?;
-    let runner = runner(plan, true);
-    let mut snapshots = runner.subscribe();
-    let mut notices = runner.notices();
-    let (mut written, lanes) = match &writer {
-        Some(w) => w.spawn(runner.subscribe(), cancel.clone()),
-        None => (tokio::sync::mpsc::unbounded_channel().1, Vec::new()),
-    };
-    let ledger = match &outreach {
-        Some(o) => Some(o.ledger_folder.clone()),
-        None => default_ledger(plan),
-    };
-    // A dashboard only looks: it shows the ledger and never sends.
-    let (mut sent, _outreach) = match outreach.filter(|_| send_outreach) {
-        Some(o) => {
-            let (rx, handle) = subscriber::spawn(o, runner.subscribe(), cancel.clone());
-            (rx, Some(handle))
-        }
-        None => (tokio::sync::mpsc::unbounded_channel().1, None),
-    };
+    let mut server = Server::new(plan.clone())?;
     if let Some(layout) = layout {
-        let shown = crate::dashboard::show(
-            layout,
-            runner.subscribe(),
-            runner.notices(),
-            ledger,
-            cancel.clone(),
-        );
-        let run = runner.run(&cancel, false);
-        tokio::pin!(run, shown);
-        let mut closed = false;
-        let stopped = loop {
-            tokio::select! {
-                result = &mut shown, if !closed => {
-                    closed = true;
-                    cancel.cancel();
-                    result?;
-                }
-                stopped = &mut run => break stopped?,
-                // What the consumers did is on the dashboard; their lines are not printed.
-                Some(_) = written.recv() => {}
-                Some(_) = sent.recv() => {}
-            }
-        };
-        if !closed {
-            cancel.cancel();
-            shown.await?;
-        }
-        let _ =
-            tokio::time::timeout(Duration::from_secs(2), futures::future::join_all(lanes)).await;
-        lines.stopped(stopped.ran, stopped.during_catch_up);
-        return Ok(ExitCode::SUCCESS);
+        server = server.with_dashboard(layout);
     }
-    let run = runner.run(&cancel, false);
-    tokio::pin!(run);
-    let stopped = loop {
-        tokio::select! {
-            biased;
-            stopped = &mut run => break stopped?,
-            changed = snapshots.changed() => {
-                if changed.is_ok() && let Some(s) = snapshots.borrow_and_update().clone() {
-                    lines.refresh(&s);
-                }
-            }
-            Ok(notice) = notices.recv() => lines.notice(&notice),
-            Some(event) = written.recv() => lines.written(&event),
-            Some(event) = sent.recv() => lines.sent(&event),
-        }
-    };
-    // Writes in flight finish, or are left after two seconds (each output is one PUT or
-    // rename: a reader sees the old one or the new one).
-    let _ = tokio::time::timeout(Duration::from_secs(2), futures::future::join_all(lanes)).await;
-    while let Ok(event) = written.try_recv() {
-        lines.written(&event);
-    }
+    let stopped = server.run(&cancel, |event| lines.event(event)).await?;
     lines.stopped(stopped.ran, stopped.during_catch_up);
     Ok(ExitCode::SUCCESS)
 }
@@ -364,6 +237,15 @@ struct Lines {
 }
 
 impl Lines {
+    fn event(&self, event: Event) {
+        match event {
+            Event::Refresh(snapshot) => self.refresh(&snapshot),
+            Event::Notice(notice) => self.notice(&notice),
+            Event::Consumer(Report::Written(written)) => self.written(&written),
+            Event::Consumer(Report::Sent(sent)) => self.sent(&sent),
+        }
+    }
+
     fn refresh(&self, s: &Snapshot) {
         let r = &s.refresh.catch_up;
         for v in &r.quarantined {

@@ -29,6 +29,7 @@ use board::{Board, Detail};
 use layout::Layout;
 use prepare::{Phase, Preparer};
 
+use crate::service::consumer::{self, Consumer, Next};
 use crate::service::{Notice, Snapshot, Snapshots};
 
 /// What the worker hands the loop.
@@ -51,12 +52,18 @@ pub async fn show(
 ) -> std::io::Result<()> {
     let (updates_tx, updates) = mpsc::unbounded_channel();
     let (asks_tx, asks) = mpsc::unbounded_channel();
-    let worker = tokio::spawn(work(
-        Preparer::new(layout.clone(), ledger),
-        snapshots,
-        asks,
-        updates_tx,
-    ));
+    let preparer = Arc::new(tokio::sync::Mutex::new(Preparer::new(
+        layout.clone(),
+        ledger,
+    )));
+    let boards = Boards {
+        preparer: preparer.clone(),
+        board: Board::default(),
+        updates: updates_tx.clone(),
+    };
+    let stop_workers = cancel.child_token();
+    let worker = consumer::spawn(boards, snapshots.clone(), stop_workers.clone(), |()| {});
+    let answers = tokio::spawn(answer(preparer, snapshots, asks, updates_tx));
     let (done_tx, done) = tokio::sync::oneshot::channel();
     let screen = Screen {
         layout,
@@ -78,7 +85,9 @@ pub async fn show(
             let _ = done_tx.send(result);
         })?;
     let result = done.await.unwrap_or(Ok(()));
+    stop_workers.cancel();
     worker.abort();
+    answers.abort();
     result
 }
 
@@ -195,46 +204,61 @@ fn read_input(tx: mpsc::UnboundedSender<Event>, stop: Arc<std::sync::atomic::Ato
     }
 }
 
-/// The worker: a board per snapshot (the fast panels first, then those that wait for the
-/// models, then the KPI history of the trend panels), and a detail per drill-down, each on the latest snapshot.
-async fn work(
-    mut preparer: Preparer,
-    mut snapshots: Snapshots,
+/// The worker, a consumer of the snapshots: a board per snapshot (the fast panels first,
+/// then those that wait for the models, then the KPI history of the trend panels), on the
+/// latest snapshot.
+struct Boards {
+    preparer: Arc<tokio::sync::Mutex<Preparer>>,
+    /// The board shown last, whose panels stay until the next snapshot's are ready.
+    board: Board,
+    updates: mpsc::UnboundedSender<Update>,
+}
+
+impl Consumer for Boards {
+    type Report = ();
+
+    fn name(&self) -> &'static str {
+        "dashboard"
+    }
+
+    async fn consume(
+        &mut self,
+        snapshot: &Arc<Snapshot>,
+        _cancel: &CancellationToken,
+    ) -> (Option<()>, Next) {
+        let status = Preparer::status(snapshot);
+        let mut board = prepare::carried(&self.board, status);
+        // A drill-down asked for meanwhile is answered between two phases.
+        for phase in [Phase::Quick, Phase::Models, Phase::History] {
+            let mut preparer = self.preparer.lock().await;
+            board = preparer.board(snapshot, phase, board).await;
+            if self.updates.send(Update::Board(board.clone())).is_err() {
+                break;
+            }
+        }
+        self.board = board;
+        (None, Next::Newer)
+    }
+}
+
+/// A detail per drill-down asked for, on the latest snapshot (between two phases of a board).
+async fn answer(
+    preparer: Arc<tokio::sync::Mutex<Preparer>>,
+    snapshots: Snapshots,
     mut asks: mpsc::UnboundedReceiver<Ask>,
     updates: mpsc::UnboundedSender<Update>,
 ) {
-    let mut board = Board::default();
-    let mut latest: Option<Arc<Snapshot>> = snapshots.borrow_and_update().clone();
-    let mut fresh = latest.is_some();
-    loop {
-        if fresh && let Some(snapshot) = latest.clone() {
-            fresh = false;
-            let status = Preparer::status(&snapshot);
-            board = prepare::carried(&board, status);
-            for phase in [Phase::Quick, Phase::Models, Phase::History] {
-                board = preparer.board(&snapshot, phase, board).await;
-                if updates.send(Update::Board(board.clone())).is_err() {
-                    return;
-                }
-            }
+    while let Some(Ask::Detail { customer_id, name }) = asks.recv().await {
+        let Some(snapshot) = snapshots.borrow().clone() else {
             continue;
-        }
-        tokio::select! {
-            changed = snapshots.changed() => {
-                if changed.is_err() {
-                    return;
-                }
-                latest = snapshots.borrow_and_update().clone();
-                fresh = latest.is_some();
-            }
-            Some(ask) = asks.recv() => {
-                let Ask::Detail { customer_id, name } = ask;
-                let Some(snapshot) = latest.clone() else { continue };
-                let detail = preparer.detail(&snapshot, &customer_id, &name).await;
-                if updates.send(Update::Detail(detail)).is_err() {
-                    return;
-                }
-            }
+        };
+        let detail = preparer
+            .lock()
+            .await
+            .detail(&snapshot, &customer_id, &name)
+            .await;
+        if updates.send(Update::Detail(detail)).is_err() {
+            return;
         }
     }
 }

@@ -10,8 +10,9 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use std::sync::Arc;
+
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::candidates;
@@ -19,7 +20,8 @@ use super::channels::Channels;
 use super::ledger::Ledger;
 use super::send::{SendReport, Sender};
 use super::{Outreach, OutreachError};
-use crate::service::{Snapshot, Snapshots};
+use crate::service::Snapshot;
+use crate::service::consumer::{Consumer, Next, Retry};
 
 /// What one send after a refresh did.
 #[derive(Debug)]
@@ -56,56 +58,86 @@ pub async fn send_for(
         .await
 }
 
-/// Send after every refresh until `cancel`; what each send did comes on the channel.
-pub fn spawn(
+/// Outreach as a consumer of the service's snapshots: it sends after every refresh, when the
+/// send window opens, and again while messages wait.
+pub struct OutreachConsumer {
     outreach: Outreach,
-    mut snapshots: Snapshots,
-    cancel: CancellationToken,
-) -> (mpsc::UnboundedReceiver<Sent>, JoinHandle<()>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let handle = crate::service::background::spawn("outreach", move || async move {
-        let opened = Ledger::open(&outreach.ledger_folder)
+    /// The ledger (locked while the service runs) and the channels, once started.
+    opened: Option<(Ledger, Channels)>,
+    retries: Retries,
+}
+
+impl OutreachConsumer {
+    pub fn new(outreach: Outreach) -> OutreachConsumer {
+        let retries = Retries::new(&outreach);
+        OutreachConsumer {
+            outreach,
+            opened: None,
+            retries,
+        }
+    }
+}
+
+impl Consumer for OutreachConsumer {
+    type Report = Sent;
+
+    fn name(&self) -> &'static str {
+        "outreach"
+    }
+
+    /// The risk segment may need the model: seconds at scale.
+    fn in_background(&self) -> bool {
+        true
+    }
+
+    /// A send that failed (its query, the ledger) is tried again as waiting messages are.
+    fn retry(&self) -> Retry {
+        let retry = self.outreach.policy.retry;
+        Retry {
+            first: retry.resend_first_wait,
+            max: retry.resend_max_wait,
+        }
+    }
+
+    async fn start(&mut self) -> Result<(), Sent> {
+        let opened = Ledger::open(&self.outreach.ledger_folder)
             .map_err(OutreachError::from)
-            .and_then(|ledger| Ok((ledger, outreach.channels()?)));
-        let (mut ledger, channels) = match opened {
-            Ok(both) => both,
-            Err(e) => {
-                let _ = tx.send(Sent::Failed {
-                    sequence: 0,
-                    error: e.to_string(),
-                });
-                return;
+            .and_then(|ledger| Ok((ledger, self.outreach.channels()?)));
+        match opened {
+            Ok(opened) => {
+                self.opened = Some(opened);
+                Ok(())
             }
+            Err(e) => Err(Sent::Failed {
+                sequence: 0,
+                error: e.to_string(),
+            }),
+        }
+    }
+
+    async fn consume(
+        &mut self,
+        snapshot: &Arc<Snapshot>,
+        cancel: &CancellationToken,
+    ) -> (Option<Sent>, Next) {
+        let Some((ledger, channels)) = &mut self.opened else {
+            return (None, Next::Newer);
         };
-        let mut retries = Retries::new(&outreach);
-        loop {
-            let snapshot = snapshots.borrow_and_update().clone();
-            let mut again = None;
-            if let Some(snapshot) = snapshot {
-                let sent = send_for(&outreach, &mut ledger, &channels, &snapshot, Some(&cancel));
-                let sequence = snapshot.sequence;
-                let event = match sent.await {
-                    Ok(report) => {
-                        again = retries.after(&report);
-                        Sent::Done { sequence, report }
-                    }
-                    Err(e) => Sent::Failed {
-                        sequence,
-                        error: e.to_string(),
-                    },
+        let sequence = snapshot.sequence;
+        match send_for(&self.outreach, ledger, channels, snapshot, Some(cancel)).await {
+            Ok(report) => {
+                let next = match self.retries.after(&report) {
+                    Some(wait) => Next::Again(Instant::now() + wait),
+                    None => Next::Newer,
                 };
-                let _ = tx.send(event);
+                (Some(Sent::Done { sequence, report }), next)
             }
-            // A new snapshot, or the time to send again without one.
-            let wait = again.unwrap_or(Duration::MAX);
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                changed = snapshots.changed() => if changed.is_err() { return },
-                _ = tokio::time::sleep(wait.min(Duration::from_secs(86_400))), if again.is_some() => {}
+            Err(e) => {
+                let error = e.to_string();
+                (Some(Sent::Failed { sequence, error }), Next::Retry)
             }
         }
-    });
-    (rx, handle)
+    }
 }
 
 /// When to send again without a new refresh, from what a send did.

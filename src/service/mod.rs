@@ -1,10 +1,11 @@
 //! The service: the runner that keeps a state caught up with its feed and publishes every
 //! refresh as an immutable [`Snapshot`].
 //!
-//! Consumers (the `run` command's log lines, the outputs writer, the dashboard, a SQL server
-//! later) subscribe to the snapshots through a `tokio::sync::watch` channel and take the
-//! latest when they are ready: none is wired into the refresh loop, so a slow consumer never
-//! holds a fresh snapshot back. One cancellation token stops everything: a catch-up stops
+//! Consumers (the outputs writer, outreach, the models, the dashboard, a SQL server later)
+//! subscribe to the snapshots through a `tokio::sync::watch` channel and take the latest when
+//! they are ready, each driven through one trait ([`consumer`]), composed with the runner by
+//! [`compose::Service`]: none is wired into the refresh loop, so a slow consumer never holds
+//! a fresh snapshot back. One cancellation token stops everything: a catch-up stops
 //! after the file in flight, with what was applied checkpointed.
 //!
 //! Errors are told apart: a store that cannot be reached is retried with a growing backoff; a
@@ -13,6 +14,8 @@
 //! hammering it.
 
 pub mod background;
+pub mod compose;
+pub mod consumer;
 pub mod forecast;
 pub mod health;
 pub mod kpi;
@@ -150,6 +153,9 @@ pub enum Notice {
 pub enum ServiceError {
     #[error(transparent)]
     Session(#[from] SessionError),
+    /// What stood in front of the service (the dashboard) failed.
+    #[error("{0}")]
+    Front(String),
 }
 
 /// How the runner runs.
@@ -258,7 +264,12 @@ impl Runner {
         }
         let opts = session.ingest_options();
         let mut queries = QueriesFolder::new(&session.config.engine.queries);
-        let _scorer = models::score_in_background(self.subscribe(), cancel.clone());
+        let _scorer = consumer::spawn(
+            models::Scorer::default(),
+            self.subscribe(),
+            cancel.clone(),
+            |()| {},
+        );
         loop {
             tokio::select! {
                 biased;

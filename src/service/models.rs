@@ -27,7 +27,9 @@ use crate::models::history::History;
 use crate::models::logistic::ModelError;
 use crate::models::risk::{self, RiskOptions};
 
+use super::consumer::{Consumer, Next};
 use super::stored_models::{Stored, StoredModels, TRAINED_ROWS};
+use tokio_util::sync::CancellationToken;
 
 /// Why the model tables could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -333,42 +335,50 @@ pub async fn assign_worklist(engine: &Engine) -> Result<RecordBatch, ModelTables
     Ok(RecordBatch::try_new(schema, columns)?)
 }
 
-/// Keep the model tables of the latest snapshot made, in the background (see
-/// [`super::background`]): after each, the newest snapshot published since, skipping those
-/// in between. A failure is logged once until its message changes.
-pub fn score_in_background(
-    mut snapshots: super::Snapshots,
-    cancel: tokio_util::sync::CancellationToken,
-) -> tokio::task::JoinHandle<()> {
-    super::background::spawn("models", move || async move {
-        let mut last_error: Option<String> = None;
-        loop {
-            let snapshot = snapshots.borrow_and_update().clone();
-            if let Some(snapshot) = snapshot {
-                let made = tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    made = snapshot.model_tables() => made,
-                };
-                match made {
-                    Ok(tables) => {
-                        last_error = None;
-                        tracing::debug!(
-                            sequence = snapshot.sequence,
-                            took_s = tables.took.as_secs_f64(),
-                            "model tables made"
-                        );
-                    }
-                    Err(e) if last_error.as_ref() != Some(&e) => {
-                        tracing::warn!("the risk scores and cash forecast could not be made: {e}");
-                        last_error = Some(e);
-                    }
-                    Err(_) => {}
-                }
+/// Keeps the model tables of the latest snapshot made, in the background (see
+/// [`super::background`]): after each, the newest snapshot published since, skipping those in
+/// between. A failure is logged once until its message changes, and tried again at the next
+/// snapshot.
+#[derive(Default)]
+pub struct Scorer {
+    last_error: Option<String>,
+}
+
+impl Consumer for Scorer {
+    type Report = ();
+
+    fn name(&self) -> &'static str {
+        "models"
+    }
+
+    fn in_background(&self) -> bool {
+        true
+    }
+
+    async fn consume(
+        &mut self,
+        snapshot: &Arc<super::Snapshot>,
+        cancel: &CancellationToken,
+    ) -> (Option<()>, Next) {
+        let made = tokio::select! {
+            _ = cancel.cancelled() => return (None, Next::Newer),
+            made = snapshot.model_tables() => made,
+        };
+        match made {
+            Ok(tables) => {
+                self.last_error = None;
+                tracing::debug!(
+                    sequence = snapshot.sequence,
+                    took_s = tables.took.as_secs_f64(),
+                    "model tables made"
+                );
             }
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                changed = snapshots.changed() => if changed.is_err() { return },
+            Err(e) if self.last_error.as_ref() != Some(&e) => {
+                tracing::warn!("the risk scores and cash forecast could not be made: {e}");
+                self.last_error = Some(e);
             }
+            Err(_) => {}
         }
-    })
+        (None, Next::Newer)
+    }
 }
