@@ -397,7 +397,7 @@ async fn send(
         templates: &outreach.templates,
         channels: &channels,
     };
-    let cancel = super::stop_on_signals();
+    let cancel = crate::service::signals::stop_on_signals();
     let report = sender
         .send(
             &mut ledger,

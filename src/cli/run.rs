@@ -9,13 +9,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use super::status::print_table;
-use super::{GlobalArgs, LogFormat, stop_on_signals};
+use super::{GlobalArgs, LogFormat};
 use crate::ingest::CatchUpReport;
 use crate::outreach::subscriber::Sent;
 use crate::pipeline::catalog::{self, Plan};
 use crate::pipeline::writer::Written;
 use crate::server::{Event, Once, Refreshed, Report, Server};
 use crate::service::health::Health;
+use crate::service::signals::stop_on_signals;
 use crate::service::{Notice, Snapshot};
 
 #[derive(Debug, clap::Args)]

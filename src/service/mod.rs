@@ -23,6 +23,7 @@ pub mod model_report;
 pub mod models;
 pub mod schedule;
 pub mod session;
+pub mod signals;
 pub mod stored_models;
 pub mod trigger;
 
