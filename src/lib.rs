@@ -22,5 +22,6 @@ pub mod parquet_io;
 pub mod pipeline;
 pub mod server;
 pub mod service;
+pub mod sql_server;
 pub mod state;
 pub mod store;

@@ -1,5 +1,5 @@
 //! A pipeline's service: the consumers of a [`Plan`] (the outputs writer's lanes, outreach,
-//! the dashboard in front) put together on the runner through [`Service`], the one seam of
+//! the SQL server, the dashboard in front) put together on the runner through [`Service`], the one seam of
 //! [`crate::service::consumer`]. The commands only parse their arguments, build a [`Server`]
 //! and print what it reports ([`Event`]).
 
@@ -19,6 +19,7 @@ use crate::pipeline::writer::{OutputWriter, Written};
 use crate::service::compose::{self, Service};
 use crate::service::session::{Session, SessionError, refuse_inside_feed};
 use crate::service::{Runner, RunnerOptions, ServiceError, Snapshot, Stopped};
+use crate::sql_server::{Serving, SqlServer};
 use crate::store::StoreError;
 
 /// What the consumers of a pipeline's service report.
@@ -27,6 +28,8 @@ pub enum Report {
     Written(Written),
     /// Outreach sent, or could not.
     Sent(Sent),
+    /// The SQL server serves a new snapshot, or could not.
+    Sql(Serving),
 }
 
 /// What the service reports while it runs: a line of its log each.
@@ -54,6 +57,7 @@ pub struct Server {
     writer: Option<OutputWriter>,
     outreach: Option<Outreach>,
     dashboard: Option<Layout>,
+    sql: Option<SqlServer>,
 }
 
 /// What one refresh did ([`Server::once`]).
@@ -84,6 +88,7 @@ impl Server {
             writer,
             outreach,
             dashboard: None,
+            sql: None,
         })
     }
 
@@ -91,6 +96,12 @@ impl Server {
     /// does not send (its ledger is shown), and events are on the screen, not handed out.
     pub fn with_dashboard(mut self, layout: Layout) -> Server {
         self.dashboard = Some(layout);
+        self
+    }
+
+    /// Serve SQL over the Postgres wire protocol on each snapshot (`arstream serve`).
+    pub fn with_sql(mut self, sql: SqlServer) -> Server {
+        self.sql = Some(sql);
         self
     }
 
@@ -150,6 +161,9 @@ impl Server {
         let mut service = Service::new(self.options(true));
         for lane in self.writer.iter().flat_map(OutputWriter::lanes) {
             service = service.consumer(lane, Report::Written);
+        }
+        if let Some(sql) = self.sql {
+            service = service.consumer(sql, Report::Sql);
         }
         let ledger = match &self.outreach {
             Some(o) => Some(o.ledger_folder.clone()),

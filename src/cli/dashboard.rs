@@ -57,5 +57,5 @@ pub async fn run(global: &GlobalArgs, args: DashboardArgs) -> anyhow::Result<Exi
         );
         return Ok(ExitCode::from(INVALID));
     }
-    serve(&plan, global.log_format, Some(layout)).await
+    serve(&plan, global.log_format, Some(layout), None).await
 }

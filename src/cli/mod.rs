@@ -9,6 +9,7 @@ mod output;
 mod outreach;
 mod pipeline;
 mod run;
+mod serve;
 mod sql;
 mod status;
 
@@ -124,6 +125,9 @@ pub enum Command {
     /// feed health, laid out by dashboards/*.toml (what `run` shows on a terminal; the
     /// dashboard alone never sends outreach)
     Dashboard(dashboard::DashboardArgs),
+    /// The service (as `run --headless`) with SQL over the Postgres wire protocol on its
+    /// snapshots, read-only, for psql, BI tools, JDBC and Python
+    Serve(serve::ServeArgs),
 }
 
 /// Parse the command line, run the command, and turn any error into one line on stderr.
@@ -154,6 +158,7 @@ pub fn main() -> ExitCode {
             Command::Model(args) => model::run(&cli.global, args).await,
             Command::Outreach(args) => outreach::run(&cli.global, args).await,
             Command::Dashboard(args) => dashboard::run(&cli.global, args).await,
+            Command::Serve(args) => serve::run(&cli.global, args).await,
         }
     });
     match result {
@@ -211,7 +216,7 @@ pub(crate) fn one_line(e: &anyhow::Error) -> String {
 
 fn init_logging(verbose: u8, format: LogFormat) {
     let default = match verbose {
-        0 => "warn",
+        0 => "warn,arstream::sql_server=info",
         1 => "info",
         _ => "debug",
     };

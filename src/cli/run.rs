@@ -18,6 +18,7 @@ use crate::server::{Event, Once, Refreshed, Report, Server};
 use crate::service::health::Health;
 use crate::service::signals::stop_on_signals;
 use crate::service::{Notice, Snapshot};
+use crate::sql_server::Serving;
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -94,7 +95,7 @@ pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode>
             }
         },
     };
-    serve(&plan, global.log_format, layout).await
+    serve(&plan, global.log_format, layout, None).await
 }
 
 /// The layout `name` (default `controller`) of the dashboards folder, or at a path.
@@ -215,6 +216,7 @@ pub(crate) async fn serve(
     plan: &Plan,
     format: LogFormat,
     layout: Option<crate::dashboard::layout::Layout>,
+    sql: Option<crate::sql_server::SqlServer>,
 ) -> anyhow::Result<ExitCode> {
     // Installed first, so that a signal during the first catch-up also stops cleanly.
     let cancel = stop_on_signals();
@@ -225,6 +227,9 @@ pub(crate) async fn serve(
     let mut server = Server::new(plan.clone())?;
     if let Some(layout) = layout {
         server = server.with_dashboard(layout);
+    }
+    if let Some(sql) = sql {
+        server = server.with_sql(sql);
     }
     let stopped = server.run(&cancel, |event| lines.event(event)).await?;
     lines.stopped(stopped.ran, stopped.during_catch_up);
@@ -244,6 +249,7 @@ impl Lines {
             Event::Notice(notice) => self.notice(&notice),
             Event::Consumer(Report::Written(written)) => self.written(&written),
             Event::Consumer(Report::Sent(sent)) => self.sent(&sent),
+            Event::Consumer(Report::Sql(serving)) => self.sql(&serving),
         }
     }
 
@@ -368,6 +374,28 @@ impl Lines {
                 ),
                 false => eprintln!("error outreach sequence={sequence} error={error:?}"),
             },
+        }
+    }
+
+    fn sql(&self, serving: &Serving) {
+        match (serving, self.json) {
+            (Serving::Ready { sequence, took }, true) => println!(
+                "{}",
+                serde_json::json!({"event": "sql", "sequence": sequence, "ready_ms": took.as_millis()})
+            ),
+            (Serving::Ready { sequence, took }, false) => {
+                println!(
+                    "sql serving sequence={sequence} ready_ms={}",
+                    took.as_millis()
+                )
+            }
+            (Serving::Failed { sequence, error }, true) => eprintln!(
+                "{}",
+                serde_json::json!({"event": "error", "sql": true, "sequence": sequence, "error": error})
+            ),
+            (Serving::Failed { sequence, error }, false) => {
+                eprintln!("error sql sequence={sequence} error={error:?}")
+            }
         }
     }
 

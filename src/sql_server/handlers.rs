@@ -1,0 +1,392 @@
+//! What answers a connection: datafusion-postgres' session service over the latest snapshot,
+//! per query (a statement prepared on one snapshot is planned again on the latest when it
+//! runs), with the statement time limit, the client's cancel and the log around it, and the
+//! sign-in (SCRAM-SHA-256, or none on loopback without a password).
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use datafusion_postgres::DfSessionService;
+use datafusion_postgres::pgwire;
+use futures::{Sink, StreamExt};
+use pgwire::api::auth::noop::NoopStartupHandler;
+use pgwire::api::auth::sasl::SASLAuthStartupHandler;
+use pgwire::api::auth::sasl::scram::{ScramAuth, gen_salted_password};
+use pgwire::api::auth::{
+    AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler,
+};
+use pgwire::api::cancel::DefaultCancelHandler;
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{FieldInfo, QueryResponse, Response};
+use pgwire::api::stmt::{QueryParser, StoredStatement};
+use pgwire::api::store::PortalStore;
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, ConnectionManager, ErrorHandler, PgWireServerHandlers, Type,
+};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::extendedquery::Bind;
+
+use super::Activity;
+use super::latest::{Latest, Served};
+
+/// A statement as datafusion-postgres parses it.
+pub type DfStatement = <datafusion_postgres::Parser as QueryParser>::Statement;
+
+/// The key of a client's own `SET statement_timeout`, as datafusion-postgres keeps it.
+const CLIENT_TIMEOUT: &str = "statement_timeout_ms";
+
+/// SCRAM's iteration count (the RFC's minimum, as PostgreSQL's default).
+const ITERATIONS: usize = 4096;
+
+/// What every connection shares.
+pub struct Shared {
+    pub latest: Arc<Latest>,
+    /// Each query's time limit, unless the client set its own.
+    pub statement_timeout: Duration,
+    /// The one user and password (none: no sign-in, loopback only).
+    pub credentials: Option<(String, String)>,
+    pub connections: Arc<ConnectionManager>,
+    /// The runtime of the connections and their queries (see `QueryRuntime`).
+    pub runtime: tokio::runtime::Handle,
+}
+
+/// The handlers of one connection (each has its own sign-in state).
+pub struct Connection {
+    queries: Arc<Queries>,
+    startup: Arc<Startup>,
+    cancel: Arc<DefaultCancelHandler>,
+}
+
+impl Connection {
+    pub fn new(shared: &Arc<Shared>, activity: Arc<Activity>) -> Connection {
+        let params = Arc::new(DefaultServerParameterProvider::default());
+        let manager = shared.connections.clone();
+        let startup = match &shared.credentials {
+            Some((user, password)) => {
+                let source = Credentials {
+                    user: user.clone(),
+                    password: password.clone(),
+                };
+                let mut scram = ScramAuth::new(Arc::new(source));
+                scram.set_iterations(ITERATIONS);
+                let sasl = SASLAuthStartupHandler::new(params)
+                    .with_scram(scram)
+                    .with_connection_manager(manager);
+                Startup::Password(sasl)
+            }
+            None => Startup::Trust(Trust(manager)),
+        };
+        Connection {
+            queries: Arc::new(Queries {
+                shared: shared.clone(),
+                parser: Arc::new(LatestParser(shared.latest.clone())),
+                activity,
+            }),
+            startup: Arc::new(startup),
+            cancel: Arc::new(DefaultCancelHandler::new(shared.connections.clone())),
+        }
+    }
+}
+
+impl PgWireServerHandlers for Connection {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.queries.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.queries.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.startup.clone()
+    }
+
+    fn error_handler(&self) -> Arc<impl ErrorHandler> {
+        Arc::new(LogFailures)
+    }
+
+    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+        self.cancel.clone()
+    }
+}
+
+/// One line per failed query in the log.
+struct LogFailures;
+
+impl ErrorHandler for LogFailures {
+    fn on_error<C: ClientInfo>(&self, client: &C, error: &mut PgWireError) {
+        let user = client.metadata().get(pgwire::api::METADATA_USER).cloned();
+        tracing::warn!(peer = %client.socket_addr(), user = user.unwrap_or_default(), "query failed: {error}");
+    }
+}
+
+/// The one user and password, from the environment.
+#[derive(Debug)]
+struct Credentials {
+    user: String,
+    password: String,
+}
+
+#[async_trait]
+impl AuthSource for Credentials {
+    async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
+        let salt: [u8; 16] = rand::random();
+        // An unknown user gets a password nobody has, so that the exchange fails the same way.
+        let password = match login.user() == Some(self.user.as_str()) {
+            true => self.password.clone(),
+            false => format!("{:x}", rand::random::<u128>()),
+        };
+        let salted = gen_salted_password(&password, &salt, ITERATIONS);
+        Ok(Password::new(Some(salt.to_vec()), salted))
+    }
+}
+
+/// The sign-in of a connection.
+enum Startup {
+    Password(SASLAuthStartupHandler<DefaultServerParameterProvider>),
+    Trust(Trust),
+}
+
+/// No sign-in (loopback without a password), but the connection registered for cancels.
+struct Trust(Arc<ConnectionManager>);
+
+#[async_trait]
+impl NoopStartupHandler for Trust {
+    fn connection_manager(&self) -> Option<Arc<ConnectionManager>> {
+        Some(self.0.clone())
+    }
+}
+
+#[async_trait]
+impl StartupHandler for Startup {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: pgwire::messages::PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        match self {
+            Startup::Password(sasl) => sasl.on_startup(client, message).await,
+            Startup::Trust(trust) => trust.on_startup(client, message).await,
+        }
+    }
+}
+
+/// The queries of a connection, each on the latest snapshot.
+pub struct Queries {
+    shared: Arc<Shared>,
+    parser: Arc<LatestParser>,
+    activity: Arc<Activity>,
+}
+
+impl Queries {
+    /// The client's own time limit, or the server's.
+    fn timeout<C: ClientInfo>(&self, client: &C) -> Duration {
+        (client.metadata().get(CLIENT_TIMEOUT))
+            .and_then(|ms| ms.parse::<u64>().ok())
+            .map(Duration::from_millis)
+            .unwrap_or(self.shared.statement_timeout)
+    }
+
+    /// `run`, whole (its rows computed here, so that the time limit and a cancel stop the
+    /// work, not only its start), within `limit`.
+    async fn limited<F>(&self, limit: Duration, sql: &str, run: F) -> PgWireResult<Vec<Response>>
+    where
+        F: std::future::Future<Output = PgWireResult<Vec<Response>>> + Send,
+    {
+        let started = Instant::now();
+        // Ended when dropped: also when a cancel drops this query.
+        let _busy = self.activity.busy();
+        let runtime = &self.shared.runtime;
+        let whole = async {
+            let mut out = Vec::new();
+            for response in run.await? {
+                out.push(computed(response, runtime).await?);
+            }
+            Ok(out)
+        };
+        let result = match tokio::time::timeout(limit, whole).await {
+            Ok(result) => result,
+            Err(_) => Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                "ERROR".into(),
+                "57014".into(),
+                format!(
+                    "canceling statement due to statement timeout ({} s)",
+                    limit.as_secs_f64()
+                ),
+            )))),
+        };
+        tracing::debug!(
+            took_ms = started.elapsed().as_millis() as u64,
+            ok = result.is_ok(),
+            "query: {}",
+            sql.chars().take(200).collect::<String>()
+        );
+        result
+    }
+}
+
+/// `response` with its rows computed, in a task of its own so that the connection's task
+/// stays free to see a cancel or the time limit; the task is stopped when this future is
+/// dropped.
+async fn computed(response: Response, runtime: &tokio::runtime::Handle) -> PgWireResult<Response> {
+    let Response::Query(query) = response else {
+        return Ok(response);
+    };
+    let QueryResponse {
+        command_tag,
+        row_schema,
+        data_rows,
+        ..
+    } = query;
+    let task = runtime.spawn(data_rows.collect::<Vec<_>>());
+    let abort = task.abort_handle();
+    let _stop_when_dropped = scopeguard(move || abort.abort());
+    let rows = task.await.map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+    if let Some(Err(_)) = rows.iter().find(|r| r.is_err()) {
+        let failed = rows.into_iter().find_map(|r| r.err());
+        return Err(failed.expect("an error"));
+    }
+    let mut out = QueryResponse::new(row_schema, futures::stream::iter(rows));
+    out.set_command_tag(&command_tag);
+    Ok(Response::Query(out))
+}
+
+/// Runs `f` when dropped.
+fn scopeguard<F: FnOnce()>(f: F) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f()
+            }
+        }
+    }
+    Guard(Some(f))
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Queries {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let served = self.shared.latest.get()?;
+        served.make_derived(query).await;
+        let limit = self.timeout(client);
+        let service: &DfSessionService = &served.service;
+        let run = <DfSessionService as SimpleQueryHandler>::do_query(service, client, query);
+        self.limited(limit, query, run).await
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Queries {
+    type Statement = DfStatement;
+    type QueryParser = LatestParser;
+
+    fn query_parser(&self) -> Arc<LatestParser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<DfStatement>,
+        max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = DfStatement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let served = self.shared.latest.get()?;
+        let sql = portal.statement.statement.0.clone();
+        served.make_derived(&sql).await;
+        // Planned again on the latest snapshot, whichever it was prepared on.
+        let types = &portal.statement.parameter_types;
+        let parser = served.service.query_parser();
+        let Some(statement) = parser.parse_sql(&*client, &sql, types).await? else {
+            return Ok(Response::EmptyQuery);
+        };
+        let statement = StoredStatement::new(portal.statement.id.clone(), statement, types.clone());
+        let bind = Bind::new(
+            Some(portal.name.clone()),
+            Some(portal.statement.id.clone()),
+            codes(&portal.parameter_format),
+            portal.parameters.clone(),
+            codes(&portal.result_column_format),
+        );
+        let portal = Portal::try_new(&bind, Arc::new(statement))?;
+        let limit = self.timeout(client);
+        let service: &DfSessionService = &served.service;
+        let run = async {
+            let one = <DfSessionService as ExtendedQueryHandler>::do_query(
+                service, client, &portal, max_rows,
+            );
+            Ok(vec![one.await?])
+        };
+        let mut responses = self.limited(limit, &sql, run).await?;
+        Ok(responses.pop().unwrap_or(Response::EmptyQuery))
+    }
+}
+
+/// The format codes of a Bind message that give `format`.
+fn codes(format: &Format) -> Vec<i16> {
+    match format {
+        Format::UnifiedText => vec![],
+        Format::UnifiedBinary => vec![1],
+        Format::Individual(codes) => codes.clone(),
+    }
+}
+
+/// Parses a prepared statement on the latest snapshot (its parameters and columns).
+pub struct LatestParser(Arc<Latest>);
+
+impl LatestParser {
+    fn parser(&self) -> PgWireResult<Arc<datafusion_postgres::Parser>> {
+        let served: Arc<Served> = self.0.get()?;
+        Ok(served.service.query_parser())
+    }
+}
+
+#[async_trait]
+impl QueryParser for LatestParser {
+    type Statement = DfStatement;
+
+    async fn parse_sql<C>(
+        &self,
+        client: &C,
+        sql: &str,
+        types: &[Option<Type>],
+    ) -> PgWireResult<Option<DfStatement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        self.parser()?.parse_sql(client, sql, types).await
+    }
+
+    fn get_parameter_types(&self, statement: &DfStatement) -> PgWireResult<Vec<Type>> {
+        self.parser()?.get_parameter_types(statement)
+    }
+
+    fn get_result_schema(
+        &self,
+        statement: &DfStatement,
+        column_format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        self.parser()?.get_result_schema(statement, column_format)
+    }
+}

@@ -1,0 +1,350 @@
+//! `arstream serve` with real clients on loopback: psql (Debian's, on the machine) and
+//! psycopg 3 (from PyPI, into the build folder's venv): totals equal `arstream kpi`'s, the
+//! catalog commands list the tables and views, prepared statements with parameters, typed
+//! values, a wrong password refused, writes and COPY refused with nothing written, a file
+//! landed while it serves visible to the next query, the time limit, a cancel, 20 clients at
+//! once; and the refusals of an unsafe start.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_arstream");
+
+/// A running `arstream serve` and the lines it prints.
+struct Served {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    port: u16,
+}
+
+impl Served {
+    /// Serve `feed` into `state` on a free loopback port, once its first snapshot is served.
+    fn start(feed: &Path, state: &Path, password: Option<&str>) -> Served {
+        let mut command = Command::new(BIN);
+        command
+            .current_dir(std::env::temp_dir())
+            .args(["--feed", feed.to_str().unwrap(), "--state"])
+            .arg(state)
+            .args(["--as-of", "2025-03-31", "serve", "--listen", "127.0.0.1:0"])
+            .args(["--interval", "0.2"])
+            .env_remove("ARSTREAM_SERVE_PASSWORD")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        if let Some(password) = password {
+            command.env("ARSTREAM_SERVE_PASSWORD", password);
+        }
+        let mut child = command.spawn().unwrap();
+        let (tx, lines) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut served = Served {
+            child,
+            lines,
+            port: 0,
+        };
+        let listening = served.line_with("SQL server on ");
+        let addr = listening.split_whitespace().nth(3).unwrap();
+        served.port = addr.rsplit(':').next().unwrap().parse().unwrap();
+        served.line_with("sql serving sequence=1");
+        served
+    }
+
+    /// The next line that contains `text`, within a minute.
+    fn line_with(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no line with '{text}'"));
+            if line.contains(text) {
+                return line;
+            }
+        }
+    }
+
+    /// psql's unaligned output of `command`, and whether it succeeded.
+    fn psql(&self, command: &str, password: Option<&str>) -> (bool, String) {
+        let mut psql = Command::new("psql");
+        psql.args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-U", "arstream", "-d", "arstream", "-X", "-A", "-t"])
+            .args([
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-v",
+                "VERBOSITY=verbose",
+                "-c",
+                command,
+            ])
+            .env_remove("PGPASSWORD");
+        if let Some(password) = password {
+            psql.env("PGPASSWORD", password);
+        }
+        let out = psql
+            .output()
+            .expect("psql (Debian's postgresql-client) on the PATH");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text.trim().to_string())
+    }
+
+    fn stop(mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                assert!(status.success(), "serve exited with {status}");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        panic!("serve did not stop within 30 s of SIGTERM");
+    }
+}
+
+/// A generated feed of `months` months under `dir/feed` (the first month only when `first`).
+fn feed(dir: &Path) -> (PathBuf, PathBuf) {
+    let staging = dir.join("staging");
+    common::generated_feed(&staging, 30, 3, 11, 100_000);
+    let feed = dir.join("feed");
+    copy_months(&staging, &feed, &["month=2025-01", "month=2025-02"]);
+    (staging, feed)
+}
+
+fn copy_months(from: &Path, to: &Path, months: &[&str]) {
+    for entry in walk(from) {
+        let rel = entry.strip_prefix(from).unwrap();
+        if months.iter().any(|m| rel.to_string_lossy().contains(m)) {
+            let target = to.join(rel);
+            std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+            // Written aside, then renamed in: as connectors land files.
+            let aside = to.parent().unwrap().join(".landing");
+            std::fs::copy(&entry, &aside).unwrap();
+            std::fs::rename(&aside, &target).unwrap();
+        }
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `arstream kpi`'s total AR of the state as checkpointed.
+fn kpi_total(feed: &Path, state: &Path) -> f64 {
+    let out = Command::new(BIN)
+        .current_dir(std::env::temp_dir())
+        .args(["--offline", "--feed", feed.to_str().unwrap(), "--state"])
+        .arg(state)
+        .args(["--as-of", "2025-03-31", "kpi", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let kpi: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = if kpi.is_array() { &kpi[0] } else { &kpi };
+    row["total_ar"]
+        .to_string()
+        .trim_matches('"')
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn psql_reads_the_snapshots_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (staging, feed) = feed(dir.path());
+    let state = dir.path().join("state");
+    let served = Served::start(&feed, &state, None);
+
+    let (ok, total) = served.psql("SELECT total_ar FROM kpi_summary", None);
+    assert!(ok, "{total}");
+    let (ok, tables) = served.psql("\\dt", None);
+    assert!(
+        ok && tables.contains("|invoices_changes|table|"),
+        "{tables}"
+    );
+    let (ok, views) = served.psql("\\dv", None);
+    assert!(ok && views.contains("|kpi_summary|view|"), "{views}");
+    assert!(views.contains("|invoices|view|"), "{views}");
+    let (ok, columns) = served.psql("\\d kpi_summary", None);
+    assert!(ok && columns.contains("total_ar|numeric"), "{columns}");
+    let (ok, top) = served.psql(
+        "SELECT customer_id FROM worklist ORDER BY rank LIMIT 3",
+        None,
+    );
+    assert!(ok && top.lines().count() == 3, "{top}");
+
+    // Writes, COPY and the engine's settings are refused, and nothing is written.
+    let out_file = dir.path().join("copied.csv");
+    for (statement, code) in [
+        (
+            "INSERT INTO invoices (invoice_id) VALUES ('X')".to_string(),
+            "25006",
+        ),
+        ("DROP VIEW aging".to_string(), "25006"),
+        (
+            format!("COPY invoices TO '{}'", out_file.display()),
+            "25006",
+        ),
+        (
+            "SET datafusion.execution.batch_size = 1".to_string(),
+            "42501",
+        ),
+    ] {
+        let (ok, said) = served.psql(&statement, None);
+        assert!(!ok, "{statement} was not refused: {said}");
+        assert!(said.contains(code), "{statement}: {said}");
+    }
+    assert!(!out_file.exists(), "COPY wrote a file");
+    let (_, still) = served.psql("SELECT count(*) FROM aging", None);
+    assert!(still.parse::<u64>().is_ok(), "{still}");
+
+    // A month landed while it serves is in the next query after its refresh.
+    copy_months(&staging, &feed, &["month=2025-03"]);
+    served.line_with("sql serving sequence=2");
+    let (ok, later) = served.psql("SELECT total_ar FROM kpi_summary", None);
+    assert!(ok, "{later}");
+    assert_ne!(later, total, "the landed month is not visible");
+    served.stop();
+    let later: f64 = later.parse().unwrap();
+    assert_eq!(later, kpi_total(&feed, &state), "serve and kpi disagree");
+}
+
+#[test]
+fn psycopg_signs_in_prepares_cancels_and_many_clients_query_at_once() {
+    let python = common::python_with("psycopg[binary]", "psycopg");
+    let dir = tempfile::tempdir().unwrap();
+    let (_, feed) = feed(dir.path());
+    let state = dir.path().join("state");
+    let password = "pencil-of-arstream";
+    let served = Served::start(&feed, &state, Some(password));
+    // psql without the password is refused too.
+    let (ok, said) = served.psql("SELECT 1", Some("wrong"));
+    assert!(!ok && said.to_lowercase().contains("password"), "{said}");
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/psycopg_check.py");
+    let out = Command::new(python)
+        .arg(script)
+        .args(["127.0.0.1", &served.port.to_string(), "arstream", password])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let checks: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let check = |name: &str| -> Vec<&serde_json::Value> {
+        checks.iter().filter(|c| c["check"] == name).collect()
+    };
+    assert_eq!(check("wrong_password")[0]["refused"], true, "{stdout}");
+    let totals = check("totals")[0];
+    assert_eq!(totals["total_ar_type"], "Decimal", "{stdout}");
+    assert_eq!(totals["as_of"], "2025-03-31", "{stdout}");
+    assert_eq!(totals["as_of_type"], "date", "{stdout}");
+    let prepared = check("prepared")[0];
+    assert_eq!(prepared["rows"], 3, "{stdout}");
+    assert_eq!(
+        prepared["types"],
+        serde_json::json!(["Decimal", "date", "str"]),
+        "{stdout}"
+    );
+    for write in check("write") {
+        assert_eq!(write["refused"], true, "{write}");
+        assert_eq!(write["sqlstate"], "25006", "{write}");
+    }
+    let timeout = check("timeout")[0];
+    assert_eq!(timeout["sqlstate"], "57014", "{stdout}");
+    assert!(timeout["seconds"].as_f64().unwrap() < 5.0, "{stdout}");
+    let cancel = check("cancel")[0];
+    assert_eq!(cancel["sqlstate"], "57014", "{stdout}");
+    assert!(cancel["seconds"].as_f64().unwrap() < 5.0, "{stdout}");
+    assert_eq!(check("after_cancel")[0]["one"], 1, "{stdout}");
+    let many = check("many")[0];
+    assert_eq!(many["clients"], 20, "{stdout}");
+    assert_eq!(many["distinct"], 1, "{stdout}");
+    assert!(many["slowest"].as_f64().unwrap() < 8.0, "{stdout}");
+    served.stop();
+    assert!(!Path::new("/tmp/arstream-copy-out.csv").exists());
+    let total: f64 = totals["total_ar"].as_str().unwrap().parse().unwrap();
+    assert_eq!(total, kpi_total(&feed, &state), "{stdout}");
+}
+
+#[test]
+fn an_unsafe_start_is_refused_with_a_sentence() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = |args: &[&str], password: Option<&str>| {
+        let mut command = Command::new(BIN);
+        command
+            .current_dir(std::env::temp_dir())
+            .args(["--feed", dir.path().join("feed").to_str().unwrap()])
+            .args(["--state", dir.path().join("state").to_str().unwrap()])
+            .arg("serve")
+            .args(args)
+            .env_remove("ARSTREAM_SERVE_PASSWORD");
+        if let Some(password) = password {
+            command.env("ARSTREAM_SERVE_PASSWORD", password);
+        }
+        let out = command.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, said) = serve(&["--listen", "0.0.0.0:0"], None);
+    assert_eq!(code, Some(2), "{said}");
+    assert!(said.contains("without a password"), "{said}");
+    let (code, said) = serve(&["--listen", "0.0.0.0:0"], Some("secret"));
+    assert_eq!(code, Some(2), "{said}");
+    assert!(said.contains("without TLS"), "{said}");
+    // A certificate that cannot be used stops the command: never plaintext instead.
+    let cert = dir.path().join("server.crt");
+    std::fs::write(&cert, "not a certificate").unwrap();
+    let (code, said) = serve(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            cert.to_str().unwrap(),
+        ],
+        Some("secret"),
+    );
+    assert_eq!(code, Some(2), "{said}");
+    assert!(
+        said.contains("TLS") && said.contains("server.crt"),
+        "{said}"
+    );
+}
