@@ -2,8 +2,8 @@
 //! psycopg 3 (from PyPI, into the build folder's venv): totals equal `arstream kpi`'s, the
 //! catalog commands list the tables and views, prepared statements with parameters, typed
 //! values, a wrong password refused, writes and COPY refused with nothing written, a file
-//! landed while it serves visible to the next query, the time limit, a cancel, 20 clients at
-//! once; and the refusals of an unsafe start.
+//! landed while it serves visible to the next query, the time limit, a cancel, a query past
+//! its memory, 20 clients at once; and the refusals of an unsafe start.
 
 mod common;
 
@@ -24,7 +24,7 @@ struct Served {
 
 impl Served {
     /// Serve `feed` into `state` on a free loopback port, once its first snapshot is served.
-    fn start(feed: &Path, state: &Path, password: Option<&str>) -> Served {
+    fn start(feed: &Path, state: &Path, password: Option<&str>, extra: &[&str]) -> Served {
         let mut command = Command::new(BIN);
         command
             .current_dir(std::env::temp_dir())
@@ -32,6 +32,7 @@ impl Served {
             .arg(state)
             .args(["--as-of", "2025-03-31", "serve", "--listen", "127.0.0.1:0"])
             .args(["--interval", "0.2"])
+            .args(extra)
             .env_remove("ARSTREAM_SERVE_PASSWORD")
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
@@ -153,6 +154,32 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// The JSON lines a client program printed, one check each; the program must succeed.
+fn checks(mut program: Command) -> Vec<serde_json::Value> {
+    let out = program.output().expect("the client program starts");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (stdout.lines())
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Those of `checks` named `name` (one at least).
+fn named<'a>(checks: &'a [serde_json::Value], name: &str) -> Vec<&'a serde_json::Value> {
+    let found: Vec<_> = checks.iter().filter(|c| c["check"] == name).collect();
+    assert!(!found.is_empty(), "no check '{name}' in {checks:#?}");
+    found
+}
+
+fn clients_folder() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
+}
+
 /// `arstream kpi`'s total AR of the state as checkpointed.
 fn kpi_total(feed: &Path, state: &Path) -> f64 {
     let out = Command::new(BIN)
@@ -181,7 +208,8 @@ fn psql_reads_the_snapshots_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (staging, feed) = feed(dir.path());
     let state = dir.path().join("state");
-    let served = Served::start(&feed, &state, None);
+    // Each query's operators may hold 64 MiB.
+    let served = Served::start(&feed, &state, None, &["--query-memory", "64"]);
 
     let (ok, total) = served.psql("SELECT total_ar FROM kpi_summary", None);
     assert!(ok, "{total}");
@@ -226,6 +254,38 @@ fn psql_reads_the_snapshots_and_writes_nothing() {
     let (_, still) = served.psql("SELECT count(*) FROM aging", None);
     assert!(still.parse::<u64>().is_ok(), "{still}");
 
+    // What DBeaver, Metabase, Grafana, pgAdmin and drivers send at start, all answered.
+    let startup = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-p", &served.port.to_string()])
+        .args([
+            "-U",
+            "arstream",
+            "-d",
+            "arstream",
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+        ])
+        .arg("-f")
+        .arg(clients_folder().join("bi_startup.sql"))
+        .output()
+        .unwrap();
+    assert!(
+        startup.status.success(),
+        "{}",
+        String::from_utf8_lossy(&startup.stderr)
+    );
+
+    // A query past its memory fails with a sentence, and the server goes on.
+    let (ok, said) = served.psql(
+        "SELECT count(*) FROM generate_series(1, 20000000) a JOIN generate_series(1, 20000000) b ON a.value = b.value",
+        None,
+    );
+    assert!(!ok && said.contains("Resources exhausted"), "{said}");
+    let (ok, after) = served.psql("SELECT total_ar FROM kpi_summary", None);
+    assert!(ok && after == total, "{after}");
+
     // A month landed while it serves is in the next query after its refresh.
     copy_months(&staging, &feed, &["month=2025-03"]);
     served.line_with("sql serving sequence=2");
@@ -244,30 +304,21 @@ fn psycopg_signs_in_prepares_cancels_and_many_clients_query_at_once() {
     let (_, feed) = feed(dir.path());
     let state = dir.path().join("state");
     let password = "pencil-of-arstream";
-    let served = Served::start(&feed, &state, Some(password));
+    let served = Served::start(&feed, &state, Some(password), &[]);
     // psql without the password is refused too.
     let (ok, said) = served.psql("SELECT 1", Some("wrong"));
     assert!(!ok && said.to_lowercase().contains("password"), "{said}");
 
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/psycopg_check.py");
-    let out = Command::new(python)
-        .arg(script)
-        .args(["127.0.0.1", &served.port.to_string(), "arstream", password])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let checks: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let check = |name: &str| -> Vec<&serde_json::Value> {
-        checks.iter().filter(|c| c["check"] == name).collect()
-    };
+    let mut script = Command::new(python);
+    script.arg(clients_folder().join("psycopg_check.py")).args([
+        "127.0.0.1",
+        &served.port.to_string(),
+        "arstream",
+        password,
+    ]);
+    let psycopg = checks(script);
+    let stdout = format!("{psycopg:#?}");
+    let check = |name: &str| named(&psycopg, name);
     assert_eq!(check("wrong_password")[0]["refused"], true, "{stdout}");
     let totals = check("totals")[0];
     assert_eq!(totals["total_ar_type"], "Decimal", "{stdout}");
@@ -295,6 +346,59 @@ fn psycopg_signs_in_prepares_cancels_and_many_clients_query_at_once() {
     assert_eq!(many["clients"], 20, "{stdout}");
     assert_eq!(many["distinct"], 1, "{stdout}");
     assert!(many["slowest"].as_f64().unwrap() < 8.0, "{stdout}");
+    // PgJDBC (Debian's libpostgresql-jdbc-java) with the machine's Java: what DBeaver and
+    // Metabase connect with. Every check holds, int and double parameters for money included.
+    let jar = "/usr/share/java/postgresql.jar";
+    assert!(
+        Path::new(jar).exists(),
+        "{jar} missing: install Debian's libpostgresql-jdbc-java (.ci/run does)"
+    );
+    let mut java = Command::new("java");
+    java.args(["-cp", jar])
+        .arg(clients_folder().join("JdbcCheck.java"))
+        .args(["127.0.0.1", &served.port.to_string(), "arstream", password]);
+    let jdbc = checks(java);
+    for check in &jdbc {
+        let refused = check["check"] == "wrong_password";
+        assert!(
+            check["ok"] == true || (refused && check["refused"] == true),
+            "JDBC: {check}"
+        );
+    }
+    for name in [
+        "get_tables",
+        "totals",
+        "prepared",
+        "prepared_int",
+        "prepared_double",
+        "write",
+    ] {
+        named(&jdbc, name);
+    }
+    assert_eq!(named(&jdbc, "totals")[0]["total_ar_scale"], 2, "{jdbc:?}");
+
+    // SQLAlchemy 2 and pandas, from PyPI: a stock engine connects (its version and savepoint
+    // probes), read_sql with and without parameters, to_sql refused.
+    let python = common::python_with("psycopg[binary] sqlalchemy pandas", "sqlalchemy, pandas");
+    let mut pandas = Command::new(python);
+    pandas.arg(clients_folder().join("pandas_check.py")).args([
+        "127.0.0.1",
+        &served.port.to_string(),
+        "arstream",
+        password,
+    ]);
+    let notebook = checks(pandas);
+    for name in [
+        "connect_stock",
+        "read_sql_kpi",
+        "read_sql_params_decimal",
+        "read_sql_params_int",
+        "read_sql_params_float",
+        "to_sql",
+    ] {
+        let check = named(&notebook, name)[0];
+        assert_eq!(check["ok"], true, "pandas {name}: {check}");
+    }
     served.stop();
     assert!(!Path::new("/tmp/arstream-copy-out.csv").exists());
     let total: f64 = totals["total_ar"].as_str().unwrap().parse().unwrap();
@@ -347,4 +451,72 @@ fn an_unsafe_start_is_refused_with_a_sentence() {
         said.contains("TLS") && said.contains("server.crt"),
         "{said}"
     );
+}
+
+#[test]
+fn with_tls_set_up_every_connection_uses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, feed) = feed(dir.path());
+    let (cert, key) = (dir.path().join("server.crt"), dir.path().join("server.key"));
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl on the PATH");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let password = "tls-and-a-password";
+    let served = Served::start(
+        &feed,
+        &dir.path().join("state"),
+        Some(password),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let psql = |mode: &str| {
+        let conninfo = format!(
+            "host=127.0.0.1 port={} user=arstream dbname=arstream sslmode={mode} sslrootcert={}",
+            served.port,
+            cert.display()
+        );
+        let out = Command::new("psql")
+            .args([conninfo.as_str(), "-X", "-A", "-t", "-c"])
+            .arg("SELECT ssl FROM (SELECT 1 AS ssl)")
+            .env("PGPASSWORD", password)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    // The certificate checked against its own root, host name and all.
+    let (ok, said) = psql("verify-full");
+    assert!(ok, "{said}");
+    // Plaintext is refused with a sentence.
+    let (ok, said) = psql("disable");
+    assert!(!ok && said.contains("TLS connections only"), "{said}");
+    served.stop();
 }

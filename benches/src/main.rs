@@ -18,6 +18,7 @@
 
 mod dms;
 mod refresh;
+mod serve;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -85,6 +86,9 @@ pub enum Which {
     /// ingest benchmark's state: the first frame while the state loads, and the frames drawn
     /// once everything is loaded (keys sent: tabs, moves), from its debug log
     Dashboard(Scale),
+    /// SQL over the Postgres wire protocol: `arstream serve` on the ingest benchmark's state,
+    /// psycopg clients (one, then 20 at once) on the KPI summary and the worklist's top 100
+    Serve(Scale),
 }
 
 /// The generated feed a benchmark runs on, and where it keeps data and writes figures.
@@ -143,6 +147,11 @@ fn run(args: BenchArgs) -> anyhow::Result<()> {
         Which::Forecast(s) => forecast(s.customers, s.months, &s.data, &s.report),
         Which::Outreach(s) => outreach(s.customers, s.months, &s.data, &s.report),
         Which::Dashboard(s) => dashboard(s.customers, s.months, &s.data, &s.report),
+        Which::Serve(s) => {
+            let (feed, state) = ingested_state(s.customers, s.months, &s.data, &s.report)?;
+            let label = format!("{} customers, {} months", s.customers, s.months);
+            serve::run(&feed, &state, &label, &s.data, &s.report)
+        }
     }
 }
 
@@ -899,18 +908,24 @@ pub(crate) fn arstream_binary() -> anyhow::Result<PathBuf> {
 /// The Python of a virtual environment under the data folder with DuckDB 2.0 in it (made on
 /// first use), so that nothing is installed into the system's Python.
 fn python_with_duckdb(data: &Path) -> anyhow::Result<PathBuf> {
+    python_with(data, "duckdb==2.0.0", "duckdb")
+}
+
+/// The Python of the data folder's virtual environment with `package` (a pip requirement)
+/// installed, made and installed on first use.
+pub(crate) fn python_with(data: &Path, package: &str, module: &str) -> anyhow::Result<PathBuf> {
     let venv = data.join("venv");
     let python = venv.join("bin/python3");
     let has = |python: &Path| {
         Command::new(python)
-            .args(["-c", "import duckdb"])
+            .args(["-c", &format!("import {module}")])
             .status()
             .is_ok_and(|s| s.success())
     };
     if has(&python) {
         return Ok(python);
     }
-    println!("installing DuckDB 2.0 into {}", venv.display());
+    println!("installing {package} into {}", venv.display());
     if !python.exists() {
         let made = Command::new("python3")
             .args(["-m", "venv"])
@@ -923,11 +938,11 @@ fn python_with_duckdb(data: &Path) -> anyhow::Result<PathBuf> {
         );
     }
     let ok = Command::new(&python)
-        .args(["-m", "pip", "install", "--quiet", "duckdb==2.0.0"])
+        .args(["-m", "pip", "install", "--quiet", package])
         .status()?;
     anyhow::ensure!(
         ok.success() && has(&python),
-        "could not install duckdb into {}",
+        "could not install {package} into {}",
         venv.display()
     );
     Ok(python)

@@ -28,6 +28,10 @@ pub struct ServeArgs {
     /// Each query's time limit, in seconds (a client's `SET statement_timeout` wins)
     #[arg(long, value_name = "SECONDS", default_value = "300", value_parser = seconds)]
     pub statement_timeout: f64,
+    /// The memory each query's joins, sorts and aggregates may hold, in MiB; past it the
+    /// query fails with an error and the server goes on
+    #[arg(long, value_name = "MIB", default_value = "4096")]
+    pub query_memory: usize,
     /// Close a connection after this many seconds without a query
     #[arg(long, value_name = "SECONDS", default_value = "1800", value_parser = seconds)]
     pub idle_timeout: f64,
@@ -77,6 +81,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCod
         user: env("ARSTREAM_SERVE_USER").unwrap_or_else(|| "arstream".into()),
         password: env("ARSTREAM_SERVE_PASSWORD"),
         statement_timeout: Duration::from_secs_f64(args.statement_timeout),
+        query_memory: args.query_memory.max(1) << 20,
         idle_timeout: Duration::from_secs_f64(args.idle_timeout),
         max_connections: args.max_connections.max(1),
     };

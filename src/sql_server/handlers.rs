@@ -47,8 +47,12 @@ pub struct Shared {
     pub latest: Arc<Latest>,
     /// Each query's time limit, unless the client set its own.
     pub statement_timeout: Duration,
+    /// The memory each query's operators may hold, in bytes.
+    pub query_memory: usize,
     /// The one user and password (none: no sign-in, loopback only).
     pub credentials: Option<(String, String)>,
+    /// With TLS set up, a connection without it is refused (pgwire would take it).
+    pub tls_required: bool,
     pub connections: Arc<ConnectionManager>,
     /// The runtime of the connections and their queries (see `QueryRuntime`).
     pub runtime: tokio::runtime::Handle,
@@ -57,7 +61,7 @@ pub struct Shared {
 /// The handlers of one connection (each has its own sign-in state).
 pub struct Connection {
     queries: Arc<Queries>,
-    startup: Arc<Startup>,
+    startup: Arc<Guarded>,
     cancel: Arc<DefaultCancelHandler>,
 }
 
@@ -86,7 +90,10 @@ impl Connection {
                 parser: Arc::new(LatestParser(shared.latest.clone())),
                 activity,
             }),
-            startup: Arc::new(startup),
+            startup: Arc::new(Guarded {
+                startup,
+                tls_required: shared.tls_required,
+            }),
             cancel: Arc::new(DefaultCancelHandler::new(shared.connections.clone())),
         }
     }
@@ -161,6 +168,35 @@ impl NoopStartupHandler for Trust {
     }
 }
 
+/// The sign-in, after the check that a connection uses TLS when the server has it.
+struct Guarded {
+    startup: Startup,
+    tls_required: bool,
+}
+
+#[async_trait]
+impl StartupHandler for Guarded {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: pgwire::messages::PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if self.tls_required && !client.is_secure() {
+            return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                "FATAL".into(),
+                "28000".into(),
+                "this server takes TLS connections only: connect with sslmode=require (or verify-full)".into(),
+            ))));
+        }
+        self.startup.on_startup(client, message).await
+    }
+}
+
 #[async_trait]
 impl StartupHandler for Startup {
     async fn on_startup<C>(
@@ -194,6 +230,11 @@ impl Queries {
             .and_then(|ms| ms.parse::<u64>().ok())
             .map(Duration::from_millis)
             .unwrap_or(self.shared.statement_timeout)
+    }
+
+    /// The session service of one query, with its memory limit.
+    fn service(&self, served: &Served) -> PgWireResult<DfSessionService> {
+        (served.for_query(self.shared.query_memory)).map_err(|e| PgWireError::ApiError(e.into()))
     }
 
     /// `run`, whole (its rows computed here, so that the time limit and a cancel stop the
@@ -285,8 +326,8 @@ impl SimpleQueryHandler for Queries {
         let served = self.shared.latest.get()?;
         served.make_derived(query).await;
         let limit = self.timeout(client);
-        let service: &DfSessionService = &served.service;
-        let run = <DfSessionService as SimpleQueryHandler>::do_query(service, client, query);
+        let service = self.service(&served)?;
+        let run = <DfSessionService as SimpleQueryHandler>::do_query(&service, client, query);
         self.limited(limit, query, run).await
     }
 }
@@ -321,20 +362,24 @@ impl ExtendedQueryHandler for Queries {
         let Some(statement) = parser.parse_sql(&*client, &sql, types).await? else {
             return Ok(Response::EmptyQuery);
         };
-        let statement = StoredStatement::new(portal.statement.id.clone(), statement, types.clone());
+        let wanted = parser.get_parameter_types(&statement)?;
+        let mut types = types.clone();
+        let mut values = portal.parameters.clone();
+        let formats = as_numeric(&wanted, &mut types, &portal.parameter_format, &mut values);
+        let statement = StoredStatement::new(portal.statement.id.clone(), statement, types);
         let bind = Bind::new(
             Some(portal.name.clone()),
             Some(portal.statement.id.clone()),
-            codes(&portal.parameter_format),
-            portal.parameters.clone(),
+            formats,
+            values,
             codes(&portal.result_column_format),
         );
         let portal = Portal::try_new(&bind, Arc::new(statement))?;
         let limit = self.timeout(client);
-        let service: &DfSessionService = &served.service;
+        let service = self.service(&served)?;
         let run = async {
             let one = <DfSessionService as ExtendedQueryHandler>::do_query(
-                service, client, &portal, max_rows,
+                &service, client, &portal, max_rows,
             );
             Ok(vec![one.await?])
         };
@@ -343,7 +388,72 @@ impl ExtendedQueryHandler for Queries {
     }
 }
 
-/// The format codes of a Bind message that give `format`.
+/// Parameters a client sent as integers or floats where the statement wants a decimal (JDBC's
+/// `setInt`, a Python `int` against a money column), re-encoded as numeric text: the protocol
+/// layer decodes numeric into the decimal, but refuses an integer or a float for it. Returns
+/// the parameters' format codes.
+fn as_numeric(
+    wanted: &[Type],
+    types: &mut [Option<Type>],
+    format: &Format,
+    values: &mut [Option<bytes::Bytes>],
+) -> Vec<i16> {
+    let mut formats = Vec::with_capacity(values.len());
+    for (i, value) in values.iter_mut().enumerate() {
+        let binary = format.is_binary(i);
+        formats.push(i16::from(binary));
+        let sent = types.get(i).cloned().flatten();
+        let (Some(sent), Some(&Type::NUMERIC)) = (sent, wanted.get(i)) else {
+            continue;
+        };
+        let Some(bytes) = value.as_ref() else {
+            continue;
+        };
+        let text = match (binary, &sent) {
+            (false, t) if is_number(t) => std::str::from_utf8(bytes).ok().map(str::to_string),
+            (true, &Type::INT2) => bytes[..]
+                .try_into()
+                .ok()
+                .map(|b| i16::from_be_bytes(b).to_string()),
+            (true, &Type::INT4) => bytes[..]
+                .try_into()
+                .ok()
+                .map(|b| i32::from_be_bytes(b).to_string()),
+            (true, &Type::INT8) => bytes[..]
+                .try_into()
+                .ok()
+                .map(|b| i64::from_be_bytes(b).to_string()),
+            (true, &Type::FLOAT4) => (bytes[..].try_into().ok())
+                .map(f32::from_be_bytes)
+                .filter(|f| f.is_finite())
+                .map(|f| f.to_string()),
+            (true, &Type::FLOAT8) => (bytes[..].try_into().ok())
+                .map(f64::from_be_bytes)
+                .filter(|f| f.is_finite())
+                .map(|f| f.to_string()),
+            _ => None,
+        };
+        if let Some(text) = text {
+            *value = Some(bytes::Bytes::from(text));
+            types[i] = Some(Type::NUMERIC);
+            formats[i] = 0;
+        }
+    }
+    formats
+}
+
+fn is_number(t: &Type) -> bool {
+    [
+        Type::INT2,
+        Type::INT4,
+        Type::INT8,
+        Type::FLOAT4,
+        Type::FLOAT8,
+    ]
+    .contains(t)
+}
+
+/// The format codes of a Bind message that give `format` (the result columns').
 fn codes(format: &Format) -> Vec<i16> {
     match format {
         Format::UnifiedText => vec![],

@@ -4,6 +4,10 @@
 
 use std::sync::{Arc, RwLock};
 
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::context::SessionState;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::SessionContext;
 use datafusion_postgres::DfSessionService;
 use datafusion_postgres::auth::AuthManager;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
@@ -18,13 +22,22 @@ use crate::service::Snapshot;
 /// A snapshot and the session service that answers over it.
 pub struct Served {
     pub snapshot: Arc<Snapshot>,
+    /// Plans statements (prepared ones too) over the snapshot.
     pub service: DfSessionService,
+    /// The snapshot's session with the Postgres catalog, for each query's own.
+    state: SessionState,
 }
 
 impl Served {
-    /// `snapshot` with the Postgres catalog on its engine, and the read-only hook first.
+    /// `snapshot` with the Postgres catalog (beside its tables, so visible to its engine too)
+    /// and the functions clients ask at start; the read-only hook first.
     pub fn new(snapshot: Arc<Snapshot>) -> Result<Served, String> {
-        let ctx = Arc::new(snapshot.engine.ctx.clone());
+        // A session of its own over the snapshot's tables (the engine's, shared), with what
+        // PostgreSQL clients ask at start.
+        let ctx = Arc::new(SessionContext::new_with_state(snapshot.engine.ctx.state()));
+        for function in super::functions::all() {
+            ctx.register_udf(function);
+        }
         let catalog = ctx
             .state()
             .config()
@@ -34,14 +47,27 @@ impl Served {
             .clone();
         setup_pg_catalog(&ctx, &catalog, Arc::new(AuthManager::default()))
             .map_err(|e| format!("the Postgres catalog could not be set up: {e}"))?;
-        let hooks: Vec<Arc<dyn datafusion_postgres::QueryHook>> = vec![
-            Arc::new(ReadOnly),
-            Arc::new(CursorStatementHook),
-            Arc::new(SetShowHook),
-            Arc::new(TransactionStatementHook),
-        ];
-        let service = DfSessionService::new_with_hooks(ctx, hooks);
-        Ok(Served { snapshot, service })
+        let state = ctx.state();
+        let service = DfSessionService::new_with_hooks(ctx, hooks());
+        Ok(Served {
+            snapshot,
+            service,
+            state,
+        })
+    }
+
+    /// A session service for one query over this snapshot, whose operators (joins, sorts,
+    /// aggregates) may hold `memory` bytes at most: past it the query fails, not the server.
+    pub fn for_query(&self, memory: usize) -> Result<DfSessionService, String> {
+        let runtime = RuntimeEnvBuilder::from_runtime_env(self.state.runtime_env())
+            .with_memory_limit(memory, 1.0)
+            .build_arc()
+            .map_err(|e| e.to_string())?;
+        let state = SessionStateBuilder::new_from_existing(self.state.clone())
+            .with_runtime_env(runtime)
+            .build();
+        let ctx = Arc::new(SessionContext::new_with_state(state));
+        Ok(DfSessionService::new_with_hooks(ctx, hooks()))
     }
 
     /// Make this snapshot's model tables first when `sql` reads them (risk scores,
@@ -53,6 +79,17 @@ impl Served {
             tracing::warn!("the model tables of this snapshot could not be made: {e}");
         }
     }
+}
+
+/// What runs before DataFusion: the read-only guard first, then datafusion-postgres' own
+/// (cursors, `SET` and `SHOW`, transactions).
+fn hooks() -> Vec<Arc<dyn datafusion_postgres::QueryHook>> {
+    vec![
+        Arc::new(ReadOnly),
+        Arc::new(CursorStatementHook),
+        Arc::new(SetShowHook),
+        Arc::new(TransactionStatementHook),
+    ]
 }
 
 /// The latest snapshot served, swapped whole when a newer one is ready: a query takes it

@@ -7,6 +7,7 @@
 //! the environment; anything but loopback needs a password and TLS, and a TLS set-up that
 //! fails stops the command (the crate's own server would fall back to plaintext).
 
+pub mod functions;
 pub mod handlers;
 pub mod latest;
 pub mod read_only;
@@ -39,6 +40,8 @@ pub struct ServeOptions {
     pub password: Option<String>,
     /// Each query's time limit, unless a client sets its own.
     pub statement_timeout: Duration,
+    /// The memory each query's joins, sorts and aggregates may hold, in bytes.
+    pub query_memory: usize,
     /// A connection with no query for this long is closed.
     pub idle_timeout: Duration,
     /// Connections at once; more are turned away.
@@ -197,7 +200,9 @@ impl SqlServer {
             runtime: runtime.handle(),
             latest: Arc::new(Latest::default()),
             statement_timeout: options.statement_timeout,
+            query_memory: options.query_memory,
             credentials: (options.password.clone()).map(|p| (options.user.clone(), p)),
+            tls_required: tls.is_some(),
             connections: Arc::new(ConnectionManager::new()),
         });
         Ok(SqlServer {

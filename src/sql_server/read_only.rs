@@ -45,8 +45,9 @@ pub struct ReadOnly;
 enum Verdict {
     /// Let it through.
     Read,
-    /// A session option with nothing to do: answered `SET`.
-    Ignore,
+    /// Nothing to do (a session option, a savepoint in a read-only transaction): answered
+    /// with this tag.
+    Ignore(&'static str),
     Refuse(PgWireError),
 }
 
@@ -68,6 +69,9 @@ fn verdict(statement: &Statement) -> Verdict {
         | Statement::Close { .. }
         | Statement::Discard { .. }
         | Statement::Deallocate { .. } => Verdict::Read,
+        // Drivers wrap their own start-up queries in savepoints (psycopg): nothing to undo.
+        Statement::Savepoint { .. } => Verdict::Ignore("SAVEPOINT"),
+        Statement::ReleaseSavepoint { .. } => Verdict::Ignore("RELEASE"),
         Statement::Set(set) => set_verdict(set),
         other => Verdict::Refuse(refused(
             "25006",
@@ -86,7 +90,7 @@ fn set_verdict(set: &Set) -> Verdict {
             if KEPT.contains(&name.as_str()) {
                 Verdict::Read
             } else if IGNORED.contains(&name.as_str()) {
-                Verdict::Ignore
+                Verdict::Ignore("SET")
             } else {
                 Verdict::Refuse(refused(
                     "42501",
@@ -98,8 +102,8 @@ fn set_verdict(set: &Set) -> Verdict {
             }
         }
         Set::SetTimeZone { .. } => Verdict::Read,
-        Set::SetNames { .. } | Set::SetNamesDefault {} => Verdict::Ignore,
-        Set::SetTransaction { .. } | Set::SetSessionParam(_) => Verdict::Ignore,
+        Set::SetNames { .. } | Set::SetNamesDefault {} => Verdict::Ignore("SET"),
+        Set::SetTransaction { .. } | Set::SetSessionParam(_) => Verdict::Ignore("SET"),
         other => Verdict::Refuse(refused(
             "42501",
             format!("permission denied: {other} is not a session option"),
@@ -123,7 +127,7 @@ fn refused(code: &str, message: String) -> PgWireError {
 fn answer(statement: &Statement) -> Option<PgWireResult<Response>> {
     match verdict(statement) {
         Verdict::Read => None,
-        Verdict::Ignore => Some(Ok(Response::Execution(Tag::new("SET")))),
+        Verdict::Ignore(tag) => Some(Ok(Response::Execution(Tag::new(tag)))),
         Verdict::Refuse(e) => Some(Err(e)),
     }
 }
@@ -148,7 +152,7 @@ impl QueryHook for ReadOnly {
         match verdict(statement) {
             Verdict::Refuse(e) => Some(Err(e)),
             // A SET answered at execution needs a plan to describe: an empty one.
-            Verdict::Ignore => Some(Ok(LogicalPlan::EmptyRelation(
+            Verdict::Ignore(_) => Some(Ok(LogicalPlan::EmptyRelation(
                 datafusion::logical_expr::EmptyRelation {
                     produce_one_row: false,
                     schema: std::sync::Arc::new(datafusion::common::DFSchema::empty()),
@@ -182,7 +186,7 @@ mod tests {
             .remove(0);
         match verdict(&statement) {
             Verdict::Read => None,
-            Verdict::Ignore => Some("SET".into()),
+            Verdict::Ignore(tag) => Some(tag.into()),
             Verdict::Refuse(PgWireError::UserError(info)) => Some(info.code.clone()),
             Verdict::Refuse(other) => panic!("{other}"),
         }
@@ -197,6 +201,8 @@ mod tests {
         assert_eq!(code("SET statement_timeout = 1000"), None);
         assert_eq!(code("SET TIME ZONE 'UTC'"), None);
         assert_eq!(code("SET client_encoding TO 'UTF8'"), Some("SET".into()));
+        assert_eq!(code("SAVEPOINT _pg3_1"), Some("SAVEPOINT".into()));
+        assert_eq!(code("RELEASE SAVEPOINT _pg3_1"), Some("RELEASE".into()));
         for write in [
             "INSERT INTO invoices VALUES (1)",
             "UPDATE invoices SET amount = 0",
