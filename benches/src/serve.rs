@@ -119,7 +119,7 @@ pub fn run(
             }
         }
         Ok(format!(
-            "`arstream serve` on the ingest benchmark's state ({label}), started at once after a previous start (its ledger and model tables stored); ready for queries {ready_s:.1} s after the start (its first snapshot served). Each load: psycopg 3 clients (`benches/sql_load.py`) on loopback, each on its own connection sending the query again and again for {SECONDS:.0} s; a latency runs from sending the query to its last row received. \"first run\": one client's first query, with the process (per query) starting Python and connecting, which makes what the query reads when the snapshot has not made it yet (the worklist's model tables).\n\n{table}"
+            "`arstream serve` on the ingest benchmark's state ({label}), with its config without pipelines (no outputs written meanwhile; the models' consumer still makes each snapshot's model tables in the background), on a state whose ledger and model tables earlier commands stored; ready for queries {ready_s:.1} s after the start (its first snapshot served). Each load: psycopg 3 clients (`benches/sql_load.py`) on loopback, each on its own connection sending the query again and again for {SECONDS:.0} s; a latency runs from sending the query to its last row received. \"first run\": one client's first query, with the process (per query) starting Python and connecting, which makes what the query reads when the snapshot has not made it yet (the worklist's model tables).\n\n{table}"
         ))
     })();
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };

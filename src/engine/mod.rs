@@ -205,6 +205,15 @@ impl Engine {
         self.reads_any(sql, |name| derived::NAMES.contains(&name), false)
     }
 
+    /// Whether `sql` reads the models' own tables (scores, assignments, the forecast): the
+    /// forecast's accuracy, which the KPI summary reads, is put in by each refresh (the
+    /// latest made, or as stored), so reading it alone never waits for the models.
+    pub fn reads_model_tables(&self, sql: &str) -> bool {
+        let model =
+            |name: &str| derived::NAMES.contains(&name) && name != derived::FORECAST_ACCURACY;
+        self.reads_any(sql, model, false)
+    }
+
     /// Whether `sql` reads a table that is `wanted`, itself or through views; `unparsed` is
     /// the answer for SQL that does not parse.
     fn reads_any(&self, sql: &str, wanted: impl Fn(&str) -> bool, unparsed: bool) -> bool {

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use datafusion_postgres::DfSessionService;
+use datafusion_postgres::arrow_pg::datatypes::df::encode_dataframe;
 use datafusion_postgres::pgwire;
 use futures::{Sink, StreamExt};
 use pgwire::api::auth::noop::NoopStartupHandler;
@@ -29,6 +30,7 @@ use pgwire::api::{
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::extendedquery::Bind;
+use pgwire::types::format::FormatOptions;
 
 use super::Activity;
 use super::latest::{Latest, Served};
@@ -275,6 +277,23 @@ impl Queries {
     }
 }
 
+/// Rows computed already, as a response in `format`.
+async fn respond<C: ClientInfo>(
+    served: &Served,
+    (schema, mut batches): crate::service::QueryResult,
+    format: &Format,
+    client: &C,
+) -> PgWireResult<Response> {
+    let api = |e: datafusion::error::DataFusionError| PgWireError::ApiError(Box::new(e));
+    if batches.is_empty() {
+        batches.push(arrow::array::RecordBatch::new_empty(schema));
+    }
+    let frame = served.session().read_batches(batches).map_err(api)?;
+    let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+    let rows = encode_dataframe(frame, format, Some(options)).await?;
+    computed(Response::Query(rows), &tokio::runtime::Handle::current()).await
+}
+
 /// `response` with its rows computed, in a task of its own so that the connection's task
 /// stays free to see a cancel or the time limit; the task is stopped when this future is
 /// dropped.
@@ -324,6 +343,11 @@ impl SimpleQueryHandler for Queries {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let served = self.shared.latest.get()?;
+        if let Some(rows) = served.computed(query).await {
+            let _busy = self.activity.busy();
+            let response = respond(&served, rows, &Format::UnifiedText, client).await?;
+            return Ok(vec![response]);
+        }
         served.make_derived(query).await;
         let limit = self.timeout(client);
         let service = self.service(&served)?;
@@ -355,6 +379,12 @@ impl ExtendedQueryHandler for Queries {
     {
         let served = self.shared.latest.get()?;
         let sql = portal.statement.statement.0.clone();
+        if portal.parameters.is_empty()
+            && let Some(rows) = served.computed(&sql).await
+        {
+            let _busy = self.activity.busy();
+            return respond(&served, rows, &portal.result_column_format, client).await;
+        }
         served.make_derived(&sql).await;
         // Planned again on the latest snapshot, whichever it was prepared on.
         let types = &portal.statement.parameter_types;

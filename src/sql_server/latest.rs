@@ -71,13 +71,30 @@ impl Served {
     }
 
     /// Make this snapshot's model tables first when `sql` reads them (risk scores,
-    /// assignments, the forecast), as `arstream sql` does.
+    /// assignments, the forecast), as `arstream sql` does; the KPI summary does not wait.
     pub async fn make_derived(&self, sql: &str) {
-        if self.snapshot.engine.reads_derived(sql)
+        if self.snapshot.engine.reads_model_tables(sql)
             && let Err(e) = self.snapshot.model_tables().await
         {
             tracing::warn!("the model tables of this snapshot could not be made: {e}");
         }
+    }
+}
+
+impl Served {
+    /// The rows of `sql` when the refresh computed them already (the KPI summary): the
+    /// snapshot's own result, with no query run.
+    pub async fn computed(&self, sql: &str) -> Option<crate::service::QueryResult> {
+        let sql = sql.trim().trim_end_matches(';').trim();
+        if !self.snapshot.results.contains_key(sql) {
+            return None;
+        }
+        self.snapshot.query(sql, None).await.ok()
+    }
+
+    /// A session to turn computed rows into a response.
+    pub fn session(&self) -> SessionContext {
+        SessionContext::new_with_state(self.state.clone())
     }
 }
 
