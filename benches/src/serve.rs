@@ -32,25 +32,19 @@ pub fn run(
 ) -> anyhow::Result<()> {
     let python = python_with(data, "psycopg[binary]", "psycopg")?;
     let bin = arstream_binary()?;
-    let out = data.join("serve-bench-out");
-    let _ = std::fs::remove_dir_all(&out);
+    // The ingest benchmark's config without pipelines: no outputs written beside the queries.
+    let config = data.join("ingest-only.toml");
     let started = Instant::now();
     let mut child = Command::new(&bin)
-        .args([
-            "--feed",
-            &feed.to_string_lossy(),
-            "--state",
-            &state.to_string_lossy(),
-        ])
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--out",
-            &out.to_string_lossy(),
-        ])
+        .arg("--config")
+        .arg(&config)
+        .arg("--feed")
+        .arg(feed)
+        .arg("--state")
+        .arg(state)
+        .args(["--as-of", "feed", "serve", "--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(data.join("serve-bench.log"))?)
         .spawn()?;
     let (tx, lines) = mpsc::channel();
     let stdout = child.stdout.take().expect("stdout");
@@ -119,7 +113,7 @@ pub fn run(
             }
         }
         Ok(format!(
-            "`arstream serve` on the ingest benchmark's state ({label}), with its config without pipelines (no outputs written meanwhile; the models' consumer still makes each snapshot's model tables in the background), on a state whose ledger and model tables earlier commands stored; ready for queries {ready_s:.1} s after the start (its first snapshot served). Each load: psycopg 3 clients (`benches/sql_load.py`) on loopback, each on its own connection sending the query again and again for {SECONDS:.0} s; a latency runs from sending the query to its last row received. \"first run\": one client's first query, with the process (per query) starting Python and connecting, which makes what the query reads when the snapshot has not made it yet (the worklist's model tables).\n\n{table}"
+            "`arstream serve` on the ingest benchmark's state ({label}) at the feed's last day, its defaults (at most 4 queries computing at once, the others waiting their turn; 2 GiB per query), with its config without pipelines (no outputs written meanwhile; the models' consumer still makes each snapshot's model tables in the background), on a state whose ledger and model tables earlier commands stored; ready for queries {ready_s:.1} s after the start (its first snapshot served). Each load: psycopg 3 clients (`benches/sql_load.py`) on loopback, each on its own connection sending the query again and again for {SECONDS:.0} s; a latency runs from sending the query to its last row received. \"first run\": one client's first query, with the process (per query) starting Python and connecting, which makes what the query reads when the snapshot has not made it yet (the worklist's model tables).\n\n{table}"
         ))
     })();
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };

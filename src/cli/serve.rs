@@ -30,8 +30,12 @@ pub struct ServeArgs {
     pub statement_timeout: f64,
     /// The memory each query's joins, sorts and aggregates may hold, in MiB; past it the
     /// query fails with an error and the server goes on
-    #[arg(long, value_name = "MIB", default_value = "4096")]
+    #[arg(long, value_name = "MIB", default_value = "2048")]
     pub query_memory: usize,
+    /// Queries computing at once; the others wait their turn (within their time limit), so
+    /// that many clients never hold many queries' memory at once
+    #[arg(long, value_name = "N", default_value = "4")]
+    pub max_running: usize,
     /// Close a connection after this many seconds without a query
     #[arg(long, value_name = "SECONDS", default_value = "1800", value_parser = seconds)]
     pub idle_timeout: f64,
@@ -82,6 +86,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCod
         password: env("ARSTREAM_SERVE_PASSWORD"),
         statement_timeout: Duration::from_secs_f64(args.statement_timeout),
         query_memory: args.query_memory.max(1) << 20,
+        max_running: args.max_running.max(1),
         idle_timeout: Duration::from_secs_f64(args.idle_timeout),
         max_connections: args.max_connections.max(1),
     };

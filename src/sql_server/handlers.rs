@@ -51,6 +51,9 @@ pub struct Shared {
     pub statement_timeout: Duration,
     /// The memory each query's operators may hold, in bytes.
     pub query_memory: usize,
+    /// Queries computing at once; the others wait their turn (within their time limit), so
+    /// that many clients cannot hold many queries' memory at once.
+    pub running: Arc<tokio::sync::Semaphore>,
     /// The one user and password (none: no sign-in, loopback only).
     pub credentials: Option<(String, String)>,
     /// With TLS set up, a connection without it is refused (pgwire would take it).
@@ -249,7 +252,9 @@ impl Queries {
         // Ended when dropped: also when a cancel drops this query.
         let _busy = self.activity.busy();
         let runtime = &self.shared.runtime;
+        let running = self.shared.running.clone();
         let whole = async {
+            let _turn = running.acquire_owned().await;
             let mut out = Vec::new();
             for response in run.await? {
                 out.push(computed(response, runtime).await?);

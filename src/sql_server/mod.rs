@@ -42,6 +42,8 @@ pub struct ServeOptions {
     pub statement_timeout: Duration,
     /// The memory each query's joins, sorts and aggregates may hold, in bytes.
     pub query_memory: usize,
+    /// Queries computing at once (the others wait their turn).
+    pub max_running: usize,
     /// A connection with no query for this long is closed.
     pub idle_timeout: Duration,
     /// Connections at once; more are turned away.
@@ -201,6 +203,7 @@ impl SqlServer {
             latest: Arc::new(Latest::default()),
             statement_timeout: options.statement_timeout,
             query_memory: options.query_memory,
+            running: Arc::new(Semaphore::new(options.max_running.max(1))),
             credentials: (options.password.clone()).map(|p| (options.user.clone(), p)),
             tls_required: tls.is_some(),
             connections: Arc::new(ConnectionManager::new()),
