@@ -520,7 +520,34 @@ impl QueryParser for LatestParser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        self.parser()?.parse_sql(client, sql, types).await
+        // Rows the refresh computed (the KPI summary) are described from those rows, not by
+        // planning the views under them; they are answered from them too (`do_query`).
+        let served = self.0.get()?;
+        if let Some((schema, batches)) = served.computed(sql).await {
+            let parsed = datafusion::sql::sqlparser::parser::Parser::parse_sql(
+                &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+                sql,
+            );
+            if let Ok(mut statements) = parsed
+                && statements.len() == 1
+            {
+                let statement = statements.remove(0);
+                let rows = match batches.is_empty() {
+                    true => vec![arrow::array::RecordBatch::new_empty(schema)],
+                    false => batches,
+                };
+                let frame = served.session().read_batches(rows);
+                if let Ok(frame) = frame {
+                    let plan = frame.into_unoptimized_plan();
+                    return Ok(Some((statement.to_string(), Some((statement, plan)))));
+                }
+            }
+        }
+        served
+            .service
+            .query_parser()
+            .parse_sql(client, sql, types)
+            .await
     }
 
     fn get_parameter_types(&self, statement: &DfStatement) -> PgWireResult<Vec<Type>> {
