@@ -2,11 +2,9 @@
 //! `arstream run` shows on a terminal), for controllers and collectors.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use super::GlobalArgs;
-use super::run::{INVALID, dashboard_layout, poll_interval, serve};
-use crate::pipeline::catalog;
+use super::run::{INVALID, dashboard_layout, plan_of, poll_interval, serve};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -30,19 +28,13 @@ pub struct DashboardArgs {
 }
 
 pub async fn run(global: &GlobalArgs, args: DashboardArgs) -> anyhow::Result<ExitCode> {
-    let interval = args.interval.map(Duration::from_secs_f64);
-    let options = global.session_options();
-    let plan = match catalog::plan(
-        &options,
+    let Some(plan) = plan_of(
+        global,
         args.pipeline.as_deref(),
         args.out.as_deref(),
-        interval,
-    ) {
-        Ok(plan) => plan,
-        Err(invalid) => {
-            eprintln!("error: {invalid}");
-            return Ok(ExitCode::from(INVALID));
-        }
+        args.interval,
+    ) else {
+        return Ok(ExitCode::from(INVALID));
     };
     let layout = match dashboard_layout(&plan, args.layout.as_deref()) {
         Ok(layout) => layout,

@@ -67,20 +67,32 @@ pub(crate) fn poll_interval(text: &str) -> Result<f64, String> {
 /// Exit code of an invalid pipeline or command line.
 pub(crate) const INVALID: u8 = 2;
 
-pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
-    let interval = args.interval.map(Duration::from_secs_f64);
-    let options = global.session_options();
-    let plan = match catalog::plan(
-        &options,
-        args.pipeline.as_deref(),
-        args.out.as_deref(),
-        interval,
-    ) {
-        Ok(plan) => plan,
+/// The plan of the pipeline named (or the default one) with the command line's `--out` and
+/// `--interval`; none, said on stderr, when it cannot be used (exit [`INVALID`]).
+pub(crate) fn plan_of(
+    global: &GlobalArgs,
+    pipeline: Option<&str>,
+    out: Option<&str>,
+    interval: Option<f64>,
+) -> Option<Plan> {
+    let interval = interval.map(Duration::from_secs_f64);
+    match catalog::plan(&global.session_options(), pipeline, out, interval) {
+        Ok(plan) => Some(plan),
         Err(invalid) => {
             eprintln!("error: {invalid}");
-            return Ok(ExitCode::from(INVALID));
+            None
         }
+    }
+}
+
+pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let Some(plan) = plan_of(
+        global,
+        args.pipeline.as_deref(),
+        args.out.as_deref(),
+        args.interval,
+    ) else {
+        return Ok(ExitCode::from(INVALID));
     };
     if args.once {
         return once(&plan, true, global.log_format).await;

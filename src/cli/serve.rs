@@ -7,8 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use super::GlobalArgs;
-use super::run::{INVALID, poll_interval, serve};
-use crate::pipeline::catalog;
+use super::run::{INVALID, plan_of, poll_interval, serve};
 use crate::sql_server::{ServeOptions, SqlServer};
 
 #[derive(Debug, clap::Args)]
@@ -64,19 +63,13 @@ fn seconds(text: &str) -> Result<f64, String> {
 }
 
 pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let interval = args.interval.map(Duration::from_secs_f64);
-    let options = global.session_options();
-    let plan = match catalog::plan(
-        &options,
+    let Some(plan) = plan_of(
+        global,
         args.pipeline.as_deref(),
         args.out.as_deref(),
-        interval,
-    ) {
-        Ok(plan) => plan,
-        Err(invalid) => {
-            eprintln!("error: {invalid}");
-            return Ok(ExitCode::from(INVALID));
-        }
+        args.interval,
+    ) else {
+        return Ok(ExitCode::from(INVALID));
     };
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let serve_options = ServeOptions {

@@ -66,7 +66,7 @@ pub struct Shared {
 /// The handlers of one connection (each has its own sign-in state).
 pub struct Connection {
     queries: Arc<Queries>,
-    startup: Arc<Guarded>,
+    startup: Arc<Startup>,
     cancel: Arc<DefaultCancelHandler>,
 }
 
@@ -74,7 +74,7 @@ impl Connection {
     pub fn new(shared: &Arc<Shared>, activity: Arc<Activity>) -> Connection {
         let params = Arc::new(DefaultServerParameterProvider::default());
         let manager = shared.connections.clone();
-        let startup = match &shared.credentials {
+        let signin = match &shared.credentials {
             Some((user, password)) => {
                 let source = Credentials {
                     user: user.clone(),
@@ -85,9 +85,9 @@ impl Connection {
                 let sasl = SASLAuthStartupHandler::new(params)
                     .with_scram(scram)
                     .with_connection_manager(manager);
-                Startup::Password(sasl)
+                SignIn::Password(sasl)
             }
-            None => Startup::Trust(Trust(manager)),
+            None => SignIn::Trust(Trust(manager)),
         };
         Connection {
             queries: Arc::new(Queries {
@@ -95,8 +95,8 @@ impl Connection {
                 parser: Arc::new(LatestParser(shared.latest.clone())),
                 activity,
             }),
-            startup: Arc::new(Guarded {
-                startup,
+            startup: Arc::new(Startup {
+                signin,
                 tls_required: shared.tls_required,
             }),
             cancel: Arc::new(DefaultCancelHandler::new(shared.connections.clone())),
@@ -157,8 +157,13 @@ impl AuthSource for Credentials {
     }
 }
 
-/// The sign-in of a connection.
-enum Startup {
+/// The sign-in of a connection, after the check that it uses TLS when the server has it.
+struct Startup {
+    signin: SignIn,
+    tls_required: bool,
+}
+
+enum SignIn {
     Password(SASLAuthStartupHandler<DefaultServerParameterProvider>),
     Trust(Trust),
 }
@@ -173,14 +178,8 @@ impl NoopStartupHandler for Trust {
     }
 }
 
-/// The sign-in, after the check that a connection uses TLS when the server has it.
-struct Guarded {
-    startup: Startup,
-    tls_required: bool,
-}
-
 #[async_trait]
-impl StartupHandler for Guarded {
+impl StartupHandler for Startup {
     async fn on_startup<C>(
         &self,
         client: &mut C,
@@ -198,25 +197,9 @@ impl StartupHandler for Guarded {
                 "this server takes TLS connections only: connect with sslmode=require (or verify-full)".into(),
             ))));
         }
-        self.startup.on_startup(client, message).await
-    }
-}
-
-#[async_trait]
-impl StartupHandler for Startup {
-    async fn on_startup<C>(
-        &self,
-        client: &mut C,
-        message: pgwire::messages::PgWireFrontendMessage,
-    ) -> PgWireResult<()>
-    where
-        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-        C::Error: Debug,
-        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-    {
-        match self {
-            Startup::Password(sasl) => sasl.on_startup(client, message).await,
-            Startup::Trust(trust) => trust.on_startup(client, message).await,
+        match &self.signin {
+            SignIn::Password(sasl) => sasl.on_startup(client, message).await,
+            SignIn::Trust(trust) => trust.on_startup(client, message).await,
         }
     }
 }
@@ -520,10 +503,10 @@ impl QueryParser for LatestParser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        // Rows the refresh computed (the KPI summary) are described from those rows, not by
-        // planning the views under them; they are answered from them too (`do_query`).
+        // A statement whose rows the refresh computed (the KPI summary) is described from
+        // their schema, not by planning the views under it; `do_query` answers it from them.
         let served = self.0.get()?;
-        if let Some((schema, batches)) = served.computed(sql).await {
+        if let Some(schema) = served.computed_schema(sql) {
             let parsed = datafusion::sql::sqlparser::parser::Parser::parse_sql(
                 &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
                 sql,
@@ -532,12 +515,8 @@ impl QueryParser for LatestParser {
                 && statements.len() == 1
             {
                 let statement = statements.remove(0);
-                let rows = match batches.is_empty() {
-                    true => vec![arrow::array::RecordBatch::new_empty(schema)],
-                    false => batches,
-                };
-                let frame = served.session().read_batches(rows);
-                if let Ok(frame) = frame {
+                let empty = arrow::array::RecordBatch::new_empty(schema);
+                if let Ok(frame) = served.session().read_batch(empty) {
                     let plan = frame.into_unoptimized_plan();
                     return Ok(Some((statement.to_string(), Some((statement, plan)))));
                 }

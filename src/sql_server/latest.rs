@@ -85,17 +85,28 @@ impl Served {
     /// The rows of `sql` when the refresh computed them already (the KPI summary): the
     /// snapshot's own result, with no query run.
     pub async fn computed(&self, sql: &str) -> Option<crate::service::QueryResult> {
-        let sql = sql.trim().trim_end_matches(';').trim();
+        let sql = computed_key(sql);
         if !self.snapshot.results.contains_key(sql) {
             return None;
         }
         self.snapshot.query(sql, None).await.ok()
     }
 
+    /// The columns of `sql` when the refresh computed its rows, without computing anything.
+    pub fn computed_schema(&self, sql: &str) -> Option<arrow::datatypes::SchemaRef> {
+        let (schema, _) = self.snapshot.results.get(computed_key(sql))?;
+        Some(schema.clone())
+    }
+
     /// A session to turn computed rows into a response.
     pub fn session(&self) -> SessionContext {
         SessionContext::new_with_state(self.state.clone())
     }
+}
+
+/// `sql` as the refresh's results are keyed.
+fn computed_key(sql: &str) -> &str {
+    sql.trim().trim_end_matches(';').trim()
 }
 
 /// What runs before DataFusion: the read-only guard first, then datafusion-postgres' own
