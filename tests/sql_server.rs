@@ -182,11 +182,24 @@ fn clients_folder() -> PathBuf {
 
 /// `arstream kpi`'s total AR of the state as checkpointed.
 fn kpi_total(feed: &Path, state: &Path) -> f64 {
+    let kpi = offline(feed, state, &["kpi", "--format", "json"]);
+    let kpi: serde_json::Value = serde_json::from_str(&kpi).unwrap();
+    let row = if kpi.is_array() { &kpi[0] } else { &kpi };
+    row["total_ar"]
+        .to_string()
+        .trim_matches('"')
+        .parse()
+        .unwrap()
+}
+
+/// What `arstream --offline … COMMAND` prints on the served state.
+fn offline(feed: &Path, state: &Path, command: &[&str]) -> String {
     let out = Command::new(BIN)
         .current_dir(std::env::temp_dir())
         .args(["--offline", "--feed", feed.to_str().unwrap(), "--state"])
         .arg(state)
-        .args(["--as-of", "2025-03-31", "kpi", "--format", "json"])
+        .args(["--as-of", "2025-03-31"])
+        .args(command)
         .output()
         .unwrap();
     assert!(
@@ -194,13 +207,7 @@ fn kpi_total(feed: &Path, state: &Path) -> f64 {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let kpi: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let row = if kpi.is_array() { &kpi[0] } else { &kpi };
-    row["total_ar"]
-        .to_string()
-        .trim_matches('"')
-        .parse()
-        .unwrap()
+    String::from_utf8(out.stdout).unwrap()
 }
 
 #[test]
@@ -228,6 +235,9 @@ fn psql_reads_the_snapshots_and_writes_nothing() {
         None,
     );
     assert!(ok && top.lines().count() == 3, "{top}");
+    let worked = "SELECT count(*) AS customers, sum(open_amount_rc) AS open FROM worklist";
+    let (ok, worklist) = served.psql(worked, None);
+    assert!(ok, "{worklist}");
 
     // Writes, COPY and the engine's settings are refused, and nothing is written.
     let out_file = dir.path().join("copied.csv");
@@ -292,7 +302,19 @@ fn psql_reads_the_snapshots_and_writes_nothing() {
     let (ok, later) = served.psql("SELECT total_ar FROM kpi_summary", None);
     assert!(ok, "{later}");
     assert_ne!(later, total, "the landed month is not visible");
+    // The worklist (whose rows each snapshot keeps for its readers) moved with it, to what
+    // `arstream sql` says on the same state.
+    let (ok, worklist_later) = served.psql(worked, None);
+    assert!(
+        ok && worklist_later != worklist,
+        "{worklist} / {worklist_later}"
+    );
     served.stop();
+    let said = offline(&feed, &state, &["sql", "--format", "csv", worked]);
+    assert_eq!(
+        said.lines().nth(1),
+        Some(worklist_later.replace('|', ",").as_str())
+    );
     let later: f64 = later.parse().unwrap();
     assert_eq!(later, kpi_total(&feed, &state), "serve and kpi disagree");
 }

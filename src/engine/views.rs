@@ -76,6 +76,24 @@ const INCREMENTAL: &[(&str, &str)] = builtin!("incremental/":
     "aging_exact",
 );
 
+/// The views of one row per customer or fewer (the KPI summary, the aging report, the
+/// worklist, …): cheap to keep once computed, asked again by many readers.
+pub const SUMMARIES: &[&str] = &[
+    "kpi_summary",
+    "aging",
+    "aging_totals",
+    "monthly_sales",
+    "collector_productivity",
+    "dispute_stats",
+    "promise_stats",
+    "risk_segments",
+    "customer_risk",
+    "next_actions",
+    "worklist_queue",
+    "worklist",
+    "cash_forecast",
+];
+
 /// The shipped plain definition of `name`, if there is one.
 pub fn builtin_plain(name: &str) -> Option<&'static str> {
     (BUILTIN.iter())

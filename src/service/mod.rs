@@ -77,6 +77,8 @@ pub struct Snapshot {
     /// once on first ask (see
     /// [`Snapshot::model_tables`]).
     models: tokio::sync::OnceCell<Result<Arc<ModelTables>, String>>,
+    /// Results computed once and kept for later asks (see [`Snapshot::view_rows`]).
+    kept: std::sync::Mutex<std::collections::HashMap<String, Arc<KeptResult>>>,
     risk_options: RiskOptions,
     /// Where its model tables are stored (none with changes not checkpointed).
     stored: Option<StoredModels>,
@@ -90,6 +92,9 @@ type LatestModels = Arc<std::sync::Mutex<Option<Arc<ModelTables>>>>;
 /// A query's schema and rows.
 pub type QueryResult = (arrow::datatypes::SchemaRef, Vec<arrow::array::RecordBatch>);
 
+/// A result computed by the first to ask for it, the others waiting.
+type KeptResult = tokio::sync::OnceCell<QueryResult>;
+
 impl Snapshot {
     /// The rows of `sql` over this snapshot: computed by the refresh already, or now on
     /// `threads` threads at most (`None`: all the engine has).
@@ -99,17 +104,52 @@ impl Snapshot {
         threads: Option<usize>,
     ) -> Result<QueryResult, crate::engine::EngineError> {
         // What the refresh computed before this snapshot's model tables were made (the KPI
-        // summary) is computed again once they are, for what they add.
+        // summary) is computed again once they are, for what they add: once, then kept.
         let reads_models = self.engine.reads_derived(sql);
-        if let Some(result) = self.results.get(sql)
-            && !(reads_models && self.models.initialized())
-        {
-            return Ok(result.clone());
+        if let Some(result) = self.results.get(sql) {
+            if !(reads_models && self.models.initialized()) {
+                return Ok(result.clone());
+            }
+            return self.kept(sql, threads).await;
         }
-        if reads_models && let Err(e) = self.model_tables().await {
+        self.models_for(sql).await;
+        self.engine.query_planned(sql, threads).await
+    }
+
+    /// All the rows of view `name` over this snapshot, computed on the first ask (after its
+    /// model tables when it reads them) and kept for every later one: for the summaries many
+    /// readers ask again (the worklist, one row per customer), never for a view of every
+    /// invoice.
+    pub async fn view_rows(&self, name: &str) -> Result<QueryResult, crate::engine::EngineError> {
+        let sql = format!("SELECT * FROM \"{name}\"");
+        if self.results.contains_key(&sql) {
+            return self.query(&sql, None).await;
+        }
+        self.models_for(&sql).await;
+        self.kept(&sql, None).await
+    }
+
+    /// Make this snapshot's model tables first when `sql` reads them.
+    async fn models_for(&self, sql: &str) {
+        if self.engine.reads_derived(sql)
+            && let Err(e) = self.model_tables().await
+        {
             tracing::warn!("the model tables of this refresh could not be made: {e}");
         }
-        self.engine.query_planned(sql, threads).await
+    }
+
+    /// The rows of `sql`, computed once for this snapshot (a failure is not kept).
+    async fn kept(
+        &self,
+        sql: &str,
+        threads: Option<usize>,
+    ) -> Result<QueryResult, crate::engine::EngineError> {
+        let cell = {
+            let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+            kept.entry(sql.to_string()).or_default().clone()
+        };
+        let rows = cell.get_or_try_init(|| self.engine.query_planned(sql, threads));
+        rows.await.cloned()
     }
 
     /// The risk model's scores, the collector assignments and the cash forecast over this
@@ -388,6 +428,7 @@ impl Runner {
             engine: Arc::new(engine),
             began,
             models: tokio::sync::OnceCell::new(),
+            kept: Default::default(),
             risk_options: session.risk_options(),
             stored,
             latest_models: self.latest_models.clone(),

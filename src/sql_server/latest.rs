@@ -17,6 +17,7 @@ use datafusion_postgres::hooks::transactions::TransactionStatementHook;
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 
 use super::read_only::ReadOnly;
+use super::summaries::Read;
 use crate::service::Snapshot;
 
 /// A snapshot and the session service that answers over it.
@@ -29,12 +30,19 @@ pub struct Served {
 }
 
 impl Served {
-    /// `snapshot` with the Postgres catalog (beside its tables, so visible to its engine too)
-    /// and the functions clients ask at start; the read-only hook first.
-    pub fn new(snapshot: Arc<Snapshot>) -> Result<Served, String> {
-        // A session of its own over the snapshot's tables (the engine's, shared), with what
-        // PostgreSQL clients ask at start.
-        let ctx = Arc::new(SessionContext::new_with_state(snapshot.engine.ctx.state()));
+    /// `snapshot` with the Postgres catalog and the functions clients ask at start, its
+    /// summary views served from the rows it keeps (see [`super::summaries`]); the
+    /// read-only hook first.
+    pub async fn new(snapshot: Arc<Snapshot>, read: &Read) -> Result<Served, String> {
+        // A session of its own over a copy of the snapshot's catalog (the tables shared).
+        let state = snapshot.engine.ctx.state();
+        let catalogs = super::summaries::catalog_copy(state.catalog_list(), &snapshot, read);
+        let catalogs =
+            (catalogs.await).map_err(|e| format!("the catalog could not be copied: {e}"))?;
+        let state = SessionStateBuilder::new_from_existing(state)
+            .with_catalog_list(catalogs)
+            .build();
+        let ctx = Arc::new(SessionContext::new_with_state(state));
         for function in super::functions::all() {
             ctx.register_udf(function);
         }

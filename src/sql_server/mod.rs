@@ -11,6 +11,7 @@ pub mod functions;
 pub mod handlers;
 pub mod latest;
 pub mod read_only;
+pub mod summaries;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -140,6 +141,8 @@ pub struct SqlServer {
     max_connections: usize,
     stop: CancellationToken,
     addr: SocketAddr,
+    /// The summary views clients read, computed ahead on each new snapshot.
+    read: summaries::Read,
     _runtime: QueryRuntime,
 }
 
@@ -216,6 +219,7 @@ impl SqlServer {
             max_connections: options.max_connections,
             stop: CancellationToken::new(),
             addr,
+            read: Default::default(),
             _runtime: runtime,
         })
     }
@@ -261,14 +265,24 @@ impl Consumer for SqlServer {
     async fn consume(
         &mut self,
         snapshot: &Arc<Snapshot>,
-        _cancel: &CancellationToken,
+        cancel: &CancellationToken,
     ) -> (Option<Serving>, Next) {
         let began = Instant::now();
         let sequence = snapshot.sequence;
-        match Served::new(snapshot.clone()) {
+        match Served::new(snapshot.clone(), &self.read).await {
             Ok(served) => {
                 self.shared.latest.set(served);
                 let took = began.elapsed();
+                // The summaries clients read on the last snapshot, computed now (on the
+                // queries' runtime) rather than by the next client to ask.
+                let (snapshot, read) = (snapshot.clone(), self.read.clone());
+                let warming = (self.shared.runtime)
+                    .spawn(async move { summaries::warm(&snapshot, &read).await });
+                let abort = warming.abort_handle();
+                tokio::select! {
+                    _ = cancel.cancelled() => abort.abort(),
+                    _ = warming => {}
+                }
                 (Some(Serving::Ready { sequence, took }), Next::Newer)
             }
             Err(error) => (Some(Serving::Failed { sequence, error }), Next::Retry),
