@@ -29,6 +29,16 @@ pub struct Config {
     pub kpi: KpiConfig,
     pub engine: EngineConfig,
     pub risk: RiskConfig,
+    pub actions: ActionsConfig,
+}
+
+/// `[actions]`: where what collectors record (contacts, promises, disputes) is written, as
+/// change-feed files of its own that the state applies like the ERP's.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ActionsConfig {
+    /// A path or an object-store URL. Default: `actions/` in the state folder.
+    pub url: Option<String>,
 }
 
 /// `[kpi]`: the parameters of every KPI view (see `queries/README.md`).

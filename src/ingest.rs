@@ -18,7 +18,7 @@ use arrow::array::RecordBatch;
 use crate::feed::contract::Entity;
 use crate::feed::format::FeedReader;
 use crate::feed::validate::Violation;
-use crate::feed::{FeedFile, discover, validate_file};
+use crate::feed::{FeedFile, Sources, discover, validate_file};
 use crate::state::{State, StateError};
 use crate::store::Location;
 
@@ -30,6 +30,8 @@ pub struct IngestOptions {
     pub parallel_reads: usize,
     /// The feed's format and mapping.
     pub reader: FeedReader,
+    /// Where collectors' actions are read from, when not the state's own `actions/`.
+    pub actions: Option<Location>,
 }
 
 impl Default for IngestOptions {
@@ -39,6 +41,7 @@ impl Default for IngestOptions {
             checkpoint_every_rows: 4_000_000,
             parallel_reads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             reader: FeedReader::default(),
+            actions: None,
         }
     }
 }
@@ -99,12 +102,11 @@ type ReadOutcome = Result<(Bytes, Result<RecordBatch, Violation>), String>;
 /// run in a task of their own, so that they go on while the caller applies a file (a stream
 /// the caller polls only between files would leave one core idle for most of a catch-up).
 fn read_files(
-    feed: &Location,
-    reader: &FeedReader,
+    sources: &Sources,
     files: Vec<FeedFile>,
     parallel: usize,
 ) -> impl futures::Stream<Item = (FeedFile, ReadOutcome)> + use<> {
-    let reads = read_in_order(feed, reader, files, parallel);
+    let reads = read_in_order(sources, files, parallel);
     // Read ahead by at most `parallel` files besides those in flight: bounded memory.
     let (ready, receiver) = tokio::sync::mpsc::channel(parallel.max(1));
     tokio::spawn(async move {
@@ -121,17 +123,16 @@ fn read_files(
 
 /// [`read_files`]' reads, as a stream that progresses only while polled.
 fn read_in_order(
-    feed: &Location,
-    reader: &FeedReader,
+    sources: &Sources,
     files: Vec<FeedFile>,
     parallel: usize,
 ) -> impl futures::Stream<Item = (FeedFile, ReadOutcome)> + use<> {
-    let store = feed.store.clone();
-    let reader = reader.clone();
+    let sources = sources.clone();
     futures::stream::iter(files)
         .map(move |file| {
-            let store = store.clone();
-            let reader = reader.clone();
+            let placed = sources.place(&file.relative);
+            let store = placed.location.store.clone();
+            let reader = placed.reader.clone();
             async move {
                 let bytes = match store.get(&file.path).await {
                     Ok(r) => r.bytes().await,
@@ -164,7 +165,11 @@ pub async fn open_state(
     opts: &IngestOptions,
 ) -> Result<State, IngestError> {
     let mut state = State::open(location).await?;
+    if let Some(actions) = &opts.actions {
+        state.set_actions(actions.clone());
+    }
     state.set_feed(feed.clone(), opts.reader.clone());
+    let sources = state.sources().expect("set above").clone();
     let to_replay = state.to_replay();
     // The checkpoint knows each file's rows: size the key indexes for them once.
     for entity in Entity::ALL {
@@ -176,15 +181,19 @@ pub async fn open_state(
     }
     let files: Vec<FeedFile> = to_replay
         .into_iter()
-        .map(|a| FeedFile {
-            path: feed.child(&a.path),
-            size: a.size,
-            entity: Entity::from_name(&a.entity),
-            folder: (opts.reader.locate(&a.path)).map_or(a.entity, |located| located.table),
-            relative: a.path,
+        .map(|a| {
+            let placed = sources.place(&a.path);
+            FeedFile {
+                path: placed.location.child(placed.relative),
+                size: a.size,
+                entity: Entity::from_name(&a.entity),
+                folder: (placed.reader.locate(placed.relative))
+                    .map_or(a.entity.clone(), |located| located.table),
+                relative: a.path.clone(),
+            }
         })
         .collect();
-    let mut results = read_files(feed, &opts.reader, files, opts.parallel_reads);
+    let mut results = read_files(&sources, files, opts.parallel_reads);
     while let Some((file, outcome)) = results.next().await {
         let gone = |detail: String| IngestError::Replay {
             path: file.relative.clone(),
@@ -258,7 +267,7 @@ pub async fn catch_up_until(
         _ = cancel.cancelled() => {
             return Ok(CatchUpReport { cancelled: true, ..CatchUpReport::default() });
         }
-        listing = discover(feed, &opts.reader) => listing?,
+        listing = list_sources(state.sources().expect("set above")) => listing?,
     };
     let seen = state.seen_paths();
     let new: Vec<FeedFile> = (listing.files)
@@ -272,7 +281,8 @@ pub async fn catch_up_until(
         skipped_entries: listing.skipped,
         ..CatchUpReport::default()
     };
-    let mut results = read_files(feed, &opts.reader, new, opts.parallel_reads);
+    let sources = state.sources().expect("set above").clone();
+    let mut results = read_files(&sources, new, opts.parallel_reads);
 
     let mut done = 0;
     let mut files_in_checkpoint = 0;
@@ -326,6 +336,27 @@ pub async fn catch_up_until(
     report.save_time += saving.elapsed();
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// Every file of the ERP's feed, then every file of the actions feed (named
+/// `_actions/…`; a missing actions folder has none yet).
+async fn list_sources(sources: &Sources) -> Result<crate::feed::discover::Listing, IngestError> {
+    let mut listing = discover(&sources.feed, &sources.reader).await?;
+    let Some(actions) = &sources.actions else {
+        return Ok(listing);
+    };
+    let native = FeedReader::default();
+    let mut actions = match discover(actions, &native).await {
+        Ok(actions) => actions,
+        Err(crate::feed::discover::DiscoverError::Missing { .. }) => return Ok(listing),
+        Err(e) => return Err(e.into()),
+    };
+    for file in &mut actions.files {
+        file.relative = format!("{}{}", crate::feed::sources::ACTIONS_PREFIX, file.relative);
+    }
+    listing.files.append(&mut actions.files);
+    listing.skipped.append(&mut actions.skipped);
+    Ok(listing)
 }
 
 /// The bytes of the files of each entity not applied yet in this catch-up, to estimate how

@@ -5,6 +5,7 @@
 //! ([`engine`]) serves to SQL. The synthetic ERP in [`generate`] writes realistic feeds for
 //! demos, tests and benchmarks; [`import`] turns other systems' exports into feeds.
 
+pub mod actions;
 pub mod assignment;
 pub mod cli;
 pub mod config;

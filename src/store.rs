@@ -67,6 +67,15 @@ impl Location {
         p
     }
 
+    /// The folder `name` inside this location, as a location of its own.
+    pub fn folder(&self, name: &str) -> Location {
+        Location {
+            store: self.store.clone(),
+            prefix: self.child(name),
+            url: self.url_of(name),
+        }
+    }
+
     /// The part of `path` below this location's prefix.
     pub fn relative(&self, path: &Path) -> String {
         match path.prefix_match(&self.prefix) {

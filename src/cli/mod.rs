@@ -1,5 +1,6 @@
 //! The command line: one file per command; shared set-up (config, feed, state) lives here.
 
+mod act;
 mod dashboard;
 mod generate;
 mod import;
@@ -128,6 +129,9 @@ pub enum Command {
     /// The service (as `run --headless`) with SQL over the Postgres wire protocol on its
     /// snapshots, read-only, for psql, BI tools, JDBC and Python
     Serve(serve::ServeArgs),
+    /// Record what a collector did: a contact, a promise to pay, a dispute opened or closed
+    /// (written to the actions feed and applied like any feed file)
+    Act(act::ActArgs),
 }
 
 /// Parse the command line, run the command, and turn any error into one line on stderr.
@@ -159,6 +163,7 @@ pub fn main() -> ExitCode {
             Command::Outreach(args) => outreach::run(&cli.global, args).await,
             Command::Dashboard(args) => dashboard::run(&cli.global, args).await,
             Command::Serve(args) => serve::run(&cli.global, args).await,
+            Command::Act(args) => act::run(&cli.global, args).await,
         }
     });
     match result {

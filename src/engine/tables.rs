@@ -33,11 +33,10 @@ use futures::StreamExt;
 use object_store::ObjectStoreExt;
 
 use super::EngineError;
+use crate::feed::Sources;
 use crate::feed::contract::Entity;
-use crate::feed::format::FeedReader;
 use crate::state::State;
 use crate::state::table::LIVE;
-use crate::store::Location;
 
 /// The rows of one engine's data tables, by table name, carried in its session's config.
 #[derive(Debug, Default)]
@@ -240,9 +239,11 @@ pub async fn register(
     state: &State,
 ) -> Result<(), EngineError> {
     let partitions = ctx.copied_config().target_partitions().max(1);
-    // The change tables read the feed's files through this store.
-    if let Some(feed) = state.feed() {
-        ctx.register_object_store(&feed.root_url(), feed.store.clone());
+    // The change tables read the feeds' files through these stores.
+    if let Some(sources) = state.sources() {
+        for feed in std::iter::once(&sources.feed).chain(&sources.actions) {
+            ctx.register_object_store(&feed.root_url(), feed.store.clone());
+        }
     }
     for entity in Entity::ALL {
         let table = state.table(entity);
@@ -268,6 +269,63 @@ pub async fn register(
         );
         ctx.sql(&view).await?.collect().await?;
     }
+    register_action_rows(ctx, catalog, state)
+}
+
+/// The columns of `action_rows`: every row of the actions feed applied, whatever its entity
+/// (`queries/actions_log.sql` reads them).
+fn action_rows_schema() -> SchemaRef {
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    let text = |name: &str| Field::new(name, DataType::Utf8, true);
+    let utc = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    Arc::new(Schema::new(vec![
+        Field::new("_seq", DataType::Int64, true),
+        Field::new("_ts", utc, true),
+        text("action"),
+        text("activity_id"),
+        text("promise_id"),
+        text("dispute_id"),
+        text("customer_id"),
+        text("invoice_id"),
+        text("channel"),
+        text("outcome"),
+        Field::new("amount", DataType::Decimal128(18, 2), true),
+        text("currency"),
+        Field::new("promised_date", DataType::Date32, true),
+        text("reason"),
+        text("status"),
+        text("note"),
+        text("recorded_by"),
+        text("recorded_via"),
+    ]))
+}
+
+/// `action_rows`: the applied files of the actions feed, read as they were written (a file
+/// is never changed, so this log is never rewritten).
+fn register_action_rows(
+    ctx: &SessionContext,
+    catalog: &Catalog,
+    state: &State,
+) -> Result<(), EngineError> {
+    let schema = action_rows_schema();
+    let urls = match state.sources() {
+        Some(sources) => (state.checkpoint().applied.iter())
+            .filter(|a| crate::feed::sources::is_action(&a.path))
+            .map(|a| ListingTableUrl::try_new(sources.url_of(&a.path), None))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
+    };
+    let table: Arc<dyn TableProvider> = if urls.is_empty() {
+        Arc::new(MemTable::try_new(schema, vec![vec![]])?)
+    } else {
+        let options =
+            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+        let config = ListingTableConfig::new_with_multi_paths(urls)
+            .with_listing_options(options)
+            .with_schema(schema);
+        Arc::new(ListingTable::try_new(config)?)
+    };
+    catalog.put(ctx, "action_rows", table)?;
     Ok(())
 }
 
@@ -294,13 +352,13 @@ fn register_changes(
 ) -> Result<(), EngineError> {
     let name = format!("{}_changes", entity.name());
     let schema = state.table(entity).change_schema();
-    let urls = match state.feed() {
-        Some(feed) => state
+    let urls = match state.sources() {
+        Some(sources) => state
             .checkpoint()
             .applied
             .iter()
             .filter(|a| a.entity == entity.name())
-            .map(|a| ListingTableUrl::try_new(feed.url_of(&a.path), None))
+            .map(|a| ListingTableUrl::try_new(sources.url_of(&a.path), None))
             .collect::<Result<Vec<_>, _>>()?,
         None => Vec::new(),
     };
@@ -309,13 +367,13 @@ fn register_changes(
         catalog.put(ctx, &name, Arc::new(empty))?;
         return Ok(());
     }
-    if let Some(feed) = state.feed().filter(|_| !state.reader().is_native()) {
+    if let Some(sources) = state.sources().filter(|_| !state.reader().is_native()) {
         // Files in another layout are read as the contract by the feed's reader.
         let files: Vec<String> = (state.checkpoint().applied.iter())
             .filter(|a| a.entity == entity.name())
             .map(|a| a.path.clone())
             .collect();
-        let table = translated_changes(feed, state.reader(), entity, schema, files, partitions)?;
+        let table = translated_changes(sources, entity, schema, files, partitions)?;
         catalog.put(ctx, &name, Arc::new(table))?;
         return Ok(());
     }
@@ -331,8 +389,7 @@ fn register_changes(
 /// `<entity>_changes` of a feed in another layout than the contract's: its applied files,
 /// read, translated and validated as when they were applied, when a query scans them.
 fn translated_changes(
-    feed: &Location,
-    reader: &FeedReader,
+    sources: &Sources,
     entity: Entity,
     schema: SchemaRef,
     files: Vec<String>,
@@ -346,8 +403,7 @@ fn translated_changes(
         .into_iter()
         .map(|files| {
             Arc::new(ChangeFiles {
-                feed: feed.clone(),
-                reader: reader.clone(),
+                sources: sources.clone(),
                 entity,
                 schema: schema.clone(),
                 files,
@@ -360,8 +416,7 @@ fn translated_changes(
 /// Some applied files of one entity, read as contract changes.
 #[derive(Debug)]
 struct ChangeFiles {
-    feed: Location,
-    reader: FeedReader,
+    sources: Sources,
     entity: Entity,
     schema: SchemaRef,
     files: Vec<String>,
@@ -376,18 +431,20 @@ impl PartitionStream for ChangeFiles {
         &self,
         _ctx: Arc<datafusion::execution::TaskContext>,
     ) -> datafusion::execution::SendableRecordBatchStream {
-        let (feed, reader, entity) = (self.feed.clone(), self.reader.clone(), self.entity);
+        let (sources, entity) = (self.sources.clone(), self.entity);
         let columns = self.schema.fields().len();
         let batches = futures::stream::iter(self.files.clone()).then(move |file| {
-            let (feed, reader) = (feed.clone(), reader.clone());
+            let placed = sources.place(&file);
+            let (store, path) = (placed.location.store.clone(), sources.path_of(&file));
+            let reader = placed.reader.clone();
+            let table = (reader.locate(placed.relative)).map_or_else(String::new, |l| l.table);
             async move {
                 let failed = |e: String| DataFusionError::Execution(format!("{file}: {e}"));
-                let bytes = (feed.store.get(&feed.child(&file)).await)
+                let bytes = (store.get(&path).await)
                     .map_err(|e| failed(e.to_string()))?
                     .bytes()
                     .await
                     .map_err(|e| failed(e.to_string()))?;
-                let table = reader.locate(&file).map(|l| l.table).unwrap_or_default();
                 let batch = tokio::task::spawn_blocking(move || {
                     crate::feed::validate_file(&reader, Some(entity), &table, &file, bytes)
                 })

@@ -62,6 +62,7 @@ const BUILTIN: &[(&str, &str)] = builtin!("":
     "invoice_forecast",
     "outreach_invoices",
     "outreach_candidates",
+    "actions_log",
 );
 
 /// The same building blocks of the KPI summary computed from the ledger (`ledger_*`

@@ -6,7 +6,9 @@ use bytes::Bytes;
 
 use super::contract::Entity;
 use super::format::FeedReader;
-use super::validate::{Violation, ViolationCode, decode_parquet_with_views, validate_batch};
+use super::validate::{
+    Violation, ViolationCode, check_no_action_ids, decode_parquet_with_views, validate_batch,
+};
 
 /// Read and validate one feed file of source table `table`, read by `reader`.
 pub fn validate_file(
@@ -50,5 +52,9 @@ pub fn validate_file(
     let batches: Vec<&RecordBatch> = parts.iter().map(|p| &p.batch).collect();
     let batch = arrow::compute::concat_batches(&parts[0].batch.schema(), batches)
         .map_err(|e| Violation::new(ViolationCode::WrongType, file, e.to_string()))?;
-    validate_batch(entity, file, &batch).map_err(|v| parts[0].in_source_terms(v))
+    let batch = validate_batch(entity, file, &batch).map_err(|v| parts[0].in_source_terms(v))?;
+    if !super::sources::is_action(file) {
+        check_no_action_ids(entity, file, &batch)?;
+    }
+    Ok(batch)
 }

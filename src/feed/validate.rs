@@ -47,6 +47,8 @@ pub enum ViolationCode {
     OutOfRange,
     /// An FX rate of zero or below.
     NonPositiveRate,
+    /// An id of the ERP's feed in the space kept for the actions arstream writes.
+    ReservedId,
 }
 
 impl ViolationCode {
@@ -64,6 +66,7 @@ impl ViolationCode {
             ViolationCode::ConflictingImage => "conflicting_image",
             ViolationCode::OutOfRange => "out_of_range",
             ViolationCode::NonPositiveRate => "non_positive_rate",
+            ViolationCode::ReservedId => "reserved_id",
         }
     }
 }
@@ -553,4 +556,33 @@ fn check_positive_rate(
         bad,
         |rate| format!("rate {rate} is not above zero"),
     )
+}
+
+/// What every id arstream gives a recorded action starts with; an ERP feed row with such a key
+/// is refused, so an action's id never collides with the ERP's.
+pub const ACTION_ID_PREFIX: &str = "arstream:";
+
+/// Refuse an ERP feed file whose keys use [`ACTION_ID_PREFIX`].
+pub fn check_no_action_ids(
+    entity: Entity,
+    file: &str,
+    batch: &RecordBatch,
+) -> Result<(), Violation> {
+    for name in entity.key() {
+        let Some(array) = batch.column_by_name(name) else {
+            continue;
+        };
+        let Some(ids) = array.as_string_opt::<i32>() else {
+            continue;
+        };
+        let bad = ids
+            .iter()
+            .position(|id| id.is_some_and(|id| id.starts_with(ACTION_ID_PREFIX)));
+        refuse_first_as(ViolationCode::ReservedId, file, name, array, bad, |id| {
+            format!(
+                "id {id} starts with '{ACTION_ID_PREFIX}', kept for the actions arstream records"
+            )
+        })?;
+    }
+    Ok(())
 }

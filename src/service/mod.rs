@@ -265,7 +265,8 @@ impl Runner {
         // missed (it is then either in the first catch-up or triggers the next).
         let feed = self.options.session.feed_location()?;
         let watch = self.options.watch_feed && !once;
-        let trigger = Trigger::new(&feed, self.options.schedule.clone(), watch);
+        let actions = self.options.session.actions_location()?;
+        let trigger = Trigger::new(&feed, &actions, self.options.schedule.clone(), watch);
         let mut failures = Failures::new();
         // A store that cannot be reached at start is waited for (a service); a state or feed
         // that cannot be used ends the run with why.

@@ -55,6 +55,25 @@ impl SessionOptions {
     }
 
     /// The feed these options name (or their config file does), opened.
+    /// Where collectors' actions are written: `[actions] url`, or the state folder's
+    /// `actions/`.
+    pub fn actions_location(&self) -> Result<Location, SessionError> {
+        let config = self.config_file()?;
+        let (url, folder) = match config.actions.url {
+            Some(url) => (url, None),
+            None => (
+                self.state.clone().unwrap_or(config.state.url),
+                Some("actions"),
+            ),
+        };
+        let location = store::open(&url, true).map_err(|source| SessionError::Open {
+            what: "actions feed",
+            url,
+            source: Box::new(source),
+        })?;
+        Ok(folder.map_or_else(|| location.clone(), |f| location.folder(f)))
+    }
+
     pub fn feed_location(&self) -> Result<Location, SessionError> {
         let config = self.config_file()?;
         let url = self.feed.clone().unwrap_or(config.feed.url);
@@ -330,8 +349,17 @@ fn ingest_options(config: &Config) -> Result<IngestOptions, SessionError> {
         Some(path) => Some(Mapping::load(std::path::Path::new(path))?),
         None => None,
     };
+    let actions = match &config.actions.url {
+        Some(url) => Some(store::open(url, true).map_err(|source| SessionError::Open {
+            what: "actions feed",
+            url: url.clone(),
+            source: Box::new(source),
+        })?),
+        None => None,
+    };
     Ok(IngestOptions {
         reader: FeedReader::new(config.feed.format, mapping),
+        actions,
         ..ingest_settings(config)
     })
 }
@@ -342,6 +370,7 @@ fn ingest_settings(config: &Config) -> IngestOptions {
         checkpoint_every_rows: config.state.checkpoint_every_rows.max(1),
         parallel_reads: config.feed.parallel_reads.max(1),
         reader: FeedReader::default(),
+        actions: None,
     }
 }
 

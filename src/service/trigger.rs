@@ -28,11 +28,12 @@ pub struct Trigger {
 impl Trigger {
     /// A trigger for `feed` on `schedule`. A local feed on an interval schedule is watched
     /// too (unless `watch` is off); a cron schedule runs at its times only.
-    pub fn new(feed: &Location, schedule: Schedule, watch: bool) -> Trigger {
+    /// The actions feed (`actions`, created when local and missing) is watched with it.
+    pub fn new(feed: &Location, actions: &Location, schedule: Schedule, watch: bool) -> Trigger {
         let landed = Arc::new(Notify::new());
         let wanted = watch && feed.is_local() && matches!(schedule, Schedule::Every(_));
         let watcher = match wanted {
-            true => watch_folder(feed, landed.clone()),
+            true => watch_folders(feed, actions, landed.clone()),
             false => None,
         };
         Trigger {
@@ -74,16 +75,28 @@ impl Trigger {
     }
 }
 
-/// Watch a local folder and its sub-folders; `None` (with a warning) when the system refuses.
-fn watch_folder(feed: &Location, landed: Arc<Notify>) -> Option<notify::RecommendedWatcher> {
+/// Watch the local feed folder and its sub-folders, and the actions folder when local; `None`
+/// (with a warning) when the system refuses.
+fn watch_folders(
+    feed: &Location,
+    actions: &Location,
+    landed: Arc<Notify>,
+) -> Option<notify::RecommendedWatcher> {
     let folder = feed.url.to_file_path().ok()?;
+    let actions = actions.url.to_file_path().ok();
     let handler = move |event: notify::Result<notify::Event>| {
         if event.is_ok_and(|e| is_landing(&e)) {
             landed.notify_one();
         }
     };
-    let watched = notify::recommended_watcher(handler)
-        .and_then(|mut w| w.watch(&folder, RecursiveMode::Recursive).map(|()| w));
+    let watched = notify::recommended_watcher(handler).and_then(|mut w| {
+        w.watch(&folder, RecursiveMode::Recursive)?;
+        if let Some(actions) = actions {
+            std::fs::create_dir_all(&actions)?;
+            w.watch(&actions, RecursiveMode::Recursive)?;
+        }
+        Ok(w)
+    });
     match watched {
         Ok(watcher) => Some(watcher),
         Err(e) => {

@@ -13,6 +13,7 @@ pub mod ledger;
 pub mod stored;
 pub mod table;
 
+use crate::feed::Sources;
 use crate::feed::format::FeedReader;
 use std::collections::BTreeMap;
 
@@ -63,9 +64,10 @@ struct Pending {
 /// All current-state tables plus the checkpoint they were loaded from.
 pub struct State {
     location: Location,
-    /// The feed this state was built from, once known: the log that `<entity>_changes` reads.
-    feed: Option<Location>,
-    reader: FeedReader,
+    /// The feeds this state was built from, once known: the log that `<entity>_changes` reads.
+    sources: Option<Sources>,
+    /// Where collectors' actions are written and read from (`<state>/actions` by default).
+    actions: Location,
     tables: BTreeMap<Entity, EntityTable>,
     checkpoint: Checkpoint,
     pending: Pending,
@@ -113,9 +115,9 @@ impl State {
             Err(e) => return Err(e),
         };
         Ok(State {
+            actions: location.folder("actions"),
             location,
-            feed: None,
-            reader: FeedReader::default(),
+            sources: None,
             tables,
             checkpoint,
             pending: Pending::default(),
@@ -173,17 +175,42 @@ impl State {
 
     /// The feed the applied files are read from.
     pub fn feed(&self) -> Option<&Location> {
-        self.feed.as_ref()
+        self.sources.as_ref().map(|s| &s.feed)
     }
 
+    /// The ERP's feed, read by `reader`, and the actions feed beside it.
     pub fn set_feed(&mut self, feed: Location, reader: FeedReader) {
-        self.feed = Some(feed);
-        self.reader = reader;
+        self.sources = Some(Sources {
+            feed,
+            reader,
+            actions: Some(self.actions.clone()),
+        });
+    }
+
+    /// The feeds the applied files are read from, once known.
+    pub fn sources(&self) -> Option<&Sources> {
+        self.sources.as_ref()
+    }
+
+    /// Read collectors' actions from `actions` (`[actions] url`) rather than the state's own
+    /// `actions/` folder.
+    pub fn set_actions(&mut self, actions: Location) {
+        if let Some(sources) = &mut self.sources {
+            sources.actions = Some(actions.clone());
+        }
+        self.actions = actions;
+    }
+
+    /// Where collectors' actions are written.
+    pub fn actions(&self) -> &Location {
+        &self.actions
     }
 
     /// How the feed's files are read (its format and mapping).
     pub fn reader(&self) -> &FeedReader {
-        &self.reader
+        static NATIVE: std::sync::LazyLock<FeedReader> =
+            std::sync::LazyLock::new(FeedReader::default);
+        self.sources.as_ref().map_or(&NATIVE, |s| &s.reader)
     }
 
     /// The last checkpoint written or loaded (pending changes not included).
@@ -238,7 +265,9 @@ impl State {
             ledger.apply(entity, &delta, invoices, payments);
         }
         let rows = batch.num_rows();
-        if rows > 0 {
+        // The ERP's latest change dates the feed (`--as-of feed`); a collector's action,
+        // recorded now, does not.
+        if rows > 0 && !crate::feed::sources::is_action(path) {
             let ts = batch.column(2);
             if let Some(max) = arrow::compute::max(arrow::array::AsArray::as_primitive::<
                 arrow::datatypes::TimestampMicrosecondType,

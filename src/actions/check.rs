@@ -1,0 +1,373 @@
+//! Checking an action against the current state, as a collector would expect: the customer
+//! exists, the invoices are this customer's and open, an amount is not more than what is
+//! open, a promised date is not in the past, a dispute closed is open. What passes becomes
+//! the rows it adds ([`Recorded`]).
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::DataType;
+use chrono::NaiveDate;
+
+use super::{Action, ActionError, Money};
+use crate::engine::Engine;
+
+/// An action checked: the rows it adds and a sentence for people.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub action: Action,
+    /// The key of what it made (or, for a dispute closed, of that dispute).
+    pub id: String,
+    pub customer_id: String,
+    pub summary: String,
+    pub rows: Vec<Row>,
+}
+
+/// One change row an action adds, in the contract.
+#[derive(Debug, Clone)]
+pub enum Row {
+    Activity {
+        id: String,
+        customer_id: String,
+        channel: &'static str,
+        outcome: &'static str,
+    },
+    Promise {
+        id: String,
+        customer_id: String,
+        invoice_id: Option<String>,
+        created: NaiveDate,
+        promised: NaiveDate,
+        cents: i128,
+        currency: String,
+    },
+    Dispute {
+        id: String,
+        invoice_id: String,
+        customer_id: String,
+        opened: NaiveDate,
+        cents: i128,
+        currency: String,
+        reason: String,
+        status: &'static str,
+        resolved: Option<NaiveDate>,
+        /// A dispute's earlier change: the new row must come after it.
+        after_seq: Option<i64>,
+    },
+}
+
+/// Checks actions against one engine's state, dated `as_of` (the business day the
+/// collector works: a promise may not fall before it).
+pub struct Checker<'a> {
+    pub engine: &'a Engine,
+    pub as_of: NaiveDate,
+}
+
+/// An open invoice of a customer.
+struct OpenInvoice {
+    id: String,
+    cents: i128,
+    currency: String,
+}
+
+impl Checker<'_> {
+    /// Check `action`; its new key from `new_id` (given the entity's short name).
+    pub async fn check(
+        &self,
+        action: Action,
+        new_id: &mut dyn FnMut(&str) -> String,
+    ) -> Result<Recorded, ActionError> {
+        match &action {
+            Action::Contact {
+                customer,
+                outcome,
+                channel,
+                ..
+            } => {
+                self.customer(customer).await?;
+                let id = new_id("activity");
+                let summary = format!(
+                    "contact with {customer} ({}, {})",
+                    channel.as_str(),
+                    outcome.as_str()
+                );
+                let rows = vec![Row::Activity {
+                    id: id.clone(),
+                    customer_id: customer.clone(),
+                    channel: channel.as_str(),
+                    outcome: outcome.as_str(),
+                }];
+                Ok(recorded(action.clone(), id, customer, summary, rows))
+            }
+            Action::Promise {
+                customer,
+                amount,
+                date,
+                invoices,
+                ..
+            } => {
+                let currency = self.customer(customer).await?;
+                if *date < self.as_of {
+                    return invalid(format!(
+                        "the promised date {date} is in the past (the as-of date is {})",
+                        self.as_of
+                    ));
+                }
+                if *date > self.as_of + chrono::Days::new(366) {
+                    return invalid(format!("the promised date {date} is more than a year away"));
+                }
+                let id = new_id("promise");
+                let rows = self
+                    .promise_rows(&id, customer, &currency, *amount, *date, invoices)
+                    .await?;
+                let on = match invoices.len() {
+                    0 => "the account".to_string(),
+                    1 => format!("invoice {}", invoices[0]),
+                    n => format!("{n} invoices"),
+                };
+                let summary = format!("promise by {customer} to pay {amount} by {date} on {on}");
+                Ok(recorded(action.clone(), id, customer, summary, rows))
+            }
+            Action::Dispute {
+                customer,
+                invoice,
+                reason,
+                amount,
+                ..
+            } => {
+                self.customer(customer).await?;
+                let reason_ok = !reason.is_empty()
+                    && reason.len() <= 40
+                    && reason.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+                if !reason_ok {
+                    return invalid(format!(
+                        "reason '{reason}' is not a word in lower case (like pricing, damaged_goods, billing_error)"
+                    ));
+                }
+                let open = self.open_invoices(customer).await?;
+                let Some(found) = open.iter().find(|i| &i.id == invoice) else {
+                    return invalid(format!(
+                        "invoice '{invoice}' is not an open invoice of customer '{customer}'"
+                    ));
+                };
+                let cents = amount.map_or(found.cents, |a| a.0);
+                if cents > found.cents {
+                    return invalid(format!(
+                        "the disputed amount {} is more than the {} open on invoice {invoice}",
+                        Money(cents),
+                        Money(found.cents)
+                    ));
+                }
+                let id = new_id("dispute");
+                let summary = format!(
+                    "dispute on {invoice} of {customer}: {reason}, {} {}",
+                    Money(cents),
+                    found.currency
+                );
+                let rows = vec![Row::Dispute {
+                    id: id.clone(),
+                    invoice_id: invoice.clone(),
+                    customer_id: customer.clone(),
+                    opened: self.as_of,
+                    cents,
+                    currency: found.currency.clone(),
+                    reason: reason.clone(),
+                    status: "open",
+                    resolved: None,
+                    after_seq: None,
+                }];
+                Ok(recorded(action.clone(), id, customer, summary, rows))
+            }
+            Action::Resolve {
+                dispute, rejected, ..
+            } => {
+                let sql = format!(
+                    "SELECT invoice_id, customer_id, CAST(opened_date AS VARCHAR), CAST(round(amount * 100) AS BIGINT), currency, reason, status FROM disputes WHERE dispute_id = {}",
+                    literal(dispute)
+                );
+                let found = text_rows(self.engine, &sql).await?;
+                let Some(d) = found.first() else {
+                    return invalid(format!("dispute '{dispute}' is not in the state"));
+                };
+                let field = |i: usize| d[i].clone().unwrap_or_default();
+                if field(6) != "open" {
+                    return invalid(format!("dispute '{dispute}' is {} already", field(6)));
+                }
+                let seq = format!(
+                    "SELECT CAST(max(_seq) AS VARCHAR) FROM disputes_changes WHERE dispute_id = {}",
+                    literal(dispute)
+                );
+                let after_seq = text_rows(self.engine, &seq)
+                    .await?
+                    .first()
+                    .and_then(|r| r[0].as_ref()?.parse().ok());
+                let status = if *rejected { "rejected" } else { "resolved" };
+                let customer = field(1);
+                let summary = format!("dispute {dispute} of {customer} {status}");
+                let rows = vec![Row::Dispute {
+                    id: dispute.clone(),
+                    invoice_id: field(0),
+                    customer_id: customer.clone(),
+                    opened: field(2).parse().unwrap_or(self.as_of),
+                    cents: field(3).parse().unwrap_or_default(),
+                    currency: field(4),
+                    reason: field(5),
+                    status,
+                    resolved: Some(self.as_of),
+                    after_seq,
+                }];
+                Ok(recorded(
+                    action.clone(),
+                    dispute.clone(),
+                    &customer,
+                    summary,
+                    rows,
+                ))
+            }
+        }
+    }
+
+    /// The customer's currency; an error when there is no such customer.
+    async fn customer(&self, customer: &str) -> Result<String, ActionError> {
+        let sql = format!(
+            "SELECT currency FROM customers WHERE customer_id = {}",
+            literal(customer)
+        );
+        let found = text_rows(self.engine, &sql).await?;
+        match found.first() {
+            Some(row) => Ok(row[0].clone().unwrap_or_default()),
+            None => invalid(format!("customer '{customer}' is not in the state")),
+        }
+    }
+
+    /// The customer's open invoices, oldest due first.
+    async fn open_invoices(&self, customer: &str) -> Result<Vec<OpenInvoice>, ActionError> {
+        let sql = format!(
+            "SELECT invoice_id, CAST(round(open_amount * 100) AS BIGINT), currency FROM open_items WHERE customer_id = {} AND open_amount > 0 ORDER BY due_date, invoice_id",
+            literal(customer)
+        );
+        let rows = text_rows(self.engine, &sql).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| OpenInvoice {
+                id: r[0].clone().unwrap_or_default(),
+                cents: r[1]
+                    .as_deref()
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or_default(),
+                currency: r[2].clone().unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// A promise on the account (one row), or on the invoices named, spread over them oldest
+    /// due first, each up to what is open on it.
+    async fn promise_rows(
+        &self,
+        id: &str,
+        customer: &str,
+        currency: &str,
+        amount: Money,
+        date: NaiveDate,
+        invoices: &[String],
+    ) -> Result<Vec<Row>, ActionError> {
+        let row = |n: usize, invoice: Option<&OpenInvoice>, cents: i128| Row::Promise {
+            id: if n == 0 {
+                id.to_string()
+            } else {
+                format!("{id}-{n}")
+            },
+            customer_id: customer.to_string(),
+            invoice_id: invoice.map(|i| i.id.clone()),
+            created: self.as_of,
+            promised: date,
+            cents,
+            currency: invoice.map_or(currency.to_string(), |i| i.currency.clone()),
+        };
+        if invoices.is_empty() {
+            return Ok(vec![row(0, None, amount.0)]);
+        }
+        let open = self.open_invoices(customer).await?;
+        let mut named = Vec::new();
+        for invoice in invoices {
+            match open.iter().find(|i| &i.id == invoice) {
+                Some(found) => named.push(found),
+                None => {
+                    return invalid(format!(
+                        "invoice '{invoice}' is not an open invoice of customer '{customer}'"
+                    ));
+                }
+            }
+        }
+        named.sort_by_key(|i| open.iter().position(|o| o.id == i.id));
+        named.dedup_by_key(|i| i.id.clone());
+        if named.iter().any(|i| i.currency != named[0].currency) {
+            return invalid("the invoices of one promise must be in one currency".to_string());
+        }
+        let total: i128 = named.iter().map(|i| i.cents).sum();
+        if amount.0 > total {
+            return invalid(format!(
+                "the promised {amount} is more than the {} open on those invoices",
+                Money(total)
+            ));
+        }
+        let mut left = amount.0;
+        let mut rows = Vec::new();
+        for invoice in named {
+            if left == 0 {
+                break;
+            }
+            let cents = left.min(invoice.cents);
+            rows.push(row(rows.len(), Some(invoice), cents));
+            left -= cents;
+        }
+        Ok(rows)
+    }
+}
+
+fn recorded(
+    action: Action,
+    id: String,
+    customer: &str,
+    summary: String,
+    rows: Vec<Row>,
+) -> Recorded {
+    Recorded {
+        action,
+        id,
+        customer_id: customer.to_string(),
+        summary,
+        rows,
+    }
+}
+
+fn invalid<T>(why: String) -> Result<T, ActionError> {
+    Err(ActionError::Invalid(why))
+}
+
+/// `text` as an SQL string literal.
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// The rows of `sql`, every value as text.
+async fn text_rows(engine: &Engine, sql: &str) -> Result<Vec<Vec<Option<String>>>, ActionError> {
+    let batches = engine.query(sql).await?;
+    let mut rows = Vec::new();
+    for batch in &batches {
+        rows.extend(as_text(batch)?);
+    }
+    Ok(rows)
+}
+
+fn as_text(batch: &RecordBatch) -> Result<Vec<Vec<Option<String>>>, ActionError> {
+    let columns = (batch.columns().iter())
+        .map(|c| arrow::compute::cast(c, &DataType::Utf8))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ActionError::Encode(e.to_string()))?;
+    Ok((0..batch.num_rows())
+        .map(|row| {
+            (columns.iter())
+                .map(|c| (!c.is_null(row)).then(|| c.as_string::<i32>().value(row).to_string()))
+                .collect()
+        })
+        .collect())
+}

@@ -1,0 +1,269 @@
+//! What collectors record after working a customer: a contact and its outcome, a promise to
+//! pay, a dispute opened or closed. Each is checked against the current state
+//! ([`check`]), then written as change-feed rows of the contract's own entities
+//! (`activities`, `promises`, `disputes`) into the actions feed ([`write`]), which the state
+//! applies like any feed file: exactly once, then visible in every table, KPI and view. The
+//! ERP's feed is never written.
+
+pub mod check;
+pub mod write;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+/// One thing a collector recorded, as typed on the command line or as one line of a
+/// JSON-lines file (`{"action": "promise", "customer": "C1", "amount": "120.00", …}`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Action {
+    /// A contact with the customer and how it went.
+    Contact {
+        customer: String,
+        outcome: Outcome,
+        #[serde(default)]
+        channel: Channel,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
+    /// A promise to pay `amount` by `date`, on some of the customer's open invoices (oldest
+    /// due first) or, with none named, on the account.
+    Promise {
+        customer: String,
+        amount: Money,
+        date: NaiveDate,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        invoices: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
+    /// A dispute opened on one invoice, for `amount` (its whole open amount when not given).
+    Dispute {
+        customer: String,
+        invoice: String,
+        reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        amount: Option<Money>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
+    /// A dispute closed: resolved (the default) or rejected.
+    Resolve {
+        dispute: String,
+        #[serde(default)]
+        rejected: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
+}
+
+impl Action {
+    /// Its name, as the `action` of a JSON line and in `actions_log`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Contact { .. } => "contact",
+            Action::Promise { .. } => "promise",
+            Action::Dispute { .. } => "dispute",
+            Action::Resolve { .. } => "resolve",
+        }
+    }
+
+    pub fn note(&self) -> Option<&str> {
+        match self {
+            Action::Contact { note, .. }
+            | Action::Promise { note, .. }
+            | Action::Dispute { note, .. }
+            | Action::Resolve { note, .. } => note.as_deref(),
+        }
+    }
+}
+
+/// Check every action against the engine's state (dated `as_of`), then, only if all pass,
+/// write them into the actions feed `to`. The state applies them at its next catch-up (the
+/// command's own, or the service's, which watches the actions feed). Returns what was
+/// recorded and the files written.
+pub async fn record(
+    engine: &crate::engine::Engine,
+    as_of: NaiveDate,
+    actions: Vec<Action>,
+    by: &write::RecordedBy,
+    to: &crate::store::Location,
+) -> Result<(Vec<check::Recorded>, Vec<String>), ActionError> {
+    let checker = check::Checker { engine, as_of };
+    let mut ids = write::Ids::new(by.at);
+    let mut recorded = Vec::with_capacity(actions.len());
+    let numbered = actions.len() > 1;
+    for (i, action) in actions.into_iter().enumerate() {
+        match checker.check(action, &mut |kind| ids.next(kind)).await {
+            Ok(one) => recorded.push(one),
+            Err(error) if numbered => {
+                return Err(ActionError::Line {
+                    line: i + 1,
+                    error: Box::new(error),
+                });
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    let files = write::write(to, &recorded, by, &ids.file_name()).await?;
+    Ok((recorded, files))
+}
+
+/// Read a JSON-lines file of actions (blank lines skipped); an error names its line.
+pub fn parse_lines(text: &str) -> Result<Vec<Action>, ActionError> {
+    let mut actions = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let action = serde_json::from_str(line).map_err(|e| ActionError::Line {
+            line: i + 1,
+            error: Box::new(ActionError::Invalid(e.to_string())),
+        })?;
+        actions.push(action);
+    }
+    Ok(actions)
+}
+
+/// How a contact went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Reached,
+    LeftMessage,
+    NoAnswer,
+    WrongNumber,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Reached => "reached",
+            Outcome::LeftMessage => "left_message",
+            Outcome::NoAnswer => "no_answer",
+            Outcome::WrongNumber => "wrong_number",
+        }
+    }
+}
+
+/// The channel of a contact (the contract's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    #[default]
+    Call,
+    Email,
+    Sms,
+    Letter,
+    Portal,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Call => "call",
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+            Channel::Letter => "letter",
+            Channel::Portal => "portal",
+        }
+    }
+}
+
+/// An amount of money above zero with at most two decimals, in cents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "serde_json::Value", into = "String")]
+pub struct Money(pub i128);
+
+impl std::str::FromStr for Money {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Money, String> {
+        let bad = || {
+            format!("'{text}' is not an amount above zero with at most two decimals (like 1200.50)")
+        };
+        let text = text.trim();
+        let (whole, cents) = text.split_once('.').unwrap_or((text, ""));
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if !digits(whole)
+            || (!cents.is_empty() && !digits(cents))
+            || cents.len() > 2
+            || whole.len() > 15
+        {
+            return Err(bad());
+        }
+        let whole: i128 = whole.parse().map_err(|_| bad())?;
+        let cents: i128 = format!("{cents:0<2}").parse().map_err(|_| bad())?;
+        match whole * 100 + cents {
+            0 => Err(bad()),
+            amount => Ok(Money(amount)),
+        }
+    }
+}
+
+impl TryFrom<serde_json::Value> for Money {
+    type Error = String;
+
+    fn try_from(value: serde_json::Value) -> Result<Money, String> {
+        match value {
+            serde_json::Value::String(s) => s.parse(),
+            serde_json::Value::Number(n) => n.to_string().parse(),
+            other => Err(format!("{other} is not an amount")),
+        }
+    }
+}
+
+impl From<Money> for String {
+    fn from(money: Money) -> String {
+        money.to_string()
+    }
+}
+
+impl std::fmt::Display for Money {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{:02}", self.0 / 100, self.0 % 100)
+    }
+}
+
+/// Why an action was not recorded: a sentence naming what is wrong. Nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("line {line}: {error}")]
+    Line {
+        line: usize,
+        error: Box<ActionError>,
+    },
+    #[error("cannot check the action against the state: {0}")]
+    Engine(#[from] crate::engine::EngineError),
+    #[error("cannot write the action to '{url}': {source}")]
+    Write {
+        url: String,
+        source: object_store::Error,
+    },
+    #[error("cannot encode the action's rows: {0}")]
+    Encode(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_are_above_zero_with_two_decimals_at_most() {
+        assert_eq!("1200.5".parse::<Money>(), Ok(Money(120_050)));
+        assert_eq!("7".parse::<Money>(), Ok(Money(700)));
+        for bad in ["0", "-3", "1.234", "abc", "", "1e3", "0.00"] {
+            assert!(bad.parse::<Money>().is_err(), "{bad}");
+        }
+        let line = r#"{"action":"promise","customer":"C1","amount":120.5,"date":"2026-12-20"}"#;
+        let action: Action = serde_json::from_str(line).unwrap();
+        assert!(matches!(
+            action,
+            Action::Promise {
+                amount: Money(12_050),
+                ..
+            }
+        ));
+    }
+}
