@@ -49,7 +49,7 @@ pub enum ActCommand {
     Promise {
         #[arg(long)]
         customer: String,
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         amount: Money,
         #[arg(long, value_name = "YYYY-MM-DD")]
         date: NaiveDate,
@@ -69,7 +69,7 @@ pub enum ActCommand {
         #[arg(long)]
         reason: String,
         /// The amount disputed [default: what is open on the invoice]
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         amount: Option<Money>,
         #[arg(long)]
         note: Option<String>,
@@ -120,6 +120,12 @@ pub async fn run(global: &GlobalArgs, args: ActArgs) -> anyhow::Result<ExitCode>
     let (recorded, files) =
         crate::actions::record(&engine, params.as_of, actions, &by, &to).await?;
     drop(engine);
+    #[cfg(debug_assertions)]
+    if std::env::var_os("ARSTREAM_TEST_KILL_AFTER_ACTION_WRITE").is_some() {
+        // The crash tests' SIGKILL between writing the actions and applying them.
+        // SAFETY: sending a signal to this process.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    }
     // Applied now, as the next command or the service would.
     let opts = session.ingest_options();
     let feed = session.feed.clone();
