@@ -15,6 +15,7 @@ SELECT _ts AS recorded_at,
        promised_date,
        reason,
        status,
+       team,
        note,
        recorded_via
 FROM action_rows;

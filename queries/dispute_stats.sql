@@ -1,7 +1,9 @@
--- Disputes per reason: open at the as-of date (count and reporting-currency amount), opened,
--- resolved and rejected in the window, and days to resolution of those closed in the window.
+-- Disputes per reason and team (dispute_routing): open at the as-of date (count and
+-- reporting-currency amount), opened, resolved and rejected in the window, and days to
+-- resolution of those closed in the window.
 CREATE OR REPLACE VIEW dispute_stats AS
 SELECT d.reason,
+       r.team,
        count(*) FILTER (WHERE d.opened_date <= p.as_of
                         AND (d.resolved_date IS NULL OR d.resolved_date > p.as_of)) AS open_disputes,
        CAST(coalesce(sum(d.amount * fx.rate) FILTER (WHERE d.opened_date <= p.as_of
@@ -16,5 +18,6 @@ SELECT d.reason,
 FROM params p
 CROSS JOIN disputes d
 LEFT JOIN fx_closing fx ON fx.currency = d.currency
-GROUP BY d.reason
-ORDER BY d.reason;
+JOIN dispute_routing r ON r.dispute_id = d.dispute_id
+GROUP BY d.reason, r.team
+ORDER BY d.reason, r.team;

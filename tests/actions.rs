@@ -275,6 +275,29 @@ fn a_collector_records_a_promise_and_a_dispute_checked_against_the_state() {
         ))
     };
     assert_eq!(status(&dispute), ["open,10.00"]);
+    // Routed by the rules (pricing: sales, or key accounts for an enterprise customer), with
+    // its SLA; reassigned by hand to a team of dispute_teams only.
+    let queue = |d: &str| {
+        books.sql(&format!(
+            "SELECT team, routed_by, sla_due FROM dispute_queue WHERE dispute_id = '{d}'"
+        ))
+    };
+    let routed = queue(&dispute);
+    assert!(
+        routed.len() == 1
+            && (routed[0].starts_with("sales,rule,")
+                || routed[0].starts_with("key_accounts,rule,")),
+        "{routed:?}"
+    );
+    let out = books.act(&["reassign", "--dispute", &dispute, "--team", "nobody"]);
+    assert!(
+        said(&out).contains("team 'nobody' is not in dispute_teams"),
+        "{}",
+        said(&out)
+    );
+    let out = books.act(&["reassign", "--dispute", &dispute, "--team", "billing"]);
+    assert!(out.status.success(), "{}", said(&out));
+    assert_eq!(queue(&dispute), ["billing,reassigned,2025-04-10"]);
     let out = books.act(&["resolve", "--dispute", &dispute, "--note", "credit note"]);
     assert!(out.status.success(), "{}", said(&out));
     assert_eq!(status(&dispute), ["resolved,10.00"]);
@@ -292,6 +315,7 @@ fn a_collector_records_a_promise_and_a_dispute_checked_against_the_state() {
             "promise,ana,act promise",
             "promise,ana,act promise",
             "dispute,ana,act dispute",
+            "reassign,ana,act reassign",
             "resolve,ana,act resolve",
         ]
     );

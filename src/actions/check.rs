@@ -51,6 +51,8 @@ pub enum Row {
         resolved: Option<NaiveDate>,
         /// A dispute's earlier change: the new row must come after it.
         after_seq: Option<i64>,
+        /// The team it was reassigned to.
+        team: Option<String>,
     },
 }
 
@@ -173,56 +175,94 @@ impl Checker<'_> {
                     status: "open",
                     resolved: None,
                     after_seq: None,
+                    team: None,
                 }];
                 Ok(recorded(action.clone(), id, customer, summary, rows))
             }
             Action::Resolve {
                 dispute, rejected, ..
             } => {
-                let sql = format!(
-                    "SELECT invoice_id, customer_id, CAST(opened_date AS VARCHAR), CAST(round(amount * 100) AS BIGINT), currency, reason, status FROM disputes WHERE dispute_id = {}",
-                    literal(dispute)
-                );
-                let found = text_rows(self.engine, &sql).await?;
-                let Some(d) = found.first() else {
-                    return invalid(format!("dispute '{dispute}' is not in the state"));
-                };
-                let field = |i: usize| d[i].clone().unwrap_or_default();
-                if field(6) != "open" {
-                    return invalid(format!("dispute '{dispute}' is {} already", field(6)));
-                }
-                let seq = format!(
-                    "SELECT CAST(max(_seq) AS VARCHAR) FROM disputes_changes WHERE dispute_id = {}",
-                    literal(dispute)
-                );
-                let after_seq = text_rows(self.engine, &seq)
-                    .await?
-                    .first()
-                    .and_then(|r| r[0].as_ref()?.parse().ok());
+                let mut row = self.open_dispute(dispute).await?;
                 let status = if *rejected { "rejected" } else { "resolved" };
-                let customer = field(1);
+                if let Row::Dispute {
+                    status: s,
+                    resolved,
+                    ..
+                } = &mut row
+                {
+                    *s = status;
+                    *resolved = Some(self.as_of);
+                }
+                let customer = customer_of(&row);
                 let summary = format!("dispute {dispute} of {customer} {status}");
-                let rows = vec![Row::Dispute {
-                    id: dispute.clone(),
-                    invoice_id: field(0),
-                    customer_id: customer.clone(),
-                    opened: field(2).parse().unwrap_or(self.as_of),
-                    cents: field(3).parse().unwrap_or_default(),
-                    currency: field(4),
-                    reason: field(5),
-                    status,
-                    resolved: Some(self.as_of),
-                    after_seq,
-                }];
                 Ok(recorded(
                     action.clone(),
                     dispute.clone(),
                     &customer,
                     summary,
-                    rows,
+                    vec![row],
+                ))
+            }
+            Action::Reassign { dispute, team, .. } => {
+                let teams =
+                    text_rows(self.engine, "SELECT team FROM dispute_teams ORDER BY team").await?;
+                let teams: Vec<String> = teams.into_iter().filter_map(|r| r[0].clone()).collect();
+                if !teams.contains(team) {
+                    return invalid(format!(
+                        "team '{team}' is not in dispute_teams ({})",
+                        teams.join(", ")
+                    ));
+                }
+                let mut row = self.open_dispute(dispute).await?;
+                if let Row::Dispute { team: t, .. } = &mut row {
+                    *t = Some(team.clone());
+                }
+                let customer = customer_of(&row);
+                let summary = format!("dispute {dispute} of {customer} reassigned to {team}");
+                Ok(recorded(
+                    action.clone(),
+                    dispute.clone(),
+                    &customer,
+                    summary,
+                    vec![row],
                 ))
             }
         }
+    }
+
+    /// The open dispute `dispute` as it is, as the row of its next change.
+    async fn open_dispute(&self, dispute: &str) -> Result<Row, ActionError> {
+        let sql = format!(
+            "SELECT invoice_id, customer_id, CAST(opened_date AS VARCHAR), CAST(round(amount * 100) AS BIGINT), currency, reason, status FROM disputes WHERE dispute_id = {}",
+            literal(dispute)
+        );
+        let found = text_rows(self.engine, &sql).await?;
+        let Some(d) = found.first() else {
+            return invalid(format!("dispute '{dispute}' is not in the state"));
+        };
+        let field = |i: usize| d[i].clone().unwrap_or_default();
+        if field(6) != "open" {
+            return invalid(format!("dispute '{dispute}' is {} already", field(6)));
+        }
+        let seq = format!(
+            "SELECT CAST(max(_seq) AS VARCHAR) FROM disputes_changes WHERE dispute_id = {}",
+            literal(dispute)
+        );
+        let after_seq =
+            (text_rows(self.engine, &seq).await?.first()).and_then(|r| r[0].as_ref()?.parse().ok());
+        Ok(Row::Dispute {
+            id: dispute.to_string(),
+            invoice_id: field(0),
+            customer_id: field(1),
+            opened: field(2).parse().unwrap_or(self.as_of),
+            cents: field(3).parse().unwrap_or_default(),
+            currency: field(4),
+            reason: field(5),
+            status: "open",
+            resolved: None,
+            after_seq,
+            team: None,
+        })
     }
 
     /// The customer's currency; an error when there is no such customer.
@@ -320,6 +360,14 @@ impl Checker<'_> {
             left -= cents;
         }
         Ok(rows)
+    }
+}
+
+fn customer_of(row: &Row) -> String {
+    match row {
+        Row::Activity { customer_id, .. }
+        | Row::Promise { customer_id, .. }
+        | Row::Dispute { customer_id, .. } => customer_id.clone(),
     }
 }
 

@@ -46,6 +46,13 @@ pub enum Action {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         note: Option<String>,
     },
+    /// A dispute handed to another team than its routing rule's (`dispute_teams`).
+    Reassign {
+        dispute: String,
+        team: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
     /// A dispute closed: resolved (the default) or rejected.
     Resolve {
         dispute: String,
@@ -63,6 +70,7 @@ impl Action {
             Action::Contact { .. } => "contact",
             Action::Promise { .. } => "promise",
             Action::Dispute { .. } => "dispute",
+            Action::Reassign { .. } => "reassign",
             Action::Resolve { .. } => "resolve",
         }
     }
@@ -72,6 +80,7 @@ impl Action {
             Action::Contact { note, .. }
             | Action::Promise { note, .. }
             | Action::Dispute { note, .. }
+            | Action::Reassign { note, .. }
             | Action::Resolve { note, .. } => note.as_deref(),
         }
     }

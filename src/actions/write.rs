@@ -251,8 +251,8 @@ fn batch_of(
         _ => {
             let (mut ids, mut invoices, mut customers, mut opened, mut cents) =
                 (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            let (mut currencies, mut reasons, mut statuses, mut resolved) =
-                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let (mut currencies, mut reasons, mut statuses, mut resolved, mut teams) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for (_, row) in rows {
                 if let Row::Dispute {
                     id,
@@ -264,6 +264,7 @@ fn batch_of(
                     reason,
                     status,
                     resolved: r,
+                    team,
                     ..
                 } = row
                 {
@@ -276,6 +277,7 @@ fn batch_of(
                     reasons.push(Some(reason.clone()));
                     statuses.push(Some(status.to_string()));
                     resolved.push(r.map(day));
+                    teams.push(team.clone());
                 }
             }
             add("dispute_id", DataType::Utf8, text(ids));
@@ -295,6 +297,7 @@ fn batch_of(
                 DataType::Date32,
                 Arc::new(Date32Array::from(resolved)),
             );
+            add("team", DataType::Utf8, text(teams));
         }
     }
     add(

@@ -74,6 +74,15 @@ pub enum ActCommand {
         #[arg(long)]
         note: Option<String>,
     },
+    /// Hand an open dispute to another team than its routing rule's (see dispute_teams)
+    Reassign {
+        #[arg(long)]
+        dispute: String,
+        #[arg(long)]
+        team: String,
+        #[arg(long)]
+        note: Option<String>,
+    },
     /// Close an open dispute: resolved, or --rejected
     Resolve {
         #[arg(long)]
@@ -84,7 +93,7 @@ pub enum ActCommand {
         note: Option<String>,
     },
     /// Record every action of a JSON-lines file (one object per line, `action` naming it:
-    /// contact, promise, dispute, resolve); all are checked before any is written
+    /// contact, promise, dispute, reassign, resolve); all are checked before any is written
     Apply { file: PathBuf },
 }
 
@@ -208,6 +217,15 @@ fn as_action(command: ActCommand) -> Action {
         } => Action::Resolve {
             dispute,
             rejected,
+            note,
+        },
+        ActCommand::Reassign {
+            dispute,
+            team,
+            note,
+        } => Action::Reassign {
+            dispute,
+            team,
             note,
         },
         ActCommand::Apply { .. } => unreachable!("a file is read, not made one action"),

@@ -294,6 +294,7 @@ fn action_rows_schema() -> SchemaRef {
         Field::new("promised_date", DataType::Date32, true),
         text("reason"),
         text("status"),
+        text("team"),
         text("note"),
         text("recorded_by"),
         text("recorded_via"),

@@ -48,6 +48,10 @@ const BUILTIN: &[(&str, &str)] = builtin!("":
     "kpi_flows",
     "kpi_summary",
     "collector_productivity",
+    "actions_log",
+    "dispute_teams",
+    "dispute_routing",
+    "dispute_queue",
     "dispute_stats",
     "promise_stats",
     "missing_fx_rates",
@@ -62,7 +66,6 @@ const BUILTIN: &[(&str, &str)] = builtin!("":
     "invoice_forecast",
     "outreach_invoices",
     "outreach_candidates",
-    "actions_log",
 );
 
 /// The same building blocks of the KPI summary computed from the ledger (`ledger_*`
@@ -86,6 +89,7 @@ pub const SUMMARIES: &[&str] = &[
     "monthly_sales",
     "collector_productivity",
     "dispute_stats",
+    "dispute_queue",
     "promise_stats",
     "risk_segments",
     "customer_risk",
