@@ -171,9 +171,14 @@ impl Server {
         };
         match (self.dashboard, self.outreach) {
             (Some(layout), _) => {
+                let recorder = dashboard::Recorder {
+                    who: self.plan.session.who.clone(),
+                    to: self.plan.session.actions_location()?,
+                };
                 service = service.front(Box::new(move |snapshots, notices, cancel| {
                     Box::pin(async move {
-                        let shown = dashboard::show(layout, snapshots, notices, ledger, cancel);
+                        let shown =
+                            dashboard::show(layout, snapshots, notices, ledger, recorder, cancel);
                         shown.await.map_err(|e| format!("the dashboard: {e}"))
                     })
                 }));

@@ -71,11 +71,11 @@ struct OpenInvoice {
 }
 
 impl Checker<'_> {
-    /// Check `action`; its new key from `new_id` (given the entity's short name).
+    /// Check `action`; its new key from `ids`.
     pub async fn check(
         &self,
         action: Action,
-        new_id: &mut dyn FnMut(&str) -> String,
+        ids: &mut super::Ids,
     ) -> Result<Recorded, ActionError> {
         match &action {
             Action::Contact {
@@ -85,7 +85,7 @@ impl Checker<'_> {
                 ..
             } => {
                 self.customer(customer).await?;
-                let id = new_id("activity");
+                let id = ids.next("activity");
                 let summary = format!(
                     "contact with {customer} ({}, {})",
                     channel.as_str(),
@@ -116,7 +116,7 @@ impl Checker<'_> {
                 if *date > self.as_of + chrono::Days::new(366) {
                     return invalid(format!("the promised date {date} is more than a year away"));
                 }
-                let id = new_id("promise");
+                let id = ids.next("promise");
                 let rows = self
                     .promise_rows(&id, customer, &currency, *amount, *date, invoices)
                     .await?;
@@ -158,7 +158,7 @@ impl Checker<'_> {
                         Money(found.cents)
                     ));
                 }
-                let id = new_id("dispute");
+                let id = ids.next("dispute");
                 let summary = format!(
                     "dispute on {invoice} of {customer}: {reason}, {} {}",
                     Money(cents),

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 /// One thing a collector recorded, as typed on the command line or as one line of a
 /// JSON-lines file (`{"action": "promise", "customer": "C1", "amount": "120.00", …}`).
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Action {
     /// A contact with the customer and how it went.
@@ -86,6 +86,41 @@ impl Action {
     }
 }
 
+/// What prefixes every id arstream gives an action (see
+/// [`crate::feed::validate::ACTION_ID_PREFIX`]).
+pub use crate::feed::validate::ACTION_ID_PREFIX;
+
+/// New ids for one command's actions: `arstream:<kind>:<time>-<random>-<n>`, unique across
+/// processes and never an ERP id (the ERP's feed may not use the prefix).
+pub struct Ids {
+    stem: String,
+    next: usize,
+}
+
+impl Ids {
+    pub fn new(now: chrono::DateTime<chrono::Utc>) -> Ids {
+        use std::hash::{BuildHasher, Hasher};
+        let mut random = std::collections::hash_map::RandomState::new().build_hasher();
+        random.write_u32(std::process::id());
+        let stem = format!(
+            "{}-{:08x}",
+            now.format("%Y%m%dT%H%M%S%.6f"),
+            random.finish() as u32
+        );
+        Ids { stem, next: 0 }
+    }
+
+    /// What names the files of this command's actions (unique, as the ids are).
+    pub fn file_name(&self) -> String {
+        format!("{}.parquet", self.stem)
+    }
+
+    pub fn next(&mut self, kind: &str) -> String {
+        self.next += 1;
+        format!("{ACTION_ID_PREFIX}{kind}:{}-{}", self.stem, self.next)
+    }
+}
+
 /// Check every action against the engine's state (dated `as_of`), then, only if all pass,
 /// write them into the actions feed `to`. The state applies them at its next catch-up (the
 /// command's own, or the service's, which watches the actions feed). Returns what was
@@ -98,11 +133,11 @@ pub async fn record(
     to: &crate::store::Location,
 ) -> Result<(Vec<check::Recorded>, Vec<String>), ActionError> {
     let checker = check::Checker { engine, as_of };
-    let mut ids = write::Ids::new(by.at);
+    let mut ids = Ids::new(by.at);
     let mut recorded = Vec::with_capacity(actions.len());
     let numbered = actions.len() > 1;
     for (i, action) in actions.into_iter().enumerate() {
-        match checker.check(action, &mut |kind| ids.next(kind)).await {
+        match checker.check(action, &mut ids).await {
             Ok(one) => recorded.push(one),
             Err(error) if numbered => {
                 return Err(ActionError::Line {

@@ -18,41 +18,6 @@ use super::ActionError;
 use super::check::{Recorded, Row};
 use crate::store::Location;
 
-/// What prefixes every id arstream gives an action (see
-/// [`crate::feed::validate::ACTION_ID_PREFIX`]).
-pub use crate::feed::validate::ACTION_ID_PREFIX;
-
-/// New ids for one command's actions: `arstream:<kind>:<time>-<random>-<n>`, unique across
-/// processes and never an ERP id (the ERP's feed may not use the prefix).
-pub struct Ids {
-    stem: String,
-    next: usize,
-}
-
-impl Ids {
-    pub fn new(now: DateTime<Utc>) -> Ids {
-        use std::hash::{BuildHasher, Hasher};
-        let mut random = std::collections::hash_map::RandomState::new().build_hasher();
-        random.write_u32(std::process::id());
-        let stem = format!(
-            "{}-{:08x}",
-            now.format("%Y%m%dT%H%M%S%.6f"),
-            random.finish() as u32
-        );
-        Ids { stem, next: 0 }
-    }
-
-    /// What names the files of this command's actions (unique, as the ids are).
-    pub fn file_name(&self) -> String {
-        format!("{}.parquet", self.stem)
-    }
-
-    pub fn next(&mut self, kind: &str) -> String {
-        self.next += 1;
-        format!("{ACTION_ID_PREFIX}{kind}:{}-{}", self.stem, self.next)
-    }
-}
-
 /// Who recorded a batch of actions, from where, and when.
 #[derive(Debug, Clone)]
 pub struct RecordedBy {

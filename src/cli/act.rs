@@ -16,9 +16,6 @@ use crate::actions::{Action, Channel, Money, Outcome};
     after_help = "Examples:\n  arstream act --as ana contact --customer C000126 --outcome reached --note \"will pay Friday\"\n  arstream act --as ana promise --customer C000126 --amount 1200.50 --date 2026-12-18 --invoice I0001234\n  arstream act --as ana dispute --customer C000126 --invoice I0001234 --reason pricing --amount 200\n  arstream act --as ana resolve --dispute D000042\n  arstream act --as ana --format json apply actions.jsonl\n\nEach action is checked against the state (the customer exists, the invoices are this\ncustomer's and open, an amount is not more than what is open, a promised date is not in the\npast), written to the actions feed ([actions] url, default <state>/actions) and applied.\nNothing is written when a check fails."
 )]
 pub struct ActArgs {
-    /// Who records it: the collector's id, kept on every row
-    #[arg(long = "as", env = "ARSTREAM_USER", value_name = "ID")]
-    pub who: Option<String>,
     /// Output format
     #[arg(long, value_enum, default_value_t = ActFormat::Text)]
     pub format: ActFormat,
@@ -98,7 +95,7 @@ pub enum ActCommand {
 }
 
 pub async fn run(global: &GlobalArgs, args: ActArgs) -> anyhow::Result<ExitCode> {
-    let who = (args.who.clone()).filter(|w| !w.trim().is_empty()).context(
+    let who = (global.session_options().who).context(
         "say who records it: --as ID (a collector id) or the environment variable ARSTREAM_USER",
     )?;
     let (actions, via) = match args.action {

@@ -92,6 +92,10 @@ pub struct GlobalArgs {
     /// all [default: from config [risk] late_days, 30]
     #[arg(long, global = true, help_heading = KPI, value_name = "DAYS")]
     pub late_days: Option<i32>,
+    /// Who is working: a collector's id, recorded on every action (`act`, the dashboard's
+    /// keys) [env: ARSTREAM_USER]
+    #[arg(long = "as", global = true, env = "ARSTREAM_USER", hide_env = true, help_heading = GLOBAL, value_name = "ID")]
+    pub who: Option<String>,
     /// Log format: text, or json (one object per line, for services and log collectors)
     #[arg(long, global = true, help_heading = GLOBAL, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -263,6 +267,7 @@ impl GlobalArgs {
             feed_format: self.feed_format,
             feed_map: self.feed_map.clone(),
             loaded: self.loaded_config.clone(),
+            who: self.who.clone().filter(|w| !w.trim().is_empty()),
         }
     }
 }

@@ -10,7 +10,9 @@ use ratatui::crossterm::event::{
 use ratatui::layout::{Position, Rect};
 
 use super::board::{Board, Detail, Prepared, Rows};
+use super::form::{Form, FormKind, Known};
 use super::layout::{Kind, Layout};
+use crate::actions::Action;
 
 /// A list's view: which rows, in which order, from where.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -27,7 +29,12 @@ pub struct ListView {
 /// What the dashboard asks of the worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ask {
-    Detail { customer_id: String, name: String },
+    Detail {
+        customer_id: String,
+        name: String,
+    },
+    /// Record what a form made (checked against the state, written to the actions feed).
+    Record(Action),
 }
 
 /// What is on the screen over the board.
@@ -55,6 +62,12 @@ pub struct App {
     pub page: usize,
     /// The runner's last failure, shown until the next snapshot.
     pub notice: Option<String>,
+    /// The form being filled over a customer's detail.
+    pub form: Option<Form>,
+    /// Who records actions (`--as`); none: the forms say how to say who one is.
+    pub who: Option<String>,
+    /// What the last action recorded (or why none could be), until the next key.
+    pub said: Option<String>,
 }
 
 impl App {
@@ -72,6 +85,9 @@ impl App {
             areas: Vec::new(),
             page: 10,
             notice: None,
+            form: None,
+            who: None,
+            said: None,
         };
         app.focus = app.lists_of_tab().first().copied();
         app
@@ -98,12 +114,22 @@ impl App {
 
     /// A new board: every list's view is made again over its new rows (keeping filter, sort
     /// and, where it can, the selected row).
-    pub fn set_board(&mut self, board: Board) {
+    /// Returns the customer's detail to ask again when one is on the screen (what changed
+    /// in the new snapshot, an action just recorded among it).
+    pub fn set_board(&mut self, board: Board) -> Option<Ask> {
+        let newer = board.status.sequence != self.board.status.sequence;
         self.board = board;
         self.notice = None;
         let ids: Vec<usize> = self.board.panels.keys().copied().collect();
         for id in ids {
             self.refilter(id);
+        }
+        match self.stack.last() {
+            Some(Screen::Detail { detail, .. }) if newer => Some(Ask::Detail {
+                customer_id: detail.customer_id.clone(),
+                name: detail.name.clone(),
+            }),
+            _ => None,
         }
     }
 
@@ -135,6 +161,10 @@ impl App {
             self.quit = true;
             return None;
         }
+        if self.form.is_some() {
+            return self.on_form_key(key);
+        }
+        self.said = None;
         if let Some(text) = &mut self.typing {
             match key.code {
                 KeyCode::Enter => self.typing = None,
@@ -206,9 +236,99 @@ impl App {
             KeyCode::Char('s') if self.on_board() => self.cycle_sort(false),
             KeyCode::Char('S') if self.on_board() => self.cycle_sort(true),
             KeyCode::Enter if self.on_board() => return self.drill(),
+            KeyCode::Char('c') if !self.on_board() => self.open_form(FormKind::Contact),
+            KeyCode::Char('p') if !self.on_board() => self.open_form(FormKind::Promise),
+            KeyCode::Char('d') if !self.on_board() => self.open_form(FormKind::Dispute),
+            KeyCode::Char('r') if !self.on_board() => self.open_form(FormKind::Resolve),
             _ => {}
         }
         None
+    }
+
+    /// A key while a form is open: typing, moving between fields, Enter to record, Esc to
+    /// leave it.
+    fn on_form_key(&mut self, key: KeyEvent) -> Option<Ask> {
+        let form = self.form.as_mut()?;
+        match key.code {
+            KeyCode::Esc => self.form = None,
+            KeyCode::Tab | KeyCode::Down => form.move_focus(1),
+            KeyCode::BackTab | KeyCode::Up => form.move_focus(-1),
+            KeyCode::Left => form.cycle(-1),
+            KeyCode::Right => form.cycle(1),
+            KeyCode::Backspace => form.backspace(),
+            KeyCode::Enter if !form.sending => match form.action() {
+                Some(action) => {
+                    form.sending = true;
+                    return Some(Ask::Record(action));
+                }
+                // The first field that is wrong, to fix.
+                None => {
+                    let problems = form.problems();
+                    form.focus = problems.iter().position(Option::is_some).unwrap_or(0);
+                }
+            },
+            KeyCode::Char(c) => form.type_char(c),
+            _ => {}
+        }
+        None
+    }
+
+    /// A form over the customer on the screen, checked against its detail as shown.
+    fn open_form(&mut self, kind: FormKind) {
+        let Some(Screen::Detail { detail, .. }) = self.stack.last() else {
+            return;
+        };
+        if self.who.is_none() {
+            self.said = Some(
+                "to record what you did, start the dashboard with --as YOUR-ID (or set ARSTREAM_USER)"
+                    .to_string(),
+            );
+            return;
+        }
+        let section = |title: &str| {
+            (detail.sections.iter().flatten())
+                .find(|(t, _)| t == title)
+                .map(|(_, rows)| rows)
+        };
+        let mut known = Known {
+            as_of: self.board.status.as_of,
+            ..Known::default()
+        };
+        if let Some(rows) = section("Open invoices")
+            && let (Some(id), Some(open)) = (rows.column("invoice_id"), rows.column("open_amount"))
+        {
+            known.invoices = (rows.cells.iter().zip(&rows.numbers))
+                .map(|(cells, numbers)| (cells[id].clone(), numbers[open]))
+                .collect();
+        }
+        if let Some(rows) = section("Disputes")
+            && let (Some(id), Some(status)) = (rows.column("dispute_id"), rows.column("status"))
+        {
+            known.disputes = (rows.cells.iter())
+                .filter(|cells| cells[status] == "open")
+                .map(|cells| cells[id].clone())
+                .collect();
+        }
+        self.form = Some(Form::new(kind, detail.customer_id.clone(), known));
+    }
+
+    /// What recording the form's action came to: the form closes with a line saying so, or
+    /// stays open with why the state refused it.
+    pub fn recorded(&mut self, outcome: Result<String, String>) {
+        match outcome {
+            Ok(summary) => {
+                self.form = None;
+                self.said = Some(format!(
+                    "recorded {summary}; on the screen after the next refresh"
+                ));
+            }
+            Err(why) => {
+                if let Some(form) = &mut self.form {
+                    form.sending = false;
+                    form.refused = Some(why);
+                }
+            }
+        }
     }
 
     /// A mouse click focuses the panel under it and selects the row; the wheel scrolls.

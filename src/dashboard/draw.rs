@@ -35,6 +35,9 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
         _ => board(frame, app, body),
     }
     status(frame, app, bottom);
+    if let Some(form) = &app.form {
+        self::form(frame, form, body);
+    }
     if app.help {
         help(frame, frame.area());
     }
@@ -716,6 +719,11 @@ fn status(frame: &mut Frame, app: &App, area: Rect) {
         frame.render_widget(line, area);
         return;
     }
+    if let Some(said) = &app.said {
+        let line = Line::from(Span::styled(format!(" {said}"), THEME.accent));
+        frame.render_widget(Paragraph::new(line).style(THEME.status), area);
+        return;
+    }
     let s = &app.board.status;
     let left = match (&app.notice, s.as_of) {
         (Some(notice), _) => Span::styled(format!(" {notice}"), THEME.bad),
@@ -743,7 +751,9 @@ fn status(frame: &mut Frame, app: &App, area: Rect) {
     frame.render_widget(Paragraph::new(Line::from(left)).style(THEME.status), area);
     let keys = match (app.on_board(), area.width >= 120) {
         (true, true) => "Tab focus · / filter · s sort · ⏎ drill · ? help · q quit ",
-        (false, true) => "Esc back · ? help · q quit ",
+        (false, true) => {
+            "c contact · p promise · d dispute · r close dispute · Esc back · ? help · q quit "
+        }
         (_, false) => " ? help · q quit ",
     };
     frame.render_widget(
@@ -771,6 +781,11 @@ const HELP: &[(&str, &str)] = &[
     ("s  S", "sort on the next column / reverse the sort"),
     ("Enter", "drill into the customer: open invoices, disputes,"),
     ("", "  promises, risk reasons, outreach history"),
+    (
+        "c  p  d  r",
+        "in a customer: log a contact, record a promise, open",
+    ),
+    ("", "  a dispute, close one (start with --as YOUR-ID)"),
     ("Esc", "back (or clear the filter)"),
     (
         "mouse",
@@ -779,6 +794,68 @@ const HELP: &[(&str, &str)] = &[
     ("?", "this help (any key closes it)"),
     ("q  Ctrl-C", "quit"),
 ];
+
+/// A form over the customer's detail: each field, what is wrong with it as typed, and why
+/// the state refused it, if it did.
+fn form(frame: &mut Frame, form: &super::form::Form, area: Rect) {
+    let problems = form.problems();
+    let mut lines = Vec::new();
+    for (i, (field, problem)) in form.fields.iter().zip(&problems).enumerate() {
+        let focused = i == form.focus;
+        let mut spans = vec![
+            Span::styled(
+                format!(" {} {:<9}", if focused { "›" } else { " " }, field.label),
+                THEME.header,
+            ),
+            Span::raw(field.value.clone()),
+        ];
+        if focused {
+            spans.push(Span::styled("▏", THEME.accent));
+        }
+        lines.push(Line::from(spans));
+        let note = match problem {
+            Some(problem) => Span::styled(format!("             {problem}"), THEME.bad),
+            None if focused && !field.hint.is_empty() => {
+                Span::styled(format!("             {}", field.hint), THEME.muted)
+            }
+            None => Span::raw(""),
+        };
+        lines.push(Line::from(note));
+    }
+    if let Some(refused) = &form.refused {
+        lines.push(Line::from(Span::styled(
+            format!(" not recorded: {refused}"),
+            THEME.bad,
+        )));
+    }
+    let footer = match form.sending {
+        true => " recording…",
+        false => " Enter record · Tab next field · ←/→ choose · Esc cancel",
+    };
+    lines.push(Line::from(Span::styled(footer, THEME.muted)));
+    let width = 100.min(area.width);
+    // Room for a sentence that wraps.
+    let height = (lines.len() as u16 + 4).min(area.height);
+    let popup = Rect {
+        x: area.x + (area.width - width) / 2,
+        y: area.y + (area.height - height) / 2,
+        width,
+        height,
+    };
+    let title = format!(" {} · {} ", form.kind.title(), form.customer_id);
+    frame.render_widget(Clear, popup);
+    frame.render_widget(
+        Paragraph::new(Text::from(lines))
+            .wrap(Wrap { trim: false })
+            .block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .border_style(THEME.border_focused)
+                    .title(Span::styled(title, THEME.title)),
+            ),
+        popup,
+    );
+}
 
 fn help(frame: &mut Frame, area: Rect) {
     let width = 76.min(area.width);

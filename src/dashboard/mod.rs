@@ -10,6 +10,7 @@
 pub mod app;
 pub mod board;
 pub mod draw;
+pub mod form;
 pub mod layout;
 pub mod logs;
 pub mod prepare;
@@ -24,6 +25,7 @@ use ratatui::crossterm::execute;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::actions::Action;
 use app::{App, Ask};
 use board::{Board, Detail};
 use layout::Layout;
@@ -36,6 +38,16 @@ use crate::service::{Notice, Snapshot, Snapshots};
 enum Update {
     Board(Board),
     Detail(Detail),
+    /// What recording a form's action came to (its summary, or why not).
+    Recorded(Result<String, String>),
+}
+
+/// Where the dashboard writes what collectors record (the actions feed), and who they are
+/// (`--as`; none: the forms say how to tell).
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    pub who: Option<String>,
+    pub to: crate::store::Location,
 }
 
 /// Show the dashboard until `q` (or `cancel`): `snapshots` are the runner's, `notices` its
@@ -48,25 +60,25 @@ pub async fn show(
     snapshots: Snapshots,
     notices: tokio::sync::broadcast::Receiver<Notice>,
     ledger: Option<PathBuf>,
+    recorder: Recorder,
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
     let (updates_tx, updates) = mpsc::unbounded_channel();
     let (asks_tx, asks) = mpsc::unbounded_channel();
-    let preparer = Arc::new(tokio::sync::Mutex::new(Preparer::new(
-        layout.clone(),
-        ledger,
-    )));
+    let preparer = Preparer::new(layout.clone(), ledger.clone());
     let boards = Boards {
-        preparer: preparer.clone(),
+        preparer,
         board: Board::default(),
         updates: updates_tx.clone(),
     };
     let stop_workers = cancel.child_token();
     let worker = consumer::spawn(boards, snapshots.clone(), stop_workers.clone(), |()| {});
-    let answers = tokio::spawn(answer(preparer, snapshots, asks, updates_tx));
+    let who = recorder.who.clone();
+    let answers = tokio::spawn(answer(ledger, snapshots, asks, updates_tx, recorder));
     let (done_tx, done) = tokio::sync::oneshot::channel();
     let screen = Screen {
         layout,
+        who,
         updates,
         asks: asks_tx,
         notices,
@@ -94,6 +106,7 @@ pub async fn show(
 /// The screen's side: what it draws from and where it sends drill-downs.
 struct Screen {
     layout: Layout,
+    who: Option<String>,
     updates: mpsc::UnboundedReceiver<Update>,
     asks: mpsc::UnboundedSender<Ask>,
     notices: tokio::sync::broadcast::Receiver<Notice>,
@@ -129,6 +142,7 @@ impl Screen {
             move || read_input(keys_tx, stop)
         });
         let mut app = App::new(self.layout);
+        app.who = self.who.clone();
         let result = loop {
             let started = std::time::Instant::now();
             let mut rendered = std::time::Duration::ZERO;
@@ -168,8 +182,13 @@ impl Screen {
                     }
                 }
                 Some(update) = self.updates.recv() => match update {
-                    Update::Board(board) => app.set_board(board),
+                    Update::Board(board) => {
+                        if let Some(ask) = app.set_board(board) {
+                            let _ = self.asks.send(ask);
+                        }
+                    }
                     Update::Detail(detail) => app.set_detail(detail),
+                    Update::Recorded(outcome) => app.recorded(outcome),
                 },
                 Ok(notice) = self.notices.recv() => {
                     let Notice::Failed { error, .. } = notice;
@@ -208,7 +227,7 @@ fn read_input(tx: mpsc::UnboundedSender<Event>, stop: Arc<std::sync::atomic::Ato
 /// then those that wait for the models, then the KPI history of the trend panels), on the
 /// latest snapshot.
 struct Boards {
-    preparer: Arc<tokio::sync::Mutex<Preparer>>,
+    preparer: Preparer,
     /// The board shown last, whose panels stay until the next snapshot's are ready.
     board: Board,
     updates: mpsc::UnboundedSender<Update>,
@@ -228,10 +247,8 @@ impl Consumer for Boards {
     ) -> (Option<()>, Next) {
         let status = Preparer::status(snapshot);
         let mut board = prepare::carried(&self.board, status);
-        // A drill-down asked for meanwhile is answered between two phases.
         for phase in [Phase::Quick, Phase::Models, Phase::History] {
-            let mut preparer = self.preparer.lock().await;
-            board = preparer.board(snapshot, phase, board).await;
+            board = self.preparer.board(snapshot, phase, board).await;
             if self.updates.send(Update::Board(board.clone())).is_err() {
                 break;
             }
@@ -241,26 +258,60 @@ impl Consumer for Boards {
     }
 }
 
-/// A detail per drill-down asked for, on the latest snapshot (between two phases of a board).
+/// A detail per drill-down asked for, on the latest snapshot (beside the board being
+/// prepared, so that it is on the screen as soon as its own queries are done), and each
+/// action a form made, recorded into the actions feed (the service applies it at its next
+/// refresh: it watches that feed).
 async fn answer(
-    preparer: Arc<tokio::sync::Mutex<Preparer>>,
+    ledger: Option<PathBuf>,
     snapshots: Snapshots,
     mut asks: mpsc::UnboundedReceiver<Ask>,
     updates: mpsc::UnboundedSender<Update>,
+    recorder: Recorder,
 ) {
-    while let Some(Ask::Detail { customer_id, name }) = asks.recv().await {
+    while let Some(ask) = asks.recv().await {
         let Some(snapshot) = snapshots.borrow().clone() else {
             continue;
         };
-        let detail = preparer
-            .lock()
-            .await
-            .detail(&snapshot, &customer_id, &name)
-            .await;
-        if updates.send(Update::Detail(detail)).is_err() {
+        let update = match ask {
+            Ask::Detail { customer_id, name } => {
+                let detail = Preparer::detail(ledger.as_deref(), &snapshot, &customer_id, &name);
+                Update::Detail(detail.await)
+            }
+            Ask::Record(action) => Update::Recorded(record(&recorder, &snapshot, action).await),
+        };
+        if updates.send(update).is_err() {
             return;
         }
     }
+}
+
+/// Record `action` on `snapshot`'s state: its summary, or why it was refused.
+async fn record(
+    recorder: &Recorder,
+    snapshot: &Snapshot,
+    action: Action,
+) -> Result<String, String> {
+    let who =
+        (recorder.who.clone()).ok_or("start the dashboard with --as YOUR-ID to record actions")?;
+    let by = crate::actions::write::RecordedBy {
+        who,
+        via: "dashboard".to_string(),
+        at: chrono::Utc::now(),
+    };
+    let recorded = crate::actions::record(
+        &snapshot.engine,
+        snapshot.params.as_of,
+        vec![action],
+        &by,
+        &recorder.to,
+    );
+    let (recorded, _) = recorded.await.map_err(|e| e.to_string())?;
+    Ok(recorded
+        .iter()
+        .map(|r| r.summary.clone())
+        .collect::<Vec<_>>()
+        .join("; "))
 }
 
 /// Whether the dashboard can be shown: stdout and stdin are terminals.

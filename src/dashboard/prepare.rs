@@ -316,7 +316,12 @@ impl Preparer {
 
     /// Everything about one customer: risk, open invoices, disputes, promises (kept, broken
     /// or open), the latest activities, outreach.
-    pub async fn detail(&self, snapshot: &Snapshot, customer_id: &str, name: &str) -> Detail {
+    pub async fn detail(
+        ledger: Option<&std::path::Path>,
+        snapshot: &Snapshot,
+        customer_id: &str,
+        name: &str,
+    ) -> Detail {
         let id = customer_id.replace('\'', "''");
         let sections = [
             (
@@ -363,6 +368,14 @@ impl Preparer {
                      WHERE customer_id = '{id}' ORDER BY activity_ts DESC LIMIT 50"
                 ),
             ),
+            (
+                "Actions recorded",
+                format!(
+                    "SELECT recorded_at, recorded_by, action, id, invoice_id, outcome, \
+                     CAST(amount AS DOUBLE) AS amount, promised_date, reason, status, team, note \
+                     FROM actions_log WHERE customer_id = '{id}' ORDER BY recorded_at DESC LIMIT 50"
+                ),
+            ),
         ];
         let mut out = Vec::new();
         for (title, sql) in sections {
@@ -371,7 +384,7 @@ impl Preparer {
                 .unwrap_or_else(|e| failed_rows(&e));
             out.push((title.to_string(), rows));
         }
-        let outreach = match &self.ledger {
+        let outreach = match ledger {
             Some(folder) => match Ledger::read(folder) {
                 Ok(ledger) => outreach_rows(ledger.messages().iter().rev(), Some(customer_id)),
                 Err(e) => failed_rows(&e.to_string()),

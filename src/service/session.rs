@@ -41,6 +41,8 @@ pub struct SessionOptions {
     /// The config file as read the first time it was asked for, shared by these options'
     /// clones: a command reads it once.
     pub loaded: Arc<OnceLock<Config>>,
+    /// Who is working (`--as`, `ARSTREAM_USER`): the collector's id on every action recorded.
+    pub who: Option<String>,
 }
 
 impl SessionOptions {
