@@ -247,9 +247,7 @@ fn a_collector_records_a_promise_and_a_dispute_in_the_dashboard() {
         sql(
             &feed,
             &state,
-            &format!(
-                "SELECT invoice_id, amount, collector_id, recorded_via FROM promises WHERE recorded_by = 'ana'"
-            )
+            "SELECT invoice_id, amount, collector_id, recorded_via FROM promises WHERE recorded_by = 'ana'"
         ),
         [format!("{promised},10.00,ana,dashboard")]
     );
