@@ -437,3 +437,84 @@ fn the_erp_feed_may_not_use_the_actions_ids() {
     );
     let _: &Path = &books.feed;
 }
+
+#[test]
+fn a_dispute_past_its_sla_is_escalated_once_to_its_teams_lead_by_email() {
+    use common::servers::SmtpServer;
+    let books = Books::new();
+    let (customer, invoices) = first_customer(&books);
+    let out = books.act(&[
+        "--format",
+        "json",
+        "dispute",
+        "--customer",
+        &customer,
+        "--invoice",
+        &invoices[0].0,
+        "--reason",
+        "damaged_goods",
+        "--amount",
+        "12",
+    ]);
+    assert!(out.status.success(), "{}", said(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let dispute = json["recorded"][0]["id"].as_str().unwrap().to_string();
+
+    // The shipped policy, escalating only the disputes recorded here (the generated feed has
+    // its own, breached long ago), with its ledger in the test's folder.
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
+    let policy = std::fs::read_to_string(shipped.join("dispute_escalation.toml"))
+        .unwrap()
+        .replace(
+            "trigger = \"breached\"",
+            "trigger = \"breached AND invoice_id LIKE 'arstream:%'\"",
+        )
+        .replace("../.arstream/state/outreach-disputes", "ledger")
+        .replace(
+            "templates = \"templates\"",
+            &format!(
+                "templates = {:?}",
+                shipped.join("templates").display().to_string()
+            ),
+        );
+    let policy_file = dir.path().join("escalation.toml");
+    std::fs::write(&policy_file, policy).unwrap();
+
+    let smtp = SmtpServer::start(0, std::time::Duration::ZERO);
+    let send = |as_of: &str| {
+        let mut command = Command::new(BIN);
+        command
+            .current_dir(std::env::temp_dir())
+            .env("ARSTREAM_SMTP_URL", smtp.url())
+            .args(["--feed", books.feed.to_str().unwrap(), "--state"])
+            .arg(&books.state)
+            .args(["--as-of", as_of, "outreach", "send", "--policy"])
+            .arg(&policy_file);
+        common::succeeded(&mut command)
+    };
+    // Within its SLA (logistics: 14 days from 2025-03-31): nothing.
+    send("2025-04-10");
+    assert_eq!(smtp.emails().len(), 0);
+    // Past it: one email to the lead, naming the dispute; the next send sends nothing more.
+    send("2025-04-16");
+    send("2025-04-17");
+    let emails = smtp.emails();
+    assert_eq!(
+        emails.len(),
+        1,
+        "{:?}",
+        emails.iter().map(|e| e.subject()).collect::<Vec<_>>()
+    );
+    assert!(emails[0].body().contains(&dispute), "{}", emails[0].body());
+    assert!(
+        emails[0].subject().contains("Disputes past their SLA"),
+        "{}",
+        emails[0].subject()
+    );
+    assert_eq!(emails[0].to, ["logistics-lead@example.com"]);
+    // A week past the SLA, the second stage, once.
+    send("2025-04-23");
+    send("2025-04-24");
+    assert_eq!(smtp.emails().len(), 2);
+}

@@ -52,6 +52,7 @@ const BUILTIN: &[(&str, &str)] = builtin!("":
     "dispute_teams",
     "dispute_routing",
     "dispute_queue",
+    "dispute_escalations",
     "dispute_stats",
     "promise_stats",
     "missing_fx_rates",

@@ -52,12 +52,15 @@ fn predicate(trigger: &str) -> String {
 /// subquery the engine cannot run is found now) and must be true or false; a trigger that
 /// does not is reported at its line of the policy.
 pub async fn query(policy: &Policy, engine: &Engine) -> Result<String, OutreachError> {
-    let mut view = PLAIN_VIEW;
+    let mut view = policy.candidates.as_deref().unwrap_or(PLAIN_VIEW);
     for rule in &policy.rules {
         let fail = |message: String| OutreachError::Policy(policy.trigger_error(rule, message));
         let test = |v: &str| format!("SELECT (\n{}\n) AS holds FROM {v}", rule.trigger);
-        let planned = match engine.ctx.sql(&test(PLAIN_VIEW)).await {
+        let first = policy.candidates.as_deref().unwrap_or(PLAIN_VIEW);
+        let planned = match engine.ctx.sql(&test(first)).await {
             Ok(df) => df,
+            // A view the policy names is the one its triggers read.
+            Err(e) if policy.candidates.is_some() => return Err(fail(e.strip_backtrace())),
             Err(plain) => match engine.ctx.sql(&test(RISK_VIEW)).await {
                 Ok(df) => {
                     view = RISK_VIEW;
@@ -115,8 +118,12 @@ pub async fn explain_failure(
         true => RISK_VIEW,
         false => PLAIN_VIEW,
     };
+    let views = match policy.candidates.as_deref() {
+        Some(named) => [named, named],
+        None => [PLAIN_VIEW, view],
+    };
     for rule in &policy.rules {
-        for v in [PLAIN_VIEW, view] {
+        for v in views {
             let test = format!(
                 "SELECT count(*) FROM {v} WHERE {}",
                 predicate(&rule.trigger)

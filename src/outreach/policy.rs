@@ -31,6 +31,7 @@ struct RawPolicy {
     payment_link_days: Option<Spanned<i64>>,
     opt_outs: Option<Spanned<String>>,
     ledger: Option<Spanned<String>>,
+    candidates: Option<Spanned<String>>,
     send_window: Option<Spanned<RawWindow>>,
     #[serde(default)]
     channels: RawChannels,
@@ -303,6 +304,9 @@ pub struct Policy {
     pub opt_outs: Option<PathBuf>,
     /// Where the ledger is kept; none: `<state>/outreach` (a local state folder).
     pub ledger: Option<PathBuf>,
+    /// The view the rules choose among, when not the customers' invoices
+    /// (`outreach_invoices`): `dispute_escalations`, for the disputes past their SLA.
+    pub candidates: Option<String>,
     pub window: Option<SendWindow>,
     /// None: webhooks go to the file outbox (also when `ARSTREAM_WEBHOOK_URL` is unset).
     pub webhook_url: Option<String>,
@@ -746,6 +750,24 @@ pub fn parse(file: &str, text: &str, base: &Path) -> Result<Policy, SpecError> {
     if rules.is_empty() {
         return Err(error(rules_span, "a policy needs at least one rule".into()));
     }
+    let candidates = match raw.candidates {
+        Some(view) => {
+            let name = view.get_ref().trim().to_string();
+            let plain = !name.is_empty()
+                && (name.bytes())
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !plain {
+                return Err(error(
+                    view.span().start,
+                    format!(
+                        "candidates '{name}' is not the name of a view (like dispute_escalations)"
+                    ),
+                ));
+            }
+            Some(name)
+        }
+        None => None,
+    };
 
     Ok(Policy {
         name,
@@ -759,6 +781,7 @@ pub fn parse(file: &str, text: &str, base: &Path) -> Result<Policy, SpecError> {
         payment_link_days,
         opt_outs,
         ledger: raw.ledger.as_ref().map(path),
+        candidates,
         window,
         webhook_url,
         sms,
