@@ -1,7 +1,7 @@
 -- The disputes open at the as-of date, each with the team that works it (dispute_routing),
 -- its age, the day its SLA falls due (dispute_teams) and whether it is past it: the teams'
--- queue, breaches first, then by SLA due date. A breached dispute is escalated to its team's
--- lead once (pipelines/dispute_escalation.toml).
+-- queue (read it ORDER BY breached DESC, sla_due). A breached dispute is escalated to its
+-- team's lead once per stage (pipelines/dispute_escalation.toml).
 CREATE OR REPLACE VIEW dispute_queue AS
 SELECT d.dispute_id,
        d.customer_id,
@@ -27,5 +27,4 @@ JOIN dispute_teams t ON t.team = r.team
 LEFT JOIN customers c ON c.customer_id = d.customer_id
 LEFT JOIN fx_closing fx ON fx.currency = d.currency
 WHERE d.opened_date <= p.as_of
-  AND (d.status = 'open' OR d.resolved_date IS NULL OR d.resolved_date > p.as_of)
-ORDER BY breached DESC, sla_due, d.dispute_id;
+  AND (d.status = 'open' OR d.resolved_date IS NULL OR d.resolved_date > p.as_of);

@@ -203,11 +203,62 @@ fn a_collector_records_a_promise_and_a_dispute_checked_against_the_state() {
             ],
             "lower case",
         ),
+        (
+            vec![
+                "promise",
+                "--customer",
+                &customer,
+                "--amount",
+                "12,5",
+                "--date",
+                "2025-04-10",
+            ],
+            "with a point for decimals",
+        ),
+        (
+            vec![
+                "promise",
+                "--customer",
+                &customer,
+                "--amount",
+                "5",
+                "--date",
+                "tomorrow",
+            ],
+            "'tomorrow' is not a date (YYYY-MM-DD",
+        ),
+        (
+            vec![
+                "contact",
+                "--customer",
+                &customer,
+                "--outcome",
+                "reached",
+                "--note",
+                "red \u{1b}[31m",
+            ],
+            "control character",
+        ),
     ] {
         let out = books.act(&args);
         assert!(!out.status.success(), "{args:?} was accepted");
         assert!(said(&out).contains(sentence), "{args:?}: {}", said(&out));
     }
+    let bad_id = books.run(&[
+        "act",
+        "--as",
+        "bob'; --",
+        "contact",
+        "--customer",
+        &customer,
+        "--outcome",
+        "left_message",
+    ]);
+    assert!(
+        said(&bad_id).contains("is not a collector id"),
+        "{}",
+        said(&bad_id)
+    );
     assert!(
         books.action_files().is_empty(),
         "a refused action wrote a file"
@@ -298,6 +349,23 @@ fn a_collector_records_a_promise_and_a_dispute_checked_against_the_state() {
     let out = books.act(&["reassign", "--dispute", &dispute, "--team", "billing"]);
     assert!(out.status.success(), "{}", said(&out));
     assert_eq!(queue(&dispute), ["billing,reassigned,2025-04-10"]);
+    // No more than what is open and not yet disputed on the invoice.
+    let out = books.act(&[
+        "dispute",
+        "--customer",
+        &customer,
+        "--invoice",
+        &second.0,
+        "--reason",
+        "quantity",
+        "--amount",
+        &format!("{:.2}", second.1),
+    ]);
+    assert!(
+        said(&out).contains("not yet disputed") && said(&out).contains("10.00 of its"),
+        "{}",
+        said(&out)
+    );
     let out = books.act(&["resolve", "--dispute", &dispute, "--note", "credit note"]);
     assert!(out.status.success(), "{}", said(&out));
     assert_eq!(status(&dispute), ["resolved,10.00"]);
@@ -364,6 +432,22 @@ fn a_json_lines_file_is_checked_whole_before_anything_is_written() {
         said(&out)
     );
     assert!(books.action_files().is_empty());
+
+    // A dispute changed twice in one file: refused, nothing written.
+    let dispute = books.sql("SELECT dispute_id FROM disputes WHERE status = 'open' LIMIT 1");
+    if let Some(dispute) = dispute.first() {
+        let twice = dir.path().join("twice.jsonl");
+        std::fs::write(&twice, format!(
+            "{{\"action\":\"reassign\",\"dispute\":\"{dispute}\",\"team\":\"credit\"}}\n{{\"action\":\"resolve\",\"dispute\":\"{dispute}\"}}\n"
+        )).unwrap();
+        let out = books.act(&["apply", twice.to_str().unwrap()]);
+        assert!(
+            said(&out).contains("line 2") && said(&out).contains("changed by an earlier line"),
+            "{}",
+            said(&out)
+        );
+        assert!(books.action_files().is_empty());
+    }
 
     let good = dir.path().join("good.jsonl");
     std::fs::write(&good, lines("")).unwrap();

@@ -27,6 +27,8 @@ pub enum Row {
     Activity {
         id: String,
         customer_id: String,
+        /// When the contact was (`activity_ts`).
+        at: chrono::DateTime<chrono::Utc>,
         channel: &'static str,
         outcome: &'static str,
     },
@@ -77,6 +79,7 @@ impl Checker<'_> {
         action: Action,
         ids: &mut super::Ids,
     ) -> Result<Recorded, ActionError> {
+        check_note(action.note())?;
         match &action {
             Action::Contact {
                 customer,
@@ -91,9 +94,17 @@ impl Checker<'_> {
                     channel.as_str(),
                     outcome.as_str()
                 );
+                // Now, on the as-of date's day when that is earlier (a state looked at as of
+                // a past day), so that the contact falls in that day's views.
+                let now = chrono::Utc::now();
+                let at = match self.as_of < now.date_naive() {
+                    true => self.as_of.and_time(now.time()).and_utc(),
+                    false => now,
+                };
                 let rows = vec![Row::Activity {
                     id: id.clone(),
                     customer_id: customer.clone(),
+                    at,
                     channel: channel.as_str(),
                     outcome: outcome.as_str(),
                 }];
@@ -120,10 +131,16 @@ impl Checker<'_> {
                 let rows = self
                     .promise_rows(&id, customer, &currency, *amount, *date, invoices)
                     .await?;
-                let on = match invoices.len() {
-                    0 => "the account".to_string(),
-                    1 => format!("invoice {}", invoices[0]),
-                    n => format!("{n} invoices"),
+                let on = match (invoices.len(), rows.len()) {
+                    (0, _) => "the account".to_string(),
+                    (_, 1) => match &rows[0] {
+                        Row::Promise {
+                            invoice_id: Some(invoice),
+                            ..
+                        } => format!("invoice {invoice}"),
+                        _ => "1 invoice".to_string(),
+                    },
+                    (_, n) => format!("{n} invoices"),
                 };
                 let summary = format!("promise by {customer} to pay {amount} by {date} on {on}");
                 Ok(recorded(action.clone(), id, customer, summary, rows))
@@ -150,13 +167,32 @@ impl Checker<'_> {
                         "invoice '{invoice}' is not an open invoice of customer '{customer}'"
                     ));
                 };
-                let cents = amount.map_or(found.cents, |a| a.0);
-                if cents > found.cents {
+                let sql = format!(
+                    "SELECT CAST(round(coalesce(sum(amount), 0) * 100) AS BIGINT) FROM disputes WHERE invoice_id = {} AND status = 'open'",
+                    literal(invoice)
+                );
+                let disputed: i128 = (text_rows(self.engine, &sql).await?.first())
+                    .and_then(|r| r[0].as_ref()?.parse().ok())
+                    .unwrap_or(0);
+                let undisputed = (found.cents - disputed).max(0);
+                let cents = amount.map_or(undisputed, |a| a.0);
+                if cents > undisputed {
+                    let already = match disputed {
+                        0 => String::new(),
+                        d => format!(
+                            " ({} of its {} disputed already)",
+                            Money(d),
+                            Money(found.cents)
+                        ),
+                    };
                     return invalid(format!(
-                        "the disputed amount {} is more than the {} open on invoice {invoice}",
+                        "the disputed amount {} is more than the {} open and not yet disputed on invoice {invoice}{already}",
                         Money(cents),
-                        Money(found.cents)
+                        Money(undisputed)
                     ));
+                }
+                if cents == 0 {
+                    return invalid(format!("invoice {invoice} is disputed in full already"));
                 }
                 let id = ids.next("dispute");
                 let summary = format!(
@@ -361,6 +397,28 @@ impl Checker<'_> {
         }
         Ok(rows)
     }
+}
+
+/// A note people can read: no control characters but line ends and tabs, 2,000 characters
+/// at most.
+fn check_note(note: Option<&str>) -> Result<(), ActionError> {
+    let Some(note) = note else { return Ok(()) };
+    if note.chars().count() > 2000 {
+        return invalid(format!(
+            "the note has {} characters; 2000 at most",
+            note.chars().count()
+        ));
+    }
+    if let Some(c) = note
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\n' | '\t'))
+    {
+        return invalid(format!(
+            "the note has a control character ({:?}); write it as text",
+            c
+        ));
+    }
+    Ok(())
 }
 
 fn customer_of(row: &Row) -> String {

@@ -102,11 +102,17 @@ impl Ids {
         use std::hash::{BuildHasher, Hasher};
         let mut random = std::collections::hash_map::RandomState::new().build_hasher();
         random.write_u32(std::process::id());
-        let stem = format!(
-            "{}-{:08x}",
-            now.format("%Y%m%dT%H%M%S%.6f"),
-            random.finish() as u32
-        );
+        // The time in microseconds in base 36, then 24 random bits: short enough to read and
+        // type, and unique across processes.
+        let mut micros = now.timestamp_micros().max(0) as u64;
+        let mut time = Vec::new();
+        while micros > 0 {
+            time.push(b"0123456789abcdefghijklmnopqrstuvwxyz"[(micros % 36) as usize]);
+            micros /= 36;
+        }
+        time.reverse();
+        let time = String::from_utf8(time).unwrap_or_default();
+        let stem = format!("{time}-{:06x}", random.finish() & 0xff_ffff);
         Ids { stem, next: 0 }
     }
 
@@ -132,12 +138,25 @@ pub async fn record(
     by: &write::RecordedBy,
     to: &crate::store::Location,
 ) -> Result<(Vec<check::Recorded>, Vec<String>), ActionError> {
+    check_who(&by.who)?;
     let checker = check::Checker { engine, as_of };
     let mut ids = Ids::new(by.at);
     let mut recorded = Vec::with_capacity(actions.len());
     let numbered = actions.len() > 1;
+    // A dispute changed twice in one go would be two changes of one key at once.
+    let mut changed = std::collections::HashSet::new();
     for (i, action) in actions.into_iter().enumerate() {
-        match checker.check(action, &mut ids).await {
+        let checked = match &action {
+            Action::Resolve { dispute, .. } | Action::Reassign { dispute, .. }
+                if !changed.insert(dispute.clone()) =>
+            {
+                Err(ActionError::Invalid(format!(
+                    "dispute '{dispute}' is changed by an earlier line already: record this change after that one is applied (in a file of its own)"
+                )))
+            }
+            _ => checker.check(action, &mut ids).await,
+        };
+        match checked {
             Ok(one) => recorded.push(one),
             Err(error) if numbered => {
                 return Err(ActionError::Line {
@@ -152,9 +171,23 @@ pub async fn record(
     Ok((recorded, files))
 }
 
+/// A collector id as `--as` gives it: letters, digits and `. _ @ -`, 64 at most.
+fn check_who(who: &str) -> Result<(), ActionError> {
+    let fine = !who.is_empty()
+        && who.len() <= 64
+        && (who.bytes()).all(|b| b.is_ascii_alphanumeric() || b".-_@".contains(&b));
+    match fine {
+        true => Ok(()),
+        false => Err(ActionError::Invalid(format!(
+            "--as '{who}' is not a collector id (letters, digits, '.', '_', '@' and '-', at most 64)"
+        ))),
+    }
+}
+
 /// Read a JSON-lines file of actions (blank lines skipped); an error names its line.
 pub fn parse_lines(text: &str) -> Result<Vec<Action>, ActionError> {
     let mut actions = Vec::new();
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
@@ -171,6 +204,7 @@ pub fn parse_lines(text: &str) -> Result<Vec<Action>, ActionError> {
 /// How a contact went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
 pub enum Outcome {
     Reached,
     LeftMessage,
@@ -222,18 +256,24 @@ impl std::str::FromStr for Money {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Money, String> {
+        let text = text.trim();
+        if text.contains(',') {
+            return Err(format!(
+                "'{text}' is not an amount: write it with a point for decimals and no thousands separator (like 1200.50)"
+            ));
+        }
         let bad = || {
             format!("'{text}' is not an amount above zero with at most two decimals (like 1200.50)")
         };
-        let text = text.trim();
         let (whole, cents) = text.split_once('.').unwrap_or((text, ""));
         let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        if !digits(whole)
-            || (!cents.is_empty() && !digits(cents))
-            || cents.len() > 2
-            || whole.len() > 15
-        {
+        if !digits(whole) || (!cents.is_empty() && !digits(cents)) || cents.len() > 2 {
             return Err(bad());
+        }
+        if whole.trim_start_matches('0').len() > 15 {
+            return Err(format!(
+                "'{text}' is more than any amount the feed holds (15 digits before the point)"
+            ));
         }
         let whole: i128 = whole.parse().map_err(|_| bad())?;
         let cents: i128 = format!("{cents:0<2}").parse().map_err(|_| bad())?;

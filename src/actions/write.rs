@@ -144,7 +144,12 @@ fn batch_of(
                 DataType::Utf8,
                 text(rows.iter().map(|_| Some(by.who.clone()))),
             );
-            add("activity_ts", utc(), ts());
+            let at = (rows.iter()).map(|(_, r)| match r {
+                Row::Activity { at, .. } => at.timestamp_micros(),
+                _ => micros,
+            });
+            let at = TimestampMicrosecondArray::from_iter_values(at).with_timezone("UTC");
+            add("activity_ts", utc(), Arc::new(at));
             add(
                 "channel",
                 DataType::Utf8,

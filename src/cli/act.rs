@@ -48,7 +48,7 @@ pub enum ActCommand {
         customer: String,
         #[arg(long, allow_hyphen_values = true)]
         amount: Money,
-        #[arg(long, value_name = "YYYY-MM-DD")]
+        #[arg(long, value_name = "YYYY-MM-DD", value_parser = date)]
         date: NaiveDate,
         /// An invoice the promise covers (repeat for several; none: the account)
         #[arg(long = "invoice", value_name = "ID")]
@@ -92,6 +92,12 @@ pub enum ActCommand {
     /// Record every action of a JSON-lines file (one object per line, `action` naming it:
     /// contact, promise, dispute, reassign, resolve); all are checked before any is written
     Apply { file: PathBuf },
+}
+
+/// A date as `--date` takes it, or a sentence saying what one looks like.
+fn date(text: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .map_err(|_| format!("'{text}' is not a date (YYYY-MM-DD, like 2026-01-15)"))
 }
 
 pub async fn run(global: &GlobalArgs, args: ActArgs) -> anyhow::Result<ExitCode> {

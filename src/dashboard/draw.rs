@@ -669,13 +669,18 @@ pub fn detail(
                     .chain([rows.columns[c].chars().count()])
                     .max()
                     .unwrap_or(1)
-                    .min(48)
+                    // Ids whole, so that one can be typed into a form or `arstream act`.
+                    .min(if rows.columns[c].ends_with("id") {
+                        64
+                    } else {
+                        48
+                    })
             })
             .collect();
         let line_of = |cells: &[String], style: Style| {
             let spans: Vec<Span> = (cells.iter().zip(&widths).enumerate())
                 .map(|(c, (text, w))| {
-                    let text: String = text.chars().take(*w).collect();
+                    let text = cut(text, *w as u16);
                     let padded = match rows.numeric.get(c).copied().unwrap_or(false) {
                         true => format!("{text:>w$} "),
                         false => format!("{text:<w$} "),
