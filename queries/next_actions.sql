@@ -1,5 +1,6 @@
 -- The next action on each customer with something open (the columns of customer_risk, and
 -- `next_action`): the first rule that holds.
+--   on hold              a collector put the customer on hold (customer_holds)
 --   hold for dispute     half or more of what is open is in dispute
 --   follow up a promise  a promise to pay falls due within 7 days either side of the as-of
 --                        date, or one was broken in the last 14 days
@@ -27,6 +28,7 @@ broken AS (
 )
 SELECT r.*,
        CASE
+           WHEN h.status = 'on hold' THEN 'on hold'
            WHEN r.disputed_amount_rc >= 0.5 * r.open_amount_rc THEN 'hold for dispute'
            WHEN coalesce(pm.falling_due, 0) > 0 OR coalesce(b.lately, 0) > 0
                THEN 'follow up a promise'
@@ -36,4 +38,5 @@ SELECT r.*,
        END AS next_action
 FROM customer_risk r
 LEFT JOIN promised pm ON pm.customer_id = r.customer_id
-LEFT JOIN broken b ON b.customer_id = r.customer_id;
+LEFT JOIN broken b ON b.customer_id = r.customer_id
+LEFT JOIN customer_holds h ON h.customer_id = r.customer_id;

@@ -9,8 +9,10 @@
 --                as-of date and its promised date plus the grace days not yet past
 --   paid         nothing is left open, and cash came on the day of its last settlement
 --   credited     nothing is left open, and its last settlement was a credit or write-off only
+--   on hold      a collector put the customer on hold (customer_holds)
 --   opted out    the customer is on the opt-out list (the table outreach_opt_outs, from the
---                policy's `opt_outs` file); an ERP's own opt-out column can be added here
+--                policy's `opt_outs` file), or a collector opted it out (customer_holds); an
+--                ERP's own opt-out column can be added here
 --   unapplied cash  the invoice is due (today or before) and the customer's cash received on
 --                no invoice covers everything it has due: the money is probably there and
 --                waits to be applied, so nobody is asked for it again (a payment made
@@ -64,12 +66,14 @@ candidates AS (
            sum(CASE WHEN o.open_amount > 0 AND o.days_past_due >= 0 THEN o.open_amount_rc ELSE 0 END)
                OVER (PARTITION BY o.customer_id) AS customer_due_rc,
            ap.customer_id IS NOT NULL AS account_promised,
-           x.customer_id IS NOT NULL AS opted_out
+           x.customer_id IS NOT NULL OR h.status = 'opted out' AS opted_out,
+           coalesce(h.status = 'on hold', false) AS on_hold
     FROM invoice_status o
     JOIN customers c ON c.customer_id = o.customer_id
     LEFT JOIN collectors k ON k.collector_id = c.collector_id
     LEFT JOIN account_promised ap ON ap.customer_id = o.customer_id
     LEFT JOIN (SELECT DISTINCT customer_id FROM outreach_opt_outs) x ON x.customer_id = o.customer_id
+    LEFT JOIN customer_holds h ON h.customer_id = o.customer_id
     LEFT JOIN unapplied u ON u.customer_id = o.customer_id
     -- On invoice_status' own columns, so that the engine filters before joining the rest.
     WHERE o.open_amount > 0
@@ -103,6 +107,7 @@ SELECT invoice_id,
            WHEN promised_date IS NOT NULL OR account_promised THEN 'promised'
            WHEN open_amount <= 0 AND last_settled_by_cash THEN 'paid'
            WHEN open_amount <= 0 THEN 'credited'
+           WHEN on_hold THEN 'on hold'
            WHEN opted_out THEN 'opted out'
            WHEN days_past_due >= 0 AND unapplied_cash > 0 AND unapplied_cash >= customer_due_rc
                THEN 'unapplied cash'

@@ -602,3 +602,83 @@ fn a_dispute_past_its_sla_is_escalated_once_to_its_teams_lead_by_email() {
     send("2025-04-24");
     assert_eq!(smtp.emails().len(), 2);
 }
+
+#[test]
+fn a_customer_on_hold_or_opted_out_gets_no_reminders_until_released() {
+    let books = Books::new();
+    let policy = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/outreach.toml");
+    let preview = |customer: Option<&str>| -> Vec<String> {
+        let mut args = vec![
+            "outreach",
+            "preview",
+            "--format",
+            "json",
+            "--policy",
+            policy.to_str().unwrap(),
+        ];
+        if let Some(customer) = customer {
+            args.extend(["--customer", customer]);
+        }
+        let out = common::succeeded(&mut books.command(&args));
+        let messages: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (messages.as_array().unwrap().iter())
+            .map(|m| m["customer_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let customer = preview(None)
+        .into_iter()
+        .next()
+        .expect("a customer with reminders");
+    let next = |c: &str| {
+        books.sql(&format!(
+            "SELECT next_action FROM next_actions WHERE customer_id = '{c}'"
+        ))
+    };
+
+    let out = books.act(&["hold", "--customer", &customer, "--until", "2025-03-01"]);
+    assert!(said(&out).contains("is in the past"), "{}", said(&out));
+    let out = books.act(&[
+        "hold",
+        "--customer",
+        &customer,
+        "--until",
+        "2025-04-15",
+        "--note",
+        "CFO asked for two weeks",
+    ]);
+    assert!(out.status.success(), "{}", said(&out));
+    assert!(
+        preview(Some(&customer)).is_empty(),
+        "a customer on hold gets reminders"
+    );
+    assert_eq!(next(&customer), ["on hold"]);
+    assert_eq!(
+        books.sql(&format!("SELECT status, hold_until, recorded_by FROM customer_holds WHERE customer_id = '{customer}'")),
+        ["on hold,2025-04-15,ana"]
+    );
+
+    let out = books.act(&["opt-out", "--customer", &customer]);
+    assert!(out.status.success(), "{}", said(&out));
+    assert!(
+        preview(Some(&customer)).is_empty(),
+        "an opted-out customer gets reminders"
+    );
+    assert_ne!(
+        next(&customer),
+        ["on hold"],
+        "opting out of outreach is not a hold on calls"
+    );
+
+    let out = books.act(&["release", "--customer", &customer]);
+    assert!(out.status.success(), "{}", said(&out));
+    assert!(
+        !preview(Some(&customer)).is_empty(),
+        "the released customer's reminders are back"
+    );
+    let again = books.act(&["release", "--customer", &customer]);
+    assert!(
+        said(&again).contains("neither on hold nor opted out"),
+        "{}",
+        said(&again)
+    );
+}

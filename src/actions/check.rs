@@ -29,8 +29,11 @@ pub enum Row {
         customer_id: String,
         /// When the contact was (`activity_ts`).
         at: chrono::DateTime<chrono::Utc>,
-        channel: &'static str,
+        /// None for a change of the customer's status (a hold, an opt-out).
+        channel: Option<&'static str>,
         outcome: &'static str,
+        /// The end of a hold.
+        hold_until: Option<NaiveDate>,
     },
     Promise {
         id: String,
@@ -94,21 +97,52 @@ impl Checker<'_> {
                     channel.as_str(),
                     outcome.as_str()
                 );
-                // Now, on the as-of date's day when that is earlier (a state looked at as of
-                // a past day), so that the contact falls in that day's views.
-                let now = chrono::Utc::now();
-                let at = match self.as_of < now.date_naive() {
-                    true => self.as_of.and_time(now.time()).and_utc(),
-                    false => now,
-                };
                 let rows = vec![Row::Activity {
                     id: id.clone(),
                     customer_id: customer.clone(),
-                    at,
-                    channel: channel.as_str(),
+                    at: self.now(),
+                    channel: Some(channel.as_str()),
                     outcome: outcome.as_str(),
+                    hold_until: None,
                 }];
                 Ok(recorded(action.clone(), id, customer, summary, rows))
+            }
+            Action::Hold {
+                customer, until, ..
+            } => {
+                self.customer(customer).await?;
+                if let Some(until) = until
+                    && *until < self.as_of
+                {
+                    return invalid(format!(
+                        "the hold's end {until} is in the past (the as-of date is {})",
+                        self.as_of
+                    ));
+                }
+                let summary = match until {
+                    Some(until) => format!("{customer} on hold until {until}"),
+                    None => format!("{customer} on hold until released"),
+                };
+                Ok(self.status(action.clone(), ids, customer, "on_hold", *until, summary))
+            }
+            Action::OptOut { customer, .. } => {
+                self.customer(customer).await?;
+                let summary = format!("{customer} opted out of outreach");
+                Ok(self.status(action.clone(), ids, customer, "opted_out", None, summary))
+            }
+            Action::Release { customer, .. } => {
+                self.customer(customer).await?;
+                let sql = format!(
+                    "SELECT status FROM customer_holds WHERE customer_id = {}",
+                    literal(customer)
+                );
+                if text_rows(self.engine, &sql).await?.is_empty() {
+                    return invalid(format!(
+                        "customer '{customer}' is neither on hold nor opted out"
+                    ));
+                }
+                let summary = format!("{customer} released (no longer on hold or opted out)");
+                Ok(self.status(action.clone(), ids, customer, "released", None, summary))
             }
             Action::Promise {
                 customer,
@@ -264,6 +298,38 @@ impl Checker<'_> {
                 ))
             }
         }
+    }
+
+    /// Now, on the as-of date's day when that is earlier (a state looked at as of a past
+    /// day), so that what is recorded falls in that day's views.
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        let now = chrono::Utc::now();
+        match self.as_of < now.date_naive() {
+            true => self.as_of.and_time(now.time()).and_utc(),
+            false => now,
+        }
+    }
+
+    /// A change of the customer's status (a hold, an opt-out, a release), as an activity.
+    fn status(
+        &self,
+        action: Action,
+        ids: &mut super::Ids,
+        customer: &str,
+        outcome: &'static str,
+        hold_until: Option<NaiveDate>,
+        summary: String,
+    ) -> Recorded {
+        let id = ids.next("activity");
+        let rows = vec![Row::Activity {
+            id: id.clone(),
+            customer_id: customer.to_string(),
+            at: self.now(),
+            channel: None,
+            outcome,
+            hold_until,
+        }];
+        recorded(action, id, customer, summary, rows)
     }
 
     /// The open dispute `dispute` as it is, as the row of its next change.

@@ -46,6 +46,27 @@ pub enum Action {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         note: Option<String>,
     },
+    /// The customer on hold: no reminders and no calls, until `until` (none: until
+    /// released).
+    Hold {
+        customer: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<NaiveDate>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
+    /// The customer opted out of outreach (no reminders; collectors still call).
+    OptOut {
+        customer: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
+    /// The customer's hold or opt-out ended.
+    Release {
+        customer: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
     /// A dispute handed to another team than its routing rule's (`dispute_teams`).
     Reassign {
         dispute: String,
@@ -70,6 +91,9 @@ impl Action {
             Action::Contact { .. } => "contact",
             Action::Promise { .. } => "promise",
             Action::Dispute { .. } => "dispute",
+            Action::Hold { .. } => "hold",
+            Action::OptOut { .. } => "opt_out",
+            Action::Release { .. } => "release",
             Action::Reassign { .. } => "reassign",
             Action::Resolve { .. } => "resolve",
         }
@@ -80,6 +104,9 @@ impl Action {
             Action::Contact { note, .. }
             | Action::Promise { note, .. }
             | Action::Dispute { note, .. }
+            | Action::Hold { note, .. }
+            | Action::OptOut { note, .. }
+            | Action::Release { note, .. }
             | Action::Reassign { note, .. }
             | Action::Resolve { note, .. } => note.as_deref(),
         }

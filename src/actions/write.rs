@@ -154,7 +154,7 @@ fn batch_of(
                 "channel",
                 DataType::Utf8,
                 get(|r| match r {
-                    Row::Activity { channel, .. } => Some(channel.to_string()),
+                    Row::Activity { channel, .. } => channel.map(str::to_string),
                     _ => None,
                 }),
             );
@@ -165,6 +165,15 @@ fn batch_of(
                     Row::Activity { outcome, .. } => Some(outcome.to_string()),
                     _ => None,
                 }),
+            );
+            let until = (rows.iter()).map(|(_, r)| match r {
+                Row::Activity { hold_until, .. } => hold_until.map(day),
+                _ => None,
+            });
+            add(
+                "hold_until",
+                DataType::Date32,
+                Arc::new(Date32Array::from_iter(until)),
             );
         }
         "promises" => {

@@ -71,6 +71,30 @@ pub enum ActCommand {
         #[arg(long)]
         note: Option<String>,
     },
+    /// Put a customer on hold: no reminders and no calls, until a date or until released
+    Hold {
+        #[arg(long)]
+        customer: String,
+        /// The last day of the hold [default: until released]
+        #[arg(long, value_name = "YYYY-MM-DD", value_parser = date)]
+        until: Option<NaiveDate>,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Opt a customer out of outreach (no reminders; collectors still call)
+    OptOut {
+        #[arg(long)]
+        customer: String,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// End a customer's hold or opt-out
+    Release {
+        #[arg(long)]
+        customer: String,
+        #[arg(long)]
+        note: Option<String>,
+    },
     /// Hand an open dispute to another team than its routing rule's (see dispute_teams)
     Reassign {
         #[arg(long)]
@@ -90,7 +114,7 @@ pub enum ActCommand {
         note: Option<String>,
     },
     /// Record every action of a JSON-lines file (one object per line, `action` naming it:
-    /// contact, promise, dispute, reassign, resolve); all are checked before any is written
+    /// contact, promise, dispute, reassign, resolve, hold, opt_out, release); all are checked before any is written
     Apply { file: PathBuf },
 }
 
@@ -222,6 +246,17 @@ fn as_action(command: ActCommand) -> Action {
             rejected,
             note,
         },
+        ActCommand::Hold {
+            customer,
+            until,
+            note,
+        } => Action::Hold {
+            customer,
+            until,
+            note,
+        },
+        ActCommand::OptOut { customer, note } => Action::OptOut { customer, note },
+        ActCommand::Release { customer, note } => Action::Release { customer, note },
         ActCommand::Reassign {
             dispute,
             team,

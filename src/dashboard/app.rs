@@ -240,6 +240,9 @@ impl App {
             KeyCode::Char('p') if !self.on_board() => self.open_form(FormKind::Promise),
             KeyCode::Char('d') if !self.on_board() => self.open_form(FormKind::Dispute),
             KeyCode::Char('r') if !self.on_board() => self.open_form(FormKind::Resolve),
+            KeyCode::Char('H') if !self.on_board() => self.open_form(FormKind::Hold),
+            KeyCode::Char('O') if !self.on_board() => self.open_form(FormKind::OptOut),
+            KeyCode::Char('R') if !self.on_board() => self.open_form(FormKind::Release),
             _ => {}
         }
         None

@@ -791,6 +791,10 @@ const HELP: &[(&str, &str)] = &[
         "in a customer: log a contact, record a promise, open",
     ),
     ("", "  a dispute, close one (start with --as YOUR-ID)"),
+    (
+        "H  O  R",
+        "in a customer: put on hold, opt out of outreach, release",
+    ),
     ("Esc", "back (or clear the filter)"),
     (
         "mouse",

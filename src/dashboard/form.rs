@@ -15,6 +15,9 @@ pub enum FormKind {
     Promise,
     Dispute,
     Resolve,
+    Hold,
+    OptOut,
+    Release,
 }
 
 impl FormKind {
@@ -24,6 +27,9 @@ impl FormKind {
             FormKind::Promise => "Record a promise to pay",
             FormKind::Dispute => "Open a dispute",
             FormKind::Resolve => "Close a dispute",
+            FormKind::Hold => "Put the customer on hold",
+            FormKind::OptOut => "Opt the customer out of outreach",
+            FormKind::Release => "End the customer's hold or opt-out",
         }
     }
 }
@@ -124,6 +130,14 @@ impl Form {
                 choice("as", CLOSINGS),
                 optional(field("note", "")),
             ],
+            FormKind::Hold => vec![
+                optional(field(
+                    "until",
+                    "YYYY-MM-DD, the last day; empty: until released",
+                )),
+                optional(field("note", "why")),
+            ],
+            FormKind::OptOut | FormKind::Release => vec![optional(field("note", "why"))],
         };
         let mut form = Form {
             kind,
@@ -195,7 +209,7 @@ impl Form {
                     _ => None,
                 }
             }
-            (_, "date") => match NaiveDate::parse_from_str(value, "%Y-%m-%d") {
+            (_, "date") | (_, "until") => match NaiveDate::parse_from_str(value, "%Y-%m-%d") {
                 Err(_) => Some(format!("'{value}' is not a date (YYYY-MM-DD)")),
                 Ok(date) => match self.known.as_of {
                     Some(as_of) if date < as_of => {
@@ -288,6 +302,13 @@ impl Form {
                 rejected: self.value("as") == "rejected",
                 note,
             },
+            FormKind::Hold => Action::Hold {
+                customer,
+                until: self.value("until").parse().ok(),
+                note,
+            },
+            FormKind::OptOut => Action::OptOut { customer, note },
+            FormKind::Release => Action::Release { customer, note },
         })
     }
 }

@@ -292,6 +292,7 @@ fn action_rows_schema() -> SchemaRef {
         Field::new("amount", DataType::Decimal128(18, 2), true),
         text("currency"),
         Field::new("promised_date", DataType::Date32, true),
+        Field::new("hold_until", DataType::Date32, true),
         text("reason"),
         text("status"),
         text("team"),

@@ -49,6 +49,7 @@ const BUILTIN: &[(&str, &str)] = builtin!("":
     "kpi_summary",
     "collector_productivity",
     "actions_log",
+    "customer_holds",
     "dispute_teams",
     "dispute_routing",
     "dispute_queue",
