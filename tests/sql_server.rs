@@ -287,6 +287,50 @@ fn psql_reads_the_snapshots_and_writes_nothing() {
         String::from_utf8_lossy(&startup.stderr)
     );
 
+    // Excel and Power BI reach PostgreSQL through psqlODBC, which prepares each statement
+    // through the protocol and frees it with SQL DEALLOCATE: a transaction of reads commits.
+    let odbc = dir.path().join("odbc");
+    std::fs::create_dir_all(&odbc).unwrap();
+    std::fs::write(
+        odbc.join("odbcinst.ini"),
+        "[PostgreSQL Unicode]\nDriver=/usr/lib/x86_64-linux-gnu/odbc/psqlodbcw.so\n",
+    )
+    .unwrap();
+    std::fs::write(
+        odbc.join("odbc.ini"),
+        format!(
+            "[arstream]\nDriver=PostgreSQL Unicode\nServername=127.0.0.1\nPort={}\nDatabase=arstream\nUsername=arstream\nSSLmode=disable\n",
+            served.port
+        ),
+    )
+    .unwrap();
+    let mut isql = Command::new("isql")
+        .args(["-v", "-b", "arstream"])
+        .env("ODBCSYSINI", &odbc)
+        .env("ODBCINI", odbc.join("odbc.ini"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("isql (the CI installs unixodbc and odbc-postgresql from Debian)");
+    use std::io::Write as _;
+    (isql.stdin.take().unwrap())
+        .write_all(
+            b"BEGIN\nSELECT total_ar FROM kpi_summary\nSELECT count(*) FROM worklist\nCOMMIT\n",
+        )
+        .unwrap();
+    let out = isql.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success() && said.contains(&total), "{said}");
+    assert!(
+        !said.contains("aborted") && !said.contains("ERROR"),
+        "{said}"
+    );
+
     // A query past its memory fails with a sentence, and the server goes on.
     let (ok, said) = served.psql(
         "SELECT count(*) FROM generate_series(1, 20000000) a JOIN generate_series(1, 20000000) b ON a.value = b.value",

@@ -67,8 +67,11 @@ fn verdict(statement: &Statement) -> Verdict {
         | Statement::Declare { .. }
         | Statement::Fetch { .. }
         | Statement::Close { .. }
-        | Statement::Discard { .. }
-        | Statement::Deallocate { .. } => Verdict::Read,
+        | Statement::Discard { .. } => Verdict::Read,
+        // psqlODBC prepares through the protocol, then frees each statement with SQL
+        // `DEALLOCATE "_PLAN…"`, which DataFusion does not know: an error that aborts the
+        // client's transaction. A statement is freed with its connection anyway.
+        Statement::Deallocate { .. } => Verdict::Ignore("DEALLOCATE"),
         // Drivers wrap their own start-up queries in savepoints (psycopg): nothing to undo.
         Statement::Savepoint { .. } => Verdict::Ignore("SAVEPOINT"),
         Statement::ReleaseSavepoint { .. } => Verdict::Ignore("RELEASE"),
@@ -198,6 +201,10 @@ mod tests {
         assert_eq!(code("WITH a AS (SELECT 1) SELECT * FROM a"), None);
         assert_eq!(code("SHOW statement_timeout"), None);
         assert_eq!(code("BEGIN"), None);
+        assert_eq!(
+            code("DEALLOCATE \"_PLAN0x555aac97d290\""),
+            Some("DEALLOCATE".into())
+        );
         assert_eq!(code("SET statement_timeout = 1000"), None);
         assert_eq!(code("SET TIME ZONE 'UTC'"), None);
         assert_eq!(code("SET client_encoding TO 'UTF8'"), Some("SET".into()));
