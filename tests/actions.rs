@@ -545,7 +545,7 @@ fn a_dispute_past_its_sla_is_escalated_once_to_its_teams_lead_by_email() {
     let dispute = json["recorded"][0]["id"].as_str().unwrap().to_string();
 
     // The shipped policy, escalating only the disputes recorded here (the generated feed has
-    // its own, breached long ago), with its ledger in the test's folder.
+    // its own, breached long ago); its ledger in the state's outreach-dispute_escalations.
     let dir = tempfile::tempdir().unwrap();
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
     let policy = std::fs::read_to_string(shipped.join("dispute_escalation.toml"))
@@ -554,7 +554,6 @@ fn a_dispute_past_its_sla_is_escalated_once_to_its_teams_lead_by_email() {
             "trigger = \"breached\"",
             "trigger = \"breached AND invoice_id LIKE 'arstream:%'\"",
         )
-        .replace("../.arstream/state/outreach-disputes", "ledger")
         .replace(
             "templates = \"templates\"",
             &format!(
@@ -601,6 +600,12 @@ fn a_dispute_past_its_sla_is_escalated_once_to_its_teams_lead_by_email() {
     send("2025-04-23");
     send("2025-04-24");
     assert_eq!(smtp.emails().len(), 2);
+    assert!(
+        books
+            .state
+            .join("outreach-dispute_escalations/ledger.jsonl")
+            .exists()
+    );
 }
 
 #[test]

@@ -61,7 +61,11 @@ impl Outreach {
     /// and line, not halfway through a send.
     pub fn load(file: &Path, state: &url::Url) -> Result<Outreach, OutreachError> {
         let policy = policy::load(file).map_err(OutreachError::Policy)?;
-        let ledger_folder = ledger_folder(policy.ledger.as_deref(), state)?;
+        let ledger_folder = ledger_folder(
+            policy.ledger.as_deref(),
+            policy.candidates.as_deref(),
+            state,
+        )?;
         let secret = match &policy.payment_link {
             Some(_) => link_secret(&ledger_folder)?,
             None => Vec::new(),
@@ -81,12 +85,14 @@ impl Outreach {
     /// templates may be missing): what `outreach log` needs. A policy that cannot be read
     /// has its ledger in the state folder.
     pub fn ledger_folder_of(file: &Path, state: &url::Url) -> Result<PathBuf, OutreachError> {
-        let configured = std::fs::read_to_string(file)
+        let table = std::fs::read_to_string(file)
             .ok()
-            .and_then(|text| text.parse::<toml::Table>().ok())
-            .and_then(|t| t.get("ledger").and_then(|l| l.as_str()).map(PathBuf::from))
-            .map(|l| file.parent().unwrap_or(Path::new(".")).join(l));
-        ledger_folder(configured.as_deref(), state)
+            .and_then(|text| text.parse::<toml::Table>().ok());
+        let key = |name: &str| {
+            (table.as_ref()).and_then(|t| t.get(name).and_then(|l| l.as_str()).map(str::to_string))
+        };
+        let configured = key("ledger").map(|l| file.parent().unwrap_or(Path::new(".")).join(l));
+        ledger_folder(configured.as_deref(), key("candidates").as_deref(), state)
     }
 
     /// The shape of the policy, as the ledger remembers it.
@@ -114,12 +120,22 @@ impl Outreach {
     }
 }
 
-/// The ledger's folder: the policy's `ledger`, or `outreach/` of a local state folder.
-fn ledger_folder(configured: Option<&Path>, state: &url::Url) -> Result<PathBuf, OutreachError> {
+/// The ledger's folder: the policy's `ledger`, or `outreach/` of a local state folder
+/// (`outreach-<view>/` for a policy over another view than the customers' invoices, such as
+/// the dispute escalations: each policy its own ledger).
+fn ledger_folder(
+    configured: Option<&Path>,
+    candidates: Option<&str>,
+    state: &url::Url,
+) -> Result<PathBuf, OutreachError> {
+    let name = match candidates {
+        Some(view) => format!("outreach-{view}"),
+        None => "outreach".to_string(),
+    };
     match configured {
         Some(folder) => Ok(folder.to_path_buf()),
         None => match state.to_file_path() {
-            Ok(path) if state.scheme() == "file" => Ok(path.join("outreach")),
+            Ok(path) if state.scheme() == "file" => Ok(path.join(name)),
             _ => Err(OutreachError::NoLedgerFolder(state.to_string())),
         },
     }
