@@ -263,15 +263,7 @@ impl Checker<'_> {
                     *s = status;
                     *resolved = Some(self.as_of);
                 }
-                let customer = customer_of(&row);
-                let summary = format!("dispute {dispute} of {customer} {status}");
-                Ok(recorded(
-                    action.clone(),
-                    dispute.clone(),
-                    &customer,
-                    summary,
-                    vec![row],
-                ))
+                Ok(dispute_changed(&action, dispute, row, status))
             }
             Action::Reassign { dispute, team, .. } => {
                 let teams =
@@ -287,14 +279,11 @@ impl Checker<'_> {
                 if let Row::Dispute { team: t, .. } = &mut row {
                     *t = Some(team.clone());
                 }
-                let customer = customer_of(&row);
-                let summary = format!("dispute {dispute} of {customer} reassigned to {team}");
-                Ok(recorded(
-                    action.clone(),
-                    dispute.clone(),
-                    &customer,
-                    summary,
-                    vec![row],
+                Ok(dispute_changed(
+                    &action,
+                    dispute,
+                    row,
+                    &format!("reassigned to {team}"),
                 ))
             }
         }
@@ -485,6 +474,19 @@ fn check_note(note: Option<&str>) -> Result<(), ActionError> {
         ));
     }
     Ok(())
+}
+
+/// A change of dispute `dispute` (closed, reassigned): its one row, and what it did.
+fn dispute_changed(action: &Action, dispute: &str, row: Row, what: &str) -> Recorded {
+    let customer = customer_of(&row);
+    let summary = format!("dispute {dispute} of {customer} {what}");
+    recorded(
+        action.clone(),
+        dispute.to_string(),
+        &customer,
+        summary,
+        vec![row],
+    )
 }
 
 fn customer_of(row: &Row) -> String {
