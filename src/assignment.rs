@@ -67,10 +67,27 @@ impl Collector {
 /// Assign `accounts` (in worklist order) to `collectors`; one assignment per account, in the
 /// same order.
 pub fn assign(accounts: &[Account], collectors: &[Collector]) -> Vec<Assignment> {
+    assign_onto(accounts, collectors, &[])
+}
+
+/// [`assign`] onto collectors who already carry the accounts `kept` (collector id, expected
+/// amount at risk): between two full assignments, the customers a refresh touched are
+/// assigned this way, and the others keep their collector.
+pub fn assign_onto(
+    accounts: &[Account],
+    collectors: &[Collector],
+    kept: &[(&str, f64)],
+) -> Vec<Assignment> {
     let mut load = vec![(0u32, 0.0f64); collectors.len()];
     let index: HashMap<&str, usize> = (collectors.iter().enumerate())
         .map(|(i, c)| (c.collector_id.as_str(), i))
         .collect();
+    for (collector, at_risk) in kept {
+        if let Some(&c) = index.get(collector) {
+            load[c].0 += 1;
+            load[c].1 += at_risk;
+        }
+    }
     let language = |a: &Account| a.language.as_deref().map(primary).unwrap_or_default();
     let mut out: Vec<Option<Assignment>> = vec![None; accounts.len()];
     // Rule 3: owners first.
@@ -218,6 +235,36 @@ mod tests {
                 .count();
             assert!(n as u32 <= c.capacity, "collector {i} over capacity");
         }
+    }
+
+    #[test]
+    fn accounts_are_assigned_onto_the_loads_collectors_carry() {
+        let collectors = [
+            Collector::new("A", Some("en"), Some(2)),
+            Collector::new("B", Some("en"), Some(2)),
+        ];
+        // A carries two accounts already (at capacity), B one worth less than the new one.
+        let kept = [("A", 500.0), ("A", 100.0), ("B", 50.0)];
+        let out = assign_onto(
+            &[
+                account("N1", "en", Some("A"), 80.0),
+                account("N2", "en", None, 10.0),
+            ],
+            &collectors,
+            &kept,
+        );
+        assert_eq!(
+            collector_of(&out, "N1"),
+            (
+                Some("B"),
+                "owner A is at capacity (2 accounts): least expected amount at risk"
+            )
+        );
+        assert_eq!(collector_of(&out, "N2").0, None);
+        assert_eq!(
+            collector_of(&out, "N2").1,
+            "every collector who speaks 'en' is at capacity"
+        );
     }
 
     #[test]

@@ -87,6 +87,9 @@ pub struct RiskConfig {
     pub training_days: i32,
     /// The backtest's cut-off, in days before its as-of date. Default 180.
     pub backtest_days: i32,
+    /// A running service trains the model again after this many hours (and at a new as-of
+    /// date); in between, each refresh rescores only the customers it touched. Default 24.
+    pub retrain_hours: f64,
 }
 
 impl Default for RiskConfig {
@@ -95,6 +98,7 @@ impl Default for RiskConfig {
             late_days: 30,
             training_days: 365,
             backtest_days: 180,
+            retrain_hours: 24.0,
         }
     }
 }

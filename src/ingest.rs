@@ -62,11 +62,75 @@ pub struct CatchUpReport {
     /// permission), with why; the rest of the feed went on.
     pub skipped_entries: Vec<String>,
     pub elapsed: Duration,
+    /// The customers whose rows it applied (see [`Touched`]).
+    pub touched: Touched,
     /// Where the time went: waiting for files to be read and validated, applying them to
     /// the state, and writing checkpoints.
     pub read_wait: Duration,
     pub apply_time: Duration,
     pub save_time: Duration,
+}
+
+/// The customers whose rows a catch-up applied: what the risk model rescores between its
+/// retrainings (`service::models`). Every customer when a change names none (an FX rate, a
+/// collector's capacity, a delete that carries only its key) or too many to list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Touched {
+    Customers(std::collections::BTreeSet<String>),
+    All,
+}
+
+impl Default for Touched {
+    fn default() -> Touched {
+        Touched::Customers(Default::default())
+    }
+}
+
+impl Touched {
+    /// Past this many, every customer is rescored: one pass over the state is then cheaper.
+    pub const MOST: usize = 5_000;
+
+    /// Add the customers of the rows of `batch`, a file of `entity`'s.
+    pub fn add(&mut self, entity: Entity, batch: &RecordBatch) {
+        let Touched::Customers(set) = self else {
+            return;
+        };
+        let column = match entity {
+            Entity::FxRates | Entity::Collectors => None,
+            _ => batch.column_by_name("customer_id"),
+        };
+        let ids =
+            column.and_then(|c| arrow::compute::cast(c, &arrow::datatypes::DataType::Utf8).ok());
+        let Some(ids) = ids else {
+            *self = Touched::All;
+            return;
+        };
+        let ids = arrow::array::AsArray::as_string::<i32>(&ids);
+        for id in ids.iter() {
+            match id {
+                Some(id) if set.len() < Touched::MOST => {
+                    set.insert(id.to_string());
+                }
+                _ => {
+                    *self = Touched::All;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// These customers and `other`'s.
+    pub fn join(&mut self, other: &Touched) {
+        match (&mut *self, other) {
+            (Touched::Customers(set), Touched::Customers(more))
+                if set.len() + more.len() <= Touched::MOST =>
+            {
+                set.extend(more.iter().cloned())
+            }
+            (Touched::All, _) => {}
+            _ => *self = Touched::All,
+        }
+    }
 }
 
 /// Why catching up stopped.
@@ -391,7 +455,15 @@ fn apply_one(
     report: &mut CatchUpReport,
 ) {
     let applied = match (validated, file.entity) {
-        (Ok(batch), Some(entity)) => state.apply_file(entity, &file.relative, file.size, batch),
+        (Ok(batch), Some(entity)) => {
+            let mut touched = Touched::default();
+            touched.add(entity, &batch);
+            let applied = state.apply_file(entity, &file.relative, file.size, batch);
+            if applied.is_ok() {
+                report.touched.join(&touched);
+            }
+            applied
+        }
         (Err(violation), _) => Err(violation),
         (Ok(_), None) => Err(Violation::new(
             crate::feed::ViolationCode::UnknownEntity,

@@ -10,6 +10,7 @@ use arstream::engine::params::KpiParams;
 use arstream::engine::views::ViewSet;
 use arstream::ingest::IngestOptions;
 use arstream::models::as_of_views::{AsOfViews, Read};
+use arstream::models::facts::Customers;
 use arstream::models::forecast::{self, Basis, Forecaster};
 use arstream::models::history::{History, PaidDates};
 use chrono::NaiveDate;
@@ -40,7 +41,7 @@ async fn each_rust_rule_gives_its_views_rows() {
     let feed = dir.path().join("feed");
     common::generated_feed(&feed, 80, 10, 13, 500);
     let engine = engine_over(&feed, &dir.path().join("state"), None).await;
-    let history = History::read_with(&engine, PaidDates::Computed)
+    let history = History::read_with(&engine, PaidDates::Computed, Customers::All)
         .await
         .unwrap();
     let views = history.views_of(&engine, Read::All).await.unwrap();

@@ -15,11 +15,12 @@ use arstream::feed::contract::Entity;
 use arstream::generate::render::BatchBuilder;
 use arstream::generate::simulate::Op;
 use arstream::ingest::IngestOptions;
+use arstream::models::facts::Customers;
 use arstream::models::features::{self, record};
 use arstream::models::history::{History, PaidDates};
 use arstream::models::metrics;
 use arstream::models::risk::{self, RiskOptions};
-use arstream::service::models::{ModelTables, assign_worklist};
+use arstream::service::models::{ModelTables, ScoredBy, assign_worklist};
 use chrono::NaiveDate;
 
 fn date(s: &str) -> NaiveDate {
@@ -123,10 +124,10 @@ async fn paid_dates_are_those_of_invoice_outcomes() {
     common::generated_feed(&feed, 60, 8, 5, 400);
     let engine = engine_over(&feed, &dir.path().join("state"), "2025-08-31").await;
     let (view, computed) = (
-        History::read_with(&engine, PaidDates::FromView)
+        History::read_with(&engine, PaidDates::FromView, Customers::All)
             .await
             .unwrap(),
-        History::read_with(&engine, PaidDates::Computed)
+        History::read_with(&engine, PaidDates::Computed, Customers::All)
             .await
             .unwrap(),
     );
@@ -320,7 +321,7 @@ async fn segments_next_actions_worklist_order_and_assignment_on_a_hand_made_feed
     engine
         .put_derived(
             derived::ASSIGNMENTS,
-            assign_worklist(&engine).await.unwrap(),
+            assign_worklist(&engine).await.unwrap().0,
         )
         .unwrap();
     let list = rows(
@@ -450,6 +451,13 @@ async fn the_service_scores_each_snapshot_in_the_background() {
         carried == scored || carried == scored + 1,
         "carried into the next snapshot: {carried} of {scored}"
     );
+    // Between two trainings, the second snapshot's tables are the first's with the one
+    // customer its file named rescored.
+    let second_tables = tokio::time::timeout(Duration::from_secs(120), second.model_tables())
+        .await
+        .expect("the second snapshot's model tables")
+        .unwrap();
+    assert_eq!(second_tables.rescored, Some(1));
     let (_, rows) = second
         .query("SELECT count(*) FROM worklist", None)
         .await
@@ -460,6 +468,144 @@ async fn the_service_scores_each_snapshot_in_the_background() {
     );
     cancel.cancel();
     task.await.unwrap().unwrap();
+}
+
+// Between two trainings, a refresh rescores only the customers it touched: the tables it
+// makes are those a scoring of every customer with the same model makes, the customer who
+// paid everything leaves the worklist, and a new invoice is scored and its customer assigned.
+#[tokio::test]
+async fn rescoring_the_touched_customers_equals_scoring_everyone_with_the_same_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("feed");
+    common::generated_feed(&feed, 60, 10, 11, 500);
+    let (as_of, state) = ("2025-10-31", dir.path().join("state"));
+    let before = engine_over(&feed, &state, as_of).await;
+    let options = RiskOptions {
+        late_days: 30,
+        training_days: 365,
+        backtest_days: 180,
+    };
+    let made = ModelTables::make(&before, date(as_of), options, None)
+        .await
+        .unwrap();
+    let Some(ScoredBy::Model(trained)) = made.scorer.as_deref() else {
+        panic!("a model on the generated feed");
+    };
+    let day = days(date(as_of));
+    let known = day as i64 * 86_400_000_000;
+    // The worklist's first customer pays every open invoice; another gets a new invoice.
+    let payer = first_cell(
+        &before,
+        "SELECT customer_id FROM worklist ORDER BY rank LIMIT 1",
+    )
+    .await;
+    let open = rows(
+        &before,
+        &format!(
+            "SELECT invoice_id, currency, CAST(round(open_amount * 100) AS BIGINT) \
+             FROM open_items WHERE customer_id = '{payer}' AND open_amount > 0"
+        ),
+    )
+    .await;
+    assert!(!open.is_empty());
+    let mut paid = BatchBuilder::new(Entity::Payments);
+    for (n, invoice) in open.iter().enumerate() {
+        paid.row(Op::Create, 9_000_000_000 + n as i64, known)
+            .text(Some(&format!("PAID-ALL-{n}")))
+            .text(Some(&payer))
+            .text(Some(&invoice[0]))
+            .date(Some(day))
+            .decimal(invoice[2].parse::<i128>().unwrap())
+            .text(Some(&invoice[1]));
+    }
+    common::write(&feed, "payments/late/paid.parquet", &paid.finish());
+    let other = rows(
+        &before,
+        &format!(
+            "SELECT customer_id, currency FROM customers WHERE customer_id <> '{payer}' \
+             ORDER BY customer_id LIMIT 1"
+        ),
+    )
+    .await
+    .remove(0);
+    let mut issued = BatchBuilder::new(Entity::Invoices);
+    issued
+        .row(Op::Create, 9_100_000_000, known)
+        .text(Some("NEW-1"))
+        .text(Some(&other[0]))
+        .date(Some(day - 40))
+        .date(Some(day - 10))
+        .decimal(5_000_000)
+        .text(Some(&other[1]))
+        .text(Some("posted"));
+    common::write(&feed, "invoices/late/new.parquet", &issued.finish());
+    let (mut state, report) = common::ingest(
+        feed.to_str().unwrap(),
+        state.to_str().unwrap(),
+        &IngestOptions::default(),
+    )
+    .await;
+    let touched: std::collections::BTreeSet<String> = [payer.clone(), other[0].clone()].into();
+    assert_eq!(
+        report.touched,
+        arstream::ingest::Touched::Customers(touched.clone())
+    );
+    let after = Engine::new().with_queries(None, ViewSet::Plain).unwrap();
+    after
+        .refresh(&mut state, &KpiParams::new(date(as_of)))
+        .await
+        .unwrap();
+    let rescored = made
+        .rescore(&after, &touched, options)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rescored.rescored, Some(2));
+
+    let history = History::read(&after).await.unwrap();
+    let all = risk::score_open(trained, &history, day, options.late_days);
+    let whole = risk::scores_batch(
+        &history,
+        &all,
+        day,
+        options.late_days,
+        risk::SCORED_BY_MODEL,
+    )
+    .unwrap();
+    let sorted = |batch: &RecordBatch| {
+        let text = |name: &str, r: usize| {
+            let column = batch.column_by_name(name).unwrap();
+            arrow::util::display::array_value_to_string(column, r).unwrap()
+        };
+        let mut rows: Vec<String> = (0..batch.num_rows())
+            .map(|r| {
+                let fields = ["invoice_id", "customer_id", "probability", "reasons"];
+                fields.map(|f| text(f, r)).join(" | ")
+            })
+            .collect();
+        rows.sort();
+        rows
+    };
+    assert_eq!(sorted(&rescored.scores), sorted(&whole));
+    assert!(
+        sorted(&rescored.scores)
+            .iter()
+            .any(|r| r.starts_with("NEW-1 |"))
+    );
+    // Served in the later engine: the payer is gone, the new invoice's customer is listed
+    // with an assignment (a collector, or why none), as is everyone.
+    let listed = rows(&after, "SELECT customer_id, assignment FROM worklist").await;
+    assert!(listed.iter().all(|r| r[0] != payer));
+    assert!(listed.iter().all(|r| r[1] != "null"), "{listed:?}");
+    let new_listed = rows(
+        &after,
+        &format!(
+            "SELECT count(*) FROM worklist WHERE customer_id = '{}'",
+            other[0]
+        ),
+    )
+    .await;
+    assert_eq!(new_listed, [["1"]]);
 }
 
 /// One cell of a query's first row, as text.

@@ -109,7 +109,8 @@ fn model_tables_are_read_as_stored_until_the_state_or_the_day_changes() {
     let summary: serde_json::Value = serde_json::from_str(&stdout(&first)).unwrap();
     assert!(summary["cash_forecast_wape"].is_number(), "{summary}");
 
-    // The worklist makes every model table and stores them beside the backtest.
+    // The worklist makes every model table and stores them beside the backtest, with the
+    // accounts it assigned and the model that scored (which a service rescores with).
     let made = offline("2025-11-30", &["sql", "--format", "csv", WORKLIST]);
     assert!(stderr(&made).contains(HISTORY_READ));
     assert_eq!(
@@ -119,8 +120,16 @@ fn model_tables_are_read_as_stored_until_the_state_or_the_day_changes() {
             "forecast_accuracy",
             "forecast_invoices",
             "forecast_weeks",
-            "invoice_scores"
+            "invoice_scores",
+            "worklist_accounts"
         ]
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(folder.join("manifest.json")).unwrap()).unwrap();
+    let scored_by = &manifest["documents"]["scored_by"];
+    assert!(
+        scored_by.get("Model").is_some() || scored_by.get("Baseline").is_some(),
+        "{manifest}"
     );
     let read = offline("2025-11-30", &["sql", "--format", "csv", WORKLIST]);
     assert!(!stderr(&read).contains(HISTORY_READ), "{}", stderr(&read));

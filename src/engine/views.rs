@@ -62,6 +62,7 @@ const BUILTIN: &[(&str, &str)] = builtin!("":
     "invoice_risk",
     "customer_risk",
     "next_actions",
+    "worklist_customers",
     "worklist_queue",
     "worklist",
     "cash_forecast",

@@ -43,6 +43,12 @@ impl LateShare {
     pub fn overall(&self) -> f64 {
         self.overall
     }
+
+    /// These customers' shares, with `overall` for the others: shares learned from some
+    /// customers' outcomes, completed with the share over everyone's.
+    pub fn with_overall(self, overall: f64) -> LateShare {
+        LateShare { overall, ..self }
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use arrow::array::{Array, RecordBatch};
 
 use super::as_of_views::{AsOfViews, Read};
-use super::facts::{self, Fact, date_at, float_at};
+use super::facts::{self, Customers, Fact, date_at, float_at};
 use crate::engine::{Engine, EngineError};
 
 pub use crate::dates::Day;
@@ -158,23 +158,37 @@ impl History {
     /// `invoice_outcomes`: computed here as it defines them while the view is the shipped
     /// one, read from the view when a queries folder replaces it.
     pub async fn read(engine: &Engine) -> Result<History, EngineError> {
+        History::read_of(engine, Customers::All).await
+    }
+
+    /// [`History::read`] of `customers` only: what their invoices' scores are made from
+    /// (a customer's features read its own facts, and the rates), so that the scores of the
+    /// customers a refresh touched are made without reading everyone's.
+    pub async fn read_of(
+        engine: &Engine,
+        customers: Customers<'_>,
+    ) -> Result<History, EngineError> {
         let paid = match engine.uses_shipped_view("invoice_outcomes") {
             true => PaidDates::Computed,
             false => PaidDates::FromView,
         };
-        let mut history = History::read_with(engine, paid).await?;
+        let mut history = History::read_with(engine, paid, customers).await?;
         history.views = history.views_of(engine, Read::Replaced).await?;
         Ok(history)
     }
 
-    /// [`History::read`] with the paid dates from where `paid` says: each fact read by its
-    /// reader ([`super::facts`]), then put together.
-    pub async fn read_with(engine: &Engine, paid: PaidDates) -> Result<History, EngineError> {
+    /// [`History::read_of`] with the paid dates from where `paid` says: each fact read by
+    /// its reader ([`super::facts`]), then put together.
+    pub async fn read_with(
+        engine: &Engine,
+        paid: PaidDates,
+        customers: Customers<'_>,
+    ) -> Result<History, EngineError> {
         let started = std::time::Instant::now();
         let mut history = History::default();
         let as_of = history.read_params(engine).await?;
         history.as_of = as_of;
-        let read = |fact: Fact| fact.read(engine, as_of);
+        let read = |fact: Fact| fact.read_for(engine, as_of, customers);
         let invoices_fact = match paid {
             PaidDates::FromView => facts::INVOICES,
             PaidDates::Computed => facts::INVOICES_UNPAID,

@@ -24,8 +24,8 @@ pub enum ModelError {
     Fit(String),
 }
 
-/// A trained model.
-#[derive(Debug, Clone, PartialEq)]
+/// A trained model (stored beside the model tables, see `service::models`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Model {
     mean: [f64; COUNT],
     scale: [f64; COUNT],

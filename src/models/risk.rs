@@ -30,7 +30,7 @@ pub struct RiskOptions {
 }
 
 /// A model trained as of a day.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Trained {
     pub model: Model,
     /// The overall late share at the training date (the late share is smoothed towards it).
@@ -200,13 +200,30 @@ pub fn score_open(trained: &Trained, history: &History, s: Day, late_days: i32) 
 /// share for a customer with none; an even chance without any outcome yet), so that the
 /// worklist still ranks by expected amount at risk. Each score says so in its reasons.
 pub fn score_open_baseline(history: &History, s: Day, late_days: i32, why: &str) -> Vec<Score> {
+    let share = late_share(history, s, late_days);
+    score_open_by_share(history, share.as_ref(), s, late_days, why)
+}
+
+/// The baseline's late shares learned from `history`'s outcomes decided by day `s`.
+pub fn late_share(history: &History, s: Day, late_days: i32) -> Option<LateShare> {
     let decided = (history.invoices.iter())
         .filter(|i| i.exists_on(s))
         .filter_map(|i| {
             let customer = history.customers[i.customer as usize].as_str();
             Some((customer, outcome(i, s, late_days)?))
         });
-    let share = LateShare::learn(decided);
+    LateShare::learn(decided)
+}
+
+/// [`score_open_baseline`] with late shares learned already (a customer's own share is
+/// learned from its own outcomes; `share`'s overall one may be everyone's).
+pub fn score_open_by_share(
+    history: &History,
+    share: Option<&LateShare>,
+    s: Day,
+    late_days: i32,
+    why: &str,
+) -> Vec<Score> {
     let mut out = Vec::new();
     for c in 0..history.customers.len() {
         let customer = history.customers[c].as_str();
@@ -224,7 +241,7 @@ pub fn score_open_baseline(history: &History, s: Day, late_days: i32, why: &str)
                 });
                 continue;
             }
-            let probability = share.as_ref().map_or(0.5, |l| l.probability(customer));
+            let probability = share.map_or(0.5, |l| l.probability(customer));
             out.push(Score {
                 invoice: i,
                 probability,

@@ -35,13 +35,14 @@ use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::Engine;
+use crate::engine::EngineError;
 use crate::engine::params::KpiParams;
-use crate::ingest::{CatchUpReport, IngestError, catch_up_until, open_and_catch_up};
+use crate::ingest::{CatchUpReport, IngestError, Touched, catch_up_until, open_and_catch_up};
 use crate::models::risk::RiskOptions;
 use crate::state::StateError;
 use health::Health;
 use kpi::KpiSummary;
-use models::ModelTables;
+use models::{ModelTables, ModelTablesError};
 use schedule::Schedule;
 use session::{Session, SessionError, SessionOptions};
 use stored_models::StoredModels;
@@ -84,10 +85,28 @@ pub struct Snapshot {
     stored: Option<StoredModels>,
     /// The runner's latest model tables, which later snapshots serve until they have theirs.
     latest_models: LatestModels,
+    /// The customers each refresh touched, by snapshot: whom a later snapshot rescores.
+    touched: TouchedLog,
+    /// How long a risk model is used before it is trained again (`[risk] retrain_hours`).
+    retrain_every: Duration,
+    /// The runner's runtime (all threads), where rescoring runs.
+    runtime: tokio::runtime::Handle,
 }
 
 /// The model tables made last, by whichever snapshot.
-type LatestModels = Arc<std::sync::Mutex<Option<Arc<ModelTables>>>>;
+type LatestModels = Arc<std::sync::Mutex<Option<Latest>>>;
+
+/// Model tables, the snapshot they are of, and what they were made with besides its rows.
+#[derive(Clone)]
+struct Latest {
+    sequence: u64,
+    made_with: String,
+    tables: Arc<ModelTables>,
+}
+
+/// The customers the refreshes touched, by snapshot sequence, the latest [`TOUCHED_KEPT`].
+type TouchedLog = Arc<std::sync::Mutex<std::collections::VecDeque<(u64, Touched)>>>;
+const TOUCHED_KEPT: usize = 1024;
 
 /// A query's schema and rows.
 pub type QueryResult = (arrow::datatypes::SchemaRef, Vec<arrow::array::RecordBatch>);
@@ -155,15 +174,100 @@ impl Snapshot {
     /// The risk model's scores, the collector assignments and the cash forecast over this
     /// snapshot's rows (see [`models`]), made on the first ask and served by its engine from then on. Until then
     /// its engine serves those of an earlier snapshot, if any.
+    ///
+    /// Between two trainings of the risk model, they are the latest snapshot's with the
+    /// customers the refreshes since touched rescored (see [`ModelTables::rescore`]): a
+    /// refresh costs what it changed. They are made whole (the model trained again, every
+    /// invoice scored, the worklist assigned, the forecast and its backtest made) at the first
+    /// snapshot, when the as-of date, the parameters or a view changed, when the model is
+    /// older than `[risk] retrain_hours`, and when a refresh touched every customer (an FX
+    /// rate) or too many to list.
     pub async fn model_tables(&self) -> Result<Arc<ModelTables>, String> {
         let made = self.models.get_or_init(|| async {
-            let (engine, as_of, stored) = (&self.engine, self.params.as_of, self.stored.as_ref());
-            let made = ModelTables::make(engine, as_of, self.risk_options, stored).await;
+            // On the runner's runtime, whoever asks: rescoring is what an output waits for,
+            // and the background scorer's runtime is one thread at the lowest priority.
+            let rescored = match self.rescoring() {
+                Some((latest, touched)) => {
+                    let (engine, options) = (self.engine.clone(), self.risk_options);
+                    let rescoring = self
+                        .runtime
+                        .spawn(async move { latest.rescore(&engine, &touched, options).await });
+                    rescoring.await.unwrap_or_else(|e| {
+                        Some(Err(ModelTablesError::Engine(EngineError::Queries(
+                            format!("rescoring stopped: {e}"),
+                        ))))
+                    })
+                }
+                None => None,
+            };
+            let made = match rescored {
+                Some(made) => made,
+                None => {
+                    let (engine, as_of, stored) =
+                        (&self.engine, self.params.as_of, self.stored.as_ref());
+                    ModelTables::make(engine, as_of, self.risk_options, stored).await
+                }
+            };
             let made = made.map(Arc::new).map_err(|e| e.to_string())?;
-            *self.latest_models.lock().unwrap_or_else(|e| e.into_inner()) = Some(made.clone());
+            self.keep_latest(made.clone());
             Ok(made)
         });
         made.await.clone()
+    }
+
+    /// Train the risk model again on this snapshot and make its tables whole, not read as
+    /// stored: a service that started on stored tables has no model to rescore with.
+    pub async fn retrain(&self) -> Result<Arc<ModelTables>, String> {
+        let (engine, as_of) = (&self.engine, self.params.as_of);
+        let made = ModelTables::make(engine, as_of, self.risk_options, None).await;
+        let made = made.map(Arc::new).map_err(|e| e.to_string())?;
+        self.keep_latest(made.clone());
+        Ok(made)
+    }
+
+    /// What model tables depend on besides the rows: the parameters (the as-of date among
+    /// them), the risk options and every view's definition.
+    fn made_with(&self) -> String {
+        let views = self.engine.definitions_fingerprint();
+        format!("{:?}; {:?}; {views:016x}", self.params, self.risk_options)
+    }
+
+    /// The latest model tables and the customers touched since, when this snapshot's may
+    /// be those rescored.
+    fn rescoring(&self) -> Option<(Arc<ModelTables>, std::collections::BTreeSet<String>)> {
+        let latest = (self.latest_models.lock().unwrap_or_else(|e| e.into_inner())).clone()?;
+        let current = latest.sequence < self.sequence
+            && latest.made_with == self.made_with()
+            && latest.tables.trained_at.elapsed() < self.retrain_every;
+        if !current || latest.tables.scorer.is_none() {
+            return None;
+        }
+        let log = self.touched.lock().unwrap_or_else(|e| e.into_inner());
+        let since = (log.iter()).filter(|(s, _)| *s > latest.sequence && *s <= self.sequence);
+        let mut touched = Touched::default();
+        let mut refreshes = 0;
+        for (_, t) in since {
+            touched.join(t);
+            refreshes += 1;
+        }
+        match touched {
+            Touched::Customers(set) if refreshes == self.sequence - latest.sequence => {
+                Some((latest.tables, set))
+            }
+            _ => None,
+        }
+    }
+
+    /// Keep `tables` as the runner's latest, unless a later snapshot's are.
+    fn keep_latest(&self, tables: Arc<ModelTables>) {
+        let mut latest = self.latest_models.lock().unwrap_or_else(|e| e.into_inner());
+        if latest.as_ref().is_none_or(|l| l.sequence <= self.sequence) {
+            *latest = Some(Latest {
+                sequence: self.sequence,
+                made_with: self.made_with(),
+                tables,
+            });
+        }
     }
 
     /// Where this snapshot's model tables, and what else depends on its state, parameters and
@@ -225,6 +329,7 @@ pub struct Runner {
     snapshots: watch::Sender<Option<Arc<Snapshot>>>,
     notices: broadcast::Sender<Notice>,
     latest_models: LatestModels,
+    touched: TouchedLog,
 }
 
 impl Runner {
@@ -234,6 +339,7 @@ impl Runner {
             snapshots: watch::Sender::new(None),
             notices: broadcast::Sender::new(64),
             latest_models: LatestModels::default(),
+            touched: TouchedLog::default(),
         }
     }
 
@@ -333,8 +439,10 @@ impl Runner {
                         open_and_catch_up(&location, &session.feed, &opts, None, Some(cancel), 20)
                             .await;
                     match reopened {
-                        Ok((state, report)) => {
+                        Ok((state, mut report)) => {
                             session.state = state;
+                            // What the other process applied is not in the report.
+                            report.touched = Touched::All;
                             report
                         }
                         Err(e) => {
@@ -391,7 +499,7 @@ impl Runner {
             .clone();
         let stored = stored_models::of(&session.state, &engine, &params, session.risk_options());
         match (latest_models, &stored) {
-            (Some(tables), _) => tables.put_into(&engine)?,
+            (Some(latest), _) => latest.tables.put_into(&engine)?,
             // A restart on a state modelled before: its stored backtest, if any.
             (None, Some(stored)) => {
                 ModelTables::put_stored_forecast_accuracy(&engine, stored).await?;
@@ -415,6 +523,14 @@ impl Runner {
             "refresh spans"
         );
         let sequence = self.snapshots.borrow().as_ref().map_or(0, |s| s.sequence) + 1;
+        {
+            let mut log = self.touched.lock().unwrap_or_else(|e| e.into_inner());
+            log.push_back((sequence, report.touched.clone()));
+            if log.len() > TOUCHED_KEPT {
+                log.pop_front();
+            }
+        }
+        let retrain_hours = session.config.risk.retrain_hours.max(0.0);
         let snapshot = Snapshot {
             sequence,
             generation: session.state.checkpoint().generation,
@@ -433,6 +549,9 @@ impl Runner {
             risk_options: session.risk_options(),
             stored,
             latest_models: self.latest_models.clone(),
+            touched: self.touched.clone(),
+            retrain_every: Duration::from_secs_f64(retrain_hours * 3600.0),
+            runtime: tokio::runtime::Handle::current(),
         };
         self.snapshots.send_replace(Some(Arc::new(snapshot)));
         Ok(())

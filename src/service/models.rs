@@ -7,12 +7,15 @@
 //! The model is trained at the engine's as-of date on what was known then (see
 //! `models::risk`), and the invoices open that day are scored. The assignment runs on the
 //! worklist the scores make (`queries/worklist_queue.sql`), since who works a customer
-//! depends on where it ranks.
+//! depends on where it ranks. Between two trainings, a service's refresh rescores only the
+//! customers it touched ([`ModelTables::rescore`]; when, in `super::Snapshot::model_tables`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
+use std::collections::HashMap;
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray};
 
 use crate::assignment::{self, Account, Collector};
 use crate::dates::days;
@@ -21,11 +24,11 @@ use crate::engine::derived::{
 };
 use crate::engine::{Engine, EngineError};
 use crate::models::cash_backtest;
-use crate::models::facts::{Fact, float_at};
+use crate::models::facts::{Customers, Fact, float_at};
 use crate::models::forecast::Forecaster;
 use crate::models::history::History;
 use crate::models::logistic::ModelError;
-use crate::models::risk::{self, RiskOptions};
+use crate::models::risk::{self, RiskOptions, Trained};
 
 use super::consumer::{Consumer, Next};
 use super::stored_models::{Stored, StoredModels, TRAINED_ROWS};
@@ -56,6 +59,16 @@ pub struct ModelTables {
     /// the baseline on its own backtest).
     pub trained_rows: usize,
     pub took: Duration,
+    /// What scored them, kept to rescore the customers later refreshes touch until the
+    /// model is trained again (none: read as stored).
+    pub scorer: Option<Arc<ScoredBy>>,
+    /// When that model was trained.
+    pub trained_at: Instant,
+    /// The worklist's accounts as assigned, with their expected amount at risk: the
+    /// collectors' loads that the customers a refresh touched are assigned onto.
+    pub accounts: Arc<Vec<Account>>,
+    /// Customers rescored by [`ModelTables::rescore`] (none: made whole).
+    pub rescored: Option<usize>,
 }
 
 impl ModelTables {
@@ -69,11 +82,19 @@ impl ModelTables {
     ) -> Result<ModelTables, ModelTablesError> {
         let started = Instant::now();
         let found = match stored {
-            Some(stored) => stored.read(&derived::NAMES).await,
+            Some(stored) => (stored.read(&derived::NAMES).await).map(|found| (stored, found)),
             None => None,
         };
-        if let Some(found) = found {
-            let tables = ModelTables::from_stored(found, as_of, started)?;
+        if let Some((stored, found)) = found {
+            let mut tables = ModelTables::from_stored(found, as_of, started)?;
+            // The model and the accounts it assigned, for the next refreshes to rescore and
+            // assign onto (none stored: the service trains again in the background).
+            let scorer = stored.read_document::<ScoredBy>(SCORED_BY).await;
+            let accounts = stored.read(&[WORKLIST_ACCOUNTS]).await;
+            if let (Some(scorer), Some(accounts)) = (scorer, accounts) {
+                tables.scorer = Some(Arc::new(scorer));
+                tables.accounts = Arc::new(accounts_of(&accounts.tables[0].1)?);
+            }
             tables.put_into(engine)?;
             tracing::debug!(
                 took_s = tables.took.as_secs_f64(),
@@ -83,12 +104,14 @@ impl ModelTables {
         }
         let tables = ModelTables::make_now(engine, as_of, options).await?;
         if let Some(stored) = stored {
-            stored
-                .write(
-                    &tables.named(),
-                    &[(TRAINED_ROWS, tables.trained_rows as u64)],
-                )
-                .await;
+            let accounts = accounts_batch(&tables.accounts)?;
+            let mut named = tables.named().to_vec();
+            named.push((WORKLIST_ACCOUNTS, &accounts));
+            let facts = [(TRAINED_ROWS, tables.trained_rows as u64)];
+            stored.write(&named, &facts).await;
+            if let Some(scorer) = &tables.scorer {
+                stored.write_document(SCORED_BY, scorer.as_ref()).await;
+            }
         }
         Ok(tables)
     }
@@ -115,6 +138,10 @@ impl ModelTables {
             as_of,
             trained_rows: stored.facts.get(TRAINED_ROWS).map_or(0, |&n| n as usize),
             took: started.elapsed(),
+            scorer: None,
+            trained_at: started,
+            accounts: Arc::default(),
+            rescored: None,
         })
     }
 
@@ -151,24 +178,24 @@ impl ModelTables {
                 None => Ok(trained),
             });
         let training = started.elapsed() - read;
-        let scores = match &trained {
-            Ok(trained) => risk::score_open(trained, &history, day, options.late_days),
+        let trained_rows = trained.as_ref().map_or(0, |t| t.rows);
+        let scorer = match trained {
+            Ok(trained) => ScoredBy::Model(Box::new(trained)),
             Err(why) => {
                 tracing::warn!(
                     "the risk model is not used ({why}): invoices are scored by the baseline, each customer's share of late invoices"
                 );
-                risk::score_open_baseline(&history, day, options.late_days, why)
+                let share = risk::late_share(&history, day, options.late_days);
+                ScoredBy::Baseline {
+                    overall: share.map(|s| s.overall()),
+                    why,
+                }
             }
         };
-        let trained_rows = trained.as_ref().map_or(0, |t| t.rows);
-        let scored_by = match &trained {
-            Ok(_) => risk::SCORED_BY_MODEL.to_string(),
-            Err(why) => format!("baseline: {why}"),
-        };
-        let scores = risk::scores_batch(&history, &scores, day, options.late_days, &scored_by)?;
+        let scores = scorer.score(&history, day, options.late_days)?;
         let modelled = started.elapsed();
         engine.put_derived(INVOICE_SCORES, scores.clone())?;
-        let assignments = assign_worklist(engine).await?;
+        let (assignments, accounts) = assign_worklist(engine).await?;
         engine.put_derived(ASSIGNMENTS, assignments.clone())?;
         let assigned = started.elapsed();
         // A feed with no payment yet has no forecast (nor its backtest), but still its scores.
@@ -213,9 +240,92 @@ impl ModelTables {
             as_of,
             trained_rows,
             took: started.elapsed(),
+            scorer: Some(Arc::new(scorer)),
+            trained_at: started,
+            accounts: Arc::new(accounts),
+            rescored: None,
         };
         tables.put_forecast_into(engine)?;
         Ok(tables)
+    }
+
+    /// These tables with the customers `touched` rescored by the same model, over `engine`'s
+    /// rows (a later refresh's, at the same as-of date), and served in it: their facts are
+    /// read (not everyone's), their open invoices scored, and those in the worklist assigned
+    /// onto the collectors' loads of the others, who keep theirs. The forecast is this one's.
+    /// `None` without a model to rescore with (read as stored, or the baseline scored).
+    pub async fn rescore(
+        &self,
+        engine: &Engine,
+        touched: &std::collections::BTreeSet<String>,
+        options: RiskOptions,
+    ) -> Option<Result<ModelTables, ModelTablesError>> {
+        let scorer = self.scorer.clone()?;
+        Some(self.rescore_with(&scorer, engine, touched, options).await)
+    }
+
+    async fn rescore_with(
+        &self,
+        scorer: &ScoredBy,
+        engine: &Engine,
+        touched: &std::collections::BTreeSet<String>,
+        options: RiskOptions,
+    ) -> Result<ModelTables, ModelTablesError> {
+        let started = Instant::now();
+        let list = Customers::list(touched.iter().map(String::as_str));
+        let mut scores = without(&self.scores, touched)?;
+        let mut assignments = without(&self.assignments, touched)?;
+        let mut accounts: Vec<Account> = (self.accounts.iter())
+            .filter(|a| !touched.contains(&a.customer_id))
+            .cloned()
+            .collect();
+        if !touched.is_empty() {
+            let history = History::read_of(engine, Customers::Only(&list)).await?;
+            let day = days(self.as_of);
+            let fresh = scorer.score(&history, day, options.late_days)?;
+            scores = arrow::compute::concat_batches(&scores.schema(), [&scores, &fresh])?;
+            // Who of them is in the worklist now depends on these scores.
+            engine.put_derived(INVOICE_SCORES, scores.clone())?;
+            let sql = format!(
+                "{} WHERE customer_id IN ({list}) {}",
+                TOUCHED.sql, TOUCHED_ORDER
+            );
+            let newcomers = worklist_accounts(engine, &sql).await?;
+            let carried = collector_of(&assignments)?;
+            let kept: Vec<(&str, f64)> = (accounts.iter())
+                .filter_map(|a| Some((*carried.get(a.customer_id.as_str())?, a.expected_at_risk)))
+                .collect();
+            let collectors = read_collectors(engine).await?;
+            let placed = assignment::assign_onto(&newcomers, &collectors, &kept);
+            let placed = assignments_batch(&placed)?;
+            assignments =
+                arrow::compute::concat_batches(&assignments.schema(), [&assignments, &placed])?;
+            accounts.extend(newcomers);
+        }
+        if touched.is_empty() {
+            engine.put_derived(INVOICE_SCORES, scores.clone())?;
+        }
+        engine.put_derived(ASSIGNMENTS, assignments.clone())?;
+        self.put_forecast_into(engine)?;
+        tracing::debug!(
+            customers = touched.len(),
+            took_s = started.elapsed().as_secs_f64(),
+            "rescored the customers a refresh touched"
+        );
+        Ok(ModelTables {
+            scores,
+            assignments,
+            invoice_forecast: self.invoice_forecast.clone(),
+            cash_forecast: self.cash_forecast.clone(),
+            forecast_accuracy: self.forecast_accuracy.clone(),
+            as_of: self.as_of,
+            trained_rows: self.trained_rows,
+            took: started.elapsed(),
+            scorer: self.scorer.clone(),
+            trained_at: self.trained_at,
+            accounts: Arc::new(accounts),
+            rescored: Some(touched.len()),
+        })
     }
 
     /// Only the forecast's backtest, served as `forecast_accuracy` (what `kpi_summary` reads):
@@ -268,20 +378,82 @@ impl ModelTables {
     }
 }
 
+/// What scores the open invoices: the trained model, or the baseline (each customer's
+/// share of late invoices) when none could be trained or it lost to the baseline.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub enum ScoredBy {
+    Model(Box<Trained>),
+    Baseline {
+        /// The late share over every customer's outcomes (none without any outcome).
+        overall: Option<f64>,
+        /// Why the model is not used.
+        why: String,
+    },
+}
+
+impl ScoredBy {
+    /// The `invoice_scores` of the invoices `history` holds open on `day`. The baseline's
+    /// share of a customer is learned from its own outcomes: a history of some customers
+    /// scores them as one of everyone's would.
+    fn score(
+        &self,
+        history: &History,
+        day: crate::dates::Day,
+        late_days: i32,
+    ) -> Result<RecordBatch, ModelTablesError> {
+        let (scores, scored_by) = match self {
+            ScoredBy::Model(trained) => (
+                risk::score_open(trained, history, day, late_days),
+                risk::SCORED_BY_MODEL.to_string(),
+            ),
+            ScoredBy::Baseline { overall, why } => {
+                let share = risk::late_share(history, day, late_days);
+                let share = match (share, overall) {
+                    (Some(share), Some(overall)) => Some(share.with_overall(*overall)),
+                    (share, _) => share,
+                };
+                let scores =
+                    risk::score_open_by_share(history, share.as_ref(), day, late_days, why);
+                (scores, format!("baseline: {why}"))
+            }
+        };
+        Ok(risk::scores_batch(
+            history, &scores, day, late_days, &scored_by,
+        )?)
+    }
+}
+
 /// The worklist's customers, in their order.
 const QUEUE: Fact = Fact {
     name: "worklist_queue",
     sql: "SELECT customer_id, language, owner, expected_at_risk FROM worklist_queue ORDER BY rank",
 };
+/// Some of the worklist's customers (a `WHERE` is added), in the queue's order.
+const TOUCHED: Fact = Fact {
+    name: "worklist_customers",
+    sql: "SELECT customer_id, language, owner, expected_at_risk FROM worklist_customers",
+};
+const TOUCHED_ORDER: &str = "ORDER BY expected_at_risk DESC NULLS LAST, customer_id";
 const COLLECTORS: Fact = Fact {
     name: "collectors",
     sql: "SELECT collector_id, languages, capacity FROM collectors",
 };
 
-/// The `assignments` of the worklist as `engine` ranks it now (see [`crate::assignment`]).
-pub async fn assign_worklist(engine: &Engine) -> Result<RecordBatch, ModelTablesError> {
+/// The `assignments` of the worklist as `engine` ranks it now (see [`crate::assignment`]),
+/// and its accounts.
+pub async fn assign_worklist(
+    engine: &Engine,
+) -> Result<(RecordBatch, Vec<Account>), ModelTablesError> {
+    let accounts = worklist_accounts(engine, QUEUE.sql).await?;
+    let collectors = read_collectors(engine).await?;
+    let out = assignment::assign(&accounts, &collectors);
+    Ok((assignments_batch(&out)?, accounts))
+}
+
+/// The accounts `sql` reads (the columns of [`QUEUE`]), in its order.
+async fn worklist_accounts(engine: &Engine, sql: &str) -> Result<Vec<Account>, ModelTablesError> {
     let mut accounts = Vec::new();
-    for batch in engine.query(QUEUE.sql).await? {
+    for batch in engine.query(sql).await? {
         let columns = QUEUE.columns(&batch);
         let (id, language) = (
             columns.strings("customer_id")?,
@@ -303,6 +475,11 @@ pub async fn assign_worklist(engine: &Engine) -> Result<RecordBatch, ModelTables
             });
         }
     }
+    Ok(accounts)
+}
+
+/// The collectors, by id.
+async fn read_collectors(engine: &Engine) -> Result<Vec<Collector>, ModelTablesError> {
     let mut collectors = Vec::new();
     for batch in engine.query(COLLECTORS.sql).await? {
         let columns = COLLECTORS.columns(&batch);
@@ -319,7 +496,11 @@ pub async fn assign_worklist(engine: &Engine) -> Result<RecordBatch, ModelTables
         }
     }
     collectors.sort_by(|a, b| a.collector_id.cmp(&b.collector_id));
-    let out = assignment::assign(&accounts, &collectors);
+    Ok(collectors)
+}
+
+/// `out` as the `assignments` table.
+fn assignments_batch(out: &[assignment::Assignment]) -> Result<RecordBatch, ModelTablesError> {
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from_iter_values(
             out.iter().map(|a| a.customer_id.as_str()),
@@ -333,6 +514,78 @@ pub async fn assign_worklist(engine: &Engine) -> Result<RecordBatch, ModelTables
     ];
     let schema = derived::schema(ASSIGNMENTS).expect("assignments has a schema");
     Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+/// The stored names of the model that scored and of the worklist's accounts.
+const SCORED_BY: &str = "scored_by";
+const WORKLIST_ACCOUNTS: &str = "worklist_accounts";
+
+/// `accounts` as a table, to store.
+fn accounts_batch(accounts: &[Account]) -> Result<RecordBatch, ModelTablesError> {
+    let text = |get: fn(&Account) -> Option<&str>| -> ArrayRef {
+        Arc::new(StringArray::from_iter(accounts.iter().map(get)))
+    };
+    let at_risk =
+        arrow::array::Float64Array::from_iter_values(accounts.iter().map(|a| a.expected_at_risk));
+    Ok(RecordBatch::try_from_iter([
+        ("customer_id", text(|a| Some(a.customer_id.as_str()))),
+        ("language", text(|a| a.language.as_deref())),
+        ("owner", text(|a| a.owner.as_deref())),
+        ("expected_at_risk", Arc::new(at_risk) as ArrayRef),
+    ])?)
+}
+
+/// The accounts of a table [`accounts_batch`] made.
+fn accounts_of(batch: &RecordBatch) -> Result<Vec<Account>, ModelTablesError> {
+    let columns = QUEUE.columns(batch);
+    let (id, language) = (
+        columns.strings("customer_id")?,
+        columns.strings("language")?,
+    );
+    let (owner, at_risk) = (
+        columns.strings("owner")?,
+        columns.floats("expected_at_risk")?,
+    );
+    Ok((0..columns.rows())
+        .filter_map(|row| {
+            Some(Account {
+                customer_id: id.value(row)?.to_string(),
+                language: language.value(row).map(str::to_string),
+                owner: owner.value(row).map(str::to_string),
+                expected_at_risk: float_at(&at_risk, row).unwrap_or(0.0),
+            })
+        })
+        .collect())
+}
+
+/// The rows of `batch` (a derived table with `customer_id`) of customers not in `customers`.
+fn without(
+    batch: &RecordBatch,
+    customers: &std::collections::BTreeSet<String>,
+) -> Result<RecordBatch, ModelTablesError> {
+    let ids = batch.column_by_name("customer_id").expect("a customer_id");
+    let ids = ids.as_string::<i32>();
+    let keep: BooleanArray = ids
+        .iter()
+        .map(|id| Some(!id.is_some_and(|id| customers.contains(id))))
+        .collect();
+    Ok(arrow::compute::filter_record_batch(batch, &keep)?)
+}
+
+/// Each customer's collector in `assignments` (those with one).
+fn collector_of(assignments: &RecordBatch) -> Result<HashMap<&str, &str>, ModelTablesError> {
+    let column = |name| {
+        assignments
+            .column_by_name(name)
+            .expect("an assignments column")
+    };
+    let (ids, collectors) = (
+        column("customer_id").as_string::<i32>(),
+        column("collector_id").as_string::<i32>(),
+    );
+    Ok((ids.iter().zip(collectors.iter()))
+        .filter_map(|(id, collector)| Some((id?, collector?)))
+        .collect())
 }
 
 /// Keeps the model tables of the latest snapshot made, in the background (see
@@ -364,12 +617,24 @@ impl Consumer for Scorer {
             _ = cancel.cancelled() => return (None, Next::Newer),
             made = snapshot.model_tables() => made,
         };
+        // Tables read as stored come without their model: train it now, in the background,
+        // so that the next refreshes rescore what they touch instead of making all again.
+        let made = match made {
+            Ok(tables) if tables.scorer.is_none() => {
+                tokio::select! {
+                    _ = cancel.cancelled() => return (None, Next::Newer),
+                    made = snapshot.retrain() => made,
+                }
+            }
+            made => made,
+        };
         match made {
             Ok(tables) => {
                 self.last_error = None;
                 tracing::debug!(
                     sequence = snapshot.sequence,
                     took_s = tables.took.as_secs_f64(),
+                    rescored = ?tables.rescored,
                     "model tables made"
                 );
             }
