@@ -19,6 +19,7 @@
 mod dms;
 mod refresh;
 mod serve;
+mod service;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -89,6 +90,10 @@ pub enum Which {
     /// SQL over the Postgres wire protocol: `arstream serve` on the ingest benchmark's state,
     /// psycopg clients (one, then 20 at once) on the KPI summary and the worklist's top 100
     Serve(Scale),
+    /// The service at scale: `run --headless` with a pipeline writing the KPI summary and the
+    /// worklist at every refresh; customers paying every open invoice timed until they leave
+    /// the written worklist; the service's idle CPU and peak memory
+    Service(Scale),
 }
 
 /// The generated feed a benchmark runs on, and where it keeps data and writes figures.
@@ -151,6 +156,11 @@ fn run(args: BenchArgs) -> anyhow::Result<()> {
             let (feed, state) = ingested_state(s.customers, s.months, &s.data, &s.report)?;
             let label = format!("{} customers, {} months", s.customers, s.months);
             serve::run(&feed, &state, &label, &s.data, &s.report)
+        }
+        Which::Service(s) => {
+            let (feed, _) = bench_feed(s.customers, s.months, &s.data)?;
+            let label = format!("{} customers, {} months", s.customers, s.months);
+            service::run(&feed, &label, &s.data, &s.report)
         }
     }
 }
