@@ -232,6 +232,14 @@ impl Snapshot {
         format!("{:?}; {:?}; {views:016x}", self.params, self.risk_options)
     }
 
+    /// Whether this snapshot's model tables are (or would be) the latest ones rescored.
+    pub fn rescores(&self) -> bool {
+        match self.models.get() {
+            Some(made) => made.as_ref().is_ok_and(|t| t.rescored.is_some()),
+            None => self.rescoring().is_some(),
+        }
+    }
+
     /// The latest model tables and the customers touched since, when this snapshot's may
     /// be those rescored.
     fn rescoring(&self) -> Option<(Arc<ModelTables>, std::collections::BTreeSet<String>)> {

@@ -590,7 +590,7 @@ fn collector_of(assignments: &RecordBatch) -> Result<HashMap<&str, &str>, ModelT
 
 /// Keeps the model tables of the latest snapshot made, in the background (see
 /// [`super::background`]): after each, the newest snapshot published since, skipping those in
-/// between. A failure is logged once until its message changes, and tried again at the next
+/// between, and those whose tables are a rescoring (made when read). A failure is logged once until its message changes, and tried again at the next
 /// snapshot.
 #[derive(Default)]
 pub struct Scorer {
@@ -613,6 +613,12 @@ impl Consumer for Scorer {
         snapshot: &Arc<super::Snapshot>,
         cancel: &CancellationToken,
     ) -> (Option<()>, Next) {
+        // A snapshot whose tables are a rescoring of the latest (seconds, on the runner's
+        // runtime) has them made by whoever reads them first: made here for every snapshot,
+        // they would take the refresh path's threads for what nobody reads.
+        if snapshot.rescores() {
+            return (None, Next::Newer);
+        }
         let made = tokio::select! {
             _ = cancel.cancelled() => return (None, Next::Newer),
             made = snapshot.model_tables() => made,
