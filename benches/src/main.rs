@@ -20,6 +20,7 @@ mod dms;
 mod refresh;
 mod serve;
 mod service;
+mod workspace;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};

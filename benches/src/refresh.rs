@@ -10,8 +10,7 @@
 //! after the first output appears, while the start-up's per-invoice `open_items` may still be
 //! being written. The landed files and the state are removed afterwards.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, AsArray, RecordBatch};
@@ -19,7 +18,8 @@ use arstream::feed::contract::Entity;
 use arstream::generate::render::BatchBuilder;
 use arstream::generate::simulate::Op;
 
-use super::{arstream_binary, write_section};
+use super::workspace::{Workspace, output_in};
+use super::write_section;
 
 /// Changes per landed file.
 const CHANGES: usize = 10_000;
@@ -78,36 +78,12 @@ pub fn run(
 }
 
 fn time_case(feed: &Path, label: &str, files: usize, data: &Path) -> anyhow::Result<Case> {
-    let work = data.join("refresh-work");
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work)?;
-    let repo = std::env::current_dir()?;
-    let config = work.join("arstream.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[engine]\npipelines = \"{}\"\nqueries = \"{}\"\n",
-            repo.join("pipelines").display(),
-            repo.join("queries").display()
-        ),
-    )?;
-    let (state, out) = (work.join("state"), work.join("out"));
+    let work = Workspace::new(&data.join("refresh-work"), feed, Path::new("pipelines"))?;
+    let out = work.dir.join("out");
     let landed = feed.join("payments/bench-refresh");
     let _ = std::fs::remove_dir_all(&landed);
-    let bin = arstream_binary()?;
-    let command = || {
-        let mut cmd = Command::new(&bin);
-        cmd.arg("--config").arg(&config).arg("--feed").arg(feed);
-        cmd.arg("--state").arg(&state);
-        cmd
-    };
     println!("{label}: building the state");
-    let status = command()
-        .args(["run", "--once", "--pipeline", "standard", "--out"])
-        .arg(work.join("once-out"))
-        .stdout(Stdio::null())
-        .status()?;
-    anyhow::ensure!(status.success(), "run --once failed on {}", feed.display());
+    work.run_once("standard", &work.dir.join("once-out"))?;
 
     let invoices = sample_invoices(feed, CHANGES)?;
     let started = Instant::now();
@@ -115,7 +91,7 @@ fn time_case(feed: &Path, label: &str, files: usize, data: &Path) -> anyhow::Res
     // refresh's inner spans), to see where a slow file's time went.
     let log =
         std::fs::File::create(data.join(format!("refresh-{}.log", label.replace([' ', ','], ""))))?;
-    let mut child = command()
+    let child = (work.arstream())
         .args(["run", "--pipeline", "standard", "--headless", "--out"])
         .arg(&out)
         .stdout(log.try_clone()?)
@@ -160,13 +136,8 @@ fn time_case(feed: &Path, label: &str, files: usize, data: &Path) -> anyhow::Res
         println!("  file {n}: {:.0} ms", latencies_ms[n]);
         std::thread::sleep(Duration::from_millis(300));
     }
-    // SAFETY: signalling our own child process.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-    }
-    child.wait()?;
+    work.stop(child)?;
     let _ = std::fs::remove_dir_all(&landed);
-    let _ = std::fs::remove_dir_all(&work);
     Ok(Case {
         feed: label.to_string(),
         startup_s,
@@ -177,12 +148,7 @@ fn time_case(feed: &Path, label: &str, files: usize, data: &Path) -> anyhow::Res
 /// `total_ar` of the one `kpi_summary` file under `dir`, as another process reads it;
 /// `None` while there is none (or it cannot be read).
 fn read_total_ar(dir: &Path) -> Option<String> {
-    // One file per as-of date (`2025-12-31.parquet`); hidden ones are writes in flight.
-    let file: PathBuf = (std::fs::read_dir(dir).ok()?.flatten())
-        .map(|entry| entry.path())
-        .find(|path| path.extension().is_some_and(|e| e == "parquet"))?;
-    let bytes = bytes::Bytes::from(std::fs::read(file).ok()?);
-    let batch = arstream::feed::validate::decode_parquet("kpi_summary", bytes).ok()?;
+    let batch = output_in(dir)?;
     let total = batch.column_by_name("total_ar")?;
     arrow::util::display::array_value_to_string(total, 0).ok()
 }

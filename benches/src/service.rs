@@ -9,8 +9,7 @@
 
 use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use arrow::array::{AsArray, RecordBatch};
@@ -18,7 +17,8 @@ use arstream::feed::contract::Entity;
 use arstream::generate::render::BatchBuilder;
 use arstream::generate::simulate::Op;
 
-use super::{arstream_binary, write_section};
+use super::workspace::{Workspace, decode, output_in};
+use super::write_section;
 
 /// Customers who pay everything, one file each.
 const PAYERS: usize = 3;
@@ -51,39 +51,16 @@ struct Open {
 }
 
 pub fn run(feed: &Path, label: &str, data: &Path, report: &Path) -> anyhow::Result<()> {
-    // Absolute: the config's paths are relative to the config file.
-    let work = std::path::absolute(data.join("service-work"))?;
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(work.join("pipelines"))?;
-    std::fs::write(work.join("pipelines/service.toml"), PIPELINE)?;
-    let repo = std::env::current_dir()?;
-    let config = work.join("arstream.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[engine]\npipelines = \"{}\"\nqueries = \"{}\"\n",
-            work.join("pipelines").display(),
-            repo.join("queries").display()
-        ),
-    )?;
-    let (state, out, once_out) = (work.join("state"), work.join("out"), work.join("once-out"));
+    let pipelines = data.join("service-pipelines");
+    std::fs::create_dir_all(&pipelines)?;
+    std::fs::write(pipelines.join("service.toml"), PIPELINE)?;
+    let work = Workspace::new(&data.join("service-work"), feed, &pipelines)?;
+    let (out, once_out) = (work.dir.join("out"), work.dir.join("once-out"));
     let landed = feed.join("payments/bench-service");
     let _ = std::fs::remove_dir_all(&landed);
-    let bin = arstream_binary()?;
-    let command = || {
-        let mut cmd = Command::new(&bin);
-        cmd.arg("--config").arg(&config).arg("--feed").arg(feed);
-        cmd.arg("--state").arg(&state);
-        cmd
-    };
     println!("{label}: building the state (run --once)");
     let built = Instant::now();
-    let status = command()
-        .args(["run", "--once", "--pipeline", "service", "--out"])
-        .arg(&once_out)
-        .stdout(Stdio::null())
-        .status()?;
-    anyhow::ensure!(status.success(), "run --once failed on {}", feed.display());
+    work.run_once("service", &once_out)?;
     println!("  {:.1} s", built.elapsed().as_secs_f64());
 
     let as_of = as_of_of(&once_out.join("kpi_summary"))?;
@@ -92,11 +69,11 @@ pub fn run(feed: &Path, label: &str, data: &Path, report: &Path) -> anyhow::Resu
     let worklist = read_worklist(&once_out.join("worklist/latest.parquet"))
         .ok_or_else(|| anyhow::anyhow!("run --once wrote no worklist"))?;
     let payers: Vec<String> = worklist.into_iter().take(PAYERS).collect();
-    let open = open_invoices(&command, &payers)?;
+    let open = open_invoices(&work, &payers)?;
 
     let log = std::fs::File::create(data.join("service.log"))?;
     let started = Instant::now();
-    let mut child = command()
+    let child = (work.arstream())
         .args(["run", "--pipeline", "service", "--headless", "--out"])
         .arg(&out)
         .stdout(log.try_clone()?)
@@ -148,13 +125,9 @@ pub fn run(feed: &Path, label: &str, data: &Path, report: &Path) -> anyhow::Resu
     let settled = settle(pid, Duration::from_secs(300));
     let idle = cpu_share(pid, IDLE);
     let peak_mib = peak_memory_mib(pid);
-    // SAFETY: signalling our own child process.
-    unsafe {
-        libc::kill(pid as libc::pid_t, libc::SIGTERM);
-    }
-    child.wait()?;
+    work.stop(child)?;
     let _ = std::fs::remove_dir_all(&landed);
-    let _ = std::fs::remove_dir_all(&work);
+    let _ = std::fs::remove_dir_all(&pipelines);
 
     let all: Vec<String> = latencies_ms.iter().map(|v| format!("{v:.0}")).collect();
     let max = latencies_ms.iter().copied().fold(f64::NAN, f64::max);
@@ -172,21 +145,13 @@ pub fn run(feed: &Path, label: &str, data: &Path, report: &Path) -> anyhow::Resu
 
 /// The as-of date of the one `kpi_summary` file under `dir`, as a day number.
 fn as_of_of(dir: &Path) -> anyhow::Result<i32> {
-    let file: PathBuf = (std::fs::read_dir(dir)?.flatten())
-        .map(|entry| entry.path())
-        .find(|path| path.extension().is_some_and(|e| e == "parquet"))
-        .ok_or_else(|| anyhow::anyhow!("no kpi_summary under {}", dir.display()))?;
-    let batch = decode(&file).ok_or_else(|| anyhow::anyhow!("cannot read {}", file.display()))?;
+    let batch =
+        output_in(dir).ok_or_else(|| anyhow::anyhow!("no kpi_summary under {}", dir.display()))?;
     let column = (batch.column_by_name("as_of"))
         .ok_or_else(|| anyhow::anyhow!("kpi_summary has no as_of"))?;
     Ok(column
         .as_primitive::<arrow::datatypes::Date32Type>()
         .value(0))
-}
-
-fn decode(file: &Path) -> Option<RecordBatch> {
-    let bytes = bytes::Bytes::from(std::fs::read(file).ok()?);
-    arstream::feed::validate::decode_parquet(&file.display().to_string(), bytes).ok()
 }
 
 /// The customers of a written worklist, in rank order; `None` while it cannot be read.
@@ -209,13 +174,13 @@ fn read_worklist(file: &Path) -> Option<Vec<String>> {
 }
 
 /// The open invoices of `customers`, read from the state with `--offline sql`.
-fn open_invoices(command: &dyn Fn() -> Command, customers: &[String]) -> anyhow::Result<Vec<Open>> {
+fn open_invoices(work: &Workspace, customers: &[String]) -> anyhow::Result<Vec<Open>> {
     let list: Vec<String> = customers.iter().map(|c| format!("'{c}'")).collect();
     let sql = format!(
         "SELECT customer_id, invoice_id, currency, CAST(round(open_amount * 100) AS BIGINT) AS cents FROM open_items WHERE open_amount > 0 AND customer_id IN ({})",
         list.join(", ")
     );
-    let output = command()
+    let output = (work.arstream())
         .args(["--offline", "sql", "--format", "csv", &sql])
         .output()?;
     anyhow::ensure!(

@@ -253,7 +253,7 @@ impl ModelTables {
     /// rows (a later refresh's, at the same as-of date), and served in it: their facts are
     /// read (not everyone's), their open invoices scored, and those in the worklist assigned
     /// onto the collectors' loads of the others, who keep theirs. The forecast is this one's.
-    /// `None` without a model to rescore with (read as stored, or the baseline scored).
+    /// `None` without a scorer to rescore with (read as stored without it).
     pub async fn rescore(
         &self,
         engine: &Engine,
@@ -272,39 +272,42 @@ impl ModelTables {
         options: RiskOptions,
     ) -> Result<ModelTables, ModelTablesError> {
         let started = Instant::now();
+        if touched.is_empty() {
+            self.put_into(engine)?;
+            let took = started.elapsed();
+            let rescored = Some(0);
+            return Ok(ModelTables {
+                took,
+                rescored,
+                ..self.clone()
+            });
+        }
         let list = Customers::list(touched.iter().map(String::as_str));
-        let mut scores = without(&self.scores, touched)?;
-        let mut assignments = without(&self.assignments, touched)?;
+        let history = History::read_of(engine, Customers::Only(&list)).await?;
+        let fresh = scorer.score(&history, days(self.as_of), options.late_days)?;
+        let kept = without(&self.scores, touched)?;
+        let scores = arrow::compute::concat_batches(&kept.schema(), [&kept, &fresh])?;
+        // Which of them are in the worklist now depends on these scores.
+        engine.put_derived(INVOICE_SCORES, scores.clone())?;
+        let sql = format!(
+            "{} WHERE customer_id IN ({list}) {TOUCHED_ORDER}",
+            TOUCHED.sql
+        );
+        let newcomers = worklist_accounts(engine, &sql).await?;
         let mut accounts: Vec<Account> = (self.accounts.iter())
             .filter(|a| !touched.contains(&a.customer_id))
             .cloned()
             .collect();
-        if !touched.is_empty() {
-            let history = History::read_of(engine, Customers::Only(&list)).await?;
-            let day = days(self.as_of);
-            let fresh = scorer.score(&history, day, options.late_days)?;
-            scores = arrow::compute::concat_batches(&scores.schema(), [&scores, &fresh])?;
-            // Who of them is in the worklist now depends on these scores.
-            engine.put_derived(INVOICE_SCORES, scores.clone())?;
-            let sql = format!(
-                "{} WHERE customer_id IN ({list}) {}",
-                TOUCHED.sql, TOUCHED_ORDER
-            );
-            let newcomers = worklist_accounts(engine, &sql).await?;
-            let carried = collector_of(&assignments)?;
-            let kept: Vec<(&str, f64)> = (accounts.iter())
-                .filter_map(|a| Some((*carried.get(a.customer_id.as_str())?, a.expected_at_risk)))
-                .collect();
-            let collectors = read_collectors(engine).await?;
-            let placed = assignment::assign_onto(&newcomers, &collectors, &kept);
-            let placed = assignments_batch(&placed)?;
-            assignments =
-                arrow::compute::concat_batches(&assignments.schema(), [&assignments, &placed])?;
-            accounts.extend(newcomers);
-        }
-        if touched.is_empty() {
-            engine.put_derived(INVOICE_SCORES, scores.clone())?;
-        }
+        let kept = without(&self.assignments, touched)?;
+        let carried = collector_of(&kept)?;
+        let loads: Vec<(&str, f64)> = (accounts.iter())
+            .filter_map(|a| Some((*carried.get(a.customer_id.as_str())?, a.expected_at_risk)))
+            .collect();
+        let collectors = read_collectors(engine).await?;
+        let placed = assignment::assign_onto(&newcomers, &collectors, &loads);
+        let placed = assignments_batch(&placed)?;
+        let assignments = arrow::compute::concat_batches(&kept.schema(), [&kept, &placed])?;
+        accounts.extend(newcomers);
         engine.put_derived(ASSIGNMENTS, assignments.clone())?;
         self.put_forecast_into(engine)?;
         tracing::debug!(
@@ -454,26 +457,7 @@ pub async fn assign_worklist(
 async fn worklist_accounts(engine: &Engine, sql: &str) -> Result<Vec<Account>, ModelTablesError> {
     let mut accounts = Vec::new();
     for batch in engine.query(sql).await? {
-        let columns = QUEUE.columns(&batch);
-        let (id, language) = (
-            columns.strings("customer_id")?,
-            columns.strings("language")?,
-        );
-        let (owner, at_risk) = (
-            columns.strings("owner")?,
-            columns.floats("expected_at_risk")?,
-        );
-        for row in 0..columns.rows() {
-            let Some(customer_id) = id.value(row) else {
-                continue;
-            };
-            accounts.push(Account {
-                customer_id: customer_id.to_string(),
-                language: language.value(row).map(str::to_string),
-                owner: owner.value(row).map(str::to_string),
-                expected_at_risk: float_at(&at_risk, row).unwrap_or(0.0),
-            });
-        }
+        accounts.extend(accounts_of(&batch)?);
     }
     Ok(accounts)
 }
@@ -535,7 +519,8 @@ fn accounts_batch(accounts: &[Account]) -> Result<RecordBatch, ModelTablesError>
     ])?)
 }
 
-/// The accounts of a table [`accounts_batch`] made.
+/// The accounts of a batch with the columns of [`QUEUE`] (a query's rows, or a table
+/// [`accounts_batch`] made).
 fn accounts_of(batch: &RecordBatch) -> Result<Vec<Account>, ModelTablesError> {
     let columns = QUEUE.columns(batch);
     let (id, language) = (
