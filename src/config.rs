@@ -30,6 +30,33 @@ pub struct Config {
     pub engine: EngineConfig,
     pub risk: RiskConfig,
     pub actions: ActionsConfig,
+    pub publish: PublishConfig,
+}
+
+/// `[publish]`: the state published as Delta Lake tables for other engines (see
+/// `docs/scale-out.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PublishConfig {
+    /// A path or an object-store URL. When set, `run` publishes every checkpoint there, and
+    /// `arstream publish` publishes there by default. Default: none.
+    pub url: Option<String>,
+    /// A running service publishes at most this often, in minutes (0: every checkpoint).
+    /// Default 0.
+    pub every_minutes: f64,
+    /// Files a publish replaced are vacuumed after this many hours: how far back a reader
+    /// can travel in time. Default 168 (a week, Delta's own default).
+    pub retention_hours: f64,
+}
+
+impl Default for PublishConfig {
+    fn default() -> Self {
+        PublishConfig {
+            url: None,
+            every_minutes: 0.0,
+            retention_hours: 168.0,
+        }
+    }
 }
 
 /// `[actions]`: where what collectors record (contacts, promises, disputes) is written, as
@@ -199,6 +226,7 @@ impl Config {
         config.feed.url = resolve(&base, &config.feed.url);
         config.state.url = resolve(&base, &config.state.url);
         config.feed.map = config.feed.map.map(|map| resolve(&base, &map));
+        config.publish.url = config.publish.url.map(|url| resolve(&base, &url));
         config.engine.queries = resolve(&base, &config.engine.queries);
         config.engine.pipelines = resolve(&base, &config.engine.pipelines);
         config.engine.dashboards = resolve(&base, &config.engine.dashboards);

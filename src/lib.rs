@@ -21,6 +21,7 @@ pub mod models;
 pub mod outreach;
 pub mod parquet_io;
 pub mod pipeline;
+pub mod publish;
 pub mod server;
 pub mod service;
 pub mod sql_server;

@@ -16,6 +16,7 @@ use crate::outreach::{Outreach, OutreachError};
 use crate::pipeline::catalog::Plan;
 use crate::pipeline::outputs::OutputError;
 use crate::pipeline::writer::{OutputWriter, Written};
+use crate::publish::{PublishConsumer, PublishReport, Published, Publisher};
 use crate::service::compose::{self, Service};
 use crate::service::session::{Session, SessionError, refuse_inside_feed};
 use crate::service::{Runner, RunnerOptions, ServiceError, Snapshot, Stopped};
@@ -30,6 +31,8 @@ pub enum Report {
     Sent(Sent),
     /// The SQL server serves a new snapshot, or could not.
     Sql(Serving),
+    /// The state was published as Delta tables, or could not be.
+    Published(PublishReport),
 }
 
 /// What the service reports while it runs: a line of its log each.
@@ -48,6 +51,8 @@ pub enum ServerError {
     Outreach(#[from] OutreachError),
     #[error(transparent)]
     Outputs(#[from] OutputError),
+    #[error(transparent)]
+    Publish(#[from] crate::publish::PublishError),
 }
 
 /// A pipeline's service: the runner, the outputs it writes, the outreach it sends, and the
@@ -58,6 +63,7 @@ pub struct Server {
     outreach: Option<Outreach>,
     dashboard: Option<Layout>,
     sql: Option<SqlServer>,
+    publisher: Option<PublishConsumer>,
 }
 
 /// What one refresh did ([`Server::once`]).
@@ -75,6 +81,8 @@ pub struct Refreshed {
     pub out: url::Url,
     pub written: Vec<String>,
     pub sent: Option<(Outreach, SendReport)>,
+    /// What was published (with `--publish` or `[publish] url`).
+    pub published: Option<Published>,
 }
 
 impl Server {
@@ -83,12 +91,14 @@ impl Server {
     pub fn new(plan: Plan) -> Result<Server, ServerError> {
         let writer = writer(&plan)?;
         let outreach = outreach_of(&plan)?;
+        let publisher = publisher_of(&plan)?;
         Ok(Server {
             plan,
             writer,
             outreach,
             dashboard: None,
             sql: None,
+            publisher,
         })
     }
 
@@ -143,11 +153,19 @@ impl Server {
             }
             None => None,
         };
+        let published = match &self.publisher {
+            Some(p) => {
+                let published = p.publisher().publish(&snapshot.engine, snapshot.generation);
+                Some(published.await?)
+            }
+            None => None,
+        };
         Ok(Once::Refreshed(Box::new(Refreshed {
             snapshot,
             out: writer.out().clone(),
             written,
             sent,
+            published,
         })))
     }
 
@@ -164,6 +182,9 @@ impl Server {
         }
         if let Some(sql) = self.sql {
             service = service.consumer(sql, Report::Sql);
+        }
+        if let Some(publisher) = self.publisher {
+            service = service.consumer(publisher, Report::Published);
         }
         let ledger = match &self.outreach {
             Some(o) => Some(o.ledger_folder.clone()),
@@ -204,6 +225,23 @@ fn writer(plan: &Plan) -> Result<Option<OutputWriter>, ServerError> {
     }
     let out = crate::store::open(out, true)?;
     Ok(Some(OutputWriter::new(plan.steps.clone(), out)))
+}
+
+/// The publisher of the plan (`--publish` or `[publish] url`), refusing a location inside the
+/// feed (whose discovery would take Delta's files for changes).
+fn publisher_of(plan: &Plan) -> Result<Option<PublishConsumer>, ServerError> {
+    let Some(url) = &plan.publish else {
+        return Ok(None);
+    };
+    let config = plan.session.config_file().map_err(SessionError::from)?;
+    let publisher = Publisher::of_config(url, &config.publish)?;
+    refuse_inside_feed(
+        &plan.session.feed_location()?,
+        publisher.location(),
+        "publish location",
+    )?;
+    let every = Publisher::every(&config.publish);
+    Ok(Some(PublishConsumer::new(publisher, every)))
 }
 
 /// The outreach policy of the plan's pipeline, loaded, with its ledger in the state folder.

@@ -216,3 +216,48 @@ fn service_killed_at_random_moments_on_s3_ends_like_an_uninterrupted_run() {
         "the KPI summary of the killed runs equals the uninterrupted one"
     );
 }
+
+/// `arstream publish` to the S3-compatible server: Delta tables that Python's `deltalake`
+/// reads from the bucket with the rows arstream has, a second publish committing nothing.
+#[test]
+fn the_state_published_as_delta_tables_on_s3_is_read_by_deltalake() {
+    let (_server, endpoint) = start_moto();
+    bucket(&endpoint, "arstream-publish");
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("feed");
+    common::generated_feed(&feed, 10, 2, 4, 100_000);
+    let local = ["--feed", feed.to_str().unwrap(), "--state"];
+    let state = dir.path().join("state");
+    let with_state = |args: &[&str]| {
+        let mut all = local.to_vec();
+        all.push(state.to_str().unwrap());
+        all.extend_from_slice(args);
+        arstream(&endpoint, &all)
+    };
+    let to = "s3://arstream-publish/published";
+    let first = with_state(&["publish", "--to", to]);
+    assert!(first.contains("18 table(s) committed"), "{first}");
+    let again = with_state(&["publish", "--to", to]);
+    assert!(again.contains("0 table(s) committed"), "{again}");
+    let counted = with_state(&[
+        "--offline",
+        "sql",
+        "--format",
+        "csv",
+        "SELECT (SELECT count(*) FROM invoices) AS invoices, (SELECT count(*) FROM payments_changes) AS payment_changes",
+    ]);
+    let expected = counted.lines().nth(1).unwrap().to_string();
+
+    common::python_with("moto[server]", "moto.server");
+    let python = common::python_with("deltalake==1.6.6 pyarrow", "deltalake, pyarrow");
+    // `os._exit`: deltalake's threads sometimes abort the interpreter's own exit (`terminate
+    // called without an active exception`) once the rows are printed.
+    let read = "import os, sys, deltalake\n\
+        o = {'AWS_ENDPOINT_URL': sys.argv[1], 'AWS_ALLOW_HTTP': 'true', 'AWS_ACCESS_KEY_ID': 'test', 'AWS_SECRET_ACCESS_KEY': 'test', 'AWS_REGION': 'us-east-1'}\n\
+        n = [deltalake.DeltaTable(f'{sys.argv[2]}/{t}', storage_options=o).to_pyarrow_table().num_rows for t in ('invoices', 'payments_changes')]\n\
+        print(f'{n[0]},{n[1]}', flush=True)\n\
+        os._exit(0)";
+    let out = common::succeeded(Command::new(python).args(["-c", read, &endpoint, to]));
+    let got = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(got.trim(), expected, "deltalake reads what arstream has");
+}

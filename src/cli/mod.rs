@@ -9,6 +9,7 @@ mod model;
 mod output;
 mod outreach;
 mod pipeline;
+mod publish;
 mod run;
 mod serve;
 mod sql;
@@ -136,6 +137,9 @@ pub enum Command {
     /// Record what a collector did: a contact, a promise to pay, a dispute opened or closed
     /// (written to the actions feed and applied like any feed file)
     Act(act::ActArgs),
+    /// Publish the state as Delta Lake tables (one per entity and per <entity>_changes) that
+    /// Spark, Trino, DuckDB, Polars or pandas read
+    Publish(publish::PublishArgs),
 }
 
 /// Parse the command line, run the command, and turn any error into one line on stderr.
@@ -168,6 +172,7 @@ pub fn main() -> ExitCode {
             Command::Dashboard(args) => dashboard::run(&cli.global, args).await,
             Command::Serve(args) => serve::run(&cli.global, args).await,
             Command::Act(args) => act::run(&cli.global, args).await,
+            Command::Publish(args) => publish::run(&cli.global, args).await,
         }
     });
     match result {

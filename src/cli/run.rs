@@ -14,6 +14,7 @@ use crate::ingest::CatchUpReport;
 use crate::outreach::subscriber::Sent;
 use crate::pipeline::catalog::{self, Plan};
 use crate::pipeline::writer::Written;
+use crate::publish::PublishReport;
 use crate::server::{Event, Once, Refreshed, Report, Server};
 use crate::service::health::Health;
 use crate::service::signals::stop_on_signals;
@@ -48,6 +49,10 @@ pub struct RunArgs {
     /// 86400; a local feed folder is also watched for new files)
     #[arg(long, value_name = "SECONDS", value_parser = poll_interval, allow_negative_numbers = true)]
     pub interval: Option<f64>,
+    /// Publish the state as Delta Lake tables at this folder or URL at every checkpoint
+    /// (`arstream publish --help`) [default: from config [publish] url]
+    #[arg(long, value_name = "URL")]
+    pub publish: Option<String>,
 }
 
 /// A poll interval in seconds: a finite number from 50 ms to a day.
@@ -86,7 +91,7 @@ pub(crate) fn plan_of(
 }
 
 pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
-    let Some(plan) = plan_of(
+    let Some(mut plan) = plan_of(
         global,
         args.pipeline.as_deref(),
         args.out.as_deref(),
@@ -94,6 +99,7 @@ pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode>
     ) else {
         return Ok(ExitCode::from(INVALID));
     };
+    plan.publish = args.publish.or(plan.publish);
     if args.once {
         return once(&plan, true, global.log_format).await;
     }
@@ -137,6 +143,7 @@ pub(crate) async fn once(
         out,
         written,
         sent,
+        published,
     } = match server.once(&cancel).await? {
         Once::CaughtUp(session) => {
             if verbose {
@@ -178,6 +185,9 @@ pub(crate) async fn once(
             serde_json::json!({"event": "outputs", "out": out.as_str(), "written": written})
         ),
         LogFormat::Text => println!("outputs written under {out}: {}", written.join(", ")),
+    }
+    if let Some(published) = &published {
+        super::publish::print_published(published, format, false);
     }
     if let Some((outreach, report)) = sent {
         super::outreach::print_send(&report, &outreach);
@@ -262,6 +272,7 @@ impl Lines {
             Event::Consumer(Report::Written(written)) => self.written(&written),
             Event::Consumer(Report::Sent(sent)) => self.sent(&sent),
             Event::Consumer(Report::Sql(serving)) => self.sql(&serving),
+            Event::Consumer(Report::Published(published)) => self.published(&published),
         }
     }
 
@@ -407,6 +418,23 @@ impl Lines {
             ),
             (Serving::Failed { sequence, error }, false) => {
                 eprintln!("error sql sequence={sequence} error={error:?}")
+            }
+        }
+    }
+
+    fn published(&self, report: &PublishReport) {
+        let format = match self.json {
+            true => LogFormat::Json,
+            false => LogFormat::Text,
+        };
+        match (report, self.json) {
+            (PublishReport::Published(p), _) => super::publish::print_published(p, format, false),
+            (PublishReport::Failed { generation, error }, true) => eprintln!(
+                "{}",
+                serde_json::json!({"event": "error", "publish": true, "generation": generation, "error": error})
+            ),
+            (PublishReport::Failed { generation, error }, false) => {
+                eprintln!("error publish generation={generation} error={error:?}")
             }
         }
     }

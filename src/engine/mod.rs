@@ -65,6 +65,8 @@ pub struct Engine {
     ledger: bool,
     /// The as-of date the registered ledger tables keep per-customer aging at.
     pinned_as_of: std::sync::Mutex<Option<chrono::NaiveDate>>,
+    /// The feed files its `<entity>_changes` tables read (set by its refresh).
+    change_log: std::sync::Mutex<Option<Arc<tables::ChangeLog>>>,
 }
 
 impl Engine {
@@ -97,6 +99,7 @@ impl Engine {
             pin_aging: true,
             ledger: true,
             pinned_as_of: std::sync::Mutex::new(None),
+            change_log: std::sync::Mutex::new(None),
         }
     }
 
@@ -249,7 +252,8 @@ impl Engine {
     ) -> Result<(), EngineError> {
         params.validate().map_err(EngineError::Params)?;
         let started = std::time::Instant::now();
-        tables::register(&self.ctx, &self.catalog, state).await?;
+        let log = tables::register(&self.ctx, &self.catalog, state).await?;
+        *self.change_log.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(log));
         let registered = started.elapsed();
         if self.view_set == views::ViewSet::Incremental && !self.ledger {
             let empty = crate::state::ledger::Ledger::default();
@@ -399,6 +403,7 @@ impl Engine {
         let pinned = *self.pinned();
         let data = Arc::new(self.catalog.data.copy());
         let engine = Engine::from_seed(self.seed(), data, pinned);
+        *engine.change_log.lock().unwrap_or_else(|e| e.into_inner()) = self.change_log();
         params::register(&engine.ctx, &engine.catalog, params)?;
         Ok(engine)
     }
@@ -420,7 +425,16 @@ impl Engine {
             pin_aging: seed.pin_aging,
             ledger: seed.ledger,
             pinned_as_of: std::sync::Mutex::new(pinned),
+            change_log: std::sync::Mutex::new(None),
         }
+    }
+
+    /// The feed files this engine's `<entity>_changes` tables read (none before a refresh).
+    pub fn change_log(&self) -> Option<Arc<tables::ChangeLog>> {
+        self.change_log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn pinned(&self) -> std::sync::MutexGuard<'_, Option<chrono::NaiveDate>> {

@@ -228,7 +228,7 @@ impl Catalog {
     }
 }
 
-/// Register every entity's current-state table and change table.
+/// Register every entity's current-state table and change table; the files these read.
 ///
 /// The state's segments are served as they are, with a `_live` mask, under
 /// `__<entity>_rows`; the entity's table is a view keeping the live rows. So a refresh costs
@@ -237,7 +237,7 @@ pub async fn register(
     ctx: &SessionContext,
     catalog: &Catalog,
     state: &State,
-) -> Result<(), EngineError> {
+) -> Result<ChangeLog, EngineError> {
     let partitions = ctx.copied_config().target_partitions().max(1);
     // The change tables read the feeds' files through these stores.
     if let Some(sources) = state.sources() {
@@ -245,13 +245,14 @@ pub async fn register(
             ctx.register_object_store(&feed.root_url(), feed.store.clone());
         }
     }
+    let log = ChangeLog::of(state);
     for entity in Entity::ALL {
         let table = state.table(entity);
         let rows = format!("__{}_rows", entity.name());
         let batches = split(table.segments_with_live(), partitions);
         let mem = MemTable::try_new(table.live_schema(), batches)?;
         let new = catalog.put(ctx, &rows, Arc::new(mem))?;
-        register_changes(ctx, catalog, state, entity, partitions)?;
+        register_changes(ctx, catalog, &log, entity, partitions)?;
         if !new && ctx.table_exist(entity.name())? {
             continue;
         }
@@ -269,7 +270,8 @@ pub async fn register(
         );
         ctx.sql(&view).await?.collect().await?;
     }
-    register_action_rows(ctx, catalog, state)
+    register_action_rows(ctx, catalog, state)?;
+    Ok(log)
 }
 
 /// The columns of `action_rows`: every row of the actions feed applied, whatever its entity
@@ -348,44 +350,77 @@ pub fn register_ledger(
 fn register_changes(
     ctx: &SessionContext,
     catalog: &Catalog,
-    state: &State,
+    log: &ChangeLog,
     entity: Entity,
     partitions: usize,
 ) -> Result<(), EngineError> {
-    let name = format!("{}_changes", entity.name());
-    let schema = state.table(entity).change_schema();
-    let urls = match state.sources() {
-        Some(sources) => state
-            .checkpoint()
-            .applied
-            .iter()
-            .filter(|a| a.entity == entity.name())
-            .map(|a| ListingTableUrl::try_new(sources.url_of(&a.path), None))
-            .collect::<Result<Vec<_>, _>>()?,
-        None => Vec::new(),
-    };
-    if urls.is_empty() {
-        let empty = MemTable::try_new(schema, vec![vec![]])?;
-        catalog.put(ctx, &name, Arc::new(empty))?;
-        return Ok(());
-    }
-    if let Some(sources) = state.sources().filter(|_| !state.reader().is_native()) {
-        // Files in another layout are read as the contract by the feed's reader.
-        let files: Vec<String> = (state.checkpoint().applied.iter())
-            .filter(|a| a.entity == entity.name())
-            .map(|a| a.path.clone())
-            .collect();
-        let table = translated_changes(sources, entity, schema, files, partitions)?;
-        catalog.put(ctx, &name, Arc::new(table))?;
-        return Ok(());
-    }
-    let options =
-        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-    let config = ListingTableConfig::new_with_multi_paths(urls)
-        .with_listing_options(options)
-        .with_schema(schema);
-    catalog.put(ctx, &name, Arc::new(ListingTable::try_new(config)?))?;
+    let table = log.table(entity, 0, partitions)?;
+    catalog.put(ctx, &format!("{}_changes", entity.name()), table)?;
     Ok(())
+}
+
+/// The feed files a state applied (checkpointed), and how to read them as contract changes:
+/// what the `<entity>_changes` tables are made of. Kept by the engine so that the changes of
+/// the files applied after a generation can be read alone (what a publish appends).
+#[derive(Debug, Clone)]
+pub struct ChangeLog {
+    sources: Option<Sources>,
+    native: bool,
+    /// Entity, path and generation of each applied file, in the order applied.
+    files: Vec<(String, String, u64)>,
+    schemas: HashMap<Entity, SchemaRef>,
+}
+
+impl ChangeLog {
+    pub fn of(state: &State) -> ChangeLog {
+        ChangeLog {
+            sources: state.sources().cloned(),
+            native: state.reader().is_native(),
+            files: (state.checkpoint().applied.iter())
+                .map(|a| (a.entity.clone(), a.path.clone(), a.generation))
+                .collect(),
+            schemas: (Entity::ALL.into_iter())
+                .map(|e| (e, state.table(e).change_schema()))
+                .collect(),
+        }
+    }
+
+    /// The files of `entity` applied by checkpoints after `generation` (0: all of them).
+    pub fn files_after(&self, entity: Entity, generation: u64) -> Vec<String> {
+        (self.files.iter())
+            .filter(|(e, _, g)| e == entity.name() && *g > generation)
+            .map(|(_, path, _)| path.clone())
+            .collect()
+    }
+
+    /// The change rows of `entity` of the files applied after `generation`, as a table.
+    pub fn table(
+        &self,
+        entity: Entity,
+        generation: u64,
+        partitions: usize,
+    ) -> Result<Arc<dyn TableProvider>, EngineError> {
+        let schema = self.schemas[&entity].clone();
+        let files = self.files_after(entity, generation);
+        let sources = match &self.sources {
+            Some(sources) if !files.is_empty() => sources,
+            _ => return Ok(Arc::new(MemTable::try_new(schema, vec![vec![]])?)),
+        };
+        if !self.native {
+            // Files in another layout are read as the contract by the feed's reader.
+            let table = translated_changes(sources, entity, schema, files, partitions)?;
+            return Ok(Arc::new(table));
+        }
+        let urls = (files.iter())
+            .map(|path| ListingTableUrl::try_new(sources.url_of(path), None))
+            .collect::<Result<Vec<_>, _>>()?;
+        let options =
+            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+        let config = ListingTableConfig::new_with_multi_paths(urls)
+            .with_listing_options(options)
+            .with_schema(schema);
+        Ok(Arc::new(ListingTable::try_new(config)?))
+    }
 }
 
 /// `<entity>_changes` of a feed in another layout than the contract's: its applied files,

@@ -94,6 +94,9 @@ pub struct Plan {
     pub steps: Vec<Step>,
     pub out: Option<String>,
     pub schedule: Schedule,
+    /// Where the service publishes the state as Delta tables (`--publish`, or the config's
+    /// `[publish] url`).
+    pub publish: Option<String>,
 }
 
 /// The pipeline named (or the default one) merged with the command line: the command line
@@ -139,5 +142,6 @@ pub fn plan(
         steps,
         out,
         schedule,
+        publish: config.publish.url.clone(),
     })
 }
