@@ -152,19 +152,29 @@ fn published_delta_tables_read_by_deltalake_and_duckdb_equal_arstream_sql() {
     // Two more months: the tables of the entities they change take one commit each, the
     // changes tables exactly the rows of the new files (compared above with arstream's, which
     // holds each change once).
+    // With no retention, the files the second publish replaced are vacuumed at once.
     common::copy_months_up_to(&all, &feed, "2025-04");
-    let second = publish(&feed, &state, &published);
+    let config = dir.path().join("arstream.toml");
+    std::fs::write(&config, "[publish]\nretention_hours = 0\n").unwrap();
+    let second = common::succeeded(arstream(&feed, &state).arg("--config").arg(&config).args([
+        "publish",
+        "--to",
+        published.to_str().unwrap(),
+    ]));
+    let second = String::from_utf8(second.stdout).unwrap();
     assert!(second.contains("published generation 2"), "{second}");
+    assert!(!second.contains(" 0 old file(s) vacuumed"), "{second}");
     let versions = read_and_compare(&feed, &state, &published, dir.path());
     let version = |t: &str| versions.iter().find(|(n, _)| n == t).unwrap().1;
-    assert_eq!(version("invoices"), 1, "{second}");
+    // Replaced: a write, and the vacuum's start and end; appended: a write (nothing to vacuum).
+    assert_eq!(version("invoices"), 3, "{second}");
     assert_eq!(version("invoices_changes"), 1, "{second}");
     // The collectors' file came with the first months only.
     assert_eq!(version("collectors"), 0, "{second}");
 }
 
 #[test]
-fn publishing_inside_the_feed_or_nowhere_is_refused() {
+fn publishing_inside_the_feed_nowhere_or_over_another_states_tables_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let feed = dir.path().join("feed");
     common::generated_feed(&feed, 5, 1, 1, 100_000);
@@ -180,6 +190,19 @@ fn publishing_inside_the_feed_or_nowhere_is_refused() {
     assert_eq!(nowhere.status.code(), Some(2));
     let said = String::from_utf8_lossy(&nowhere.stderr);
     assert!(said.contains("nowhere to publish"), "{said}");
+
+    // The state folder deleted and rebuilt from the same feed: its generations start again,
+    // and appending its changes to the tables the first state published would hold them twice.
+    let published = dir.path().join("published");
+    publish(&feed, &state, &published);
+    std::fs::remove_dir_all(&state).unwrap();
+    let rebuilt = arstream(&feed, &state)
+        .args(["publish", "--to", published.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!rebuilt.status.success());
+    let said = String::from_utf8_lossy(&rebuilt.stderr);
+    assert!(said.contains("published from another state"), "{said}");
 }
 
 #[test]
@@ -237,5 +260,103 @@ fn the_service_publishes_each_checkpoint_as_it_refreshes() {
     assert!(
         again.contains("0 table(s) committed, 18 unchanged"),
         "{again}"
+    );
+}
+
+/// `kpi --format json` as of the month-end, live (`--plain`: the definition the published
+/// tables are read with) or as known at a time.
+fn month_end(feed: &Path, state: &Path, as_known: Option<&str>) -> serde_json::Value {
+    let mut command = arstream(feed, state);
+    command.args([
+        "--offline",
+        "--plain",
+        "--as-of",
+        "2025-02-28",
+        "kpi",
+        "--format",
+        "json",
+    ]);
+    if let Some(at) = as_known {
+        command.args(["--as-known", at, "--published"]);
+        command.arg(feed.parent().unwrap().join("published"));
+    }
+    serde_json::from_slice(&common::succeeded(&mut command).stdout).unwrap()
+}
+
+/// Whether two KPI summaries agree, figures to a relative 1e-9 (sums run in another order).
+fn same_figures(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    let (a, b) = (a.as_object().unwrap(), b.as_object().unwrap());
+    a.len() == b.len()
+        && a.iter().all(|(k, x)| match (x.as_f64(), b[k].as_f64()) {
+            (Some(x), Some(y)) => (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0),
+            _ => *x == b[k],
+        })
+}
+
+#[test]
+fn kpis_as_known_before_a_back_dated_payment_are_the_earlier_figures() {
+    use arrow::array::{Date32Array, StringArray};
+    let dir = tempfile::tempdir().unwrap();
+    let (feed, state, published) = (
+        dir.path().join("feed"),
+        dir.path().join("state"),
+        dir.path().join("published"),
+    );
+    common::generated_feed(&feed, 30, 3, 13, 100_000);
+    publish(&feed, &state, &published);
+    let known = chrono::Utc::now().to_rfc3339();
+    let before = month_end(&feed, &state, None);
+    std::thread::sleep(std::time::Duration::from_millis(50));
+
+    // A payment of March, recorded as received on 20 February, lands after the month-end
+    // was published: it restates February.
+    let march = (common::walk(&feed.join("payments")).into_iter())
+        .find(|p| p.to_string_lossy().contains("month=2025-03"))
+        .unwrap();
+    let rows = common::read_parquet(&march).slice(0, 1);
+    let rows = common::with_column(
+        &rows,
+        "payment_id",
+        std::sync::Arc::new(StringArray::from(vec!["BACKDATED-1"])),
+    );
+    let feb_20 = (chrono::NaiveDate::from_ymd_opt(2025, 2, 20).unwrap()
+        - chrono::NaiveDate::default())
+    .num_days() as i32;
+    let rows = common::with_column(
+        &rows,
+        "payment_date",
+        std::sync::Arc::new(Date32Array::from(vec![feb_20])),
+    );
+    common::write(&feed, "payments/late/backdated.parquet", &rows);
+    let again = publish(&feed, &state, &published);
+    assert!(again.contains("published generation 2"), "{again}");
+    let after = month_end(&feed, &state, None);
+    assert!(
+        !same_figures(&before, &after),
+        "the back-dated payment restates February: {before} / {after}"
+    );
+
+    let as_known_then = month_end(&feed, &state, Some(&known));
+    assert!(
+        same_figures(&as_known_then, &before),
+        "{as_known_then}\n{before}"
+    );
+    let as_known_now = month_end(&feed, &state, Some(&chrono::Utc::now().to_rfc3339()));
+    assert!(
+        same_figures(&as_known_now, &after),
+        "{as_known_now}\n{after}"
+    );
+
+    // Before anything was published, nothing was known.
+    let mut too_early = arstream(&feed, &state);
+    too_early
+        .args(["kpi", "--as-known", "2020-01-01", "--published"])
+        .arg(&published);
+    let out = too_early.output().unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("nothing of it was published at or before"),
+        "{said}"
     );
 }

@@ -17,6 +17,7 @@
 //! when made with the same sizes. Run from the repository root.
 
 mod dms;
+mod publish;
 mod refresh;
 mod serve;
 mod service;
@@ -95,6 +96,9 @@ pub enum Which {
     /// worklist at every refresh; customers paying every open invoice timed until they leave
     /// the written worklist; the service's idle CPU and peak memory
     Service(Scale),
+    /// The state published as Delta Lake tables: `publish` of the ingest benchmark's state to
+    /// a new folder (time, memory, size), then again (nothing to commit)
+    Publish(Scale),
 }
 
 /// The generated feed a benchmark runs on, and where it keeps data and writes figures.
@@ -162,6 +166,11 @@ fn run(args: BenchArgs) -> anyhow::Result<()> {
             let (feed, _) = bench_feed(s.customers, s.months, &s.data)?;
             let label = format!("{} customers, {} months", s.customers, s.months);
             service::run(&feed, &label, &s.data, &s.report)
+        }
+        Which::Publish(s) => {
+            let (feed, state) = ingested_state(s.customers, s.months, &s.data, &s.report)?;
+            let label = format!("{} customers, {} months", s.customers, s.months);
+            publish::run(&feed, &state, &label, &s.data, &s.report)
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::service::stored_models;
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  arstream kpi --as-of 2025-12-31\n  arstream kpi --window 31 --format json\n  arstream kpi --from 2025-01-31 --to 2025-12-31 --every month\n  arstream kpi --from 2025-01-01 --to 2025-12-31 --every week --out history.parquet"
+    after_help = "Examples:\n  arstream kpi --as-of 2025-12-31\n  arstream kpi --window 31 --format json\n  arstream kpi --from 2025-01-31 --to 2025-12-31 --every month\n  arstream kpi --from 2025-01-01 --to 2025-12-31 --every week --out history.parquet\n  arstream kpi --as-of 2026-11-30 --as-known 2026-12-03   (the month-end figures as published on 3 December)"
 )]
 pub struct KpiArgs {
     /// Output format (table: for people, with units)
@@ -36,6 +36,8 @@ pub struct KpiArgs {
     /// Print on stderr how long loading, making the views and computing the summary took
     #[arg(long)]
     pub timing: bool,
+    #[command(flatten)]
+    pub as_known: super::AsKnownArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -54,16 +56,27 @@ pub enum Every {
 
 pub async fn run(global: &GlobalArgs, args: KpiArgs) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
-    let mut session = super::open_session(global).await?;
+    let mut session = super::open_session(&args.as_known.global(global)).await?;
     let opened = started.elapsed();
-    let (engine, params) = session.engine_without_aging().await?;
+    let as_known = args.as_known.as_known;
+    let (engine, params) = match as_known {
+        Some(at) => {
+            let published = args.as_known.published.as_deref();
+            session.engine_as_known(at, published).await?
+        }
+        None => session.engine_without_aging().await?,
+    };
     let made = started.elapsed();
     warn_missing_rates(&engine).await?;
     if let (Some(from), Some(to)) = (args.from, args.to) {
         return history(&engine, params, from, to, args).await;
     }
     if engine.reads_derived(crate::service::kpi::KpiSummary::QUERY) {
-        let stored = stored_models::of(&session.state, &engine, &params, session.risk_options());
+        // The models stored beside the state are of the state now, not as known then.
+        let stored = match as_known {
+            Some(_) => None,
+            None => stored_models::of(&session.state, &engine, &params, session.risk_options()),
+        };
         let made = ModelTables::put_forecast_accuracy(&engine, params.as_of, stored.as_ref()).await;
         if let Err(e) = made {
             eprintln!("warning: the cash forecast's backtest could not be made: {e}");

@@ -105,6 +105,55 @@ pub struct GlobalArgs {
     pub verbose: u8,
 }
 
+/// `--as-known TIME [--published URL]`: a command on the state as published at a time.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AsKnownArgs {
+    /// Run on the state as it was published at this time (each Delta table of [publish] url
+    /// at its latest version then): YYYY-MM-DD (the end of that day, UTC),
+    /// YYYY-MM-DDTHH:MM[:SS] (UTC) or RFC 3339 with an offset. The views are the plain ones
+    #[arg(long, value_name = "TIME", value_parser = as_known_time)]
+    pub as_known: Option<chrono::DateTime<chrono::Utc>>,
+    /// Where the state was published (with --as-known) [default: from config [publish] url]
+    #[arg(long, value_name = "URL", requires = "as_known")]
+    pub published: Option<String>,
+}
+
+/// A time for `--as-known`: a date (its end, UTC), a date and time (UTC), or RFC 3339.
+fn as_known_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    use chrono::{NaiveDate, NaiveDateTime, TimeZone, Utc};
+    let text = text.trim();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    for format in [
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+    ] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(text, format) {
+            return Ok(Utc.from_utc_datetime(&t));
+        }
+    }
+    let day = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+        format!("'{text}' is not a time: give YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] (UTC) or RFC 3339")
+    })?;
+    let end = day
+        .and_hms_milli_opt(23, 59, 59, 999)
+        .expect("a valid time of day");
+    Ok(Utc.from_utc_datetime(&end))
+}
+
+impl AsKnownArgs {
+    /// The command line's options, offline when as known (the state's files are not read
+    /// for it; the published tables are).
+    pub fn global(&self, global: &GlobalArgs) -> GlobalArgs {
+        let mut global = global.clone();
+        global.offline |= self.as_known.is_some();
+        global
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a pipeline as a service: apply new feed files, refresh the KPIs, write the outputs,

@@ -12,7 +12,7 @@ use crate::service::stored_models::{self, StoredModels};
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  arstream sql \"SELECT status, count(*) FROM invoices GROUP BY status\"\n  arstream sql --format csv \"SELECT * FROM customers\" > customers.csv\n  arstream sql            (interactive shell; end statements with ';', \\q to quit)"
+    after_help = "Examples:\n  arstream sql \"SELECT status, count(*) FROM invoices GROUP BY status\"\n  arstream sql --format csv \"SELECT * FROM customers\" > customers.csv\n  arstream sql            (interactive shell; end statements with ';', \\q to quit)\n  arstream sql --as-known 2026-12-03T09:00 \"SELECT total_ar FROM kpi_summary\"   (as published then)"
 )]
 pub struct SqlArgs {
     /// Output format
@@ -20,19 +20,28 @@ pub struct SqlArgs {
     pub format: Format,
     /// The query; without one an interactive shell opens
     pub query: Option<String>,
+    #[command(flatten)]
+    pub as_known: super::AsKnownArgs,
 }
 
 pub async fn run(global: &GlobalArgs, args: SqlArgs) -> anyhow::Result<ExitCode> {
-    let mut session = super::open_session(global).await?;
-    let (engine, params) = match &args.query {
-        Some(query) => session.engine_for_query(query).await?,
-        None => session.engine().await?,
+    let mut session = super::open_session(&args.as_known.global(global)).await?;
+    let published = args.as_known.published.as_deref();
+    let (engine, params) = match (args.as_known.as_known, &args.query) {
+        (Some(at), _) => session.engine_as_known(at, published).await?,
+        (None, Some(query)) => session.engine_for_query(query).await?,
+        (None, None) => session.engine().await?,
     };
     let options = session.risk_options();
+    // The models stored beside the state are of the state now, not as known then.
+    let stored = match args.as_known.as_known {
+        Some(_) => None,
+        None => stored_models::of(&session.state, &engine, &params, options),
+    };
     let mut risk = Risk {
         as_of: params.as_of,
         options,
-        stored: stored_models::of(&session.state, &engine, &params, options),
+        stored,
         made: false,
     };
     match args.query {

@@ -4,6 +4,7 @@
 pub mod derived;
 mod functions;
 pub mod params;
+pub mod published;
 pub mod tables;
 pub mod views;
 
@@ -34,6 +35,12 @@ pub enum EngineError {
     /// column, other views): the engine is made anew instead.
     #[error("the engine's catalog would change: {0}")]
     Reshaped(String),
+    #[error("published table '{table}' at {url}: {detail}")]
+    Published {
+        table: String,
+        url: String,
+        detail: String,
+    },
 }
 
 impl EngineError {
@@ -265,14 +272,7 @@ impl Engine {
             tables::register_ledger(&self.ctx, &self.catalog, ledger)?;
             *self.pinned() = pinned.map(crate::dates::date);
         }
-        for name in derived::NAMES
-            .into_iter()
-            .chain([derived::OUTREACH_OPT_OUTS])
-        {
-            let schema = derived::schema(name).expect("a derived table has a schema");
-            let empty = datafusion::datasource::MemTable::try_new(schema, vec![vec![]])?;
-            self.catalog.put(&self.ctx, name, Arc::new(empty))?;
-        }
+        self.register_derived_empty()?;
         let ledger = started.elapsed();
         self.set_params(params).await?;
         tracing::debug!(
@@ -282,6 +282,42 @@ impl Engine {
             "engine refreshed"
         );
         Ok(())
+    }
+
+    /// The derived tables (the models', the outreach opt-outs) registered empty, until their
+    /// producer puts them.
+    fn register_derived_empty(&self) -> Result<(), EngineError> {
+        for name in derived::NAMES
+            .into_iter()
+            .chain([derived::OUTREACH_OPT_OUTS])
+        {
+            let schema = derived::schema(name).expect("a derived table has a schema");
+            let empty = datafusion::datasource::MemTable::try_new(schema, vec![vec![]])?;
+            self.catalog.put(&self.ctx, name, Arc::new(empty))?;
+        }
+        Ok(())
+    }
+
+    /// Register the tables of a state published as Delta tables, read as they were at `at`
+    /// (see [`published`]), and make the plain views on them: the state as known then.
+    pub async fn refresh_as_known(
+        &self,
+        to: &crate::store::Location,
+        at: chrono::DateTime<chrono::Utc>,
+        params: &params::KpiParams,
+    ) -> Result<(), EngineError> {
+        params.validate().map_err(EngineError::Params)?;
+        if self.view_set != views::ViewSet::Plain {
+            return Err(EngineError::Queries(
+                "the state as known at a time is read with the plain views".into(),
+            ));
+        }
+        for (name, table) in published::tables_as_known(&self.ctx, to, at).await? {
+            self.catalog.put(&self.ctx, &name, table)?;
+        }
+        tables::register_no_actions(&self.ctx, &self.catalog)?;
+        self.register_derived_empty()?;
+        self.set_params(params).await
     }
 
     /// Change the parameters (as-of date, window, …) and make the views again. The views the

@@ -304,6 +304,13 @@ fn action_rows_schema() -> SchemaRef {
     ]))
 }
 
+/// `action_rows` with no rows (a state read from its published tables, which leave it out).
+pub fn register_no_actions(ctx: &SessionContext, catalog: &Catalog) -> Result<(), EngineError> {
+    let empty = MemTable::try_new(action_rows_schema(), vec![vec![]])?;
+    catalog.put(ctx, "action_rows", Arc::new(empty))?;
+    Ok(())
+}
+
 /// `action_rows`: the applied files of the actions feed, read as they were written (a file
 /// is never changed, so this log is never rewritten).
 fn register_action_rows(
@@ -369,6 +376,8 @@ pub struct ChangeLog {
     /// Entity, path and generation of each applied file, in the order applied.
     files: Vec<(String, String, u64)>,
     schemas: HashMap<Entity, SchemaRef>,
+    /// The state's identity (see [`crate::state::Checkpoint::state_id`]).
+    pub state_id: Option<String>,
 }
 
 impl ChangeLog {
@@ -382,6 +391,7 @@ impl ChangeLog {
             schemas: (Entity::ALL.into_iter())
                 .map(|e| (e, state.table(e).change_schema()))
                 .collect(),
+            state_id: state.checkpoint().state_id.clone(),
         }
     }
 

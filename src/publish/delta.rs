@@ -1,10 +1,8 @@
 //! One Delta table of the publish location, through the `deltalake` crate on arstream's own
 //! object store (so every store arstream reads, it publishes to, with no cloud SDK of
-//! Delta's own).
+//! Delta's own: see [`crate::engine::published::unloaded`]).
 
-use std::sync::{Arc, OnceLock};
-
-use futures::StreamExt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use datafusion::execution::SessionStateBuilder;
@@ -13,10 +11,10 @@ use deltalake::DeltaTable;
 use deltalake::delta_datafusion::planner::DeltaPlanner;
 use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
-use deltalake::logstore::{LogStore, LogStoreFactory, StorageConfig, default_logstore};
 use deltalake::protocol::SaveMode;
+use futures::StreamExt;
 
-use super::{APP_ID, PublishError};
+use super::PublishError;
 use crate::engine::Engine;
 use crate::store::Location;
 
@@ -25,12 +23,20 @@ pub struct Table {
     name: String,
     url: url::Url,
     delta: DeltaTable,
+    /// The application id its commits are marked with (with the state's generation).
+    app_id: String,
+    /// How long files its commits replace are kept (and its log, at least Delta's 30 days).
+    retention: Duration,
 }
 
 impl Table {
     /// The table `name` under `to` (not created until written).
-    pub async fn open(to: &Location, name: &str) -> Result<Table, PublishError> {
-        register_schemes();
+    pub async fn open(
+        to: &Location,
+        name: &str,
+        app_id: &str,
+        retention: Duration,
+    ) -> Result<Table, PublishError> {
         let url = to.url_of(name);
         let failed = |e| delta_error(name, &url, e);
         // Delta's kernel takes a missing local folder for a wrong location, not a new table.
@@ -40,10 +46,7 @@ impl Table {
                 source,
             })?;
         }
-        let builder = deltalake::DeltaTableBuilder::from_url(url.clone())
-            .map_err(failed)?
-            .with_storage_backend(to.store.clone(), url.clone());
-        let mut delta = builder.build().map_err(failed)?;
+        let mut delta = crate::engine::published::unloaded(to, name).map_err(failed)?;
         // A table not written yet is not loaded (Delta's kernel logs that as an error).
         let log = to.child(&format!("{name}/_delta_log"));
         let listed = to.store.list(Some(&log)).next().await.transpose();
@@ -55,6 +58,8 @@ impl Table {
             name: name.to_string(),
             url,
             delta,
+            app_id: app_id.to_string(),
+            retention,
         })
     }
 
@@ -71,77 +76,90 @@ impl Table {
         self.delta.version().unwrap_or(0)
     }
 
-    /// The state generation it holds (0: none, or not written by arstream).
-    pub async fn generation(&self) -> Result<u64, PublishError> {
+    /// The state generation it holds, by its commits marked with the app id (none: not
+    /// written yet, or by another state).
+    pub async fn generation(&self) -> Result<Option<u64>, PublishError> {
         let Ok(snapshot) = self.delta.snapshot() else {
-            return Ok(0);
+            return Ok(None);
         };
         let log = self.delta.log_store();
-        let version = (snapshot.transaction_version(log.as_ref(), APP_ID).await)
+        let version = (snapshot
+            .transaction_version(log.as_ref(), &self.app_id)
+            .await)
             .map_err(|e| delta_error(&self.name, &self.url, e))?;
-        Ok(version.map_or(0, |v| v.max(0) as u64))
+        Ok(version.map(|v| v.max(0) as u64))
     }
 
     /// Its rows replaced by those of `plan`, in one commit marked with `generation`.
     pub async fn replace(
-        self,
+        &mut self,
         engine: &Engine,
         plan: LogicalPlan,
         generation: u64,
-    ) -> Result<Table, PublishError> {
+    ) -> Result<(), PublishError> {
         self.write(engine, plan, generation, SaveMode::Overwrite)
             .await
     }
 
     /// The rows of `plan` appended, in one commit marked with `generation`.
     pub async fn append(
-        self,
+        &mut self,
         engine: &Engine,
         plan: LogicalPlan,
         generation: u64,
-    ) -> Result<Table, PublishError> {
+    ) -> Result<(), PublishError> {
         self.write(engine, plan, generation, SaveMode::Append).await
     }
 
     async fn write(
-        self,
+        &mut self,
         engine: &Engine,
         plan: LogicalPlan,
         generation: u64,
         mode: SaveMode,
-    ) -> Result<Table, PublishError> {
-        let Table { name, url, delta } = self;
+    ) -> Result<(), PublishError> {
         let commit = CommitProperties::default()
-            .with_application_transaction(Transaction::new(APP_ID, generation as i64));
+            .with_application_transaction(Transaction::new(&self.app_id, generation as i64));
+        // A new table keeps its log as long as its files (time travel needs both), and at
+        // least Delta's default 30 days.
+        let hours = (self.retention.as_secs() / 3600).max(30 * 24);
+        let log = (
+            "delta.logRetentionDuration",
+            Some(format!("interval {hours} hours")),
+        );
         // The engine's session (its tables' rows are in its config) with Delta's planner,
         // which plans the write's own nodes.
         let session = SessionStateBuilder::new_from_existing(engine.ctx.state())
             .with_query_planner(DeltaPlanner::new())
             .build();
-        let written = delta
+        let written = (self.delta.clone())
             .write(Vec::new())
             .with_input_plan(plan)
             .with_session_state(Arc::new(session))
             .with_save_mode(mode)
-            .with_table_name(name.clone())
+            .with_table_name(self.name.clone())
             .with_commit_properties(commit)
+            .with_configuration([log])
             .await;
-        let delta = written.map_err(|e| delta_error(&name, &url, e))?;
-        Ok(Table { name, url, delta })
+        self.delta = written.map_err(|e| self.error(e))?;
+        Ok(())
     }
 
-    /// Files no version newer than `retention` reads removed: how many.
-    pub async fn vacuum(self, retention: Duration) -> Result<(Table, usize), PublishError> {
-        let Table { name, url, delta } = self;
-        let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
-        let vacuumed = delta
+    /// Files replaced longer ago than its retention removed: how many.
+    pub async fn vacuum(&mut self) -> Result<usize, PublishError> {
+        let period = chrono::Duration::from_std(self.retention).unwrap_or(chrono::Duration::MAX);
+        let vacuumed = (self.delta.clone())
             .vacuum()
-            .with_retention_period(retention)
+            .with_retention_period(period)
             .with_enforce_retention_duration(false)
             .await;
-        let (delta, metrics) = vacuumed.map_err(|e| delta_error(&name, &url, e))?;
-        let removed = metrics.files_deleted.len();
-        Ok((Table { name, url, delta }, removed))
+        let (delta, metrics) = vacuumed.map_err(|e| self.error(e))?;
+        self.delta = delta;
+        Ok(metrics.files_deleted.len())
+    }
+
+    fn error(&self, source: deltalake::DeltaTableError) -> PublishError {
+        delta_error(&self.name, &self.url, source)
     }
 }
 
@@ -150,40 +168,5 @@ fn delta_error(table: &str, url: &url::Url, source: deltalake::DeltaTableError) 
         table: table.to_string(),
         url: url.to_string(),
         source: Box::new(source),
-    }
-}
-
-/// Delta's log store knows `file://` and `memory://` only; on the cloud stores arstream opens
-/// (which commit with put-if-absent) the same default log store serves.
-fn register_schemes() {
-    static DONE: OnceLock<()> = OnceLock::new();
-    DONE.get_or_init(|| {
-        let factories = deltalake::logstore::logstore_factories();
-        for scheme in ["s3", "s3a", "gs", "az", "abfs", "abfss", "azure"] {
-            let url = url::Url::parse(&format!("{scheme}://")).expect("a scheme is a URL");
-            if !factories.contains_key(&url) {
-                factories.insert(url, Arc::new(DefaultFactory));
-            }
-        }
-    });
-}
-
-/// Delta's default log store, for any scheme.
-struct DefaultFactory;
-
-impl LogStoreFactory for DefaultFactory {
-    fn with_options(
-        &self,
-        prefixed_store: deltalake::logstore::ObjectStoreRef,
-        root_store: deltalake::logstore::ObjectStoreRef,
-        location: &url::Url,
-        options: &StorageConfig,
-    ) -> deltalake::DeltaResult<Arc<dyn LogStore>> {
-        Ok(default_logstore(
-            prefixed_store,
-            root_store,
-            location,
-            options,
-        ))
     }
 }

@@ -4,10 +4,11 @@
 //! change row applied (`invoices_changes/`, …).
 //!
 //! Every commit carries the state's checkpoint generation as a Delta application transaction
-//! (`txn`, app id [`APP_ID`]), read back before the next publish: a table is written only
+//! (`txn`, app id `arstream:<state id>`), read back before the next publish: a table is written only
 //! when its entity took files in a later generation, a current-state table replaced in one
 //! commit, a changes table appended with exactly the files applied since. So publishing twice,
-//! or again after a crash between two tables, never appends a change twice. Files replaced
+//! or again after a crash between two tables, never appends a change twice; tables another
+//! state published (a state folder rebuilt) are refused, not appended to. Files replaced
 //! longer ago than the retention are vacuumed: time travel reaches back that far.
 
 mod consumer;
@@ -21,8 +22,14 @@ use crate::engine::{Engine, EngineError};
 use crate::feed::contract::Entity;
 use crate::store::Location;
 
-/// The application id of arstream's commits: their `txn` version is the state's generation.
-pub const APP_ID: &str = "arstream";
+/// The application id of arstream's commits, `arstream:<state id>`: their `txn` version is
+/// the state's generation.
+fn app_id(state_id: Option<&str>) -> String {
+    match state_id {
+        Some(id) => format!("arstream:{id}"),
+        None => "arstream".to_string(),
+    }
+}
 
 /// Why a publish failed.
 #[derive(Debug, thiserror::Error)]
@@ -36,13 +43,12 @@ pub enum PublishError {
     #[error("Delta table '{table}': {source}")]
     Engine { table: String, source: EngineError },
     #[error(
-        "Delta table '{table}' at {url} was published from a state at generation {published}, newer than this state's {generation}: a state rebuilt from the feed publishes to a new location (or remove those tables first)"
+        "Delta table '{table}' at {url} was published from another state than this one ({why}): publish this state to a new location, or remove those tables first"
     )]
     OtherState {
         table: String,
         url: String,
-        published: u64,
-        generation: u64,
+        why: String,
     },
     #[error("cannot make the folder '{path}': {source}")]
     Folder {
@@ -143,68 +149,19 @@ impl Publisher {
     ) -> Result<Published, PublishError> {
         let started = Instant::now();
         let log = engine.change_log().ok_or(PublishError::NoState)?;
-        let partitions = engine.ctx.copied_config().target_partitions().max(1);
+        let state = Publishing {
+            engine,
+            log: &log,
+            generation,
+            app_id: app_id(log.state_id.as_deref()),
+        };
         let mut tables = Vec::new();
         let mut vacuumed = 0;
         for entity in Entity::ALL {
-            let current = entity.name().to_string();
-            let changes = format!("{current}_changes");
-            for name in [current, changes] {
-                let table = delta::Table::open(&self.to, &name).await?;
-                let published = table.generation().await?;
-                if published > generation {
-                    return Err(PublishError::OtherState {
-                        table: name,
-                        url: table.url(),
-                        published,
-                        generation,
-                    });
-                }
-                let new_files = log.files_after(entity, published).len();
-                let written = if table.exists() && new_files == 0 {
-                    Written::Unchanged
-                } else if name.ends_with("_changes") {
-                    Written::Appended { files: new_files }
-                } else {
-                    Written::Replaced
-                };
-                let table = match &written {
-                    Written::Unchanged => table,
-                    Written::Replaced => {
-                        let sql = format!("SELECT * FROM {name}");
-                        let plan = plan(engine, &name, &sql).await?;
-                        table.replace(engine, plan, generation).await?
-                    }
-                    Written::Appended { .. } => {
-                        let rows =
-                            (log.table(entity, published, partitions)).map_err(|source| {
-                                PublishError::Engine {
-                                    table: name.clone(),
-                                    source,
-                                }
-                            })?;
-                        let plan = (engine.ctx.read_table(rows))
-                            .map_err(|e| PublishError::Engine {
-                                table: name.clone(),
-                                source: e.into(),
-                            })?
-                            .into_unoptimized_plan();
-                        table.append(engine, plan, generation).await?
-                    }
-                };
-                let table = match written {
-                    Written::Unchanged => table,
-                    _ => {
-                        let (table, removed) = table.vacuum(self.retention).await?;
-                        vacuumed += removed;
-                        table
-                    }
-                };
-                tables.push(TablePublished {
-                    name,
-                    written,
-                    version: table.version(),
-                });
+            for changes in [false, true] {
+                let (table, removed) = self.table(&state, entity, changes).await?;
+                tables.push(table);
+                vacuumed += removed;
             }
         }
         Ok(Published {
@@ -215,18 +172,86 @@ impl Publisher {
             took: started.elapsed(),
         })
     }
+
+    /// Publish one table: `entity`'s current rows, or its changes; what was written, and how
+    /// many old files vacuuming removed.
+    async fn table(
+        &self,
+        state: &Publishing<'_>,
+        entity: Entity,
+        changes: bool,
+    ) -> Result<(TablePublished, usize), PublishError> {
+        let name = match changes {
+            true => format!("{}_changes", entity.name()),
+            false => entity.name().to_string(),
+        };
+        let mut table = delta::Table::open(&self.to, &name, &state.app_id, self.retention).await?;
+        let generation = state.generation;
+        let published = match table.generation().await? {
+            Some(published) if published <= generation => published,
+            None if !table.exists() => 0,
+            other => {
+                let why = match other {
+                    Some(p) => format!("generation {p}, newer than this state's {generation}"),
+                    None => "its commits are not this state's".to_string(),
+                };
+                let url = table.url();
+                return Err(PublishError::OtherState {
+                    table: name,
+                    url,
+                    why,
+                });
+            }
+        };
+        let new_files = state.log.files_after(entity, published).len();
+        let written = match (table.exists() && new_files == 0, changes) {
+            (true, _) => Written::Unchanged,
+            (false, true) => Written::Appended { files: new_files },
+            (false, false) => Written::Replaced,
+        };
+        let failed = |source: EngineError| PublishError::Engine {
+            table: name.clone(),
+            source,
+        };
+        let plan = match written {
+            Written::Unchanged => None,
+            Written::Replaced => {
+                let rows = state.engine.ctx.sql(&format!("SELECT * FROM {name}")).await;
+                Some(rows.map_err(|e| failed(e.into()))?.into_unoptimized_plan())
+            }
+            Written::Appended { .. } => {
+                let partitions = state.engine.ctx.copied_config().target_partitions();
+                let rows =
+                    (state.log.table(entity, published, partitions.max(1))).map_err(failed)?;
+                let read = state.engine.ctx.read_table(rows);
+                Some(read.map_err(|e| failed(e.into()))?.into_unoptimized_plan())
+            }
+        };
+        let mut vacuumed = 0;
+        if let Some(plan) = plan {
+            match changes {
+                true => table.append(state.engine, plan, generation).await?,
+                false => table.replace(state.engine, plan, generation).await?,
+            }
+            vacuumed = table.vacuum().await?;
+        }
+        let version = table.version();
+        Ok((
+            TablePublished {
+                name,
+                written,
+                version,
+            },
+            vacuumed,
+        ))
+    }
 }
 
-/// The logical plan of `sql` over `engine`.
-async fn plan(
-    engine: &Engine,
-    table: &str,
-    sql: &str,
-) -> Result<datafusion::logical_expr::LogicalPlan, PublishError> {
-    let failed = |source: EngineError| PublishError::Engine {
-        table: table.to_string(),
-        source,
-    };
-    let df = engine.ctx.sql(sql).await.map_err(|e| failed(e.into()))?;
-    Ok(df.into_unoptimized_plan())
+/// One publish's engine, the feed files its state applied, its generation and the app id its
+/// commits are marked with.
+struct Publishing<'a> {
+    engine: &'a Engine,
+    log: &'a crate::engine::tables::ChangeLog,
+    generation: u64,
+    app_id: String,
 }

@@ -118,6 +118,10 @@ pub enum SessionError {
     AsOf(String),
     #[error("late days must be 0 or more (--late-days, [risk] late_days), not {0}")]
     LateDays(i32),
+    #[error(
+        "no published state to read as known at a time: give --published URL, or url = \"…\" under [publish] in the config"
+    )]
+    NotPublished,
     #[error(transparent)]
     Engine(#[from] EngineError),
 }
@@ -317,6 +321,29 @@ impl Session {
     /// read `aging`: a pass over the invoices saved).
     pub async fn engine_without_aging(&mut self) -> Result<(Engine, KpiParams), SessionError> {
         self.engine_for(false, None).await
+    }
+
+    /// An engine over the state as it was published (`published`, or `[publish] url`) at
+    /// `at`: the plain views over each published table as it was then (see
+    /// [`crate::engine::published`]).
+    pub async fn engine_as_known(
+        &self,
+        at: chrono::DateTime<chrono::Utc>,
+        published: Option<&str>,
+    ) -> Result<(Engine, KpiParams), SessionError> {
+        let url = (published.map(str::to_string))
+            .or_else(|| self.config.publish.url.clone())
+            .ok_or(SessionError::NotPublished)?;
+        let to = store::open(&url, false).map_err(|source| SessionError::Open {
+            what: "published state",
+            url: url.clone(),
+            source: Box::new(source),
+        })?;
+        let params = self.kpi_params()?;
+        let folder = std::path::Path::new(&self.config.engine.queries);
+        let engine = Engine::new().with_queries(Some(folder), ViewSet::Plain)?;
+        engine.refresh_as_known(&to, at, &params).await?;
+        Ok((engine, params))
     }
 
     /// An engine for one query: without the ledger when the query does not read it.

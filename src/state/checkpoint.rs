@@ -81,6 +81,11 @@ pub struct Checkpoint {
     pub quarantined: Vec<QuarantinedFile>,
     /// Latest `_ts` seen per entity.
     pub last_change: BTreeMap<String, DateTime<Utc>>,
+    /// This state's identity, made at its first checkpoint and kept by every later one: what
+    /// a publish marks its Delta commits with, so that tables published from another state
+    /// (a state folder deleted and rebuilt) are told apart (absent in states written before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_id: Option<String>,
 }
 
 impl Checkpoint {
@@ -94,6 +99,7 @@ impl Checkpoint {
             applied: Vec::new(),
             quarantined: Vec::new(),
             last_change: BTreeMap::new(),
+            state_id: None,
         }
     }
 }

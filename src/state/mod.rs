@@ -391,6 +391,8 @@ impl State {
         next.generation = self.next_generation();
         next.created_at = chrono::Utc::now();
         let nonce = unique_suffix();
+        let made = next.created_at.format("%Y%m%dT%H%M%S");
+        (next.state_id).get_or_insert_with(|| format!("{made}-{nonce}"));
         for (q, bytes) in &pending.quarantined {
             let path = self.location.child(&format!("quarantine/{}", q.path));
             self.put(&path, bytes.clone()).await?;

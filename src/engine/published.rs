@@ -1,0 +1,103 @@
+//! The state as `arstream publish` wrote it (Delta Lake tables, see [`crate::publish`]), read
+//! back as it was at a time: what a query "as known" at that time runs on. Each table is read
+//! at its latest version committed at or before the time (Delta's time travel), so figures
+//! reported then come out the same whatever arrived later.
+
+use std::sync::{Arc, OnceLock};
+
+use chrono::{DateTime, Utc};
+use datafusion::catalog::TableProvider;
+use datafusion::prelude::SessionContext;
+use deltalake::DeltaTable;
+use deltalake::logstore::{LogStore, LogStoreFactory, StorageConfig, default_logstore};
+use object_store::ObjectStoreExt;
+
+use super::EngineError;
+use crate::feed::contract::Entity;
+use crate::store::Location;
+
+/// Every published table under `to` (each entity's and each `<entity>_changes`) as it was at
+/// `at`, by name.
+pub async fn tables_as_known(
+    ctx: &SessionContext,
+    to: &Location,
+    at: DateTime<Utc>,
+) -> Result<Vec<(String, Arc<dyn TableProvider>)>, EngineError> {
+    let mut tables = Vec::new();
+    for entity in Entity::ALL {
+        for name in [
+            entity.name().to_string(),
+            format!("{}_changes", entity.name()),
+        ] {
+            let failed = |detail: String| EngineError::Published {
+                table: name.clone(),
+                url: to.url_of(&name).to_string(),
+                detail,
+            };
+            let mut table = unloaded(to, &name).map_err(|e| failed(e.to_string()))?;
+            (table.load_with_datetime(at).await).map_err(|e| failed(e.to_string()))?;
+            // Time travel to before the first commit gives the first version: that table
+            // was not known yet. (A version's time is its commit file's, as Delta's own.)
+            let version = table.version().unwrap_or(0);
+            let commit = to.child(&format!("{name}/_delta_log/{version:020}.json"));
+            let head = to
+                .store
+                .head(&commit)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+            if head.last_modified > at {
+                return Err(failed(format!(
+                    "nothing of it was published at or before {at}"
+                )));
+            }
+            (table.update_datafusion_session(&ctx.state())).map_err(|e| failed(e.to_string()))?;
+            let provider = (table.table_provider().await).map_err(|e| failed(e.to_string()))?;
+            tables.push((name, provider));
+        }
+    }
+    Ok(tables)
+}
+
+/// The Delta table `name` under `to`, through arstream's own object store, not loaded yet.
+pub fn unloaded(to: &Location, name: &str) -> deltalake::DeltaResult<DeltaTable> {
+    register_schemes();
+    let url = to.url_of(name);
+    deltalake::DeltaTableBuilder::from_url(url.clone())?
+        .with_storage_backend(to.store.clone(), url)
+        .build()
+}
+
+/// Delta's log store knows `file://` and `memory://` only; on the cloud stores arstream opens
+/// (which commit with put-if-absent) the same default log store serves.
+fn register_schemes() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let factories = deltalake::logstore::logstore_factories();
+        for scheme in ["s3", "s3a", "gs", "az", "abfs", "abfss", "azure"] {
+            let url = url::Url::parse(&format!("{scheme}://")).expect("a scheme is a URL");
+            if !factories.contains_key(&url) {
+                factories.insert(url, Arc::new(DefaultFactory));
+            }
+        }
+    });
+}
+
+/// Delta's default log store, for any scheme.
+struct DefaultFactory;
+
+impl LogStoreFactory for DefaultFactory {
+    fn with_options(
+        &self,
+        prefixed_store: deltalake::logstore::ObjectStoreRef,
+        root_store: deltalake::logstore::ObjectStoreRef,
+        location: &url::Url,
+        options: &StorageConfig,
+    ) -> deltalake::DeltaResult<Arc<dyn LogStore>> {
+        Ok(default_logstore(
+            prefixed_store,
+            root_store,
+            location,
+            options,
+        ))
+    }
+}
