@@ -75,10 +75,11 @@ pub enum Once {
     Refreshed(Box<Refreshed>),
 }
 
-/// The refresh of [`Server::once`], the outputs written under `out`, and what outreach sent.
+/// The refresh of [`Server::once`], the outputs written under `out` (none without outputs),
+/// what outreach sent, and what was published.
 pub struct Refreshed {
     pub snapshot: Arc<Snapshot>,
-    pub out: url::Url,
+    pub out: Option<url::Url>,
     pub written: Vec<String>,
     pub sent: Option<(Outreach, SendReport)>,
     /// What was published (with `--publish` or `[publish] url`).
@@ -123,20 +124,27 @@ impl Server {
         }
     }
 
-    /// One refresh: catch up, write the outputs, send outreach's messages.
+    /// One refresh: catch up, write the outputs, send outreach's messages, publish.
     pub async fn once(self, cancel: &CancellationToken) -> Result<Once, ServerError> {
-        let Some(writer) = self.writer.clone() else {
+        if self.writer.is_none() && self.publisher.is_none() {
             let session = Session::open(&self.plan.session, None, Some(cancel)).await?;
             return Ok(Once::CaughtUp(Box::new(session)));
-        };
+        }
         let runner = Runner::new(self.options(false));
         let snapshots = runner.subscribe();
         runner.run(cancel, true).await?;
         let Some(snapshot) = snapshots.borrow().clone() else {
             return Ok(Once::Stopped);
         };
-        let written = writer.write_all(&snapshot).await?;
-        let sent = match self.outreach {
+        let (out, written) = match &self.writer {
+            Some(writer) => (
+                Some(writer.out().clone()),
+                writer.write_all(&snapshot).await?,
+            ),
+            None => (None, Vec::new()),
+        };
+        // Outreach goes with the outputs, as when a run without them made no refresh at all.
+        let sent = match self.outreach.filter(|_| out.is_some()) {
             Some(outreach) => {
                 let mut ledger =
                     Ledger::open(&outreach.ledger_folder).map_err(OutreachError::from)?;
@@ -162,7 +170,7 @@ impl Server {
         };
         Ok(Once::Refreshed(Box::new(Refreshed {
             snapshot,
-            out: writer.out().clone(),
+            out,
             written,
             sent,
             published,

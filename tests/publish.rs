@@ -360,3 +360,21 @@ fn kpis_as_known_before_a_back_dated_payment_are_the_earlier_figures() {
         "{said}"
     );
 }
+
+#[test]
+fn run_once_publishes_without_outputs_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("feed");
+    common::generated_feed(&feed, 5, 1, 2, 100_000);
+    let (state, published) = (dir.path().join("state"), dir.path().join("published"));
+    // No pipelines folder where it runs: no outputs, only the publish.
+    let out = common::succeeded(
+        arstream(&feed, &state)
+            .args(["run", "--once", "--publish"])
+            .arg(&published),
+    );
+    let said = String::from_utf8(out.stdout).unwrap();
+    assert!(said.contains("published generation 1"), "{said}");
+    assert!(!said.contains("outputs written"), "{said}");
+    assert!(published.join("invoices/_delta_log").is_dir());
+}

@@ -215,8 +215,7 @@ fn risk(customers: u64, months: u64, data: &Path, report_path: &Path) -> anyhow:
     let mut text = format!(
         "State: the ingest benchmark's ({customers} customers, {months} months), loaded offline.\n\n"
     );
-    text.push_str("| command | time | peak memory |\n|---|---|---|\n");
-    for (what, m) in [
+    text.push_str(&command_table(&[
         (
             "`sql \"SELECT count(*) FROM invoices\"` (loading the state only)",
             &loaded,
@@ -229,12 +228,7 @@ fn risk(customers: u64, months: u64, data: &Path, report_path: &Path) -> anyhow:
             "`model report --format json` (load, train at the cut-off, backtest)",
             &backtest,
         ),
-    ] {
-        text.push_str(&format!(
-            "| {what} | {:.1} s | {:.0} MiB |\n",
-            m.seconds, m.peak_mib
-        ));
-    }
+    ]));
     text.push_str(&format!(
         "\nInner spans of the worklist command (debug log `model tables made`): reading the history {read:.1} s, training {train:.1} s ({} rows), scoring {score:.1} s ({} open invoices), the worklist query and assignment {assign:.1} s; **training and scoring with the history they read: {:.1} s** (the same command then makes the cash forecast: see its section).\n\n",
         spans.split("training_rows=").nth(1).unwrap_or("?").trim(),
@@ -299,8 +293,7 @@ fn forecast(customers: u64, months: u64, data: &Path, report_path: &Path) -> any
     let mut text = format!(
         "State: the ingest benchmark's ({customers} customers, {months} months), loaded offline.\n\n"
     );
-    text.push_str("| command | time | peak memory |\n|---|---|---|\n");
-    for (what, m) in [
+    text.push_str(&command_table(&[
         (
             "`sql \"SELECT count(*) FROM invoices\"` (loading the state only)",
             &loaded,
@@ -317,12 +310,7 @@ fn forecast(customers: u64, months: u64, data: &Path, report_path: &Path) -> any
             "`model report --format json` (load, both backtests)",
             &backtest,
         ),
-    ] {
-        text.push_str(&format!(
-            "| {what} | {:.1} s | {:.0} MiB |\n",
-            m.seconds, m.peak_mib
-        ));
-    }
+    ]));
     text.push_str(&format!(
         "\nInner spans of the `cash_forecast` command (debug log `model tables made`): reading the history {read:.1} s, the forecast of the as-of date with its band {forecast:.1} s, the backtest 13 weeks before {backtested:.1} s; **forecast and backtest with the history they read: {:.1} s**.\n\n",
         read + forecast + backtested,
@@ -453,8 +441,7 @@ fn outreach(customers: u64, months: u64, data: &Path, report_path: &Path) -> any
     let mut text = format!(
         "State: the ingest benchmark's ({customers} customers, {months} months), loaded offline, as of {OUTREACH_DAY}. Policy: the shipped sequence (courtesy, reminders, SMS, final notice, escalation) without its risk-segment rule, no send window; every channel to the file outbox.\n\n"
     );
-    text.push_str("| command | time | peak memory |\n|---|---|---|\n");
-    for (what, m) in [
+    text.push_str(&command_table(&[
         (
             "`sql \"SELECT count(*) FROM invoices\"` (loading the state only)",
             &loaded,
@@ -467,12 +454,7 @@ fn outreach(customers: u64, months: u64, data: &Path, report_path: &Path) -> any
             "`outreach send` again (the same day: nothing left to send)",
             &again,
         ),
-    ] {
-        text.push_str(&format!(
-            "| {what} | {:.1} s | {:.0} MiB |\n",
-            m.seconds, m.peak_mib
-        ));
-    }
+    ]));
     text.push_str(&format!(
         "\nFirst send: `{}`; the outbox holds {files} files ({:.0} MiB). Second: `{}`.\n\nInner spans of the first send (debug log `outreach sent`): the engine over the loaded state and the candidates query {:.1} s ({} rows), planning, rendering, recording and writing the messages {:.1} s.\n",
         line(&first),
@@ -1160,6 +1142,18 @@ fn du(path: &Path) -> f64 {
         }
     }
     total
+}
+
+/// A table of whole commands: what each did, its time and its peak memory.
+fn command_table(rows: &[(&str, &Measured)]) -> String {
+    let mut text = String::from("| command | time | peak memory |\n|---|---|---|\n");
+    for (what, m) in rows {
+        text.push_str(&format!(
+            "| {what} | {:.1} s | {:.0} MiB |\n",
+            m.seconds, m.peak_mib
+        ));
+    }
+    text
 }
 
 /// Replace the text between `<!-- NAME:start -->` and `<!-- NAME:end -->` (appended when absent).

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use super::{du, measure_with, write_section};
+use super::{command_table, du, measure_with, write_section};
 
 pub fn run(
     feed: &Path,
@@ -58,9 +58,9 @@ pub fn run(
     );
     let mib = |p: &Path| du(p) / 1_048_576.0;
     let mut text = format!(
-        "State: the ingest benchmark's ({label}), checkpointed, loaded offline. Published to a new local folder; every table one Delta commit.\n\n| command | time | peak memory |\n|---|---|---|\n"
+        "State: the ingest benchmark's ({label}), checkpointed, loaded offline. Published to a new local folder; every table one Delta commit.\n\n"
     );
-    for (what, m) in [
+    text.push_str(&command_table(&[
         (
             "`sql \"SELECT count(*) FROM invoices\"` (loading the state only)",
             &loaded,
@@ -70,12 +70,7 @@ pub fn run(
             "`publish` again (every table holds the generation: nothing committed)",
             &again,
         ),
-    ] {
-        text.push_str(&format!(
-            "| {what} | {:.1} s | {:.0} MiB |\n",
-            m.seconds, m.peak_mib
-        ));
-    }
+    ]));
     text.push_str(&format!(
         "\nPublished: {:.0} MiB in all; `invoices` {:.0} MiB, `invoices_changes` {:.0} MiB, `payments_changes` {:.0} MiB (the feed itself: {:.0} MiB of Parquet).\n\nFirst publish: `{}`.\n\nCommand: `cargo build --release && cargo run --release -p arstream-bench -- publish`.\n",
         mib(&to),

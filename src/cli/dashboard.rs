@@ -4,7 +4,8 @@
 use std::process::ExitCode;
 
 use super::GlobalArgs;
-use super::run::{INVALID, dashboard_layout, plan_of, poll_interval, serve};
+use super::INVALID;
+use super::run::{dashboard_layout, plan_of, poll_interval, serve};
 
 #[derive(Debug, clap::Args)]
 #[command(

@@ -41,6 +41,9 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Exit code of an invalid pipeline or command line.
+pub(crate) const INVALID: u8 = 2;
+
 /// The heading of the options every command takes in `--help`…
 const GLOBAL: &str = "Global options";
 /// …and of those that set what the KPIs and models compute, for the commands that read the

@@ -4,7 +4,8 @@
 use std::process::ExitCode;
 
 use super::GlobalArgs;
-use super::run::{INVALID, once};
+use super::INVALID;
+use super::run::once;
 use crate::pipeline::catalog::{Invalid, load_all, plan};
 use crate::pipeline::spec::SpecError;
 

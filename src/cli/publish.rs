@@ -26,7 +26,7 @@ pub async fn run(global: &GlobalArgs, args: PublishArgs) -> anyhow::Result<ExitC
         eprintln!(
             "error: nowhere to publish: give --to URL, or url = \"…\" under [publish] in the config"
         );
-        return Ok(ExitCode::from(super::run::INVALID));
+        return Ok(ExitCode::from(super::INVALID));
     };
     let publisher = Publisher::of_config(&url, &config.publish)?;
     refuse_inside_feed(

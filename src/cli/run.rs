@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use super::status::print_table;
-use super::{GlobalArgs, LogFormat};
+use super::{GlobalArgs, INVALID, LogFormat};
 use crate::ingest::CatchUpReport;
 use crate::outreach::subscriber::Sent;
 use crate::pipeline::catalog::{self, Plan};
@@ -68,9 +68,6 @@ pub(crate) fn poll_interval(text: &str) -> Result<f64, String> {
     }
     Ok(seconds)
 }
-
-/// Exit code of an invalid pipeline or command line.
-pub(crate) const INVALID: u8 = 2;
 
 /// The plan of the pipeline named (or the default one) with the command line's `--out` and
 /// `--interval`; none, said on stderr, when it cannot be used (exit [`INVALID`]).
@@ -179,12 +176,15 @@ pub(crate) async fn once(
         }
     }
     // What was written, and where: the one line a scheduler's log keeps of a run.
-    match format {
-        LogFormat::Json => println!(
+    match (format, out) {
+        (_, None) => {}
+        (LogFormat::Json, Some(out)) => println!(
             "{}",
             serde_json::json!({"event": "outputs", "out": out.as_str(), "written": written})
         ),
-        LogFormat::Text => println!("outputs written under {out}: {}", written.join(", ")),
+        (LogFormat::Text, Some(out)) => {
+            println!("outputs written under {out}: {}", written.join(", "))
+        }
     }
     if let Some(published) = &published {
         super::publish::print_published(published, format, false);

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use super::GlobalArgs;
-use super::run::{INVALID, plan_of, poll_interval, serve};
+use super::INVALID;
+use super::run::{plan_of, poll_interval, serve};
 use crate::sql_server::{ServeOptions, SqlServer};
 
 #[derive(Debug, clap::Args)]
