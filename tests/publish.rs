@@ -152,7 +152,10 @@ fn published_delta_tables_read_by_deltalake_and_duckdb_equal_arstream_sql() {
     // Two more months: the tables of the entities they change take one commit each, the
     // changes tables exactly the rows of the new files (compared above with arstream's, which
     // holds each change once).
-    // With no retention, the files the second publish replaced are vacuumed at once.
+    // With no retention, the files the second publish replaced are vacuumed at once, and so
+    // is what a publish killed midway wrote without committing.
+    let orphan = published.join("invoices/part-00000-never-committed.parquet");
+    std::fs::write(&orphan, b"PAR1 a write that never committed").unwrap();
     common::copy_months_up_to(&all, &feed, "2025-04");
     let config = dir.path().join("arstream.toml");
     std::fs::write(&config, "[publish]\nretention_hours = 0\n").unwrap();
@@ -164,6 +167,7 @@ fn published_delta_tables_read_by_deltalake_and_duckdb_equal_arstream_sql() {
     let second = String::from_utf8(second.stdout).unwrap();
     assert!(second.contains("published generation 2"), "{second}");
     assert!(!second.contains(" 0 old file(s) vacuumed"), "{second}");
+    assert!(!orphan.exists(), "the uncommitted file is vacuumed");
     let versions = read_and_compare(&feed, &state, &published, dir.path());
     let version = |t: &str| versions.iter().find(|(n, _)| n == t).unwrap().1;
     // Replaced: a write, and the vacuum's start and end; appended: a write (nothing to vacuum).
@@ -186,6 +190,19 @@ fn publishing_inside_the_feed_nowhere_or_over_another_states_tables_is_refused()
     assert!(!inside.status.success());
     let said = String::from_utf8_lossy(&inside.stderr);
     assert!(said.contains("publish location"), "{said}");
+    // A new state read offline has no checkpoint, nor an identity to mark commits with.
+    let empty = (arstream(&feed, &dir.path().join("new")))
+        .args([
+            "--offline",
+            "publish",
+            "--to",
+            dir.path().join("p").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!empty.status.success());
+    let said = String::from_utf8_lossy(&empty.stderr);
+    assert!(said.contains("nothing to publish"), "{said}");
     let nowhere = arstream(&feed, &state).args(["publish"]).output().unwrap();
     assert_eq!(nowhere.status.code(), Some(2));
     let said = String::from_utf8_lossy(&nowhere.stderr);

@@ -67,7 +67,8 @@ impl Consumer for PublishConsumer {
         snapshot: &Arc<Snapshot>,
         _cancel: &CancellationToken,
     ) -> (Option<PublishReport>, Next) {
-        if self.published == Some(snapshot.generation) {
+        // Nothing checkpointed yet (an empty feed): nothing to publish.
+        if self.published == Some(snapshot.generation) || snapshot.generation == 0 {
             return (None, Next::Newer);
         }
         match self

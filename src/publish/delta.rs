@@ -11,6 +11,7 @@ use deltalake::DeltaTable;
 use deltalake::delta_datafusion::planner::DeltaPlanner;
 use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
+use deltalake::operations::vacuum::VacuumMode;
 use deltalake::protocol::SaveMode;
 use futures::StreamExt;
 
@@ -145,11 +146,13 @@ impl Table {
         Ok(())
     }
 
-    /// Files replaced longer ago than its retention removed: how many.
+    /// Files replaced (or never committed) longer ago than its retention removed: how many.
     pub async fn vacuum(&mut self) -> Result<usize, PublishError> {
         let period = chrono::Duration::from_std(self.retention).unwrap_or(chrono::Duration::MAX);
+        // Full: also the files of a write that never committed (a publish killed midway).
         let vacuumed = (self.delta.clone())
             .vacuum()
+            .with_mode(VacuumMode::Full)
             .with_retention_period(period)
             .with_enforce_retention_duration(false)
             .await;

@@ -57,6 +57,10 @@ pub enum PublishError {
     },
     #[error("nothing to publish: the engine was not refreshed on a state")]
     NoState,
+    #[error(
+        "nothing to publish: the state has no checkpoint yet (no feed file applied); run without --offline, or once the feed has files"
+    )]
+    NothingApplied,
 }
 
 /// What one publish did to one table.
@@ -149,6 +153,10 @@ impl Publisher {
     ) -> Result<Published, PublishError> {
         let started = Instant::now();
         let log = engine.change_log().ok_or(PublishError::NoState)?;
+        // Before its first checkpoint a state has no identity to mark commits with.
+        if generation == 0 {
+            return Err(PublishError::NothingApplied);
+        }
         let state = Publishing {
             engine,
             log: &log,
