@@ -162,10 +162,7 @@ impl Server {
             None => None,
         };
         let published = match &self.publisher {
-            Some(p) => {
-                let published = p.publisher().publish(&snapshot.engine, snapshot.generation);
-                Some(published.await?)
-            }
+            Some(p) => Some(p.publisher().publish(&snapshot.engine).await?),
             None => None,
         };
         Ok(Once::Refreshed(Box::new(Refreshed {

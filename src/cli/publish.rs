@@ -36,9 +36,8 @@ pub async fn run(global: &GlobalArgs, args: PublishArgs) -> anyhow::Result<ExitC
     )?;
     let mut session = super::open_session(global).await?;
     let (engine, _) = session.engine_for_query("SELECT * FROM invoices").await?;
-    let generation = session.state.checkpoint().generation;
-    let published = (publisher.publish(&engine, generation).await)
-        .with_context(|| format!("publishing to {}", publisher.to()))?;
+    let published = (publisher.publish(&engine).await)
+        .with_context(|| format!("publishing to {}", publisher.location().url))?;
     print_published(&published, global.log_format, true);
     Ok(ExitCode::SUCCESS)
 }

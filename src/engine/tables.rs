@@ -376,8 +376,10 @@ pub struct ChangeLog {
     /// Entity, path and generation of each applied file, in the order applied.
     files: Vec<(String, String, u64)>,
     schemas: HashMap<Entity, SchemaRef>,
-    /// The state's identity (see [`crate::state::Checkpoint::state_id`]).
+    /// The state's identity (see [`crate::state::Checkpoint::state_id`]) and checkpoint
+    /// generation.
     pub state_id: Option<String>,
+    pub generation: u64,
 }
 
 impl ChangeLog {
@@ -392,6 +394,7 @@ impl ChangeLog {
                 .map(|e| (e, state.table(e).change_schema()))
                 .collect(),
             state_id: state.checkpoint().state_id.clone(),
+            generation: state.checkpoint().generation,
         }
     }
 

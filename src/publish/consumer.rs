@@ -71,11 +71,7 @@ impl Consumer for PublishConsumer {
         if self.published == Some(snapshot.generation) || snapshot.generation == 0 {
             return (None, Next::Newer);
         }
-        match self
-            .publisher
-            .publish(&snapshot.engine, snapshot.generation)
-            .await
-        {
+        match self.publisher.publish(&snapshot.engine).await {
             Ok(published) => {
                 self.published = Some(snapshot.generation);
                 let next = match self.every {

@@ -139,20 +139,12 @@ impl Publisher {
         &self.to
     }
 
-    /// The publish location.
-    pub fn to(&self) -> &url::Url {
-        &self.to.url
-    }
-
-    /// Publish what `engine` was refreshed on, the state at checkpoint `generation`: every
-    /// entity's current rows and change rows the tables do not hold yet.
-    pub async fn publish(
-        &self,
-        engine: &Engine,
-        generation: u64,
-    ) -> Result<Published, PublishError> {
+    /// Publish what `engine` was refreshed on, the state at its checkpoint: every entity's
+    /// current rows and change rows the tables do not hold yet.
+    pub async fn publish(&self, engine: &Engine) -> Result<Published, PublishError> {
         let started = Instant::now();
         let log = engine.change_log().ok_or(PublishError::NoState)?;
+        let generation = log.generation;
         // Before its first checkpoint a state has no identity to mark commits with.
         if generation == 0 {
             return Err(PublishError::NothingApplied);

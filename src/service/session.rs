@@ -309,10 +309,14 @@ impl Session {
 
     /// An engine with the views of the queries folder as they are now, no rows yet.
     fn new_engine(&self) -> Result<Engine, SessionError> {
-        let views = match self.plain {
+        self.engine_with(match self.plain {
             true => ViewSet::Plain,
             false => ViewSet::Incremental,
-        };
+        })
+    }
+
+    /// An engine with `views` of the queries folder, no rows yet.
+    fn engine_with(&self, views: ViewSet) -> Result<Engine, SessionError> {
         let folder = std::path::Path::new(&self.config.engine.queries);
         Ok(Engine::new().with_queries(Some(folder), views)?)
     }
@@ -340,8 +344,7 @@ impl Session {
             source: Box::new(source),
         })?;
         let params = self.kpi_params()?;
-        let folder = std::path::Path::new(&self.config.engine.queries);
-        let engine = Engine::new().with_queries(Some(folder), ViewSet::Plain)?;
+        let engine = self.engine_with(ViewSet::Plain)?;
         engine.refresh_as_known(&to, at, &params).await?;
         Ok((engine, params))
     }
