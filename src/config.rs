@@ -140,6 +140,9 @@ pub struct EngineConfig {
     pub pipelines: String,
     /// Folder of dashboard layouts (`*.toml`). Default `dashboards`.
     pub dashboards: String,
+    /// A Ballista cluster (`df://HOST:PORT`, its scheduler) that `sql` and `kpi` run the
+    /// views on, over the published tables (`[publish] url`). Default: none (run here).
+    pub cluster: Option<String>,
 }
 
 impl Default for EngineConfig {
@@ -148,6 +151,7 @@ impl Default for EngineConfig {
             queries: "queries".into(),
             pipelines: "pipelines".into(),
             dashboards: "dashboards".into(),
+            cluster: None,
         }
     }
 }

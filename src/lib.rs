@@ -8,6 +8,7 @@
 pub mod actions;
 pub mod assignment;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod dashboard;
 pub mod dates;

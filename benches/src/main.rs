@@ -16,6 +16,7 @@
 //! peak memory go to `docs/benchmarks.md`. Feeds are kept in `target/bench-data/` and reused
 //! when made with the same sizes. Run from the repository root.
 
+mod cluster;
 mod dms;
 mod publish;
 mod refresh;
@@ -99,6 +100,9 @@ pub enum Which {
     /// The state published as Delta Lake tables: `publish` of the ingest benchmark's state to
     /// a new folder (time, memory, size), then again (nothing to commit)
     Publish(Scale),
+    /// The views on a Ballista cluster: `sql --cluster` with one `arstream executor` on this
+    /// machine, beside the single-node engine (the state, and the published tables)
+    Cluster(Scale),
 }
 
 /// The generated feed a benchmark runs on, and where it keeps data and writes figures.
@@ -171,6 +175,11 @@ fn run(args: BenchArgs) -> anyhow::Result<()> {
             let (feed, state) = ingested_state(s.customers, s.months, &s.data, &s.report)?;
             let label = format!("{} customers, {} months", s.customers, s.months);
             publish::run(&feed, &state, &label, &s.data, &s.report)
+        }
+        Which::Cluster(s) => {
+            let (feed, state) = ingested_state(s.customers, s.months, &s.data, &s.report)?;
+            let label = format!("{} customers, {} months", s.customers, s.months);
+            cluster::run(&feed, &state, &label, &s.data, &s.report)
         }
     }
 }

@@ -58,12 +58,10 @@ pub async fn run(global: &GlobalArgs, args: KpiArgs) -> anyhow::Result<ExitCode>
     let started = std::time::Instant::now();
     let mut session = super::open_session(&args.as_known.global(global)).await?;
     let opened = started.elapsed();
-    let as_known = args.as_known.as_known;
-    let (engine, params) = match as_known {
-        Some(at) => {
-            let published = args.as_known.published.as_deref();
-            session.engine_as_known(at, published).await?
-        }
+    let published = args.as_known.published_engine(&session).await?;
+    let from_published = published.is_some();
+    let (engine, params) = match published {
+        Some(engine) => engine,
         None => session.engine_without_aging().await?,
     };
     let made = started.elapsed();
@@ -72,10 +70,10 @@ pub async fn run(global: &GlobalArgs, args: KpiArgs) -> anyhow::Result<ExitCode>
         return history(&engine, params, from, to, args).await;
     }
     if engine.reads_derived(crate::service::kpi::KpiSummary::QUERY) {
-        // The models stored beside the state are of the state now, not as known then.
-        let stored = match as_known {
-            Some(_) => None,
-            None => stored_models::of(&session.state, &engine, &params, session.risk_options()),
+        // The models stored beside the state are of the state now, not as published.
+        let stored = match from_published {
+            true => None,
+            false => stored_models::of(&session.state, &engine, &params, session.risk_options()),
         };
         let made = ModelTables::put_forecast_accuracy(&engine, params.as_of, stored.as_ref()).await;
         if let Err(e) = made {

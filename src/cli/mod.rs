@@ -1,6 +1,7 @@
 //! The command line: one file per command; shared set-up (config, feed, state) lives here.
 
 mod act;
+mod cluster;
 mod dashboard;
 mod generate;
 mod import;
@@ -116,8 +117,13 @@ pub struct AsKnownArgs {
     /// YYYY-MM-DDTHH:MM[:SS] (UTC) or RFC 3339 with an offset. The views are the plain ones
     #[arg(long, value_name = "TIME", value_parser = as_known_time)]
     pub as_known: Option<chrono::DateTime<chrono::Utc>>,
-    /// Where the state was published (with --as-known) [default: from config [publish] url]
-    #[arg(long, value_name = "URL", requires = "as_known")]
+    /// Run the views on the Ballista cluster whose scheduler is at URL (df://HOST:PORT; see
+    /// `arstream scheduler`), over the published tables [default: from config [engine] cluster]
+    #[arg(long, value_name = "URL")]
+    pub cluster: Option<String>,
+    /// Where the state was published (with --as-known or --cluster) [default: from config
+    /// [publish] url]
+    #[arg(long, value_name = "URL")]
     pub published: Option<String>,
 }
 
@@ -152,10 +158,33 @@ impl AsKnownArgs {
     /// for it; the published tables are).
     pub fn global(&self, global: &GlobalArgs) -> GlobalArgs {
         let mut global = global.clone();
-        global.offline |= self.as_known.is_some();
+        global.offline |= self.as_known.is_some() || self.cluster.is_some();
         global
     }
+
+    /// The engine these options ask for: over the published tables (as known at a time, on a
+    /// cluster: the option's or the config's) or, with neither, `None` (the live state's).
+    pub async fn published_engine(
+        &self,
+        session: &crate::service::session::Session,
+    ) -> anyhow::Result<Option<(crate::engine::Engine, crate::engine::params::KpiParams)>> {
+        let cluster = session.cluster(self.cluster.as_deref());
+        if self.as_known.is_none() && cluster.is_none() {
+            anyhow::ensure!(
+                self.published.is_none(),
+                "--published is where --as-known or --cluster read the published tables: give one of them"
+            );
+            return Ok(None);
+        }
+        let published = self.published.as_deref();
+        let engine =
+            (session.engine_published(self.as_known, published, cluster.as_deref())).await?;
+        Ok(Some(engine))
+    }
 }
+
+/// The stack of the runtime's threads (what Ballista's own binaries give theirs).
+pub const STACK_BYTES: usize = 32 * 1024 * 1024;
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -192,6 +221,10 @@ pub enum Command {
     /// Publish the state as Delta Lake tables (one per entity and per <entity>_changes) that
     /// Spark, Trino, DuckDB, Polars or pandas read
     Publish(publish::PublishArgs),
+    /// A Ballista scheduler that runs arstream's views on executors (`sql --cluster`)
+    Scheduler(cluster::SchedulerArgs),
+    /// A Ballista executor for `arstream scheduler`: runs the tasks of `sql --cluster` queries
+    Executor(cluster::ExecutorArgs),
 }
 
 /// Parse the command line, run the command, and turn any error into one line on stderr.
@@ -202,6 +235,8 @@ pub fn main() -> ExitCode {
     init_logging(cli.global.verbose, cli.global.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Decoding a view's plan (a Ballista scheduler or executor) recurses once per node.
+        .thread_stack_size(STACK_BYTES)
         .build()
     {
         Ok(rt) => rt,
@@ -225,6 +260,8 @@ pub fn main() -> ExitCode {
             Command::Serve(args) => serve::run(&cli.global, args).await,
             Command::Act(args) => act::run(&cli.global, args).await,
             Command::Publish(args) => publish::run(&cli.global, args).await,
+            Command::Scheduler(args) => cluster::scheduler(args).await,
+            Command::Executor(args) => cluster::executor(args).await,
         }
     });
     match result {
@@ -282,7 +319,9 @@ pub(crate) fn one_line(e: &anyhow::Error) -> String {
 
 fn init_logging(verbose: u8, format: LogFormat) {
     let default = match verbose {
-        0 => "warn,arstream::sql_server=info",
+        // Ballista's scheduler logs an error for every stage whose metrics its own display
+        // cannot line up with the plan: not an error of the query.
+        0 => "warn,arstream::sql_server=info,ballista_scheduler::display=off",
         1 => "info",
         _ => "debug",
     };

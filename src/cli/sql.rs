@@ -12,7 +12,7 @@ use crate::service::stored_models::{self, StoredModels};
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  arstream sql \"SELECT status, count(*) FROM invoices GROUP BY status\"\n  arstream sql --format csv \"SELECT * FROM customers\" > customers.csv\n  arstream sql            (interactive shell; end statements with ';', \\q to quit)\n  arstream sql --as-known 2026-12-03T09:00 \"SELECT total_ar FROM kpi_summary\"   (as published then)"
+    after_help = "Examples:\n  arstream sql \"SELECT status, count(*) FROM invoices GROUP BY status\"\n  arstream sql --format csv \"SELECT * FROM customers\" > customers.csv\n  arstream sql            (interactive shell; end statements with ';', \\q to quit)\n  arstream sql --as-known 2026-12-03T09:00 \"SELECT total_ar FROM kpi_summary\"   (as published then)\n  arstream sql --cluster df://sched.internal:50050 \"SELECT * FROM aging\"   (on a Ballista cluster, over the published tables)"
 )]
 pub struct SqlArgs {
     /// Output format
@@ -26,17 +26,18 @@ pub struct SqlArgs {
 
 pub async fn run(global: &GlobalArgs, args: SqlArgs) -> anyhow::Result<ExitCode> {
     let mut session = super::open_session(&args.as_known.global(global)).await?;
-    let published = args.as_known.published.as_deref();
-    let (engine, params) = match (args.as_known.as_known, &args.query) {
-        (Some(at), _) => session.engine_as_known(at, published).await?,
+    let published = args.as_known.published_engine(&session).await?;
+    let from_published = published.is_some();
+    let (engine, params) = match (published, &args.query) {
+        (Some(engine), _) => engine,
         (None, Some(query)) => session.engine_for_query(query).await?,
         (None, None) => session.engine().await?,
     };
     let options = session.risk_options();
-    // The models stored beside the state are of the state now, not as known then.
-    let stored = match args.as_known.as_known {
-        Some(_) => None,
-        None => stored_models::of(&session.state, &engine, &params, options),
+    // The models stored beside the state are of the state now, not as published.
+    let stored = match from_published {
+        true => None,
+        false => stored_models::of(&session.state, &engine, &params, options),
     };
     let mut risk = Risk {
         as_of: params.as_of,

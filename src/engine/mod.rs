@@ -1,6 +1,7 @@
 //! The DataFusion session analysts query: one table per entity with its current state,
 //! `<entity>_changes` with every change row as it landed, and the views of `queries/`.
 
+pub mod cluster;
 pub mod derived;
 mod functions;
 pub mod params;
@@ -11,7 +12,7 @@ pub mod views;
 use std::sync::Arc;
 
 use datafusion::error::DataFusionError;
-use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::state::State;
@@ -80,6 +81,32 @@ impl Engine {
     /// A session with the information schema on (so `SHOW TABLES` works) and identifiers
     /// kept as written.
     pub fn new() -> Self {
+        let local = |config| {
+            Ok(SessionStateBuilder::new()
+                .with_config(config)
+                .with_default_features()
+                .build())
+        };
+        Self::with_session(local).expect("a local session is always made")
+    }
+
+    /// An engine whose queries run on the Ballista cluster of scheduler `url`
+    /// (`df://HOST:PORT`; see [`cluster`]). Its tables are to be the published ones
+    /// ([`Engine::refresh_as_known`]): the executors read their files.
+    pub fn on_cluster(url: &str) -> Result<Self, EngineError> {
+        let address = cluster::scheduler_address(url)?;
+        Self::with_session(|config: SessionConfig| {
+            let rows = config
+                .get_extension::<tables::SnapshotData>()
+                .expect("the engine's config carries its rows");
+            cluster::client_state(config, rows, &address)
+        })
+    }
+
+    /// An engine on the session `make` builds from the engine's config.
+    fn with_session(
+        make: impl FnOnce(SessionConfig) -> Result<SessionState, DataFusionError>,
+    ) -> Result<Self, EngineError> {
         let catalog = tables::Catalog::default();
         let config = SessionConfig::new()
             .with_extension(catalog.data.clone())
@@ -89,15 +116,11 @@ impl Engine {
                     .map(|n| n.get())
                     .unwrap_or(2),
             );
-        let state = SessionStateBuilder::new()
-            .with_config(config)
-            .with_default_features()
-            .build();
-        let ctx = SessionContext::new_with_state(state);
+        let ctx = SessionContext::new_with_state(make(config)?);
         for function in functions::all() {
             ctx.register_udwf(function);
         }
-        Engine {
+        Ok(Engine {
             ctx,
             catalog,
             views: Vec::new(),
@@ -107,7 +130,7 @@ impl Engine {
             ledger: true,
             pinned_as_of: std::sync::Mutex::new(None),
             change_log: std::sync::Mutex::new(None),
-        }
+        })
     }
 
     /// Use the built-in views of `set`, replaced or extended by the `.sql` files of `folder`.
@@ -299,11 +322,12 @@ impl Engine {
     }
 
     /// Register the tables of a state published as Delta tables, read as they were at `at`
-    /// (see [`published`]), and make the plain views on them: the state as known then.
+    /// or at their latest version (see [`published`]), and make the plain views on them: the
+    /// state as known then.
     pub async fn refresh_as_known(
         &self,
         to: &crate::store::Location,
-        at: chrono::DateTime<chrono::Utc>,
+        at: Option<chrono::DateTime<chrono::Utc>>,
         params: &params::KpiParams,
     ) -> Result<(), EngineError> {
         params.validate().map_err(EngineError::Params)?;
@@ -312,7 +336,9 @@ impl Engine {
                 "the state as known at a time is read with the plain views".into(),
             ));
         }
-        for (name, table) in published::tables_as_known(&self.ctx, to, at).await? {
+        self.ctx
+            .register_object_store(&to.root_url(), to.store.clone());
+        for (name, table) in published::tables_as_known(to, at).await? {
             self.catalog.put(&self.ctx, &name, table)?;
         }
         tables::register_no_actions(&self.ctx, &self.catalog)?;

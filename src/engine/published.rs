@@ -1,13 +1,24 @@
 //! The state as `arstream publish` wrote it (Delta Lake tables, see [`crate::publish`]), read
-//! back as it was at a time: what a query "as known" at that time runs on. Each table is read
-//! at its latest version committed at or before the time (Delta's time travel), so figures
-//! reported then come out the same whatever arrived later.
+//! back at its latest version or as it was at a time: what a query "as known" at that time,
+//! or a query on a cluster, runs on. Each table is read at its latest version committed at or
+//! before the time (Delta's time travel), so figures reported then come out the same whatever
+//! arrived later.
+//!
+//! A version is served as the Parquet files it consists of (a `ListingTable` over exactly
+//! those files, with the table's schema): arstream writes its tables with plain adds and
+//! removes (no deletion vectors, no column mapping, no partitions), so the files are the whole
+//! table, and a plan over them is one every DataFusion (a Ballista scheduler and its
+//! executors too) can serialize and run.
 
 use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 use datafusion::catalog::TableProvider;
-use datafusion::prelude::SessionContext;
+use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use deltalake::DeltaTable;
 use deltalake::logstore::{LogStore, LogStoreFactory, StorageConfig, default_logstore};
 use object_store::ObjectStoreExt;
@@ -16,12 +27,11 @@ use super::EngineError;
 use crate::feed::contract::Entity;
 use crate::store::Location;
 
-/// Every published table under `to` (each entity's and each `<entity>_changes`) as it was at
-/// `at`, by name.
+/// Every published table under `to` (each entity's and each `<entity>_changes`), by name: as
+/// it was at `at`, or at its latest version.
 pub async fn tables_as_known(
-    ctx: &SessionContext,
     to: &Location,
-    at: DateTime<Utc>,
+    at: Option<DateTime<Utc>>,
 ) -> Result<Vec<(String, Arc<dyn TableProvider>)>, EngineError> {
     let mut tables = Vec::new();
     for entity in Entity::ALL {
@@ -35,27 +45,54 @@ pub async fn tables_as_known(
                 detail,
             };
             let mut table = unloaded(to, &name).map_err(|e| failed(e.to_string()))?;
-            (table.load_with_datetime(at).await).map_err(|e| failed(e.to_string()))?;
-            // Time travel to before the first commit gives the first version: that table
-            // was not known yet. (A version's time is its commit file's, as Delta's own.)
-            let version = table.version().unwrap_or(0);
-            let commit = to.child(&format!("{name}/_delta_log/{version:020}.json"));
-            let head = to
-                .store
-                .head(&commit)
-                .await
-                .map_err(|e| failed(e.to_string()))?;
-            if head.last_modified > at {
-                return Err(failed(format!(
-                    "nothing of it was published at or before {at}"
-                )));
+            match at {
+                Some(at) => {
+                    (table.load_with_datetime(at).await).map_err(|e| failed(e.to_string()))?;
+                    // Time travel to before the first commit gives the first version: that
+                    // table was not known yet. (A version's time is its commit file's, as
+                    // Delta's own.)
+                    let version = table.version().unwrap_or(0);
+                    let commit = to.child(&format!("{name}/_delta_log/{version:020}.json"));
+                    let head = to
+                        .store
+                        .head(&commit)
+                        .await
+                        .map_err(|e| failed(e.to_string()))?;
+                    if head.last_modified > at {
+                        return Err(failed(format!(
+                            "nothing of it was published at or before {at}"
+                        )));
+                    }
+                }
+                None => (table.load().await).map_err(|e| failed(e.to_string()))?,
             }
-            (table.update_datafusion_session(&ctx.state())).map_err(|e| failed(e.to_string()))?;
-            let provider = (table.table_provider().await).map_err(|e| failed(e.to_string()))?;
+            let provider = files_of(&table).map_err(|e| failed(e.to_string()))?;
             tables.push((name, provider));
         }
     }
     Ok(tables)
+}
+
+/// The loaded version of `table` as a table over its Parquet files (an empty one when it has
+/// none).
+fn files_of(table: &DeltaTable) -> Result<Arc<dyn TableProvider>, EngineError> {
+    let schema = (table.snapshot())
+        .map_err(|e| EngineError::Queries(e.to_string()))?
+        .snapshot()
+        .arrow_schema();
+    let files = (table.get_file_uris())
+        .map_err(|e| EngineError::Queries(e.to_string()))?
+        .map(|uri| ListingTableUrl::parse(&uri))
+        .collect::<Result<Vec<_>, _>>()?;
+    if files.is_empty() {
+        return Ok(Arc::new(MemTable::try_new(schema, vec![vec![]])?));
+    }
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new_with_multi_paths(files)
+        .with_listing_options(options)
+        .with_schema(schema);
+    Ok(Arc::new(ListingTable::try_new(config)?))
 }
 
 /// The Delta table `name` under `to`, through arstream's own object store, not loaded yet.

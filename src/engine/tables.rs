@@ -45,7 +45,8 @@ pub struct SnapshotData {
 }
 
 impl SnapshotData {
-    fn get(&self, name: &str) -> Option<Arc<dyn TableProvider>> {
+    /// The rows of table `name`, if this engine has any.
+    pub fn get(&self, name: &str) -> Option<Arc<dyn TableProvider>> {
         let tables = self.tables.read().unwrap_or_else(|e| e.into_inner());
         tables.get(name).cloned()
     }
@@ -70,6 +71,13 @@ impl SnapshotData {
 pub struct SnapshotTable {
     name: String,
     schema: SchemaRef,
+}
+
+impl SnapshotTable {
+    /// The table's name, whose rows a scan takes.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
 }
 
 #[async_trait::async_trait]

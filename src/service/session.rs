@@ -119,7 +119,7 @@ pub enum SessionError {
     #[error("late days must be 0 or more (--late-days, [risk] late_days), not {0}")]
     LateDays(i32),
     #[error(
-        "no published state to read as known at a time: give --published URL, or url = \"…\" under [publish] in the config"
+        "no published state to read (as known at a time, or on a cluster): give --published URL, or url = \"…\" under [publish] in the config"
     )]
     NotPublished,
     #[error(transparent)]
@@ -327,13 +327,15 @@ impl Session {
         self.engine_for(false, None).await
     }
 
-    /// An engine over the state as it was published (`published`, or `[publish] url`) at
-    /// `at`: the plain views over each published table as it was then (see
-    /// [`crate::engine::published`]).
-    pub async fn engine_as_known(
+    /// An engine over the state as published (`published`, or `[publish] url`): the plain
+    /// views over each published table as it was at `at`, or at its latest version (see
+    /// [`crate::engine::published`]), run here or on the Ballista cluster of scheduler
+    /// `cluster` (see [`crate::engine::cluster`]).
+    pub async fn engine_published(
         &self,
-        at: chrono::DateTime<chrono::Utc>,
+        at: Option<chrono::DateTime<chrono::Utc>>,
         published: Option<&str>,
+        cluster: Option<&str>,
     ) -> Result<(Engine, KpiParams), SessionError> {
         let url = (published.map(str::to_string))
             .or_else(|| self.config.publish.url.clone())
@@ -344,9 +346,20 @@ impl Session {
             source: Box::new(source),
         })?;
         let params = self.kpi_params()?;
-        let engine = self.engine_with(ViewSet::Plain)?;
+        let engine = match cluster {
+            Some(cluster) => {
+                let folder = std::path::Path::new(&self.config.engine.queries);
+                Engine::on_cluster(cluster)?.with_queries(Some(folder), ViewSet::Plain)?
+            }
+            None => self.engine_with(ViewSet::Plain)?,
+        };
         engine.refresh_as_known(&to, at, &params).await?;
         Ok((engine, params))
+    }
+
+    /// The Ballista cluster to run on: `given`, or the config's `[engine] cluster`.
+    pub fn cluster(&self, given: Option<&str>) -> Option<String> {
+        (given.map(str::to_string)).or_else(|| self.config.engine.cluster.clone())
     }
 
     /// An engine for one query: without the ledger when the query does not read it.
