@@ -324,6 +324,14 @@ fn kpis_as_known_before_a_back_dated_payment_are_the_earlier_figures() {
     let known = chrono::Utc::now().to_rfc3339();
     let before = month_end(&feed, &state, None);
     std::thread::sleep(std::time::Duration::from_millis(50));
+    // February is closed with what was published: its figures are kept.
+    let closed = common::succeeded(
+        arstream(&feed, &state)
+            .args(["close", "2025-02", "--published"])
+            .arg(&published),
+    );
+    let said = String::from_utf8(closed.stdout).unwrap();
+    assert!(said.contains("closed 2025-02 (as of 2025-02-28"), "{said}");
 
     // A payment of March, recorded as received on 20 February, lands after the month-end
     // was published: it restates February.
@@ -363,6 +371,44 @@ fn kpis_as_known_before_a_back_dated_payment_are_the_earlier_figures() {
         same_figures(&as_known_now, &after),
         "{as_known_now}\n{after}"
     );
+
+    // The closed period keeps the figures reported then, and is not closed again.
+    let kept = common::succeeded(
+        arstream(&feed, &state)
+            .args([
+                "sql",
+                "--format",
+                "json",
+                "--as-known",
+                "now",
+                "--published",
+            ])
+            .arg(&published)
+            .arg("SELECT total_ar, dso, cei FROM closed_periods WHERE period = '2025-02'"),
+    );
+    let kept: serde_json::Value = serde_json::from_slice(&kept.stdout).unwrap();
+    let number = |v: &serde_json::Value| v.as_f64().or_else(|| v.as_str()?.parse().ok()).unwrap();
+    for figure in ["total_ar", "dso", "cei"] {
+        let (kept, then) = (number(&kept[0][figure]), number(&before[figure]));
+        assert!(
+            (kept - then).abs() <= 1e-9 * then.abs().max(1.0),
+            "{figure}: {kept} kept, {then} reported"
+        );
+    }
+    assert!(number(&after["total_ar"]) != number(&kept[0]["total_ar"]));
+    let again = arstream(&feed, &state)
+        .args(["close", "2025-02", "--published"])
+        .arg(&published)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    let said = String::from_utf8_lossy(&again.stderr);
+    assert!(said.contains("2025-02 is closed already"), "{said}");
+    let open = arstream(&feed, &state)
+        .args(["close", "2999-01"])
+        .output()
+        .unwrap();
+    assert_eq!(open.status.code(), Some(2), "{open:?}");
 
     // Before anything was published, nothing was known.
     let mut too_early = arstream(&feed, &state);

@@ -1,6 +1,7 @@
 //! The command line: one file per command; shared set-up (config, feed, state) lives here.
 
 mod act;
+mod close;
 mod cluster;
 mod dashboard;
 mod generate;
@@ -114,7 +115,8 @@ pub struct GlobalArgs {
 pub struct AsKnownArgs {
     /// Run on the state as it was published at this time (each Delta table of [publish] url
     /// at its latest version then): YYYY-MM-DD (the end of that day, UTC),
-    /// YYYY-MM-DDTHH:MM[:SS] (UTC) or RFC 3339 with an offset. The views are the plain ones
+    /// YYYY-MM-DDTHH:MM[:SS] (UTC), RFC 3339 with an offset, or now (the latest). The views
+    /// are the plain ones
     #[arg(long, value_name = "TIME", value_parser = as_known_time)]
     pub as_known: Option<chrono::DateTime<chrono::Utc>>,
     /// Run the views on the Ballista cluster whose scheduler is at URL (df://HOST:PORT; see
@@ -128,9 +130,12 @@ pub struct AsKnownArgs {
 }
 
 /// A time for `--as-known`: a date (its end, UTC), a date and time (UTC), or RFC 3339.
-fn as_known_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+pub(crate) fn as_known_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     use chrono::{NaiveDate, NaiveDateTime, TimeZone, Utc};
     let text = text.trim();
+    if text == "now" {
+        return Ok(Utc::now());
+    }
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
         return Ok(t.with_timezone(&Utc));
     }
@@ -145,7 +150,9 @@ fn as_known_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
         }
     }
     let day = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
-        format!("'{text}' is not a time: give YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] (UTC) or RFC 3339")
+        format!(
+            "'{text}' is not a time: give YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] (UTC), RFC 3339 or now"
+        )
     })?;
     let end = day
         .and_hms_milli_opt(23, 59, 59, 999)
@@ -221,6 +228,8 @@ pub enum Command {
     /// Publish the state as Delta Lake tables (one per entity and per <entity>_changes) that
     /// Spark, Trino, DuckDB, Polars or pandas read
     Publish(publish::PublishArgs),
+    /// Keep a month's KPI summary, as published, as the period's figures (closed_periods)
+    Close(close::CloseArgs),
     /// A Ballista scheduler that runs arstream's views on executors (`sql --cluster`)
     Scheduler(cluster::SchedulerArgs),
     /// A Ballista executor for `arstream scheduler`: runs the tasks of `sql --cluster` queries
@@ -260,6 +269,7 @@ pub fn main() -> ExitCode {
             Command::Serve(args) => serve::run(&cli.global, args).await,
             Command::Act(args) => act::run(&cli.global, args).await,
             Command::Publish(args) => publish::run(&cli.global, args).await,
+            Command::Close(args) => close::run(&cli.global, args).await,
             Command::Scheduler(args) => cluster::scheduler(args).await,
             Command::Executor(args) => cluster::executor(args).await,
         }

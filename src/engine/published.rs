@@ -21,14 +21,19 @@ use datafusion::datasource::listing::{
 };
 use deltalake::DeltaTable;
 use deltalake::logstore::{LogStore, LogStoreFactory, StorageConfig, default_logstore};
+use futures::StreamExt;
 use object_store::ObjectStoreExt;
 
 use super::EngineError;
 use crate::feed::contract::Entity;
 use crate::store::Location;
 
-/// Every published table under `to` (each entity's and each `<entity>_changes`), by name: as
-/// it was at `at`, or at its latest version.
+/// The Delta table of the closed periods' KPI summaries (see `crate::publish::closed`).
+pub const CLOSED_PERIODS: &str = "closed_periods";
+
+/// Every published table under `to` (each entity's and each `<entity>_changes`, and
+/// `closed_periods` once a period was closed), by name: as it was at `at`, or at its latest
+/// version.
 pub async fn tables_as_known(
     to: &Location,
     at: Option<DateTime<Utc>>,
@@ -39,38 +44,63 @@ pub async fn tables_as_known(
             entity.name().to_string(),
             format!("{}_changes", entity.name()),
         ] {
-            let failed = |detail: String| EngineError::Published {
-                table: name.clone(),
-                url: to.url_of(&name).to_string(),
-                detail,
+            let Some(table) = table_as_known(to, &name, at).await? else {
+                return Err(EngineError::Published {
+                    url: to.url_of(&name).to_string(),
+                    table: name,
+                    detail: format!(
+                        "nothing of it was published at or before {}",
+                        at.unwrap_or_default()
+                    ),
+                });
             };
-            let mut table = unloaded(to, &name).map_err(|e| failed(e.to_string()))?;
-            match at {
-                Some(at) => {
-                    (table.load_with_datetime(at).await).map_err(|e| failed(e.to_string()))?;
-                    // Time travel to before the first commit gives the first version: that
-                    // table was not known yet. (A version's time is its commit file's, as
-                    // Delta's own.)
-                    let version = table.version().unwrap_or(0);
-                    let commit = to.child(&format!("{name}/_delta_log/{version:020}.json"));
-                    let head = to
-                        .store
-                        .head(&commit)
-                        .await
-                        .map_err(|e| failed(e.to_string()))?;
-                    if head.last_modified > at {
-                        return Err(failed(format!(
-                            "nothing of it was published at or before {at}"
-                        )));
-                    }
-                }
-                None => (table.load().await).map_err(|e| failed(e.to_string()))?,
-            }
-            let provider = files_of(&table).map_err(|e| failed(e.to_string()))?;
-            tables.push((name, provider));
+            tables.push((name, table));
         }
     }
+    let closed = to.child(&format!("{CLOSED_PERIODS}/_delta_log"));
+    let listed = to.store.list(Some(&closed)).next().await;
+    if listed.is_some()
+        && let Some(table) = table_as_known(to, CLOSED_PERIODS, at).await?
+    {
+        tables.push((CLOSED_PERIODS.to_string(), table));
+    }
     Ok(tables)
+}
+
+/// The published table `name` at its latest version committed at or before `at` (or its
+/// latest), or `None` when its first commit came after `at`.
+async fn table_as_known(
+    to: &Location,
+    name: &str,
+    at: Option<DateTime<Utc>>,
+) -> Result<Option<Arc<dyn TableProvider>>, EngineError> {
+    let failed = |detail: String| EngineError::Published {
+        table: name.to_string(),
+        url: to.url_of(name).to_string(),
+        detail,
+    };
+    let mut table = unloaded(to, name).map_err(|e| failed(e.to_string()))?;
+    match at {
+        Some(at) => {
+            (table.load_with_datetime(at).await).map_err(|e| failed(e.to_string()))?;
+            // Time travel to before the first commit gives the first version: that table
+            // was not known yet. (A version's time is its commit file's, as Delta's own.)
+            let version = table.version().unwrap_or(0);
+            let commit = to.child(&format!("{name}/_delta_log/{version:020}.json"));
+            let head = to
+                .store
+                .head(&commit)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+            if head.last_modified > at {
+                return Ok(None);
+            }
+        }
+        None => (table.load().await).map_err(|e| failed(e.to_string()))?,
+    }
+    files_of(&table)
+        .map(Some)
+        .map_err(|e| failed(e.to_string()))
 }
 
 /// The loaded version of `table` as a table over its Parquet files (an empty one when it has

@@ -11,6 +11,7 @@
 //! state published (a state folder rebuilt) are refused, not appended to. Files replaced
 //! longer ago than the retention are vacuumed: time travel reaches back that far.
 
+pub mod closed;
 mod consumer;
 mod delta;
 
@@ -50,6 +51,10 @@ pub enum PublishError {
         url: String,
         why: String,
     },
+    #[error(
+        "{period} is closed already (Delta table {url}): its figures are kept as they were; read them with `SELECT * FROM closed_periods`"
+    )]
+    Closed { period: String, url: String },
     #[error("cannot make the folder '{path}': {source}")]
     Folder {
         path: String,
@@ -137,6 +142,16 @@ impl Publisher {
     /// The publish location as opened.
     pub fn location(&self) -> &Location {
         &self.to
+    }
+
+    /// Keep `engine`'s KPI summary as the figures of `period` (see [`closed`]).
+    pub async fn close(
+        &self,
+        engine: &Engine,
+        period: closed::Period,
+        known_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), PublishError> {
+        closed::close(engine, &self.to, period, known_at, self.retention).await
     }
 
     /// Publish what `engine` was refreshed on, the state at its checkpoint: every entity's
