@@ -441,3 +441,53 @@ fn run_once_publishes_without_outputs_too() {
     assert!(!said.contains("outputs written"), "{said}");
     assert!(published.join("invoices/_delta_log").is_dir());
 }
+
+#[test]
+fn the_model_report_as_known_now_is_the_live_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let (feed, state, published) = (
+        dir.path().join("feed"),
+        dir.path().join("state"),
+        dir.path().join("published"),
+    );
+    common::generated_feed(&feed, 40, 6, 17, 100_000);
+    publish(&feed, &state, &published);
+    let report = |extra: &[&str]| -> serde_json::Value {
+        let mut command = arstream(&feed, &state);
+        command.args(["--offline", "--plain", "--as-of", "feed", "model", "report"]);
+        command.args([
+            "--cutoff",
+            "2025-04-01",
+            "--origins",
+            "1",
+            "--format",
+            "json",
+        ]);
+        command.args(extra);
+        serde_json::from_slice(&common::succeeded(&mut command).stdout).unwrap()
+    };
+    let live = report(&[]);
+    let published = published.to_str().unwrap();
+    let as_known = report(&["--as-known", "now", "--published", published]);
+    assert!(live["auc"].as_f64().is_some(), "{live}");
+    assert!(same_values(&live, &as_known), "{as_known}\n{live}");
+}
+
+/// Whether two JSON values agree, numbers to a relative 1e-9.
+fn same_values(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => {
+            a.len() == b.len()
+                && a.iter()
+                    .all(|(k, x)| b.get(k).is_some_and(|y| same_values(x, y)))
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_values(x, y))
+        }
+        _ => match (a.as_f64(), b.as_f64()) {
+            (Some(x), Some(y)) => (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0),
+            _ => a == b,
+        },
+    }
+}

@@ -49,6 +49,8 @@ pub struct ReportArgs {
     /// evaluation day of the rolling backtest)
     #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
     pub format: ReportFormat,
+    #[command(flatten)]
+    pub as_known: super::AsKnownArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -59,8 +61,13 @@ pub enum ReportFormat {
 
 pub async fn run(global: &GlobalArgs, args: ModelArgs) -> anyhow::Result<ExitCode> {
     let ModelCommand::Report(args) = args.command;
-    let mut session = super::open_session(global).await?;
-    let (engine, params) = session.engine_without_aging().await?;
+    let mut session = super::open_session(&args.as_known.global(global)).await?;
+    let published = args.as_known.published_engine(&session).await?;
+    let of_live_state = published.is_none();
+    let (engine, params) = match published {
+        Some(engine) => engine,
+        None => session.engine_without_aging().await?,
+    };
     let risk = &session.config.risk;
     let cutoff = args
         .cutoff
@@ -76,7 +83,7 @@ pub async fn run(global: &GlobalArgs, args: ModelArgs) -> anyhow::Result<ExitCod
         origins: args.origins,
         every: args.every,
     };
-    let backtests = model_report::backtests(&session, &engine, &params, request)
+    let backtests = model_report::backtests(&session, &engine, &params, request, of_live_state)
         .await
         .context("reading the receivables history")?;
     // A history that ended long before the as-of date (an imported export, and `--as-of`

@@ -48,13 +48,18 @@ pub async fn backtests(
     engine: &Engine,
     params: &KpiParams,
     request: ReportRequest,
+    of_live_state: bool,
 ) -> Result<Backtests, EngineError> {
     let options = session.risk_options();
     let made_of = format!(
         "{params:?}; {options:?}; {request:?}; views {:016x}",
         engine.definitions_fingerprint()
     );
-    let stored = StoredTables::of(&session.state, DOCUMENT, &made_of);
+    // Backtests stored beside the state are of the state now: not read nor written for an
+    // engine on other tables (the state as published, as known at a time).
+    let stored = (of_live_state)
+        .then(|| StoredTables::of(&session.state, DOCUMENT, &made_of))
+        .flatten();
     if let Some(stored) = &stored
         && let Some(backtests) = stored.read_document::<Backtests>(DOCUMENT).await
     {
