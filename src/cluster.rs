@@ -23,7 +23,7 @@ use datafusion::prelude::SessionConfig;
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
 use object_store::ObjectStore;
 
-use crate::engine::cluster::{ClusterCodec, server_state};
+use crate::engine::cluster::{ClusterCodec, MAX_MESSAGE_BYTES, server_state};
 
 /// Why a scheduler or executor stopped.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +71,9 @@ pub async fn run_scheduler(
         .with_hostname(options.external_host)
         .with_port(address.port())
         .with_scheduler_policy(TaskSchedulingPolicy::PullStaged)
+        .with_grpc_server_max_decoding_message_size(MAX_MESSAGE_BYTES as u32)
+        .with_grpc_server_max_encoding_message_size(MAX_MESSAGE_BYTES as u32)
+        .with_grpc_client_max_message_size(MAX_MESSAGE_BYTES as u32)
         .with_override_config_producer(Arc::new(session_config))
         .with_override_session_builder(Arc::new(|config| Ok(server_state(config, runtime()?))));
     let config = SchedulerConfig {
@@ -118,6 +121,8 @@ pub async fn run_executor(options: ExecutorOptions) -> Result<(), ClusterError> 
         vcores: options.vcores.unwrap_or(defaults.vcores),
         work_dir: options.work_dir,
         task_scheduling_policy: TaskSchedulingPolicy::PullStaged,
+        grpc_max_decoding_message_size: MAX_MESSAGE_BYTES as u32,
+        grpc_max_encoding_message_size: MAX_MESSAGE_BYTES as u32,
         print_thread_info: false,
         override_function_registry: Some(Arc::new((&state).into())),
         override_config_producer: Some(Arc::new(session_config)),
@@ -132,7 +137,9 @@ pub async fn run_executor(options: ExecutorOptions) -> Result<(), ClusterError> 
 /// client's settings (sent with each job) update; without the adaptive planner (see
 /// [`crate::engine::cluster::client_state`]).
 fn session_config() -> SessionConfig {
-    SessionConfig::new_with_ballista().with_ballista_adaptive_query_planner(false)
+    SessionConfig::new_with_ballista()
+        .with_ballista_adaptive_query_planner(false)
+        .with_ballista_grpc_client_max_message_size(MAX_MESSAGE_BYTES)
 }
 
 /// A runtime whose object stores are arstream's (the scheduler lists a table's files, the

@@ -34,6 +34,11 @@ use super::tables::{SnapshotData, SnapshotTable};
 /// The port a Ballista scheduler listens on unless told otherwise.
 pub const DEFAULT_SCHEDULER_PORT: u16 = 50050;
 
+/// The largest gRPC message the client, scheduler and executors take: a plan carries the
+/// models' tables (at 10 M invoices the scores and forecast of ~400,000 open invoices, more
+/// than Ballista's default of 16 MiB).
+pub const MAX_MESSAGE_BYTES: usize = 1 << 30;
+
 /// arstream's SQL functions, for the scheduler's and executors' sessions.
 pub fn functions() -> Vec<WindowUDF> {
     super::functions::all()
@@ -68,7 +73,8 @@ pub fn client_state(
     let config = config
         .with_ballista_logical_extension_codec(Arc::new(ClusterCodec::client(rows)))
         .upgrade_for_ballista()
-        .with_ballista_adaptive_query_planner(false);
+        .with_ballista_adaptive_query_planner(false)
+        .with_ballista_grpc_client_max_message_size(MAX_MESSAGE_BYTES);
     SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()
