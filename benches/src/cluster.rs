@@ -91,7 +91,9 @@ pub fn run(
             }
         ));
         rows.push((
-            format!("`{name}`, single node, plain views on the state"),
+            format!(
+                "`{name}`, single node, plain views on the state (its models as stored beside it)"
+            ),
             single,
         ));
         rows.push((
@@ -111,7 +113,7 @@ pub fn run(
     }
 
     let mut text = format!(
-        "State: the ingest benchmark's ({label}), published ({:.1} s, nothing new to commit when it already was). One `arstream scheduler` and one `arstream executor` on this machine, over gRPC on loopback; each query a whole `arstream sql` command (the client: planning, the models it needs, the rows back).\n\n| command | time | client's peak memory |\n|---|---|---|\n",
+        "State: the ingest benchmark's ({label}), published ({:.1} s, nothing new to commit when it already was). One `arstream scheduler` and one `arstream executor` on this machine, over gRPC on loopback; each query a whole `arstream sql` command (the client: planning, the models it needs, the rows back). On the state, the models' tables stored beside it by an earlier command are read; over the published tables (single node or cluster) they are made from the tables, as `--as-known` and `--cluster` always do: those two rows are the like-for-like pair.\n\n| command | time | client's peak memory |\n|---|---|---|\n",
         published.seconds
     );
     for (what, m) in &rows {
