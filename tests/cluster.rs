@@ -27,12 +27,6 @@ fn arstream(feed: &Path, state: &Path) -> Command {
     command
 }
 
-/// A port on loopback nobody listens on now.
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
 /// The rows of `SELECT * FROM view` as JSON objects, in a fixed order; `options` are `sql`'s.
 fn rows(command: &mut Command, options: &[&str], view: &str) -> Vec<serde_json::Value> {
     let query = format!("SELECT * FROM {view}");
@@ -131,8 +125,8 @@ fn views_on_an_in_process_scheduler_and_executor_equal_the_single_node_engine() 
         scheduler_port: scheduler.port(),
         bind_host: "127.0.0.1".into(),
         external_host: None,
-        port: free_port(),
-        grpc_port: free_port(),
+        port: common::servers::free_port(),
+        grpc_port: common::servers::free_port(),
         vcores: Some(2),
         work_dir: None,
     };
@@ -181,8 +175,8 @@ fn views_on_arstream_scheduler_and_executor_processes_equal_the_single_node_engi
     let executor = Stopped(
         Command::new(env!("CARGO_BIN_EXE_arstream"))
             .args(["executor", "--scheduler", &format!("127.0.0.1:{port}")])
-            .args(["--port", &free_port().to_string()])
-            .args(["--grpc-port", &free_port().to_string()])
+            .args(["--port", &common::servers::free_port().to_string()])
+            .args(["--grpc-port", &common::servers::free_port().to_string()])
             .args(["--concurrent-tasks", "2"])
             .stdout(Stdio::null())
             .spawn()

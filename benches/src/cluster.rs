@@ -105,8 +105,8 @@ pub fn run(
             on_cluster,
         ));
     }
-    let executor_peak = peak_mib(executor.id());
-    let scheduler_peak = peak_mib(scheduler.id());
+    let executor_peak = super::service::peak_memory_mib(executor.id());
+    let scheduler_peak = super::service::peak_memory_mib(scheduler.id());
     for child in [executor.id(), scheduler.id()] {
         // SAFETY: signalling our own child.
         unsafe { libc::kill(child as i32, libc::SIGTERM) };
@@ -123,7 +123,7 @@ pub fn run(
         ));
     }
     text.push_str(&format!(
-        "\nThe executor's peak memory over all the queries: {executor_peak:.0} MiB; the scheduler's: {scheduler_peak:.0} MiB. {}.\n\nCommand: `cargo build --release && cargo run --release -p arstream-bench -- cluster`.\n",
+        "\nThe executor's peak memory over all the queries: {executor_peak} MiB; the scheduler's: {scheduler_peak} MiB. {}.\n\nCommand: `cargo build --release && cargo run --release -p arstream-bench -- cluster`.\n",
         agree.join("; ")
     ));
     write_section(report, "cluster", &text)?;
@@ -160,13 +160,4 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
-}
-
-/// A running process's resident high-water mark (VmHWM), in MiB.
-fn peak_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    (status.lines())
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
 }

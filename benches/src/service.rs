@@ -261,7 +261,7 @@ fn settle(pid: u32, limit: Duration) -> Duration {
 }
 
 /// The resident high-water mark of process `pid`, in MiB.
-fn peak_memory_mib(pid: u32) -> u64 {
+pub(crate) fn peak_memory_mib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     (status.lines())
         .find_map(|l| l.strip_prefix("VmHWM:"))
