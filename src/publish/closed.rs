@@ -64,10 +64,18 @@ pub async fn close(
         table: TABLE.to_string(),
         source,
     };
+    // Times in UTC to the microsecond, as Delta's `timestamp` holds them (a time without a
+    // zone would need the `timestampNtz` feature, which not every reader has).
+    let utc = |sql: &str| format!("arrow_cast({sql}, 'Timestamp(Microsecond, Some(\"UTC\"))')");
+    let known = format!(
+        "CAST('{}' AS TIMESTAMP)",
+        known_at.naive_utc().format("%Y-%m-%dT%H:%M:%S%.6f")
+    );
     let sql = format!(
-        "SELECT '{}' AS period, CAST('{}' AS TIMESTAMP) AS known_at, now() AS closed_at, * FROM kpi_summary",
+        "SELECT '{}' AS period, {} AS known_at, {} AS closed_at, * FROM kpi_summary",
         period.name(),
-        known_at.naive_utc().format("%Y-%m-%dT%H:%M:%S%.6f"),
+        utc(&known),
+        utc("now()"),
     );
     let rows = engine.ctx.sql(&sql).await;
     let plan = rows.map_err(|e| failed(e.into()))?.into_unoptimized_plan();
