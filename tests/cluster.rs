@@ -145,6 +145,10 @@ struct Stopped(Child);
 
 impl Drop for Stopped {
     fn drop(&mut self) {
+        // One that stopped before its time says how (in a failing test's output).
+        if let Ok(Some(status)) = self.0.try_wait() {
+            eprintln!("process {} had stopped: {status}", self.0.id());
+        }
         unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
         let _ = self.0.wait();
     }
@@ -164,9 +168,10 @@ fn views_on_arstream_scheduler_and_executor_processes_equal_the_single_node_engi
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(scheduler.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut said = BufReader::new(scheduler.stdout.take().unwrap());
+    said.read_line(&mut line).unwrap();
+    // Whatever it says later is read too: its stdout stays open.
+    std::thread::spawn(move || std::io::copy(&mut said, &mut std::io::sink()));
     let scheduler = Stopped(scheduler);
     let port = (line.split("127.0.0.1:").nth(1))
         .and_then(|rest| rest.split(':').next())

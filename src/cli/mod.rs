@@ -238,9 +238,13 @@ pub enum Command {
 
 /// Parse the command line, run the command, and turn any error into one line on stderr.
 pub fn main() -> ExitCode {
-    restore_sigpipe();
     return_large_frees_to_the_system();
     let cli = Cli::parse();
+    // A cluster's scheduler and executors serve on whoever reads their output: a reader that
+    // goes away must not stop them (a closed pipe fails the write, which they survive).
+    if !matches!(cli.command, Command::Scheduler(_) | Command::Executor(_)) {
+        restore_sigpipe();
+    }
     init_logging(cli.global.verbose, cli.global.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -287,7 +291,7 @@ pub fn main() -> ExitCode {
 /// tools do, instead of panicking on the failed write.
 fn restore_sigpipe() {
     #[cfg(unix)]
-    // SAFETY: setting a signal's disposition to its default before any thread starts.
+    // SAFETY: setting a signal's disposition to its default before the runtime's threads start.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
