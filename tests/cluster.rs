@@ -43,19 +43,6 @@ fn rows(command: &mut Command, options: &[&str], view: &str) -> Vec<serde_json::
     rows
 }
 
-/// Whether two values agree, numbers to a relative 1e-9 (sums run in another order).
-fn same(a: &serde_json::Value, b: &serde_json::Value) -> bool {
-    match (a, b) {
-        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
-            a.len() == b.len() && a.iter().all(|(k, x)| b.get(k).is_some_and(|y| same(x, y)))
-        }
-        _ => match (a.as_f64(), b.as_f64()) {
-            (Some(x), Some(y)) => (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0),
-            _ => a == b,
-        },
-    }
-}
-
 /// Publish the state of `feed`, then check each view on the cluster at `cluster` against the
 /// single-node engine.
 fn check_views_on_cluster(feed: &Path, dir: &Path, cluster: &str) {
@@ -81,7 +68,10 @@ fn check_views_on_cluster(feed: &Path, dir: &Path, cluster: &str) {
         assert!(!single.is_empty(), "{view} has rows on {}", feed.display());
         assert_eq!(single.len(), on_cluster.len(), "{view}: as many rows");
         for (a, b) in single.iter().zip(&on_cluster) {
-            assert!(same(a, b), "{view} on the cluster:\n{b}\nsingle node:\n{a}");
+            assert!(
+                common::same_json(a, b),
+                "{view} on the cluster:\n{b}\nsingle node:\n{a}"
+            );
         }
     }
 }

@@ -470,24 +470,5 @@ fn the_model_report_as_known_now_is_the_live_report() {
     let published = published.to_str().unwrap();
     let as_known = report(&["--as-known", "now", "--published", published]);
     assert!(live["auc"].as_f64().is_some(), "{live}");
-    assert!(same_values(&live, &as_known), "{as_known}\n{live}");
-}
-
-/// Whether two JSON values agree, numbers to a relative 1e-9.
-fn same_values(a: &serde_json::Value, b: &serde_json::Value) -> bool {
-    use serde_json::Value;
-    match (a, b) {
-        (Value::Object(a), Value::Object(b)) => {
-            a.len() == b.len()
-                && a.iter()
-                    .all(|(k, x)| b.get(k).is_some_and(|y| same_values(x, y)))
-        }
-        (Value::Array(a), Value::Array(b)) => {
-            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_values(x, y))
-        }
-        _ => match (a.as_f64(), b.as_f64()) {
-            (Some(x), Some(y)) => (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0),
-            _ => a == b,
-        },
-    }
+    assert!(common::same_json(&live, &as_known), "{as_known}\n{live}");
 }

@@ -54,12 +54,9 @@ pub async fn run(global: &GlobalArgs, args: CloseArgs) -> anyhow::Result<ExitCod
         eprintln!("warning: the cash forecast's backtest could not be made: {e}");
     }
     let publisher = Publisher::of_config(&url, &session.config.publish)?;
-    (publisher.close(&engine, period, known_at).await)
+    let kept = (publisher.close(&engine, period, known_at).await)
         .with_context(|| format!("closing {}", period.name()))?;
-    let figures = engine
-        .query("SELECT total_ar, dso, cei FROM kpi_summary")
-        .await?;
-    let json = crate::engine::rows_as_json(&figures)?;
+    let json = crate::engine::rows_as_json(&kept)?;
     let row = json.first().cloned().unwrap_or_default();
     println!(
         "closed {} (as of {}, the tables as published at {}): total AR {}, DSO {}, CEI {}; kept in {}",

@@ -43,15 +43,15 @@ impl Period {
 }
 
 /// Keep `engine`'s KPI summary (its parameters at the period's last day, its tables as known
-/// at `known_at`) as the figures of `period`, under `to`. Refused when the period was closed
-/// already.
+/// at `known_at`) as the figures of `period`, under `to`: the row kept. Refused when the period
+/// was closed already.
 pub async fn close(
     engine: &Engine,
     to: &Location,
     period: Period,
     known_at: DateTime<Utc>,
     retention: Duration,
-) -> Result<(), PublishError> {
+) -> Result<Vec<arrow::array::RecordBatch>, PublishError> {
     let app_id = format!("arstream:close:{}", period.name());
     let mut table = Table::open(to, TABLE, &app_id, retention).await?;
     if table.generation().await?.is_some() {
@@ -77,7 +77,10 @@ pub async fn close(
         utc(&known),
         utc("now()"),
     );
-    let rows = engine.ctx.sql(&sql).await;
-    let plan = rows.map_err(|e| failed(e.into()))?.into_unoptimized_plan();
-    table.append(engine, plan, 1).await
+    // Computed once: the rows committed are the rows returned.
+    let rows = (engine.query(&sql).await).map_err(failed)?;
+    let read = engine.ctx.read_batches(rows.clone());
+    let plan = read.map_err(|e| failed(e.into()))?.into_unoptimized_plan();
+    table.append(engine, plan, 1).await?;
+    Ok(rows)
 }

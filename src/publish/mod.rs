@@ -150,7 +150,7 @@ impl Publisher {
         engine: &Engine,
         period: closed::Period,
         known_at: chrono::DateTime<chrono::Utc>,
-    ) -> Result<(), PublishError> {
+    ) -> Result<Vec<arrow::array::RecordBatch>, PublishError> {
         closed::close(engine, &self.to, period, known_at, self.retention).await
     }
 
